@@ -1,0 +1,1 @@
+# protogen_generate() — being written

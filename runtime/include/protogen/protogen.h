@@ -1,0 +1,11 @@
+/* protogen runtime: the one header to include. */
+#ifndef PROTOGEN_PROTOGEN_H
+#define PROTOGEN_PROTOGEN_H
+
+#include "protogen/version.h"
+#include "protogen/loop.h"
+#include "protogen/protocol.h"
+#include "protogen/transport.h"
+#include "protogen/tcp.h"
+
+#endif
