@@ -1,0 +1,5 @@
+import sys
+
+from protogen.cli import main
+
+sys.exit(main())

@@ -1,0 +1,213 @@
+"""Checks a parsed spec and builds the model, or reports every problem it finds."""
+
+import os
+
+from protogen import model
+from protogen.diagnostics import Diagnostic, SpecError, did_you_mean
+from protogen.lexer import NAME, NUMBER
+
+C_KEYWORDS = frozenset("""
+    auto break case char const continue default do double else enum extern float for goto if
+    inline int long register restrict return short signed sizeof static struct switch typedef
+    union unsigned void volatile while _Alignas _Alignof _Atomic _Bool _Complex _Generic
+    _Imaginary _Noreturn _Static_assert _Thread_local bool true false
+""".split())
+
+MAX_NAME_LENGTH = 64
+
+
+def format_size(n: int) -> str:
+    for unit, scale in sorted(model.SIZE_UNITS.items(), key=lambda u: -u[1]):
+        if n % scale == 0 and n >= scale:
+            return f"{n // scale}{unit}"
+    return f"{n}B"
+
+
+class _Checker:
+    def __init__(self, spec, spec_file):
+        self.spec = spec
+        self.spec_file = spec_file
+        self.diagnostics = []
+
+    def err(self, pos, message):
+        self.diagnostics.append(Diagnostic(pos, message))
+
+    # -- the protocol level ------------------------------------------------
+
+    SETTINGS = ("transport", "role", "kind")
+    BLOCKS = ("callbacks", "watermarks")
+
+    def protocol(self):
+        name_tok = self.spec.name
+        name = name_tok.text
+        if name in C_KEYWORDS:
+            self.err(name_tok.pos, f"protocol name '{name}' is a C keyword")
+        elif name.lower().startswith("pg_"):
+            self.err(name_tok.pos, f"protocol name '{name}' uses the runtime's reserved prefix 'pg_'")
+        elif name.startswith("_"):
+            self.err(name_tok.pos, f"protocol name '{name}' must not start with '_' (reserved in C)")
+        elif len(name) > MAX_NAME_LENGTH:
+            self.err(name_tok.pos, f"protocol name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
+
+        seen = {}
+        for decl in self.spec.body:
+            key = decl.name.text
+            if key not in self.SETTINGS and key not in self.BLOCKS:
+                hint = did_you_mean(key, self.SETTINGS + self.BLOCKS)
+                self.err(decl.name.pos, f"unknown declaration '{key}'{hint}")
+                continue
+            if key in seen:
+                self.err(decl.name.pos, f"duplicate '{key}' declaration (first declared at line {seen[key].name.pos.line})")
+                continue
+            seen[key] = decl
+
+        transport = self.choice(seen.get("transport"), "transport", model.TRANSPORTS)
+        role = self.choice(seen.get("role"), "role", {r: r for r in model.ROLES})
+        kind = self.choice(seen.get("kind"), "kind", model.KINDS)
+        for key in self.SETTINGS:
+            if key not in seen:
+                self.err(name_tok.pos, f"protocol '{name}' has no '{key}' declaration")
+
+        if transport and kind and kind.name not in transport.kinds:
+            carried = ", ".join(transport.kinds)
+            self.err(seen["kind"].values[0].pos,
+                     f"kind '{kind.name}' cannot run over transport '{transport.name}' (it carries: {carried})")
+            kind = None
+
+        declared = self.callbacks(seen.get("callbacks"), kind)
+        watermarks = self.watermarks(seen.get("watermarks"))
+
+        if self.diagnostics:
+            raise SpecError(sorted(self.diagnostics, key=lambda d: (d.pos.line, d.pos.col)))
+        return model.Protocol(
+            name=name,
+            spec_file=os.path.basename(self.spec_file),
+            transport=transport,
+            role=role,
+            kind=kind,
+            declared=frozenset(declared),
+            watermarks=watermarks,
+            callbacks=kind.callbacks,
+        )
+
+    def choice(self, decl, key, options):
+        """A setting with one name out of options; returns the option or None."""
+        if decl is None:
+            return None
+        if decl.body is not None:
+            self.err(decl.name.pos, f"'{key}' takes a value, not a block: {key} {next(iter(options))};")
+            return None
+        if not decl.values:
+            self.err(decl.name.pos, f"'{key}' needs a value: one of {', '.join(options)}")
+            return None
+        value = decl.values[0]
+        if len(decl.values) > 1:
+            self.err(decl.values[1].pos, f"'{key}' takes one value, found {len(decl.values)}")
+            return None
+        if value.kind != NAME or value.text not in options:
+            hint = did_you_mean(value.text, options) if value.kind == NAME else ""
+            self.err(value.pos, f"unknown {key} '{value.text}'{hint or '; expected one of ' + ', '.join(options)}")
+            return None
+        chosen = options[value.text]
+        if getattr(chosen, "supported", True) is False:
+            self.err(value.pos, f"{key} '{value.text}' is not supported yet by this version of protogen")
+            return None
+        return chosen
+
+    # -- blocks ------------------------------------------------------------
+
+    def block_items(self, decl, key):
+        if decl.body is None:
+            self.err(decl.name.pos, f"'{key}' takes a block: {key} {{ ... }}")
+            return []
+        return decl.body
+
+    def callbacks(self, decl, kind):
+        if decl is None:
+            return []
+        names = [cb.name for cb in kind.callbacks] if kind else None
+        declared = {}
+        for item in self.block_items(decl, "callbacks"):
+            cb = item.name.text
+            if item.body is not None or item.values:
+                where = item.values[0].pos if item.values else item.name.pos
+                self.err(where, f"callback '{cb}' takes no value: write '{cb};'")
+                continue
+            if names is not None and cb not in names:
+                hint = did_you_mean(cb, names)
+                self.err(item.name.pos, f"unknown callback '{cb}' for kind '{kind.name}'{hint}")
+                continue
+            if cb in declared:
+                self.err(item.name.pos, f"duplicate callback '{cb}' (first declared at line {declared[cb].pos.line})")
+                continue
+            declared[cb] = item.name
+        return list(declared)
+
+    def watermarks(self, decl):
+        if decl is None:
+            return None
+        values = {}
+        first = {}
+        for item in self.block_items(decl, "watermarks"):
+            key = item.name.text
+            if key not in ("high", "low"):
+                self.err(item.name.pos, f"unknown watermark '{key}'{did_you_mean(key, ('high', 'low')) or '; expected high or low'}")
+                continue
+            if key in first:
+                self.err(item.name.pos, f"duplicate '{key}' watermark (first declared at line {first[key].pos.line})")
+                continue
+            first[key] = item.name
+            size = self.size(item, f"{key} watermark")
+            if size is not None:
+                values[key] = size
+        if not first:
+            self.err(decl.name.pos, "'watermarks' is empty: give 'high', 'low' or both")
+            return None
+        if len(values) != len(first):
+            return None  # an error was reported already
+        high, low = values.get("high"), values.get("low")
+        if high is None:
+            high = 4 * low
+        if low is None:
+            low = high // 4
+        if low > high:
+            self.err(first.get("low", decl.name).pos,
+                     f"low watermark {format_size(low)} is above high watermark {format_size(high)}")
+            return None
+        if high > model.MAX_WATERMARK:
+            where = first.get("high", first.get("low"))
+            self.err(where.pos, f"high watermark {format_size(high)} is above the limit of {format_size(model.MAX_WATERMARK)}")
+            return None
+        return model.Watermarks(high, low)
+
+    def size(self, item, what):
+        if item.body is not None:
+            self.err(item.name.pos, f"{what} takes a size, not a block")
+            return None
+        if not item.values:
+            self.err(item.name.pos, f"{what} needs a size, e.g. '{item.name.text} 64KiB;'")
+            return None
+        if len(item.values) > 1:
+            self.err(item.values[1].pos, f"{what} takes one size, found {len(item.values)} values")
+            return None
+        tok = item.values[0]
+        if tok.kind != NUMBER:
+            self.err(tok.pos, f"expected a size such as 64KiB, found '{tok.text}'")
+            return None
+        units = ", ".join(model.SIZE_UNITS)
+        if not tok.unit:
+            self.err(tok.pos, f"size '{tok.text}' needs a unit: one of {units}")
+            return None
+        if tok.unit not in model.SIZE_UNITS:
+            hint = did_you_mean(tok.unit, model.SIZE_UNITS) or f"; expected one of {units}"
+            self.err(tok.pos, f"unknown size unit '{tok.unit}'{hint}")
+            return None
+        value = tok.value * model.SIZE_UNITS[tok.unit]
+        if value > model.MAX_WATERMARK:
+            self.err(tok.pos, f"{what} {tok.text} is above the limit of {format_size(model.MAX_WATERMARK)}")
+            return None
+        return value
+
+
+def check(spec, spec_file: str) -> model.Protocol:
+    return _Checker(spec, spec_file).protocol()

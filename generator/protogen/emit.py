@@ -1,0 +1,164 @@
+"""Renders the model into files: all in memory first, then written atomically.
+
+A failed run leaves every file as it was. The handler skeleton is the user's
+file: it is created only when absent and never replaced, even in a race.
+"""
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+import jinja2
+
+from protogen import RUNTIME_ABI, VERSION
+
+OUTPUTS = ("header", "source", "handlers")
+
+
+def _templates_dir() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    # Source tree: generator/protogen/../../templates; installed: share/protogen/{generator/protogen,templates}.
+    return os.path.normpath(os.path.join(here, "..", "..", "templates"))
+
+
+def _c_params(callback, proto) -> str:
+    params = [f"{proto.name}_conn *conn", f"struct {proto.name}_state *state"]
+    params += [f"{ctype}{'' if ctype.endswith('*') else ' '}{name}" for ctype, name in callback.params]
+    return ", ".join(params)
+
+
+def _c_runtime_params(callback) -> str:
+    params = ["void *self"]
+    params += [f"{ctype}{'' if ctype.endswith('*') else ' '}{name}" for ctype, name in callback.runtime_params]
+    return ", ".join(params)
+
+
+def _c_args(callback) -> str:
+    return ", ".join(["conn", "state"] + [name for _, name in callback.params])
+
+
+def _c_comment(text: str, indent: str = "") -> str:
+    lines = text.split("\n")
+    return "\n".join(f"{indent}/* {line} */" if len(lines) == 1 else f"{indent}{' * ' if i else '/* '}{line}"
+                     for i, line in enumerate(lines)) + ("" if len(lines) == 1 else f"\n{indent} */")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_templates_dir()),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    # Every naming and formatting rule the templates use is registered here.
+    env.filters["c_params"] = _c_params
+    env.filters["c_runtime_params"] = _c_runtime_params
+    env.filters["c_args"] = _c_args
+    env.filters["c_comment"] = _c_comment
+    env.filters["upper_ident"] = lambda s: s.upper()
+    return env
+
+
+def _lifecycle(proto) -> dict:
+    """The kind's lifecycle as C enum names and a full (state x event) table."""
+    P = proto.name.upper()
+    lc = proto.kind.lifecycle
+    states = [{"name": s, "enum": f"{P}_{s.upper()}"} for s in lc.states]
+    events = [{"name": cb.name, "enum": f"{P}_EV_{cb.name.upper()}"} for cb in proto.callbacks]
+    enum_of = {s["name"]: s["enum"] for s in states}
+    table = []
+    for s in lc.states:
+        row = []
+        for cb in proto.callbacks:
+            if cb.name in lc.flow_callbacks:
+                nxt = s if s in lc.flow_states else None
+            else:
+                nxt = lc.transitions.get((s, cb.name))
+            row.append(enum_of[nxt] if nxt else f"{P}_INVALID")
+        table.append({"state": {"name": s}, "next": row})
+    return {"states": states, "events": events, "table": table}
+
+
+@dataclass
+class Output:
+    what: str      # one of OUTPUTS
+    path: str
+    text: str
+    user_file: bool = False   # never overwritten
+
+
+def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS) -> list:
+    env = _environment()
+    context = {
+        "p": proto,
+        "version": VERSION,
+        "abi": RUNTIME_ABI,
+        "guard": f"{proto.name.upper()}_H_INCLUDED",
+        "P": proto.name.upper(),
+        "lifecycle": _lifecycle(proto),
+    }
+    kind = proto.kind.name
+    plan = {
+        "header": (f"{kind}/header.h.j2", os.path.join(out_dir, f"{proto.name}.h"), False),
+        "source": (f"{kind}/source.c.j2", os.path.join(out_dir, f"{proto.name}.c"), False),
+        "handlers": (f"{kind}/handlers.c.j2", os.path.join(handlers_dir, f"{proto.name}_handlers.c"), True),
+    }
+    return [Output(what, path, env.get_template(tpl).render(context), user)
+            for what, (tpl, path, user) in plan.items() if what in emit]
+
+
+def _temp_beside(path: str, text: str) -> str:
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".protogen-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write(outputs) -> list:
+    """Writes the outputs; returns the paths written. Skips an existing user file.
+
+    Generated files are replaced only when their content changed, so builds
+    that track timestamps do not rebuild for nothing.
+    """
+    pending = []   # (tmp, final, user_file)
+    try:
+        for out in outputs:
+            if out.user_file and os.path.exists(out.path):
+                continue
+            if not out.user_file and _same_content(out.path, out.text):
+                continue
+            pending.append((_temp_beside(out.path, out.text), out.path, out.user_file))
+    except BaseException:
+        for tmp, _, _ in pending:
+            os.unlink(tmp)
+        raise
+    written = []
+    for tmp, final, user_file in pending:
+        if user_file:
+            try:
+                os.link(tmp, final)   # fails if the file appeared meanwhile: never clobbers
+                written.append(final)
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+        else:
+            os.replace(tmp, final)
+            written.append(final)
+    return written
+
+
+def _same_content(path: str, text: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.read() == text
+    except (OSError, UnicodeDecodeError):
+        return False

@@ -1,0 +1,117 @@
+"""The checked model of a protocol, and the catalogue of what the language knows.
+
+Everything the templates need is decided here or in check.py; templates only print it.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A protocol callback as the user implements it: <proto>_on_<name>(conn, state, params...)."""
+    name: str
+    returns: str                 # C return type
+    params: tuple = ()           # extra (ctype, name) pairs after conn and state
+    runtime_params: tuple = ()   # the runtime's own parameter list, after `void *self`
+    default_return: str = ""     # what an undeclared callback returns (asyncio's default)
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Which callbacks may come in which state: the order asyncio guarantees, as data."""
+    states: tuple                 # first one is the initial state
+    transitions: dict             # (state, callback) -> next state
+    flow_callbacks: tuple = ()    # pause/resume: allowed while in flow_states, alternating
+    flow_states: tuple = ()
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    callbacks: tuple              # of Callback, in the order they are documented
+    lifecycle: Lifecycle = None
+    supported: bool = True
+
+
+@dataclass(frozen=True)
+class Transport:
+    name: str
+    kinds: tuple                  # kinds this transport can carry
+    can_write_eof: bool = True
+    supported: bool = True
+
+
+STREAM_CALLBACKS = (
+    Callback("connection_made", "void", (), (("pg_transport *", "transport"),),
+             doc="The connection is ready. No data arrives before this returns."),
+    Callback("data_received", "void", (("const uint8_t *", "data"), ("size_t", "len")),
+             (("const uint8_t *", "data"), ("size_t", "len")),
+             doc="Bytes from the peer. The memory is the loop's: copy what you keep."),
+    Callback("eof_received", "bool", (), (), default_return="false",
+             doc="The peer closed its write side. Return true to stay open for writing,\n"
+                 "false to close once the write buffer drains."),
+    Callback("connection_lost", "void", (("int", "error"),), (("int", "error"),),
+             doc="The connection is closed: error is 0, or a negative errno (-ECONNRESET).\n"
+                 "The connection and its state are freed when this returns."),
+    Callback("pause_writing", "void", (), (),
+             doc="The write buffer went above the high watermark: stop writing."),
+    Callback("resume_writing", "void", (), (),
+             doc="The write buffer drained to the low watermark: writing may go on."),
+)
+
+STREAM_LIFECYCLE = Lifecycle(
+    states=("new", "open", "eof", "lost"),
+    transitions={
+        ("new", "connection_made"): "open",
+        ("open", "data_received"): "open",
+        ("open", "eof_received"): "eof",
+        ("open", "connection_lost"): "lost",
+        ("eof", "connection_lost"): "lost",
+    },
+    flow_callbacks=("pause_writing", "resume_writing"),
+    flow_states=("open", "eof"),
+)
+
+KINDS = {
+    "stream": Kind("stream", STREAM_CALLBACKS, STREAM_LIFECYCLE),
+    "buffered": Kind("buffered", (), supported=False),
+    "datagram": Kind("datagram", (), supported=False),
+    "subprocess": Kind("subprocess", (), supported=False),
+}
+
+TRANSPORTS = {
+    "tcp": Transport("tcp", ("stream", "buffered")),
+    "unix": Transport("unix", ("stream", "buffered"), supported=False),
+    "pipe": Transport("pipe", ("stream", "buffered"), supported=False),
+    "udp": Transport("udp", ("datagram",), can_write_eof=False, supported=False),
+    "subprocess": Transport("subprocess", ("subprocess",), supported=False),
+}
+
+ROLES = ("server", "client")
+
+# Size units: powers of two, spelled as in the IEC standard.
+SIZE_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}
+MAX_WATERMARK = 1024 ** 3
+
+
+@dataclass(frozen=True)
+class Watermarks:
+    high: int
+    low: int
+
+
+@dataclass
+class Protocol:
+    name: str
+    spec_file: str                # the spec's file name as given, for banners
+    transport: Transport
+    role: str
+    kind: Kind
+    declared: frozenset           # names of the callbacks the user implements
+    watermarks: Watermarks = None
+    callbacks: tuple = field(default=())   # the kind's callbacks, all of them
+
+    @property
+    def user_callbacks(self):
+        return tuple(cb for cb in self.callbacks if cb.name in self.declared)

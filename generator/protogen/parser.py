@@ -1,0 +1,98 @@
+"""Parses tokens into a small, generic syntax tree.
+
+The grammar is deliberately uniform so new declarations need no parser change:
+
+    spec        = "protocol" NAME "{" { declaration } "}" EOF
+    declaration = NAME { value } ";"
+                | NAME "{" { declaration } "}"
+    value       = NAME | NUMBER
+
+What each declaration means is the checker's business (check.py).
+"""
+
+from dataclasses import dataclass, field
+
+from protogen import lexer
+from protogen.diagnostics import error
+from protogen.lexer import EOF, LBRACE, NAME, NUMBER, RBRACE, SEMI, Token
+
+
+@dataclass
+class Declaration:
+    name: Token
+    values: list = field(default_factory=list)   # of Token (NAME or NUMBER)
+    body: list = None                             # of Declaration, for blocks
+
+
+@dataclass
+class Spec:
+    keyword: Token
+    name: Token
+    body: list
+
+
+class _Parser:
+    def __init__(self, tokens):
+        self.tokens = tokens
+        self.i = 0
+
+    def peek(self) -> Token:
+        return self.tokens[self.i]
+
+    def take(self) -> Token:
+        tok = self.tokens[self.i]
+        if tok.kind != EOF:
+            self.i += 1
+        return tok
+
+    def expect(self, kind: str, what: str) -> Token:
+        tok = self.peek()
+        if tok.kind != kind:
+            raise error(tok.pos, f"expected {what}, found {tok.describe()}")
+        return self.take()
+
+    def spec(self) -> Spec:
+        first = self.peek()
+        if first.kind == EOF:
+            raise error(first.pos, "empty spec: expected 'protocol NAME { ... }'")
+        if first.kind != NAME or first.text != "protocol":
+            raise error(first.pos, f"expected 'protocol', found {first.describe()}")
+        keyword = self.take()
+        name = self.expect(NAME, "a protocol name after 'protocol'")
+        self.expect(LBRACE, f"'{{' after 'protocol {name.text}'")
+        body = self.block_body()
+        extra = self.peek()
+        if extra.kind != EOF:
+            raise error(extra.pos, f"unexpected {extra.describe()} after the end of protocol '{name.text}'")
+        return Spec(keyword, name, body)
+
+    def block_body(self) -> list:
+        """Declarations up to and including the closing brace."""
+        decls = []
+        while True:
+            tok = self.peek()
+            if tok.kind == RBRACE:
+                self.take()
+                return decls
+            if tok.kind == EOF:
+                raise error(tok.pos, "expected '}' before end of file")
+            decls.append(self.declaration())
+
+    def declaration(self) -> Declaration:
+        name = self.expect(NAME, "a declaration")
+        values = []
+        while self.peek().kind in (NAME, NUMBER):
+            values.append(self.take())
+        tok = self.peek()
+        if tok.kind == LBRACE and not values:
+            self.take()
+            return Declaration(name, [], self.block_body())
+        if tok.kind == SEMI:
+            self.take()
+            return Declaration(name, values)
+        last = values[-1] if values else name
+        raise error(tok.pos, f"expected ';' after '{last.text}', found {tok.describe()}")
+
+
+def parse(text: str) -> Spec:
+    return _Parser(lexer.tokenize(text)).spec()
