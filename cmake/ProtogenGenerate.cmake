@@ -1,1 +1,91 @@
-# protogen_generate() — being written
+# protogen_generate(<target> SPEC <file> [OUTPUT_DIR <dir>] [HANDLERS_DIR <dir>] [NO_HANDLERS])
+#
+# Runs protogen on SPEC at build time and compiles the result into <target>:
+#   - <name>.h and <name>.c go to OUTPUT_DIR (default: ${CMAKE_CURRENT_BINARY_DIR}/protogen),
+#     regenerated whenever the spec, the generator or a template changes;
+#   - OUTPUT_DIR is added to <target>'s include path and protogen::protogen is linked;
+#   - <name>_handlers.c in HANDLERS_DIR (default: beside the spec) is your code. If it
+#     does not exist, the skeleton is written there once, at configure time; it is
+#     never overwritten. It is added to <target> unless NO_HANDLERS is given.
+#
+# PROTOGEN_EXECUTABLE must name bin/protogen (set by the protogen package or source tree).
+
+if(NOT PROTOGEN_EXECUTABLE)
+  message(FATAL_ERROR "protogen_generate: PROTOGEN_EXECUTABLE is not set")
+endif()
+
+get_filename_component(_protogen_bin_dir "${PROTOGEN_EXECUTABLE}" DIRECTORY)
+# The generator's own sources: a change to any of them regenerates every spec.
+file(GLOB _protogen_generator_files CONFIGURE_DEPENDS
+  "${_protogen_bin_dir}/../generator/protogen/*.py"
+  "${_protogen_bin_dir}/../templates/*/*.j2"
+  "${_protogen_bin_dir}/../share/protogen/generator/protogen/*.py"
+  "${_protogen_bin_dir}/../share/protogen/templates/*/*.j2")
+set(PROTOGEN_GENERATOR_FILES "${PROTOGEN_EXECUTABLE};${_protogen_generator_files}"
+    CACHE INTERNAL "protogen's own sources")
+
+execute_process(COMMAND "${PROTOGEN_EXECUTABLE}" --version
+                RESULT_VARIABLE _protogen_rc OUTPUT_VARIABLE _protogen_version
+                ERROR_VARIABLE _protogen_err OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT _protogen_rc EQUAL 0)
+  message(FATAL_ERROR "protogen does not run (${PROTOGEN_EXECUTABLE}): ${_protogen_err}")
+endif()
+
+function(protogen_generate target)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "NO_HANDLERS" "SPEC;OUTPUT_DIR;HANDLERS_DIR" "")
+  if(NOT arg_SPEC)
+    message(FATAL_ERROR "protogen_generate(${target}): SPEC is required")
+  endif()
+  get_filename_component(spec "${arg_SPEC}" ABSOLUTE)
+  if(NOT EXISTS "${spec}")
+    message(FATAL_ERROR "protogen_generate(${target}): no such spec: ${spec}")
+  endif()
+  set(out "${arg_OUTPUT_DIR}")
+  if(NOT out)
+    set(out "${CMAKE_CURRENT_BINARY_DIR}/protogen")
+  endif()
+  file(MAKE_DIRECTORY "${out}")
+
+  # The output names come from the protocol's name: re-read it when the spec changes.
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${spec}")
+  file(READ "${spec}" text)
+  string(REGEX REPLACE "#[^\n]*" "" text "${text}")
+  if(NOT text MATCHES "protocol[ \t\r\n]+([A-Za-z_][A-Za-z0-9_]*)")
+    # Let protogen itself report the error, with its position.
+    execute_process(COMMAND "${PROTOGEN_EXECUTABLE}" "${spec}" --emit header -o "${out}"
+                    ERROR_VARIABLE err)
+    message(FATAL_ERROR "protogen_generate(${target}): ${err}")
+  endif()
+  set(name "${CMAKE_MATCH_1}")
+
+  add_custom_command(
+    OUTPUT "${out}/${name}.h" "${out}/${name}.c"
+    COMMAND "${PROTOGEN_EXECUTABLE}" "${spec}" --emit header,source -o "${out}"
+    # protogen leaves unchanged files alone; touch them so the rule is satisfied.
+    COMMAND "${CMAKE_COMMAND}" -E touch "${out}/${name}.h" "${out}/${name}.c"
+    DEPENDS "${spec}" ${PROTOGEN_GENERATOR_FILES}
+    COMMENT "protogen ${arg_SPEC}"
+    VERBATIM)
+  target_sources(${target} PRIVATE "${out}/${name}.h" "${out}/${name}.c")
+  target_include_directories(${target} PRIVATE "${out}")
+  target_link_libraries(${target} PRIVATE protogen::protogen)
+
+  if(NOT arg_NO_HANDLERS)
+    set(handlers_dir "${arg_HANDLERS_DIR}")
+    if(NOT handlers_dir)
+      get_filename_component(handlers_dir "${spec}" DIRECTORY)
+    endif()
+    get_filename_component(handlers_dir "${handlers_dir}" ABSOLUTE)
+    set(handlers "${handlers_dir}/${name}_handlers.c")
+    if(NOT EXISTS "${handlers}")
+      execute_process(COMMAND "${PROTOGEN_EXECUTABLE}" "${spec}" --emit handlers
+                              --handlers-dir "${handlers_dir}"
+                      RESULT_VARIABLE rc ERROR_VARIABLE err)
+      if(NOT rc EQUAL 0)
+        message(FATAL_ERROR "protogen_generate(${target}): ${err}")
+      endif()
+      message(STATUS "protogen: wrote the handler skeleton ${handlers}: fill it in")
+    endif()
+    target_sources(${target} PRIVATE "${handlers}")
+  endif()
+endfunction()

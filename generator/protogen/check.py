@@ -50,11 +50,14 @@ class _Checker:
             self.err(name_tok.pos, f"protocol name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
 
         seen = {}
+        misspelt = set()   # declarations a hint already pointed at: not reported missing too
         for decl in self.spec.body:
             key = decl.name.text
             if key not in self.SETTINGS and key not in self.BLOCKS:
                 hint = did_you_mean(key, self.SETTINGS + self.BLOCKS)
                 self.err(decl.name.pos, f"unknown declaration '{key}'{hint}")
+                if hint:
+                    misspelt.add(hint.split("'")[1])
                 continue
             if key in seen:
                 self.err(decl.name.pos, f"duplicate '{key}' declaration (first declared at line {seen[key].name.pos.line})")
@@ -63,16 +66,20 @@ class _Checker:
 
         transport = self.choice(seen.get("transport"), "transport", model.TRANSPORTS)
         role = self.choice(seen.get("role"), "role", {r: r for r in model.ROLES})
-        kind = self.choice(seen.get("kind"), "kind", model.KINDS)
+        kind = self.choice(seen.get("kind"), "kind", model.KINDS, check_supported=False)
         for key in self.SETTINGS:
-            if key not in seen:
+            if key not in seen and key not in misspelt:
                 self.err(name_tok.pos, f"protocol '{name}' has no '{key}' declaration")
 
-        if transport and kind and kind.name not in transport.kinds:
-            carried = ", ".join(transport.kinds)
-            self.err(seen["kind"].values[0].pos,
-                     f"kind '{kind.name}' cannot run over transport '{transport.name}' (it carries: {carried})")
-            kind = None
+        if kind:
+            where = seen["kind"].values[0].pos
+            if transport and kind.name not in transport.kinds:
+                carried = ", ".join(transport.kinds)
+                self.err(where, f"kind '{kind.name}' cannot run over transport '{transport.name}' (it carries: {carried})")
+                kind = None
+            elif not kind.supported:
+                self.err(where, f"kind '{kind.name}' is not supported yet by this version of protogen")
+                kind = None
 
         declared = self.callbacks(seen.get("callbacks"), kind)
         watermarks = self.watermarks(seen.get("watermarks"))
@@ -90,7 +97,7 @@ class _Checker:
             callbacks=kind.callbacks,
         )
 
-    def choice(self, decl, key, options):
+    def choice(self, decl, key, options, check_supported=True):
         """A setting with one name out of options; returns the option or None."""
         if decl is None:
             return None
@@ -109,7 +116,7 @@ class _Checker:
             self.err(value.pos, f"unknown {key} '{value.text}'{hint or '; expected one of ' + ', '.join(options)}")
             return None
         chosen = options[value.text]
-        if getattr(chosen, "supported", True) is False:
+        if check_supported and getattr(chosen, "supported", True) is False:
             self.err(value.pos, f"{key} '{value.text}' is not supported yet by this version of protogen")
             return None
         return chosen
@@ -160,10 +167,10 @@ class _Checker:
             size = self.size(item, f"{key} watermark")
             if size is not None:
                 values[key] = size
-        if not first:
+        if decl.body == []:
             self.err(decl.name.pos, "'watermarks' is empty: give 'high', 'low' or both")
             return None
-        if len(values) != len(first):
+        if not first or len(values) != len(first):
             return None  # an error was reported already
         high, low = values.get("high"), values.get("low")
         if high is None:

@@ -65,11 +65,10 @@ def _run(args) -> int:
         return EXIT_USAGE
     try:
         text = _read_spec(args.spec)
+        proto = check.check(parser.parse(text), args.spec)
     except OSError as e:
         print(f"protogen: error: cannot read {args.spec}: {e.strerror}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        proto = check.check(parser.parse(text), args.spec)
     except SpecError as e:
         for d in e.diagnostics:
             print(d.format(args.spec), file=sys.stderr)

@@ -3,7 +3,7 @@
 The grammar is deliberately uniform so new declarations need no parser change:
 
     spec        = "protocol" NAME "{" { declaration } "}" EOF
-    declaration = NAME { value } ";"
+    declaration = NAME { value } ";"          (values on the same line as NAME)
                 | NAME "{" { declaration } "}"
     value       = NAME | NUMBER
 
@@ -13,7 +13,7 @@ What each declaration means is the checker's business (check.py).
 from dataclasses import dataclass, field
 
 from protogen import lexer
-from protogen.diagnostics import error
+from protogen.diagnostics import Position, error
 from protogen.lexer import EOF, LBRACE, NAME, NUMBER, RBRACE, SEMI, Token
 
 
@@ -81,8 +81,12 @@ class _Parser:
     def declaration(self) -> Declaration:
         name = self.expect(NAME, "a declaration")
         values = []
-        while self.peek().kind in (NAME, NUMBER):
-            values.append(self.take())
+        last = name
+        # Values sit on their declaration's line: a name on the next line is
+        # taken as a forgotten ';', the commonest slip, and reported as such.
+        while self.peek().kind in (NAME, NUMBER) and self.peek().pos.line == last.pos.line:
+            last = self.take()
+            values.append(last)
         tok = self.peek()
         if tok.kind == LBRACE and not values:
             self.take()
@@ -90,7 +94,9 @@ class _Parser:
         if tok.kind == SEMI:
             self.take()
             return Declaration(name, values)
-        last = values[-1] if values else name
+        if tok.pos.line != last.pos.line:
+            end = Position(last.pos.line, last.pos.col + len(last.text))
+            raise error(end, f"expected ';' after '{last.text}'")
         raise error(tok.pos, f"expected ';' after '{last.text}', found {tok.describe()}")
 
 

@@ -1,0 +1,17 @@
+/* What the echo server's main and its handlers share. */
+#ifndef ECHO_SERVER_H
+#define ECHO_SERVER_H
+
+#include <stddef.h>
+
+struct echo_state;
+
+struct echo_server {
+    struct echo_state *connections; /* open connections, to close them on shutdown */
+    size_t open_connections;
+};
+
+/* Aborts every open connection; each one's connection_lost follows. */
+void echo_server_abort_all(struct echo_server *server);
+
+#endif

@@ -1,0 +1,63 @@
+/* echo_handlers.c — your side of the echo protocol.
+ *
+ * protogen 0.1.0 wrote this skeleton once from echo.spec; it is yours now and
+ * protogen never overwrites it. Fill in the callbacks; everything you can do to a
+ * connection is declared in echo.h (echo_write, echo_close, ...). */
+#include "echo.h"
+
+/* Per-connection state: protogen allocates it with each connection, zero-filled,
+ * and passes it to every callback. Put your fields here. */
+struct echo_state {
+    size_t bytes_received;
+};
+
+const size_t echo_state_size = sizeof(struct echo_state);
+
+/* The connection is ready. No data arrives before this returns. */
+void echo_on_connection_made(echo_conn *conn, struct echo_state *state)
+{
+    (void)conn;
+    (void)state;
+}
+
+/* Bytes from the peer. The memory is the loop's: copy what you keep. */
+void echo_on_data_received(echo_conn *conn, struct echo_state *state, const uint8_t *data, size_t len)
+{
+    (void)conn;
+    (void)data;
+    state->bytes_received += len;
+}
+
+/* The peer closed its write side. Return true to stay open for writing,
+ * false to close once the write buffer drains.
+ */
+bool echo_on_eof_received(echo_conn *conn, struct echo_state *state)
+{
+    (void)conn;
+    (void)state;
+    return false;
+}
+
+/* The connection is closed: error is 0, or a negative errno (-ECONNRESET).
+ * The connection and its state are freed when this returns.
+ */
+void echo_on_connection_lost(echo_conn *conn, struct echo_state *state, int error)
+{
+    (void)conn;
+    (void)state;
+    (void)error;
+}
+
+/* The write buffer went above the high watermark: stop writing. */
+void echo_on_pause_writing(echo_conn *conn, struct echo_state *state)
+{
+    (void)conn;
+    (void)state;
+}
+
+/* The write buffer drained to the low watermark: writing may go on. */
+void echo_on_resume_writing(echo_conn *conn, struct echo_state *state)
+{
+    (void)conn;
+    (void)state;
+}
