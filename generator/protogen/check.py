@@ -3,8 +3,8 @@
 import os
 
 from protogen import model
-from protogen.diagnostics import Diagnostic, SpecError, did_you_mean
-from protogen.lexer import NAME, NUMBER
+from protogen.diagnostics import WARNING, Diagnostic, SpecError, did_you_mean
+from protogen.lexer import NAME, NUMBER, Token
 
 C_KEYWORDS = frozenset("""
     auto break case char const continue default do double else enum extern float for goto if
@@ -28,9 +28,17 @@ class _Checker:
         self.spec = spec
         self.spec_file = spec_file
         self.diagnostics = []
+        self.warnings = []
 
-    def err(self, pos, message):
-        self.diagnostics.append(Diagnostic(pos, message))
+    def warn(self, where, message):
+        self.warnings.append(Diagnostic(where.pos, message, WARNING, len(where.text)))
+
+    def err(self, where, message):
+        """Reports at a token (underlining all of it) or at a bare position."""
+        if isinstance(where, Token):
+            self.diagnostics.append(Diagnostic(where.pos, message, length=len(where.text)))
+        else:
+            self.diagnostics.append(Diagnostic(where, message))
 
     # -- the protocol level ------------------------------------------------
 
@@ -41,13 +49,13 @@ class _Checker:
         name_tok = self.spec.name
         name = name_tok.text
         if name in C_KEYWORDS:
-            self.err(name_tok.pos, f"protocol name '{name}' is a C keyword")
+            self.err(name_tok, f"protocol name '{name}' is a C keyword")
         elif name.lower().startswith("pg_"):
-            self.err(name_tok.pos, f"protocol name '{name}' uses the runtime's reserved prefix 'pg_'")
+            self.err(name_tok, f"protocol name '{name}' uses the runtime's reserved prefix 'pg_'")
         elif name.startswith("_"):
-            self.err(name_tok.pos, f"protocol name '{name}' must not start with '_' (reserved in C)")
+            self.err(name_tok, f"protocol name '{name}' must not start with '_' (reserved in C)")
         elif len(name) > MAX_NAME_LENGTH:
-            self.err(name_tok.pos, f"protocol name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
+            self.err(name_tok, f"protocol name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
 
         seen = {}
         misspelt = set()   # declarations a hint already pointed at: not reported missing too
@@ -55,12 +63,12 @@ class _Checker:
             key = decl.name.text
             if key not in self.SETTINGS and key not in self.BLOCKS:
                 hint = did_you_mean(key, self.SETTINGS + self.BLOCKS)
-                self.err(decl.name.pos, f"unknown declaration '{key}'{hint}")
+                self.err(decl.name, f"unknown declaration '{key}'{hint}")
                 if hint:
                     misspelt.add(hint.split("'")[1])
                 continue
             if key in seen:
-                self.err(decl.name.pos, f"duplicate '{key}' declaration (first declared at line {seen[key].name.pos.line})")
+                self.err(decl.name, f"duplicate '{key}' declaration (first declared at line {seen[key].name.pos.line})")
                 continue
             seen[key] = decl
 
@@ -69,10 +77,10 @@ class _Checker:
         kind = self.choice(seen.get("kind"), "kind", model.KINDS, check_supported=False)
         for key in self.SETTINGS:
             if key not in seen and key not in misspelt:
-                self.err(name_tok.pos, f"protocol '{name}' has no '{key}' declaration")
+                self.err(name_tok, f"protocol '{name}' has no '{key}' declaration")
 
         if kind:
-            where = seen["kind"].values[0].pos
+            where = seen["kind"].values[0]
             if transport and kind.name not in transport.kinds:
                 carried = ", ".join(transport.kinds)
                 self.err(where, f"kind '{kind.name}' cannot run over transport '{transport.name}' (it carries: {carried})")
@@ -83,9 +91,10 @@ class _Checker:
 
         declared = self.callbacks(seen.get("callbacks"), kind)
         watermarks = self.watermarks(seen.get("watermarks"))
+        self.flow_control_warnings(declared, seen.get("watermarks"))
 
         if self.diagnostics:
-            raise SpecError(sorted(self.diagnostics, key=lambda d: (d.pos.line, d.pos.col)))
+            raise SpecError(sorted(self.diagnostics + self.warnings, key=lambda d: (d.pos.line, d.pos.col)))
         return model.Protocol(
             name=name,
             spec_file=os.path.basename(self.spec_file),
@@ -93,6 +102,7 @@ class _Checker:
             role=role,
             kind=kind,
             declared=frozenset(declared),
+            callback_positions={name: tok.pos for name, tok in declared.items()},
             watermarks=watermarks,
             callbacks=kind.callbacks,
         )
@@ -102,22 +112,22 @@ class _Checker:
         if decl is None:
             return None
         if decl.body is not None:
-            self.err(decl.name.pos, f"'{key}' takes a value, not a block: {key} {next(iter(options))};")
+            self.err(decl.name, f"'{key}' takes a value, not a block: {key} {next(iter(options))};")
             return None
         if not decl.values:
-            self.err(decl.name.pos, f"'{key}' needs a value: one of {', '.join(options)}")
+            self.err(decl.name, f"'{key}' needs a value: one of {', '.join(options)}")
             return None
         value = decl.values[0]
         if len(decl.values) > 1:
-            self.err(decl.values[1].pos, f"'{key}' takes one value, found {len(decl.values)}")
+            self.err(decl.values[1], f"'{key}' takes one value, found {len(decl.values)}")
             return None
         if value.kind != NAME or value.text not in options:
             hint = did_you_mean(value.text, options) if value.kind == NAME else ""
-            self.err(value.pos, f"unknown {key} '{value.text}'{hint or '; expected one of ' + ', '.join(options)}")
+            self.err(value, f"unknown {key} '{value.text}'{hint or '; expected one of ' + ', '.join(options)}")
             return None
         chosen = options[value.text]
         if check_supported and getattr(chosen, "supported", True) is False:
-            self.err(value.pos, f"{key} '{value.text}' is not supported yet by this version of protogen")
+            self.err(value, f"{key} '{value.text}' is not supported yet by this version of protogen")
             return None
         return chosen
 
@@ -125,13 +135,13 @@ class _Checker:
 
     def block_items(self, decl, key):
         if decl.body is None:
-            self.err(decl.name.pos, f"'{key}' takes a block: {key} {{ ... }}")
+            self.err(decl.name, f"'{key}' takes a block: {key} {{ ... }}")
             return []
         return decl.body
 
     def callbacks(self, decl, kind):
         if decl is None:
-            return []
+            return {}
         names = [cb.name for cb in kind.callbacks] if kind else None
         declared = {}
         for item in self.block_items(decl, "callbacks"):
@@ -142,13 +152,26 @@ class _Checker:
                 continue
             if names is not None and cb not in names:
                 hint = did_you_mean(cb, names)
-                self.err(item.name.pos, f"unknown callback '{cb}' for kind '{kind.name}'{hint}")
+                self.err(item.name, f"unknown callback '{cb}' for kind '{kind.name}'{hint}")
                 continue
             if cb in declared:
-                self.err(item.name.pos, f"duplicate callback '{cb}' (first declared at line {declared[cb].pos.line})")
+                self.err(item.name, f"duplicate callback '{cb}' (first declared at line {declared[cb].pos.line})")
                 continue
             declared[cb] = item.name
-        return list(declared)
+        return declared
+
+    def flow_control_warnings(self, declared, watermarks_decl):
+        """Valid but suspicious: flow control that nothing reacts to, or that never ends."""
+        pause, resume = declared.get("pause_writing"), declared.get("resume_writing")
+        if pause and not resume:
+            self.warn(pause, "'pause_writing' is declared without 'resume_writing': "
+                             "whatever it stops is never told to start again")
+        if resume and not pause:
+            self.warn(resume, "'resume_writing' is declared without 'pause_writing': it only follows a pause "
+                              "that nothing reacts to")
+        if watermarks_decl is not None and not pause:
+            self.warn(watermarks_decl.name, "watermarks are set but 'pause_writing' is not declared: "
+                                            "nothing reacts when the write buffer goes above them")
 
     def watermarks(self, decl):
         if decl is None:
@@ -158,17 +181,17 @@ class _Checker:
         for item in self.block_items(decl, "watermarks"):
             key = item.name.text
             if key not in ("high", "low"):
-                self.err(item.name.pos, f"unknown watermark '{key}'{did_you_mean(key, ('high', 'low')) or '; expected high or low'}")
+                self.err(item.name, f"unknown watermark '{key}'{did_you_mean(key, ('high', 'low')) or '; expected high or low'}")
                 continue
             if key in first:
-                self.err(item.name.pos, f"duplicate '{key}' watermark (first declared at line {first[key].pos.line})")
+                self.err(item.name, f"duplicate '{key}' watermark (first declared at line {first[key].pos.line})")
                 continue
             first[key] = item.name
             size = self.size(item, f"{key} watermark")
             if size is not None:
                 values[key] = size
         if decl.body == []:
-            self.err(decl.name.pos, "'watermarks' is empty: give 'high', 'low' or both")
+            self.err(decl.name, "'watermarks' is empty: give 'high', 'low' or both")
             return None
         if not first or len(values) != len(first):
             return None  # an error was reported already
@@ -178,43 +201,49 @@ class _Checker:
         if low is None:
             low = high // 4
         if low > high:
-            self.err(first.get("low", decl.name).pos,
+            self.err(first.get("low", decl.name),
                      f"low watermark {format_size(low)} is above high watermark {format_size(high)}")
             return None
         if high > model.MAX_WATERMARK:
             where = first.get("high", first.get("low"))
-            self.err(where.pos, f"high watermark {format_size(high)} is above the limit of {format_size(model.MAX_WATERMARK)}")
+            self.err(where, f"high watermark {format_size(high)} is above the limit of {format_size(model.MAX_WATERMARK)}")
             return None
         return model.Watermarks(high, low)
 
     def size(self, item, what):
         if item.body is not None:
-            self.err(item.name.pos, f"{what} takes a size, not a block")
+            self.err(item.name, f"{what} takes a size, not a block")
             return None
         if not item.values:
-            self.err(item.name.pos, f"{what} needs a size, e.g. '{item.name.text} 64KiB;'")
+            self.err(item.name, f"{what} needs a size, e.g. '{item.name.text} 64KiB;'")
             return None
         if len(item.values) > 1:
-            self.err(item.values[1].pos, f"{what} takes one size, found {len(item.values)} values")
+            self.err(item.values[1], f"{what} takes one size, found {len(item.values)} values")
             return None
         tok = item.values[0]
         if tok.kind != NUMBER:
-            self.err(tok.pos, f"expected a size such as 64KiB, found '{tok.text}'")
+            self.err(tok, f"expected a size such as 64KiB, found '{tok.text}'")
             return None
         units = ", ".join(model.SIZE_UNITS)
         if not tok.unit:
-            self.err(tok.pos, f"size '{tok.text}' needs a unit: one of {units}")
+            self.err(tok, f"size '{tok.text}' needs a unit: one of {units}")
             return None
         if tok.unit not in model.SIZE_UNITS:
             hint = did_you_mean(tok.unit, model.SIZE_UNITS) or f"; expected one of {units}"
-            self.err(tok.pos, f"unknown size unit '{tok.unit}'{hint}")
+            self.err(tok, f"unknown size unit '{tok.unit}'{hint}")
             return None
         value = tok.value * model.SIZE_UNITS[tok.unit]
         if value > model.MAX_WATERMARK:
-            self.err(tok.pos, f"{what} {tok.text} is above the limit of {format_size(model.MAX_WATERMARK)}")
+            self.err(tok, f"{what} {tok.text} is above the limit of {format_size(model.MAX_WATERMARK)}")
             return None
         return value
 
 
-def check(spec, spec_file: str) -> model.Protocol:
-    return _Checker(spec, spec_file).protocol()
+def check(spec, spec_file: str, warnings=None) -> model.Protocol:
+    """The model of a valid spec, or SpecError. Warnings are appended to warnings."""
+    checker = _Checker(spec, spec_file)
+    try:
+        return checker.protocol()
+    finally:
+        if warnings is not None:
+            warnings.extend(sorted(checker.warnings, key=lambda d: (d.pos.line, d.pos.col)))

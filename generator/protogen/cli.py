@@ -4,18 +4,22 @@ import argparse
 import os
 import sys
 
-from protogen import VERSION, check, emit, parser
-from protogen.diagnostics import Diagnostic, Position, SpecError
+from protogen import VERSION, check, depfile, drift, emit, parser
+from protogen.diagnostics import ERROR, WARNING, Diagnostic, Position, SpecError
 
 EXIT_OK, EXIT_SPEC_ERROR, EXIT_USAGE = 0, 1, 2
 
 USAGE_EXAMPLES = """\
 examples:
-  protogen echo.spec                 writes echo.h, echo.c here, and echo_handlers.c
+  protogen echo.spec                 writes echo.h and echo.c here, and echo_handlers.c
                                      beside echo.spec if it does not exist yet
   protogen echo.spec -o build/gen    writes echo.h and echo.c into build/gen
-  protogen echo.spec --emit header,source
-                                     never touches the handler file
+  protogen --check echo.spec         checks the spec, writes nothing
+  protogen echo.spec --emit header,source -M build/echo.d
+                                     what a build system runs: never touches the
+                                     handler file, lists dependencies for make/ninja
+
+exit status: 0 success (warnings allowed), 1 errors in the spec, 2 usage or I/O error
 """
 
 
@@ -37,9 +41,14 @@ def _arguments():
     ap.add_argument("-o", "--out-dir", default=".", metavar="DIR",
                     help="where to write NAME.h and NAME.c (default: the current directory)")
     ap.add_argument("--handlers-dir", metavar="DIR",
-                    help="where to create NAME_handlers.c if absent (default: beside the spec)")
+                    help="where NAME_handlers.c lives: created there if absent (default: beside the spec)")
     ap.add_argument("--emit", default=",".join(emit.OUTPUTS), metavar="LIST",
                     help="comma-separated outputs to write: header, source, handlers (default: all)")
+    ap.add_argument("--check", action="store_true", help="check the spec and the handlers; write nothing")
+    ap.add_argument("-M", "--depfile", metavar="FILE",
+                    help="also write Make-style dependencies of the outputs to FILE")
+    ap.add_argument("-Werror", dest="werror", action="store_true", help="treat warnings as errors")
+    ap.add_argument("-w", dest="no_warnings", action="store_true", help="do not report warnings")
     ap.add_argument("--version", action="version", version=f"protogen {VERSION}")
     return ap
 
@@ -57,30 +66,86 @@ def _read_spec(path):
         raise SpecError([Diagnostic(Position(line, col), f"invalid UTF-8 byte 0x{data[e.start]:02x}")])
 
 
+def _use_colour() -> bool:
+    return sys.stderr.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+class _Reporter:
+    """Prints diagnostics against the file they belong to, counting them."""
+
+    def __init__(self, args):
+        self.args = args
+        self.colour = _use_colour()
+        self.errors = 0
+        self.sources = {}
+
+    def source_lines(self, path):
+        if path not in self.sources:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    self.sources[path] = f.read().splitlines()
+            except OSError:
+                self.sources[path] = None
+        return self.sources[path]
+
+    def report(self, diagnostics, path):
+        for d in diagnostics:
+            if d.severity == WARNING:
+                if self.args.no_warnings:
+                    continue
+                if self.args.werror:
+                    d = Diagnostic(d.pos, d.message + " [-Werror]", ERROR, d.length, d.notes)
+            if d.severity == ERROR:
+                self.errors += 1
+            print(d.render(path, self.source_lines(path), self.colour), file=sys.stderr)
+
+
 def _run(args) -> int:
     wanted = [w.strip() for w in args.emit.split(",") if w.strip()]
     unknown = [w for w in wanted if w not in emit.OUTPUTS]
     if unknown or not wanted:
         print(f"protogen: error: --emit takes a list of {', '.join(emit.OUTPUTS)}; got '{args.emit}'", file=sys.stderr)
         return EXIT_USAGE
+    reporter = _Reporter(args)
+    warnings = []
     try:
         text = _read_spec(args.spec)
-        proto = check.check(parser.parse(text), args.spec)
+        reporter.sources[args.spec] = text.splitlines()
+        proto = check.check(parser.parse(text), args.spec, warnings)
     except OSError as e:
         print(f"protogen: error: cannot read {args.spec}: {e.strerror}", file=sys.stderr)
         return EXIT_USAGE
     except SpecError as e:
-        for d in e.diagnostics:
-            print(d.format(args.spec), file=sys.stderr)
+        reporter.report(e.diagnostics, args.spec)
         return EXIT_SPEC_ERROR
+    reporter.report(warnings, args.spec)
 
     handlers_dir = args.handlers_dir or os.path.dirname(args.spec) or "."
-    for what, directory in (("--out-dir", args.out_dir), ("--handlers-dir", handlers_dir)):
+    handlers_path = os.path.join(handlers_dir, f"{proto.name}_handlers.c")
+    if os.path.exists(handlers_path):
+        spec_warnings, handler_warnings = drift.compare(proto, handlers_path)
+        reporter.report(spec_warnings, args.spec)
+        reporter.report(handler_warnings, handlers_path)
+    if reporter.errors:
+        return EXIT_SPEC_ERROR
+    if args.check:
+        return EXIT_OK
+
+    directories = [("--out-dir", args.out_dir)] if {"header", "source"} & set(wanted) else []
+    if "handlers" in wanted:
+        directories.append(("--handlers-dir", handlers_dir))
+    for what, directory in directories:
         if not os.path.isdir(directory):
             print(f"protogen: error: {what} {directory} is not a directory", file=sys.stderr)
             return EXIT_USAGE
     try:
-        emit.write(emit.render(proto, args.out_dir, handlers_dir, wanted))
+        outputs, templates = emit.render(proto, args.out_dir, handlers_dir, wanted)
+        extra = []
+        if args.depfile:
+            generated = [o.path for o in outputs if not o.user_file]
+            extra.append(depfile.output(args.depfile, generated or [o.path for o in outputs],
+                                        [args.spec] + depfile.generator_files(templates)))
+        emit.write(outputs + extra)
     except OSError as e:
         print(f"protogen: error: cannot write {e.filename or 'output'}: {e.strerror}", file=sys.stderr)
         return EXIT_USAGE

@@ -15,13 +15,13 @@ from protogen import RUNTIME_ABI, VERSION
 OUTPUTS = ("header", "source", "handlers")
 
 
-def _templates_dir() -> str:
+def templates_dir() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
     # Source tree: generator/protogen/../../templates; installed: share/protogen/{generator/protogen,templates}.
     return os.path.normpath(os.path.join(here, "..", "..", "templates"))
 
 
-def _c_params(callback, proto) -> str:
+def c_params(callback, proto) -> str:
     params = [f"{proto.name}_conn *conn", f"struct {proto.name}_state *state"]
     params += [f"{ctype}{'' if ctype.endswith('*') else ' '}{name}" for ctype, name in callback.params]
     return ", ".join(params)
@@ -43,9 +43,21 @@ def _c_comment(text: str, indent: str = "") -> str:
                      for i, line in enumerate(lines)) + ("" if len(lines) == 1 else f"\n{indent} */")
 
 
+class _RecordingLoader(jinja2.FileSystemLoader):
+    """Remembers every template it loads, for dependency files."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.loaded = set()
+
+    def get_source(self, environment, template):
+        self.loaded.add(template)
+        return super().get_source(environment, template)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_templates_dir()),
+        loader=_RecordingLoader(templates_dir()),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -53,7 +65,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     # Every naming and formatting rule the templates use is registered here.
-    env.filters["c_params"] = _c_params
+    env.filters["c_params"] = c_params
     env.filters["c_runtime_params"] = _c_runtime_params
     env.filters["c_args"] = _c_args
     env.filters["c_comment"] = _c_comment
@@ -89,7 +101,8 @@ class Output:
     user_file: bool = False   # never overwritten
 
 
-def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS) -> list:
+def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS):
+    """(outputs, names of the templates used)."""
     env = _environment()
     context = {
         "p": proto,
@@ -105,8 +118,9 @@ def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS) -> list:
         "source": (f"{kind}/source.c.j2", os.path.join(out_dir, f"{proto.name}.c"), False),
         "handlers": (f"{kind}/handlers.c.j2", os.path.join(handlers_dir, f"{proto.name}_handlers.c"), True),
     }
-    return [Output(what, path, env.get_template(tpl).render(context), user)
-            for what, (tpl, path, user) in plan.items() if what in emit]
+    outputs = [Output(what, path, env.get_template(tpl).render(context), user)
+               for what, (tpl, path, user) in plan.items() if what in emit]
+    return outputs, env.loader.loaded
 
 
 def _temp_beside(path: str, text: str) -> str:

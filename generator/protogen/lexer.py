@@ -5,7 +5,7 @@ Comments run from '#' to the end of the line. Whitespace separates tokens.
 
 from dataclasses import dataclass
 
-from protogen.diagnostics import Position, error
+from protogen.diagnostics import Diagnostic, Position
 
 NAME, NUMBER, LBRACE, RBRACE, SEMI, EOF = "name", "number", "'{'", "'}'", "';'", "end of file"
 
@@ -38,7 +38,8 @@ def _is_digit(ch: str) -> bool:
     return "0" <= ch <= "9"
 
 
-def tokenize(text: str) -> list:
+def tokenize(text: str, diagnostics: list) -> list:
+    """The tokens of text; a character that starts no token is reported and skipped."""
     tokens = []
     i, line, line_start = 0, 1, 0
     n = len(text)
@@ -70,10 +71,12 @@ def tokenize(text: str) -> list:
             while i < n and _is_name_char(text[i]):
                 i += 1
             if len(digits) > 30:
-                raise error(pos, f"number '{digits[:20]}...' is too large")
+                diagnostics.append(Diagnostic(pos, f"number '{digits[:20]}...' is too large", length=i - start))
+                continue
             tokens.append(Token(NUMBER, text[start:i], pos, int(digits), text[unit_start:i]))
         else:
             shown = ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"U+{ord(ch):04X}"
-            raise error(pos, f"unexpected character '{shown}'")
+            diagnostics.append(Diagnostic(pos, f"unexpected character '{shown}'"))
+            i += 1
     tokens.append(Token(EOF, "", Position(line, n - line_start + 1)))
     return tokens

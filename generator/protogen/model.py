@@ -111,6 +111,7 @@ class Protocol:
     declared: frozenset           # names of the callbacks the user implements
     watermarks: Watermarks = None
     callbacks: tuple = field(default=())   # the kind's callbacks, all of them
+    callback_positions: dict = field(default_factory=dict)   # declared name -> Position in the spec
 
     @property
     def user_callbacks(self):

@@ -13,7 +13,7 @@ What each declaration means is the checker's business (check.py).
 from dataclasses import dataclass, field
 
 from protogen import lexer
-from protogen.diagnostics import Position, error
+from protogen.diagnostics import Diagnostic, Position, SpecError, error
 from protogen.lexer import EOF, LBRACE, NAME, NUMBER, RBRACE, SEMI, Token
 
 
@@ -32,9 +32,10 @@ class Spec:
 
 
 class _Parser:
-    def __init__(self, tokens):
+    def __init__(self, tokens, diagnostics):
         self.tokens = tokens
         self.i = 0
+        self.diagnostics = diagnostics
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -48,7 +49,7 @@ class _Parser:
     def expect(self, kind: str, what: str) -> Token:
         tok = self.peek()
         if tok.kind != kind:
-            raise error(tok.pos, f"expected {what}, found {tok.describe()}")
+            raise error(tok.pos, f"expected {what}, found {tok.describe()}", len(tok.text))
         return self.take()
 
     def spec(self) -> Spec:
@@ -56,14 +57,15 @@ class _Parser:
         if first.kind == EOF:
             raise error(first.pos, "empty spec: expected 'protocol NAME { ... }'")
         if first.kind != NAME or first.text != "protocol":
-            raise error(first.pos, f"expected 'protocol', found {first.describe()}")
+            raise error(first.pos, f"expected 'protocol', found {first.describe()}", len(first.text))
         keyword = self.take()
         name = self.expect(NAME, "a protocol name after 'protocol'")
         self.expect(LBRACE, f"'{{' after 'protocol {name.text}'")
         body = self.block_body()
         extra = self.peek()
         if extra.kind != EOF:
-            raise error(extra.pos, f"unexpected {extra.describe()} after the end of protocol '{name.text}'")
+            raise error(extra.pos, f"unexpected {extra.describe()} after the end of protocol '{name.text}'",
+                        len(extra.text))
         return Spec(keyword, name, body)
 
     def block_body(self) -> list:
@@ -76,7 +78,29 @@ class _Parser:
                 return decls
             if tok.kind == EOF:
                 raise error(tok.pos, "expected '}' before end of file")
-            decls.append(self.declaration())
+            try:
+                decls.append(self.declaration())
+            except SpecError as e:
+                # Report it, skip to the end of the broken declaration, go on.
+                self.diagnostics.extend(e.diagnostics)
+                self.skip_declaration()
+
+    def skip_declaration(self):
+        """Skips past the next ';' or balanced '{...}', stopping before a '}' that closes the block."""
+        depth = 0
+        while True:
+            tok = self.peek()
+            if tok.kind == EOF or (tok.kind == RBRACE and depth == 0):
+                return
+            self.take()
+            if tok.kind == LBRACE:
+                depth += 1
+            elif tok.kind == RBRACE:
+                depth -= 1
+                if depth == 0:
+                    return
+            elif tok.kind == SEMI and depth == 0:
+                return
 
     def declaration(self) -> Declaration:
         name = self.expect(NAME, "a declaration")
@@ -95,10 +119,22 @@ class _Parser:
             self.take()
             return Declaration(name, values)
         if tok.pos.line != last.pos.line:
+            # Carry on as if the ';' were there: the next line is likely fine.
             end = Position(last.pos.line, last.pos.col + len(last.text))
-            raise error(end, f"expected ';' after '{last.text}'")
-        raise error(tok.pos, f"expected ';' after '{last.text}', found {tok.describe()}")
+            self.diagnostics.append(Diagnostic(end, f"expected ';' after '{last.text}'"))
+            return Declaration(name, values)
+        raise error(tok.pos, f"expected ';' after '{last.text}', found {tok.describe()}", len(tok.text))
 
 
 def parse(text: str) -> Spec:
-    return _Parser(lexer.tokenize(text)).spec()
+    """The syntax tree, or a SpecError with every lexical and syntax error found."""
+    diagnostics = []
+    tokens = lexer.tokenize(text, diagnostics)
+    p = _Parser(tokens, diagnostics)
+    try:
+        spec = p.spec()
+    except SpecError as e:
+        diagnostics.extend(e.diagnostics)
+    if diagnostics:
+        raise SpecError(sorted(diagnostics, key=lambda d: (d.pos.line, d.pos.col)))
+    return spec
