@@ -10,19 +10,13 @@
 #
 # PROTOGEN_EXECUTABLE must name bin/protogen (set by the protogen package or source tree).
 
+if(POLICY CMP0116)
+  cmake_policy(SET CMP0116 NEW)  # depfile paths relative to the build directory
+endif()
+
 if(NOT PROTOGEN_EXECUTABLE)
   message(FATAL_ERROR "protogen_generate: PROTOGEN_EXECUTABLE is not set")
 endif()
-
-get_filename_component(_protogen_bin_dir "${PROTOGEN_EXECUTABLE}" DIRECTORY)
-# The generator's own sources: a change to any of them regenerates every spec.
-file(GLOB _protogen_generator_files CONFIGURE_DEPENDS
-  "${_protogen_bin_dir}/../generator/protogen/*.py"
-  "${_protogen_bin_dir}/../templates/*/*.j2"
-  "${_protogen_bin_dir}/../share/protogen/generator/protogen/*.py"
-  "${_protogen_bin_dir}/../share/protogen/templates/*/*.j2")
-set(PROTOGEN_GENERATOR_FILES "${PROTOGEN_EXECUTABLE};${_protogen_generator_files}"
-    CACHE INTERNAL "protogen's own sources")
 
 execute_process(COMMAND "${PROTOGEN_EXECUTABLE}" --version
                 RESULT_VARIABLE _protogen_rc OUTPUT_VARIABLE _protogen_version
@@ -58,12 +52,23 @@ function(protogen_generate target)
   endif()
   set(name "${CMAKE_MATCH_1}")
 
+  set(handlers_dir "${arg_HANDLERS_DIR}")
+  if(NOT handlers_dir)
+    get_filename_component(handlers_dir "${spec}" DIRECTORY)
+  endif()
+  get_filename_component(handlers_dir "${handlers_dir}" ABSOLUTE)
+
+  # The depfile lists the generator's sources and templates: changing any of
+  # them regenerates. --handlers-dir lets protogen report handlers the spec no
+  # longer matches.
   add_custom_command(
     OUTPUT "${out}/${name}.h" "${out}/${name}.c"
     COMMAND "${PROTOGEN_EXECUTABLE}" "${spec}" --emit header,source -o "${out}"
+            --handlers-dir "${handlers_dir}" -M "${out}/${name}.d"
     # protogen leaves unchanged files alone; touch them so the rule is satisfied.
     COMMAND "${CMAKE_COMMAND}" -E touch "${out}/${name}.h" "${out}/${name}.c"
-    DEPENDS "${spec}" ${PROTOGEN_GENERATOR_FILES}
+    DEPENDS "${spec}" "${PROTOGEN_EXECUTABLE}"
+    DEPFILE "${out}/${name}.d"
     COMMENT "protogen ${arg_SPEC}"
     VERBATIM)
   target_sources(${target} PRIVATE "${out}/${name}.h" "${out}/${name}.c")
@@ -71,11 +76,6 @@ function(protogen_generate target)
   target_link_libraries(${target} PRIVATE protogen::protogen)
 
   if(NOT arg_NO_HANDLERS)
-    set(handlers_dir "${arg_HANDLERS_DIR}")
-    if(NOT handlers_dir)
-      get_filename_component(handlers_dir "${spec}" DIRECTORY)
-    endif()
-    get_filename_component(handlers_dir "${handlers_dir}" ABSOLUTE)
     set(handlers "${handlers_dir}/${name}_handlers.c")
     if(NOT EXISTS "${handlers}")
       execute_process(COMMAND "${PROTOGEN_EXECUTABLE}" "${spec}" --emit handlers
