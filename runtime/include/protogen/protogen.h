@@ -7,5 +7,6 @@
 #include "protogen/protocol.h"
 #include "protogen/transport.h"
 #include "protogen/tcp.h"
+#include "protogen/stream.h"
 
 #endif

@@ -1,0 +1,289 @@
+/* The event loop: an epoll backend behind a few static functions, the ready
+ * queue and the iteration itself (asyncio's BaseEventLoop._run_once). */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define PG__READY_INITIAL_CAP 64
+
+static uint64_t pg__clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- epoll backend ------------------------------------------------------ */
+
+static int pg__backend_init(pg_loop *loop)
+{
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    return loop->epfd < 0 ? -errno : 0;
+}
+
+static int pg__backend_set(pg_loop *loop, pg__io *io, uint32_t old_events, uint32_t new_events)
+{
+    struct epoll_event ev;
+    int op;
+    memset(&ev, 0, sizeof ev);
+    ev.events = new_events;
+    ev.data.ptr = io;
+    if (new_events == 0)
+        op = EPOLL_CTL_DEL;
+    else if (old_events == 0)
+        op = EPOLL_CTL_ADD;
+    else
+        op = EPOLL_CTL_MOD;
+    return epoll_ctl(loop->epfd, op, io->fd, &ev) < 0 ? -errno : 0;
+}
+
+/* Waits for events, retrying on EINTR with what is left of the timeout. */
+static int pg__backend_wait(pg_loop *loop, int timeout_ms)
+{
+    uint64_t start = pg__clock_ms();
+    for (;;) {
+        int n = epoll_wait(loop->epfd, loop->events, PG__MAX_EVENTS, timeout_ms);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return -errno;
+        if (timeout_ms > 0) {
+            uint64_t spent = pg__clock_ms() - start;
+            timeout_ms = spent >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent;
+        }
+    }
+}
+
+static void pg__backend_dispatch(pg_loop *loop, int n)
+{
+    for (int i = 0; i < n; i++) {
+        pg__io *io = loop->events[i].data.ptr;
+        uint32_t ev = loop->events[i].events;
+        /* Errors and hang-ups wake whoever listens; the next syscall tells. */
+        if (ev & (EPOLLERR | EPOLLHUP))
+            ev |= PG__IO_READ | PG__IO_WRITE;
+        /* An earlier callback of this batch may have removed the interest. */
+        ev &= io->events & (PG__IO_READ | PG__IO_WRITE);
+        if (ev != 0)
+            io->cb(io, ev);
+    }
+}
+
+/* ---- fd watchers -------------------------------------------------------- */
+
+void pg__io_init(pg__io *io, int fd, pg__io_cb cb)
+{
+    io->fd = fd;
+    io->events = 0;
+    io->cb = cb;
+}
+
+int pg__io_start(pg_loop *loop, pg__io *io, uint32_t events)
+{
+    uint32_t want = io->events | events;
+    if (want == io->events)
+        return 0;
+    int r = pg__backend_set(loop, io, io->events, want);
+    if (r == 0)
+        io->events = want;
+    return r;
+}
+
+void pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events)
+{
+    uint32_t want = io->events & ~events;
+    if (want == io->events)
+        return;
+    int r = pg__backend_set(loop, io, io->events, want);
+    /* DEL only fails on a bad fd or a missing entry: a bug. A failed MOD
+     * leaves a spurious interest, which dispatch masks out. */
+    assert(r == 0 || want != 0);
+    (void)r;
+    io->events = want;
+}
+
+/* ---- the ready queue ---------------------------------------------------- */
+
+static int pg__ready_grow(pg_loop *loop)
+{
+    size_t cap = loop->ready_cap ? loop->ready_cap * 2 : PG__READY_INITIAL_CAP;
+    if (cap > SIZE_MAX / sizeof(pg__callback))
+        return -ENOMEM;
+    pg__callback *items = malloc(cap * sizeof *items);
+    if (items == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < loop->ready_len; i++)
+        items[i] = loop->ready[(loop->ready_head + i) & (loop->ready_cap - 1)];
+    free(loop->ready);
+    loop->ready = items;
+    loop->ready_head = 0;
+    loop->ready_cap = cap;
+    return 0;
+}
+
+int pg__loop_reserve(pg_loop *loop)
+{
+    if (loop->ready_len + loop->ready_reserved + 1 > loop->ready_cap) {
+        int r = pg__ready_grow(loop);
+        if (r < 0)
+            return r;
+    }
+    loop->ready_reserved++;
+    return 0;
+}
+
+void pg__loop_unreserve(pg_loop *loop)
+{
+    assert(loop->ready_reserved > 0);
+    loop->ready_reserved--;
+}
+
+void pg__loop_call_soon_reserved(pg_loop *loop, pg_callback_fn cb, void *arg)
+{
+    assert(loop->ready_reserved > 0);
+    assert(loop->ready_len < loop->ready_cap);
+    loop->ready_reserved--;
+    pg__callback *c = &loop->ready[(loop->ready_head + loop->ready_len) & (loop->ready_cap - 1)];
+    c->fn = cb;
+    c->arg = arg;
+    loop->ready_len++;
+}
+
+static void pg__nop(void *arg)
+{
+    (void)arg;
+}
+
+void pg__loop_cancel_queued(pg_loop *loop, pg_callback_fn cb, void *arg)
+{
+    for (size_t i = 0; i < loop->ready_len; i++) {
+        pg__callback *c = &loop->ready[(loop->ready_head + i) & (loop->ready_cap - 1)];
+        if (c->fn == cb && c->arg == arg)
+            c->fn = pg__nop;
+    }
+}
+
+int pg_loop_call_soon(pg_loop *loop, pg_callback_fn cb, void *arg)
+{
+    if (loop == NULL || cb == NULL)
+        return -EINVAL;
+    int r = pg__loop_reserve(loop);
+    if (r < 0)
+        return r;
+    pg__loop_call_soon_reserved(loop, cb, arg);
+    return 0;
+}
+
+/* Runs the callbacks queued so far; those they queue wait for the next turn. */
+static void pg__ready_run(pg_loop *loop)
+{
+    size_t n = loop->ready_len;
+    while (n-- > 0) {
+        pg__callback c = loop->ready[loop->ready_head];
+        loop->ready_head = (loop->ready_head + 1) & (loop->ready_cap - 1);
+        loop->ready_len--;
+        c.fn(c.arg);
+    }
+}
+
+uint8_t *pg__loop_read_buffer(pg_loop *loop)
+{
+    if (loop->read_buf == NULL)
+        loop->read_buf = malloc(PG__READ_BUFFER_SIZE);
+    return loop->read_buf;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+int pg_loop_new(pg_loop **out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    pg__trace_init();
+    pg_loop *loop = calloc(1, sizeof *loop);
+    if (loop == NULL)
+        return -ENOMEM;
+    loop->epfd = -1;
+    int r = pg__backend_init(loop);
+    if (r < 0)
+        goto fail;
+    r = pg__ready_grow(loop);
+    if (r < 0)
+        goto fail;
+    loop->now_ms = pg__clock_ms();
+    *out = loop;
+    return 0;
+
+fail:
+    if (loop->epfd >= 0)
+        close(loop->epfd);
+    free(loop);
+    return r;
+}
+
+uint64_t pg_loop_time_ms(const pg_loop *loop)
+{
+    return loop->now_ms;
+}
+
+void pg_loop_stop(pg_loop *loop)
+{
+    loop->stopping = true;
+}
+
+int pg_loop_run_once(pg_loop *loop, int timeout_ms)
+{
+    loop->now_ms = pg__clock_ms();
+    if (loop->ready_len > 0 || loop->stopping) {
+        timeout_ms = 0;
+    } else {
+        uint64_t due;
+        if (pg__timers_next(loop, &due)) {
+            uint64_t wait = due > loop->now_ms ? due - loop->now_ms : 0;
+            if (wait > INT_MAX)
+                wait = INT_MAX;
+            if (timeout_ms < 0 || wait < (uint64_t)timeout_ms)
+                timeout_ms = (int)wait;
+        }
+    }
+
+    int n = pg__backend_wait(loop, timeout_ms < 0 ? -1 : timeout_ms);
+    if (n < 0)
+        return n;
+    loop->now_ms = pg__clock_ms();
+    pg__backend_dispatch(loop, n);
+    pg__timers_run_due(loop);
+    pg__ready_run(loop);
+    return 0;
+}
+
+int pg_loop_run(pg_loop *loop)
+{
+    int r = 0;
+    while (r == 0) {
+        r = pg_loop_run_once(loop, -1);
+        if (loop->stopping)
+            break;
+    }
+    loop->stopping = false;
+    return r;
+}
+
+void pg_loop_close(pg_loop *loop)
+{
+    if (loop == NULL)
+        return;
+    /* Deferred frees (servers, transports) sit in the queue: run them. */
+    while (loop->ready_len > 0)
+        pg__ready_run(loop);
+    pg__signals_free(loop);
+    pg__timers_free(loop);
+    close(loop->epfd);
+    free(loop->ready);
+    free(loop->read_buf);
+    free(loop);
+}

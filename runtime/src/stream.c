@@ -1,0 +1,661 @@
+/* The stream transport shared by every fd-based stream (TCP, Unix sockets,
+ * later pipes): buffering, watermarks, EOF, close/abort and reading.
+ *
+ * It follows CPython's _SelectorSocketTransport (Lib/asyncio/selector_events.py)
+ * step by step; the comments name the asyncio counterpart where it helps.
+ *
+ * Invariants:
+ *   - the write watcher is on exactly when bytes are buffered;
+ *   - connection_lost runs once, from a reserved ready-queue slot (or directly
+ *     from write-ready when a close() drains, as asyncio does), and then the
+ *     transport is freed: nothing may use it afterwards. */
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "protogen/stream.h"
+
+#include "internal.h"
+
+/* The connection as a whole (asyncio's _closing and _conn_lost). */
+typedef enum pg__stream_state {
+    PG__STREAM_OPEN,
+    PG__STREAM_CLOSING, /* close() called, flushing the buffer */
+    PG__STREAM_LOST,    /* connection_lost is scheduled or running */
+} pg__stream_state;
+
+/* The write side (asyncio's _eof). */
+typedef enum pg__write_state {
+    PG__WRITE_OPEN,
+    PG__WRITE_EOF_PENDING, /* write_eof() called, SHUT_WR once the buffer drains */
+    PG__WRITE_EOF_WRITTEN,
+} pg__write_state;
+
+typedef enum pg__read_state {
+    PG__READ_ACTIVE,
+    PG__READ_PAUSED,
+    PG__READ_EOF, /* the peer's EOF was kept open (half-close): never read again */
+} pg__read_state;
+
+typedef enum pg__flow_state {
+    PG__FLOW_RUNNING,
+    PG__FLOW_PAUSED_PROTOCOL,
+} pg__flow_state;
+
+/* Which protocol callbacks have run. */
+typedef enum pg__proto_state {
+    PG__PROTO_NEW,
+    PG__PROTO_CONNECTED,
+    PG__PROTO_LOST,
+} pg__proto_state;
+
+typedef struct pg__stream {
+    pg_transport base; /* first: the public header */
+    pg_loop *loop;
+    pg__io io;
+    pg_protocol protocol;
+    /* Write buffer: bytes [whead, wlen) of wbuf are pending; freed when drained. */
+    uint8_t *wbuf;
+    size_t whead;
+    size_t wlen;
+    size_t wcap;
+    size_t high;
+    size_t low;
+    int lost_error;
+    uint32_t trace_id;
+    uint8_t state;  /* pg__stream_state */
+    uint8_t wstate; /* pg__write_state */
+    uint8_t rstate; /* pg__read_state */
+    uint8_t flow;   /* pg__flow_state */
+    uint8_t proto;  /* pg__proto_state */
+    uint8_t flags;  /* PG__STREAM_* */
+} pg__stream;
+
+size_t pg__stream_sizeof(void)
+{
+    return sizeof(pg__stream);
+}
+
+#define PG__STREAM(t) ((pg__stream *)(void *)(t))
+
+static size_t pg__stream_buffered(const pg__stream *s)
+{
+    return s->wlen - s->whead;
+}
+
+/* ---- system calls ------------------------------------------------------- */
+
+/* Bytes written, 0 when the kernel takes nothing now, or a negative errno. */
+static ssize_t pg__stream_send(pg__stream *s, const void *data, size_t len)
+{
+    ssize_t n;
+    if (s->flags & PG__STREAM_SOCKET)
+        PG__RETRY_EINTR(n, send(s->io.fd, data, len, MSG_NOSIGNAL));
+    else
+        PG__RETRY_EINTR(n, write(s->io.fd, data, len));
+    if (n >= 0)
+        return n;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+}
+
+static ssize_t pg__stream_sendv(pg__stream *s, const struct iovec *iov, int iovcnt)
+{
+    ssize_t n;
+    if (iovcnt > IOV_MAX)
+        iovcnt = IOV_MAX; /* the rest is buffered */
+    if (s->flags & PG__STREAM_SOCKET) {
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_iov = (struct iovec *)iov;
+        msg.msg_iovlen = (size_t)iovcnt;
+        PG__RETRY_EINTR(n, sendmsg(s->io.fd, &msg, MSG_NOSIGNAL));
+    } else {
+        PG__RETRY_EINTR(n, writev(s->io.fd, iov, iovcnt));
+    }
+    if (n >= 0)
+        return n;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+}
+
+/* ---- the write buffer --------------------------------------------------- */
+
+/* Makes room for extra more bytes at wbuf + wlen. */
+static int pg__wbuf_reserve(pg__stream *s, size_t extra)
+{
+    size_t used = pg__stream_buffered(s);
+    if (extra > SIZE_MAX / 2 - used)
+        return -ENOMEM;
+    if (s->wlen + extra <= s->wcap)
+        return 0;
+    if (s->whead > 0) { /* compact */
+        memmove(s->wbuf, s->wbuf + s->whead, used);
+        s->whead = 0;
+        s->wlen = used;
+    }
+    if (used + extra <= s->wcap)
+        return 0;
+    size_t cap = s->wcap * 2;
+    if (cap < used + extra)
+        cap = used + extra;
+    if (cap < 1024)
+        cap = 1024;
+    uint8_t *p = realloc(s->wbuf, cap);
+    if (p == NULL)
+        return -ENOMEM;
+    s->wbuf = p;
+    s->wcap = cap;
+    return 0;
+}
+
+static void pg__wbuf_append(pg__stream *s, const void *data, size_t len)
+{
+    assert(s->wlen + len <= s->wcap);
+    memcpy(s->wbuf + s->wlen, data, len);
+    s->wlen += len;
+}
+
+/* Idle connections keep no buffer. */
+static void pg__wbuf_clear(pg__stream *s)
+{
+    free(s->wbuf);
+    s->wbuf = NULL;
+    s->whead = s->wlen = s->wcap = 0;
+}
+
+static void pg__wbuf_consume(pg__stream *s, size_t n)
+{
+    assert(n <= pg__stream_buffered(s));
+    s->whead += n;
+    if (s->whead == s->wlen)
+        pg__wbuf_clear(s);
+}
+
+/* ---- protocol callbacks, traced ----------------------------------------- */
+
+static void pg__stream_maybe_pause(pg__stream *s)
+{
+    size_t size = pg__stream_buffered(s);
+    /* Strictly above high; and never before connection_made. */
+    if (size <= s->high || s->flow != PG__FLOW_RUNNING || s->proto != PG__PROTO_CONNECTED)
+        return;
+    s->flow = PG__FLOW_PAUSED_PROTOCOL;
+    PG__TRACE_SIZE(s->trace_id, "pause_writing", size);
+    if (s->protocol.ops->pause_writing != NULL)
+        s->protocol.ops->pause_writing(s->protocol.self);
+}
+
+static void pg__stream_maybe_resume(pg__stream *s)
+{
+    size_t size = pg__stream_buffered(s);
+    if (s->flow != PG__FLOW_PAUSED_PROTOCOL || size > s->low)
+        return;
+    s->flow = PG__FLOW_RUNNING;
+    PG__TRACE_SIZE(s->trace_id, "resume_writing", size);
+    if (s->protocol.ops->resume_writing != NULL)
+        s->protocol.ops->resume_writing(s->protocol.self);
+}
+
+static void pg__stream_connection_made(void *arg)
+{
+    pg__stream *s = arg;
+    assert(s->proto == PG__PROTO_NEW);
+    s->proto = PG__PROTO_CONNECTED;
+    PG__TRACE(s->trace_id, "connection_made");
+    if (s->protocol.ops->connection_made != NULL)
+        s->protocol.ops->connection_made(s->protocol.self, &s->base);
+    /* Bytes written before connection_made may already be above high. */
+    pg__stream_maybe_pause(s);
+}
+
+/* asyncio's _call_connection_lost: the protocol's last callback, then the
+ * transport is gone. */
+static void pg__stream_finish(pg__stream *s, int error)
+{
+    assert(s->state == PG__STREAM_LOST);
+    assert(s->proto != PG__PROTO_LOST);
+    if (s->proto == PG__PROTO_CONNECTED) {
+        s->proto = PG__PROTO_LOST;
+        PG__TRACE_ERROR(s->trace_id, "connection_lost", error);
+        if (s->protocol.ops->connection_lost != NULL)
+            s->protocol.ops->connection_lost(s->protocol.self, error);
+    }
+    pg__io_stop(s->loop, &s->io, PG__IO_READ | PG__IO_WRITE);
+    close(s->io.fd);
+    free(s->wbuf);
+    free(s);
+}
+
+static void pg__stream_lost_cb(void *arg)
+{
+    pg__stream *s = arg;
+    pg__stream_finish(s, s->lost_error);
+}
+
+/* asyncio's _force_close: drop the buffer, connection_lost(error) next turn. */
+static void pg__stream_force_close(pg__stream *s, int error)
+{
+    if (s->state == PG__STREAM_LOST)
+        return;
+    if (pg__stream_buffered(s) > 0) {
+        pg__wbuf_clear(s);
+        pg__io_stop(s->loop, &s->io, PG__IO_WRITE);
+    }
+    pg__io_stop(s->loop, &s->io, PG__IO_READ);
+    s->state = PG__STREAM_LOST;
+    s->lost_error = error;
+    pg__loop_call_soon_reserved(s->loop, pg__stream_lost_cb, s);
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+/* asyncio's is_reading(), except after a kept-open EOF: asyncio still says
+ * true there, and a pause/resume would make it read the EOF and call
+ * eof_received a second time. Here EOF ends reading for good. */
+static bool pg__stream_reading(const pg__stream *s)
+{
+    return s->state == PG__STREAM_OPEN && s->rstate == PG__READ_ACTIVE;
+}
+
+static int pg__stream_start_reading_now(pg__stream *s)
+{
+    int r = pg__io_start(s->loop, &s->io, PG__IO_READ);
+    if (r < 0)
+        pg__stream_force_close(s, r);
+    return r;
+}
+
+/* Queued right after connection_made: a pause_reading() there wins. */
+static void pg__stream_start_reading(void *arg)
+{
+    pg__stream *s = arg;
+    if (pg__stream_reading(s))
+        pg__stream_start_reading_now(s);
+}
+
+static void pg__stream_close(pg_transport *t);
+
+static void pg__stream_on_eof(pg__stream *s)
+{
+    PG__TRACE(s->trace_id, "eof_received");
+    bool keep_open = false;
+    if (s->protocol.ops->eof_received != NULL)
+        keep_open = s->protocol.ops->eof_received(s->protocol.self);
+    if (keep_open) {
+        /* Half-open: still writable, but there is nothing more to read. */
+        s->rstate = PG__READ_EOF;
+        pg__io_stop(s->loop, &s->io, PG__IO_READ);
+    } else {
+        pg__stream_close(&s->base);
+    }
+}
+
+static void pg__stream_read_ready(pg__stream *s)
+{
+    if (s->state == PG__STREAM_LOST)
+        return;
+    uint8_t *buf = pg__loop_read_buffer(s->loop);
+    if (buf == NULL) {
+        pg__stream_force_close(s, -ENOMEM);
+        return;
+    }
+    ssize_t n;
+    if (s->flags & PG__STREAM_SOCKET)
+        PG__RETRY_EINTR(n, recv(s->io.fd, buf, PG__READ_BUFFER_SIZE, 0));
+    else
+        PG__RETRY_EINTR(n, read(s->io.fd, buf, PG__READ_BUFFER_SIZE));
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            pg__stream_force_close(s, -errno);
+        return;
+    }
+    if (n == 0) {
+        pg__stream_on_eof(s);
+        return;
+    }
+    PG__TRACE_SIZE(s->trace_id, "data_received", (size_t)n);
+    if (s->protocol.ops->data_received != NULL)
+        s->protocol.ops->data_received(s->protocol.self, buf, (size_t)n);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* asyncio's _write_send. May free the transport: callers touch it no more. */
+static void pg__stream_write_ready(pg__stream *s)
+{
+    if (s->state == PG__STREAM_LOST)
+        return;
+    assert(pg__stream_buffered(s) > 0);
+    ssize_t n = pg__stream_send(s, s->wbuf + s->whead, pg__stream_buffered(s));
+    if (n == 0)
+        return;
+    if (n < 0) {
+        pg__stream_force_close(s, (int)n);
+        return;
+    }
+    pg__wbuf_consume(s, (size_t)n);
+    pg__stream_maybe_resume(s); /* may write, close or abort */
+    if (s->state == PG__STREAM_LOST || pg__stream_buffered(s) > 0)
+        return;
+    pg__io_stop(s->loop, &s->io, PG__IO_WRITE);
+    if (s->state == PG__STREAM_CLOSING) {
+        /* Drained after close(): connection_lost now, as asyncio does. */
+        s->state = PG__STREAM_LOST;
+        pg__loop_unreserve(s->loop);
+        pg__stream_finish(s, 0);
+    } else if (s->wstate == PG__WRITE_EOF_PENDING) {
+        s->wstate = PG__WRITE_EOF_WRITTEN;
+        shutdown(s->io.fd, SHUT_WR);
+    }
+}
+
+static void pg__stream_on_io(pg__io *io, uint32_t events)
+{
+    pg__stream *s = PG__CONTAINER_OF(io, pg__stream, io);
+    if (events & PG__IO_READ)
+        pg__stream_read_ready(s);
+    /* Last: write-ready may free the transport. */
+    if ((events & PG__IO_WRITE) && (s->io.events & PG__IO_WRITE))
+        pg__stream_write_ready(s);
+}
+
+/* Buffers what the fast path left (sent bytes were taken already) and makes
+ * sure the write watcher runs. */
+static int pg__stream_buffer_rest(pg__stream *s, const struct iovec *iov, int iovcnt, size_t skip, size_t rest)
+{
+    bool was_empty = pg__stream_buffered(s) == 0;
+    int r = pg__wbuf_reserve(s, rest);
+    if (r == 0 && was_empty)
+        r = pg__io_start(s->loop, &s->io, PG__IO_WRITE);
+    if (r < 0) {
+        /* Part of the stream may be gone already: the connection is broken. */
+        pg__stream_force_close(s, r);
+        return r;
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        pg__wbuf_append(s, (const uint8_t *)iov[i].iov_base + skip, len - skip);
+        skip = 0;
+    }
+    pg__stream_maybe_pause(s);
+    return 0;
+}
+
+static int pg__stream_writelines(pg_transport *t, const struct iovec *iov, int iovcnt)
+{
+    pg__stream *s = PG__STREAM(t);
+    if (iovcnt < 0 || (iovcnt > 0 && iov == NULL))
+        return -EINVAL;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > 0 && iov[i].iov_base == NULL)
+            return -EINVAL;
+        if (iov[i].iov_len > SIZE_MAX / 2 - total)
+            return -EINVAL;
+        total += iov[i].iov_len;
+    }
+    if (s->wstate != PG__WRITE_OPEN)
+        return -EPIPE;
+    if (total == 0)
+        return 0;
+    if (s->state == PG__STREAM_LOST)
+        return 0; /* asyncio drops it (and logs after a few) */
+
+    size_t sent = 0;
+    if (pg__stream_buffered(s) == 0) {
+        /* Nothing queued: try at once. */
+        ssize_t n = iovcnt == 1 ? pg__stream_send(s, iov[0].iov_base, iov[0].iov_len)
+                                : pg__stream_sendv(s, iov, iovcnt);
+        if (n < 0) {
+            pg__stream_force_close(s, (int)n);
+            return 0;
+        }
+        sent = (size_t)n;
+        if (sent == total)
+            return 0;
+    }
+    return pg__stream_buffer_rest(s, iov, iovcnt, sent, total - sent);
+}
+
+static int pg__stream_write(pg_transport *t, const void *data, size_t len)
+{
+    if (len > 0 && data == NULL)
+        return -EINVAL;
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    return pg__stream_writelines(t, &iov, 1);
+}
+
+static int pg__stream_write_eof(pg_transport *t)
+{
+    pg__stream *s = PG__STREAM(t);
+    if (!(s->flags & PG__STREAM_CAN_WRITE_EOF))
+        return -ENOTSUP;
+    if (s->state != PG__STREAM_OPEN || s->wstate != PG__WRITE_OPEN)
+        return 0;
+    if (pg__stream_buffered(s) > 0) {
+        s->wstate = PG__WRITE_EOF_PENDING;
+        return 0;
+    }
+    s->wstate = PG__WRITE_EOF_WRITTEN;
+    return shutdown(s->io.fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+static bool pg__stream_can_write_eof(const pg_transport *t)
+{
+    return (PG__STREAM(t)->flags & PG__STREAM_CAN_WRITE_EOF) != 0;
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+static void pg__stream_close(pg_transport *t)
+{
+    pg__stream *s = PG__STREAM(t);
+    if (s->state != PG__STREAM_OPEN)
+        return;
+    s->state = PG__STREAM_CLOSING;
+    pg__io_stop(s->loop, &s->io, PG__IO_READ);
+    if (pg__stream_buffered(s) == 0) {
+        s->state = PG__STREAM_LOST;
+        pg__io_stop(s->loop, &s->io, PG__IO_WRITE);
+        s->lost_error = 0;
+        pg__loop_call_soon_reserved(s->loop, pg__stream_lost_cb, s);
+    }
+    /* else write-ready flushes, then calls connection_lost(0) */
+}
+
+static void pg__stream_abort(pg_transport *t)
+{
+    pg__stream_force_close(PG__STREAM(t), 0);
+}
+
+static bool pg__stream_is_closing(const pg_transport *t)
+{
+    return PG__STREAM(t)->state != PG__STREAM_OPEN;
+}
+
+/* ---- flow control ------------------------------------------------------- */
+
+static void pg__stream_pause_reading(pg_transport *t)
+{
+    pg__stream *s = PG__STREAM(t);
+    if (!pg__stream_reading(s))
+        return;
+    s->rstate = PG__READ_PAUSED;
+    pg__io_stop(s->loop, &s->io, PG__IO_READ);
+}
+
+static void pg__stream_resume_reading(pg_transport *t)
+{
+    pg__stream *s = PG__STREAM(t);
+    if (s->state != PG__STREAM_OPEN || s->rstate != PG__READ_PAUSED)
+        return;
+    s->rstate = PG__READ_ACTIVE;
+    pg__stream_start_reading_now(s);
+}
+
+static bool pg__stream_is_reading(const pg_transport *t)
+{
+    return pg__stream_reading(PG__STREAM(t));
+}
+
+static size_t pg__stream_get_write_buffer_size(const pg_transport *t)
+{
+    return pg__stream_buffered(PG__STREAM(t));
+}
+
+static void pg__stream_get_write_buffer_limits(const pg_transport *t, size_t *high, size_t *low)
+{
+    const pg__stream *s = PG__STREAM(t);
+    if (high != NULL)
+        *high = s->high;
+    if (low != NULL)
+        *low = s->low;
+}
+
+/* asyncio's _set_write_buffer_limits. */
+static int pg__limits(size_t high, size_t low, size_t *out_high, size_t *out_low)
+{
+    if (high == PG_LIMIT_DEFAULT) {
+        if (low == PG_LIMIT_DEFAULT)
+            high = PG_DEFAULT_HIGH_WATER;
+        else if (low > (SIZE_MAX - 1) / 4)
+            return -EINVAL;
+        else
+            high = 4 * low;
+    }
+    if (low == PG_LIMIT_DEFAULT)
+        low = high / 4;
+    if (high < low)
+        return -EINVAL;
+    *out_high = high;
+    *out_low = low;
+    return 0;
+}
+
+static int pg__stream_set_write_buffer_limits(pg_transport *t, size_t high, size_t low)
+{
+    pg__stream *s = PG__STREAM(t);
+    int r = pg__limits(high, low, &s->high, &s->low);
+    if (r == 0)
+        pg__stream_maybe_pause(s); /* never resumes */
+    return r;
+}
+
+static int pg__stream_get_extra_info(const pg_transport *t, pg_extra_key key, pg_extra_info *out)
+{
+    const pg__stream *s = PG__STREAM(t);
+    if (out == NULL)
+        return -EINVAL;
+    if (!(s->flags & PG__STREAM_SOCKET))
+        return -ENOENT;
+    memset(out, 0, sizeof *out);
+    out->fd = s->io.fd;
+    out->addrlen = sizeof out->addr;
+    switch (key) {
+    case PG_EXTRA_PEERNAME:
+        return getpeername(s->io.fd, (struct sockaddr *)&out->addr, &out->addrlen) < 0 ? -errno : 0;
+    case PG_EXTRA_SOCKNAME:
+        return getsockname(s->io.fd, (struct sockaddr *)&out->addr, &out->addrlen) < 0 ? -errno : 0;
+    case PG_EXTRA_SOCKET:
+        out->addrlen = 0;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+static const pg_transport_ops pg__stream_ops = {
+    .write = pg__stream_write,
+    .writelines = pg__stream_writelines,
+    .write_eof = pg__stream_write_eof,
+    .can_write_eof = pg__stream_can_write_eof,
+    .close = pg__stream_close,
+    .abort = pg__stream_abort,
+    .is_closing = pg__stream_is_closing,
+    .pause_reading = pg__stream_pause_reading,
+    .resume_reading = pg__stream_resume_reading,
+    .is_reading = pg__stream_is_reading,
+    .get_write_buffer_size = pg__stream_get_write_buffer_size,
+    .get_write_buffer_limits = pg__stream_get_write_buffer_limits,
+    .set_write_buffer_limits = pg__stream_set_write_buffer_limits,
+    .get_extra_info = pg__stream_get_extra_info,
+};
+
+/* ---- creation ----------------------------------------------------------- */
+
+int pg__stream_new(pg_loop *loop, int fd, const pg_protocol *protocol, unsigned flags, pg_transport **out)
+{
+    if (protocol == NULL || protocol->ops == NULL)
+        return -EINVAL;
+    pg__stream *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return -ENOMEM;
+    /* Three slots: connection_made, the first read, connection_lost. */
+    int reserved = 0, r = 0;
+    for (; reserved < 3; reserved++) {
+        r = pg__loop_reserve(loop);
+        if (r < 0)
+            goto fail;
+    }
+    s->base.ops = &pg__stream_ops;
+    s->loop = loop;
+    pg__io_init(&s->io, fd, pg__stream_on_io);
+    s->protocol = *protocol;
+    s->high = PG_DEFAULT_HIGH_WATER;
+    s->low = PG_DEFAULT_HIGH_WATER / 4;
+    s->trace_id = pg__trace_new_conn();
+    s->state = PG__STREAM_OPEN;
+    s->wstate = PG__WRITE_OPEN;
+    s->rstate = PG__READ_ACTIVE;
+    s->flow = PG__FLOW_RUNNING;
+    s->proto = PG__PROTO_NEW;
+    s->flags = (uint8_t)flags;
+    /* asyncio: call_soon(connection_made); call_soon(_add_reader). */
+    pg__loop_call_soon_reserved(loop, pg__stream_connection_made, s);
+    pg__loop_call_soon_reserved(loop, pg__stream_start_reading, s);
+    if (out != NULL)
+        *out = &s->base;
+    return 0;
+
+fail:
+    while (reserved-- > 0)
+        pg__loop_unreserve(loop);
+    free(s);
+    return r;
+}
+
+/* ---- public: adopting a connected socket -------------------------------- */
+
+int pg_stream_adopt_fd(pg_loop *loop, int fd, pg_protocol_factory factory, void *arg, pg_transport **out)
+{
+    if (loop == NULL || fd < 0 || factory == NULL)
+        return -EINVAL;
+    int type, domain;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return -errno; /* -ENOTSOCK for pipes and files */
+    if (type != SOCK_STREAM)
+        return -EINVAL;
+    len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+        return -errno;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    if (domain == AF_INET || domain == AF_INET6) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    pg_protocol protocol = { 0 };
+    int r = factory(arg, &protocol);
+    if (r < 0)
+        return r;
+    return pg__stream_new(loop, fd, &protocol, PG__STREAM_SOCKET | PG__STREAM_CAN_WRITE_EOF, out);
+}

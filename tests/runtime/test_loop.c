@@ -1,0 +1,295 @@
+/* The loop: call_soon order, timers (order, cancel, reschedule), stop,
+ * run_once, signal handlers, close. */
+#include <signal.h>
+#include <string.h>
+
+#include "testutil.h"
+
+typedef struct order {
+    char log[256];
+    pg_loop *loop;
+} order;
+
+static void note(order *o, const char *word)
+{
+    size_t n = strlen(o->log);
+    snprintf(o->log + n, sizeof o->log - n, "%s%s", n ? " " : "", word);
+}
+
+typedef struct step {
+    order *o;
+    const char *name;
+    pg_timer timer;
+    struct step *cancel; /* timer to cancel when this one fires */
+    struct step *again;  /* call_soon this one when this one runs */
+} step;
+
+static void step_run(void *arg)
+{
+    step *s = arg;
+    note(s->o, s->name);
+    if (s->cancel)
+        pg_timer_cancel(&s->cancel->timer);
+    if (s->again)
+        assert_int_equal(pg_loop_call_soon(s->o->loop, step_run, s->again), 0);
+}
+
+static pg_loop *new_loop(void)
+{
+    pg_loop *loop = NULL;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    assert_non_null(loop);
+    return loop;
+}
+
+static void test_call_soon_fifo(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    order o = { .loop = loop };
+    step a = { .o = &o, .name = "a" }, b = { .o = &o, .name = "b" }, c = { .o = &o, .name = "c" };
+    step later = { .o = &o, .name = "later" };
+    a.again = &later; /* queued while running: waits for the next iteration */
+    assert_int_equal(pg_loop_call_soon(loop, step_run, &a), 0);
+    assert_int_equal(pg_loop_call_soon(loop, step_run, &b), 0);
+    assert_int_equal(pg_loop_call_soon(loop, step_run, &c), 0);
+    assert_int_equal(pg_loop_call_soon(NULL, step_run, &c), -EINVAL);
+    assert_int_equal(pg_loop_call_soon(loop, NULL, &c), -EINVAL);
+
+    assert_int_equal(pg_loop_run_once(loop, 0), 0);
+    assert_string_equal(o.log, "a b c");
+    assert_int_equal(pg_loop_run_once(loop, 0), 0);
+    assert_string_equal(o.log, "a b c later");
+    pg_loop_close(loop);
+}
+
+static int seen[300], nseen;
+
+static void record_index(void *arg)
+{
+    seen[nseen++] = (int)(intptr_t)arg;
+}
+
+static void test_call_soon_many(void **state)
+{
+    (void)state;
+    /* More than the ring's initial size, wrapped: it grows and keeps the order. */
+    pg_loop *loop = new_loop();
+    nseen = 0;
+    for (int i = 0; i < 300; i++) {
+        assert_int_equal(pg_loop_call_soon(loop, record_index, (void *)(intptr_t)i), 0);
+        if (i == 10)
+            assert_int_equal(pg_loop_run_once(loop, 0), 0);
+    }
+    assert_int_equal(nseen, 11);
+    assert_int_equal(pg_loop_run_once(loop, 0), 0);
+    assert_int_equal(nseen, 300);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(seen[i], i);
+    pg_loop_close(loop);
+}
+
+static void test_timers_order(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    order o = { .loop = loop };
+    step t30 = { .o = &o, .name = "30" }, t10a = { .o = &o, .name = "10a" };
+    step t20 = { .o = &o, .name = "20" }, t10b = { .o = &o, .name = "10b" };
+    step *all[] = { &t30, &t10a, &t20, &t10b };
+    uint64_t delays[] = { 30, 10, 20, 10 };
+    for (int i = 0; i < 4; i++) {
+        pg_timer_init(&all[i]->timer);
+        assert_false(pg_timer_is_active(&all[i]->timer));
+        assert_int_equal(pg_loop_call_later(loop, &all[i]->timer, delays[i], step_run, all[i]), 0);
+        assert_true(pg_timer_is_active(&all[i]->timer));
+    }
+    uint64_t start = pg_loop_time_ms(loop);
+    RUN_UNTIL(loop, !pg_timer_is_active(&t30.timer));
+    assert_string_equal(o.log, "10a 10b 20 30");
+    assert_true(pg_loop_time_ms(loop) - start >= 30);
+    pg_loop_close(loop);
+}
+
+static void test_timers_same_time_fifo(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    order o = { .loop = loop };
+    step s[5] = {
+        { .o = &o, .name = "a" }, { .o = &o, .name = "b" }, { .o = &o, .name = "c" },
+        { .o = &o, .name = "d" }, { .o = &o, .name = "e" },
+    };
+    for (int i = 0; i < 5; i++) {
+        pg_timer_init(&s[i].timer);
+        assert_int_equal(pg_loop_call_later(loop, &s[i].timer, 0, step_run, &s[i]), 0);
+    }
+    assert_int_equal(pg_loop_run_once(loop, 0), 0);
+    assert_string_equal(o.log, "a b c d e");
+    pg_loop_close(loop);
+}
+
+static void test_timer_cancel(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    order o = { .loop = loop };
+    step a = { .o = &o, .name = "a" }, b = { .o = &o, .name = "b" }, c = { .o = &o, .name = "c" };
+    step d = { .o = &o, .name = "d" };
+    pg_timer_init(&a.timer);
+    pg_timer_init(&b.timer);
+    pg_timer_init(&c.timer);
+    pg_timer_init(&d.timer);
+    pg_timer_cancel(&a.timer); /* not active: a no-op */
+    a.cancel = &b;             /* a and b are due together: a cancels b */
+    assert_int_equal(pg_loop_call_later(loop, &a.timer, 0, step_run, &a), 0);
+    assert_int_equal(pg_loop_call_later(loop, &b.timer, 0, step_run, &b), 0);
+    assert_int_equal(pg_loop_call_later(loop, &c.timer, 0, step_run, &c), 0);
+    assert_int_equal(pg_loop_call_later(loop, &d.timer, 5, step_run, &d), 0);
+    pg_timer_cancel(&c.timer);
+    assert_false(pg_timer_is_active(&c.timer));
+    pg_timer_cancel(&d.timer);
+    assert_int_equal(pg_loop_run_once(loop, 0), 0);
+    assert_string_equal(o.log, "a");
+    assert_false(pg_timer_is_active(&b.timer));
+    /* d was cancelled: the loop has nothing left and must not wait for it. */
+    assert_int_equal(pg_loop_run_once(loop, 20), 0);
+    assert_string_equal(o.log, "a");
+    pg_loop_close(loop);
+}
+
+static void test_timer_reschedule(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    order o = { .loop = loop };
+    step a = { .o = &o, .name = "a" }, b = { .o = &o, .name = "b" };
+    pg_timer_init(&a.timer);
+    pg_timer_init(&b.timer);
+    assert_int_equal(pg_loop_call_later(loop, &a.timer, 0, step_run, &a), 0);
+    assert_int_equal(pg_loop_call_later(loop, &b.timer, 5, step_run, &b), 0);
+    /* Rescheduling an active timer moves it: a now fires after b. */
+    assert_int_equal(pg_loop_call_later(loop, &a.timer, 10, step_run, &a), 0);
+    RUN_UNTIL(loop, !pg_timer_is_active(&a.timer));
+    assert_string_equal(o.log, "b a");
+    pg_loop_close(loop);
+}
+
+static void rearm(void *arg)
+{
+    step *s = arg;
+    note(s->o, s->name);
+    if (strlen(s->o->log) < 10) /* a timer may reschedule itself from its callback */
+        assert_int_equal(pg_loop_call_later(s->o->loop, &s->timer, 0, rearm, s), 0);
+}
+
+static void test_timer_rearm_from_callback(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    order o = { .loop = loop };
+    step a = { .o = &o, .name = "x" };
+    pg_timer_init(&a.timer);
+    assert_int_equal(pg_loop_call_later(loop, &a.timer, 0, rearm, &a), 0);
+    RUN_UNTIL(loop, !pg_timer_is_active(&a.timer));
+    assert_string_equal(o.log, "x x x x x x");
+    pg_loop_close(loop);
+}
+
+static void stop_it(void *arg)
+{
+    order *o = arg;
+    note(o, "stop");
+    pg_loop_stop(o->loop);
+}
+
+static void test_loop_stop(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    order o = { .loop = loop };
+    pg_timer t;
+    pg_timer_init(&t);
+    assert_int_equal(pg_loop_call_later(loop, &t, 5, stop_it, &o), 0);
+    assert_int_equal(pg_loop_run(loop), 0);
+    assert_string_equal(o.log, "stop");
+
+    /* Stop before run: run does one iteration and returns. */
+    step a = { .o = &o, .name = "a" };
+    assert_int_equal(pg_loop_call_soon(loop, step_run, &a), 0);
+    pg_loop_stop(loop);
+    assert_int_equal(pg_loop_run(loop), 0);
+    assert_string_equal(o.log, "stop a");
+    pg_loop_close(loop);
+}
+
+static void test_run_once_timeout(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    uint64_t t0 = pg_loop_time_ms(loop);
+    assert_int_equal(pg_loop_run_once(loop, 0), 0);  /* polls */
+    assert_int_equal(pg_loop_run_once(loop, 10), 0); /* nothing to do: waits ~10 ms */
+    assert_true(pg_loop_time_ms(loop) >= t0 + 10);
+    pg_loop_close(loop);
+}
+
+static void on_signal(void *arg)
+{
+    int *count = arg;
+    (*count)++;
+}
+
+static void test_signal_handler(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    int count = 0;
+    assert_int_equal(pg_loop_add_signal_handler(loop, SIGKILL, on_signal, &count), -EINVAL);
+    assert_int_equal(pg_loop_add_signal_handler(loop, 0, on_signal, &count), -EINVAL);
+    assert_int_equal(pg_loop_remove_signal_handler(loop, SIGUSR1), -ENOENT);
+    assert_int_equal(pg_loop_add_signal_handler(loop, SIGUSR1, on_signal, &count), 0);
+    assert_int_equal(raise(SIGUSR1), 0); /* blocked: pending until the loop reads it */
+    assert_int_equal(count, 0);
+    RUN_UNTIL(loop, count == 1);
+    assert_int_equal(raise(SIGUSR1), 0);
+    RUN_UNTIL(loop, count == 2);
+    assert_int_equal(pg_loop_remove_signal_handler(loop, SIGUSR1), 0);
+    assert_int_equal(pg_loop_remove_signal_handler(loop, SIGUSR1), -ENOENT);
+
+    /* Unblocked again after removal. */
+    sigset_t cur;
+    assert_int_equal(sigprocmask(SIG_BLOCK, NULL, &cur), 0);
+    assert_int_equal(sigismember(&cur, SIGUSR1), 0);
+    pg_loop_close(loop);
+}
+
+static void test_close_runs_queued(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    order o = { .loop = loop };
+    step a = { .o = &o, .name = "a" }, b = { .o = &o, .name = "b" };
+    a.again = &b; /* queued while closing: runs too */
+    assert_int_equal(pg_loop_call_soon(loop, step_run, &a), 0);
+    pg_loop_close(loop);
+    assert_string_equal(o.log, "a b");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_call_soon_fifo),
+        cmocka_unit_test(test_call_soon_many),
+        cmocka_unit_test(test_timers_order),
+        cmocka_unit_test(test_timers_same_time_fifo),
+        cmocka_unit_test(test_timer_cancel),
+        cmocka_unit_test(test_timer_reschedule),
+        cmocka_unit_test(test_timer_rearm_from_callback),
+        cmocka_unit_test(test_loop_stop),
+        cmocka_unit_test(test_run_once_timeout),
+        cmocka_unit_test(test_signal_handler),
+        cmocka_unit_test(test_close_runs_queued),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
