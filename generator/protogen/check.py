@@ -147,7 +147,7 @@ class _Checker:
         for item in self.block_items(decl, "callbacks"):
             cb = item.name.text
             if item.body is not None or item.values:
-                where = item.values[0].pos if item.values else item.name.pos
+                where = item.values[0] if item.values else item.name
                 self.err(where, f"callback '{cb}' takes no value: write '{cb};'")
                 continue
             if names is not None and cb not in names:

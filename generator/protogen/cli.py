@@ -139,12 +139,12 @@ def _run(args) -> int:
             print(f"protogen: error: {what} {directory} is not a directory", file=sys.stderr)
             return EXIT_USAGE
     try:
-        outputs, templates = emit.render(proto, args.out_dir, handlers_dir, wanted)
+        outputs = emit.render(proto, args.out_dir, handlers_dir, wanted)
         extra = []
         if args.depfile:
             generated = [o.path for o in outputs if not o.user_file]
             extra.append(depfile.output(args.depfile, generated or [o.path for o in outputs],
-                                        [args.spec] + depfile.generator_files(templates)))
+                                        [args.spec] + depfile.generator_files()))
         emit.write(outputs + extra)
     except OSError as e:
         print(f"protogen: error: cannot write {e.filename or 'output'}: {e.strerror}", file=sys.stderr)

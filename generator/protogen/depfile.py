@@ -7,10 +7,13 @@ from protogen import emit
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def generator_files(templates) -> list:
-    """The generator's own sources and the templates a run used."""
+def generator_files() -> list:
+    """The generator's own sources and every template: output depends on all of them."""
     sources = sorted(os.path.join(PACKAGE_DIR, f) for f in os.listdir(PACKAGE_DIR) if f.endswith(".py"))
-    return sources + [os.path.join(emit.templates_dir(), t) for t in sorted(templates)]
+    templates = []
+    for root, _, files in os.walk(emit.templates_dir()):
+        templates += [os.path.join(root, f) for f in files if f.endswith(".j2")]
+    return sources + sorted(templates)
 
 
 def _escape(path: str) -> str:

@@ -4,6 +4,7 @@ A failed run leaves every file as it was. The handler skeleton is the user's
 file: it is created only when absent and never replaced, even in a race.
 """
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -43,21 +44,10 @@ def _c_comment(text: str, indent: str = "") -> str:
                      for i, line in enumerate(lines)) + ("" if len(lines) == 1 else f"\n{indent} */")
 
 
-class _RecordingLoader(jinja2.FileSystemLoader):
-    """Remembers every template it loads, for dependency files."""
-
-    def __init__(self, path):
-        super().__init__(path)
-        self.loaded = set()
-
-    def get_source(self, environment, template):
-        self.loaded.add(template)
-        return super().get_source(environment, template)
-
-
+@functools.lru_cache(maxsize=None)
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=_RecordingLoader(templates_dir()),
+        loader=jinja2.FileSystemLoader(templates_dir()),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -101,8 +91,7 @@ class Output:
     user_file: bool = False   # never overwritten
 
 
-def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS):
-    """(outputs, names of the templates used)."""
+def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS) -> list:
     env = _environment()
     context = {
         "p": proto,
@@ -118,9 +107,8 @@ def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS):
         "source": (f"{kind}/source.c.j2", os.path.join(out_dir, f"{proto.name}.c"), False),
         "handlers": (f"{kind}/handlers.c.j2", os.path.join(handlers_dir, f"{proto.name}_handlers.c"), True),
     }
-    outputs = [Output(what, path, env.get_template(tpl).render(context), user)
-               for what, (tpl, path, user) in plan.items() if what in emit]
-    return outputs, env.loader.loaded
+    return [Output(what, path, env.get_template(tpl).render(context), user)
+            for what, (tpl, path, user) in plan.items() if what in emit]
 
 
 def _temp_beside(path: str, text: str) -> str:

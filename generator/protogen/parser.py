@@ -1,13 +1,8 @@
-"""Parses tokens into a small, generic syntax tree.
+"""Parses tokens into a small, generic syntax tree, following GRAMMAR.
 
-The grammar is deliberately uniform so new declarations need no parser change:
-
-    spec        = "protocol" NAME "{" { declaration } "}" EOF
-    declaration = NAME { value } ";"          (values on the same line as NAME)
-                | NAME "{" { declaration } "}"
-    value       = NAME | NUMBER
-
-What each declaration means is the checker's business (check.py).
+The grammar is deliberately uniform so new declarations need no parser change;
+what each declaration means is the checker's business (check.py).
+docs/spec-language.md quotes GRAMMAR verbatim (a test keeps them in step).
 """
 
 from dataclasses import dataclass, field
@@ -15,6 +10,14 @@ from dataclasses import dataclass, field
 from protogen import lexer
 from protogen.diagnostics import Diagnostic, Position, SpecError, error
 from protogen.lexer import EOF, LBRACE, NAME, NUMBER, RBRACE, SEMI, Token
+
+
+GRAMMAR = """\
+spec        = "protocol" name "{" { declaration } "}" ;
+declaration = name { value } ";"              (* values on the same line as the name *)
+            | name "{" { declaration } "}" ;
+value       = name | number ;
+"""
 
 
 @dataclass

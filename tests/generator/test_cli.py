@@ -1,0 +1,148 @@
+"""Tests of protogen as a tool in a build: warnings, --check, depfiles, colour, and
+what it says when the spec and the user's handler file drift apart."""
+
+import glob
+import os
+import pty
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from test_generator import EXAMPLE_SPECS, HERE, PROTOGEN, TempDirTest, protogen, read, tree
+
+PAUSE_ONLY = os.path.join(HERE, "warnings", "pause_without_resume.spec")
+
+
+class Warnings(TempDirTest):
+    def test_each_warning_has_its_exact_message_and_position(self):
+        specs = sorted(glob.glob(os.path.join(HERE, "warnings", "*.spec")))
+        self.assertGreaterEqual(len(specs), 3)
+        for spec in specs:
+            with self.subTest(spec=os.path.basename(spec)):
+                r = protogen(os.path.basename(spec), "--check", cwd=os.path.dirname(spec))
+                self.assertEqual(r.returncode, 0)
+                self.assertEqual(r.stderr, read(spec[: -len(".spec")] + ".err"))
+
+    def test_werror_turns_warnings_into_errors_and_writes_nothing(self):
+        r = protogen(PAUSE_ONLY, "-Werror", "-o", self.tmp, "--handlers-dir", self.tmp)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(": error: 'pause_writing' is declared without 'resume_writing'", r.stderr)
+        self.assertIn("[-Werror]", r.stderr)
+        self.assertEqual(os.listdir(self.tmp), [])
+
+    def test_w_silences_warnings(self):
+        r = protogen(PAUSE_ONLY, "-w", "-o", self.tmp, "--handlers-dir", self.tmp)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["echo.c", "echo.h", "echo_handlers.c"])
+
+
+class CheckOnly(TempDirTest):
+    def test_check_validates_and_writes_nothing(self):
+        spec = self.copy_spec(EXAMPLE_SPECS[0])
+        r = protogen(spec, "--check", "-o", self.tmp)
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "", ""))
+        self.assertEqual(os.listdir(self.tmp), ["echo.spec"])
+
+    def test_check_reports_errors_with_status_1(self):
+        spec = os.path.join(HERE, "errors", "unknown_callback.spec")
+        r = protogen(spec, "--check")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("did you mean 'data_received'?", r.stderr)
+
+
+class Depfile(TempDirTest):
+    def test_depfile_lists_spec_generator_and_templates(self):
+        spec = self.copy_spec(EXAMPLE_SPECS[0])
+        dep = os.path.join(self.tmp, "echo.d")
+        r = protogen(spec, "-o", self.tmp, "--emit", "header,source", "-M", dep)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        text = read(dep)
+        targets, prerequisites = text.split(":", 1)
+        self.assertEqual(targets.split(), [os.path.join(self.tmp, "echo.h"), os.path.join(self.tmp, "echo.c")])
+        deps = prerequisites.replace("\\\n", " ").split()
+        self.assertEqual(deps[0], spec)
+        self.assertTrue(any(d.endswith("generator/protogen/check.py") for d in deps), deps)
+        self.assertTrue(any(d.endswith("stream/source.c.j2") for d in deps), deps)
+        self.assertTrue(any(d.endswith("common/banner.j2") for d in deps), deps)
+        for d in deps:
+            self.assertTrue(os.path.isfile(d), d)
+
+    def test_no_depfile_on_error(self):
+        dep = os.path.join(self.tmp, "x.d")
+        r = protogen(os.path.join(HERE, "errors", "unknown_role.spec"), "-o", self.tmp, "-M", dep)
+        self.assertEqual(r.returncode, 1)
+        self.assertFalse(os.path.exists(dep))
+
+
+class HandlerDrift(TempDirTest):
+    def write_spec(self, callbacks):
+        spec = os.path.join(self.tmp, "echo.spec")
+        with open(spec, "w") as f:
+            f.write("protocol echo {\n    transport tcp;\n    role server;\n    kind stream;\n"
+                    f"    callbacks {{ {' '.join(c + ';' for c in callbacks)} }}\n}}\n")
+        return spec
+
+    def test_new_callback_in_spec_is_reported_with_its_prototype(self):
+        spec = self.write_spec(["data_received"])
+        self.assertEqual(protogen(spec, "-o", self.tmp).returncode, 0)
+        handlers = os.path.join(self.tmp, "echo_handlers.c")
+        before = read(handlers)
+        spec = self.write_spec(["data_received", "eof_received"])
+        r = protogen(spec, "-o", self.tmp)
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(read(handlers), before, "the handler file was edited")
+        self.assertIn(f"{spec}:5:32: warning: callback 'eof_received' has no handler in {handlers}", r.stderr)
+        self.assertIn("note: add: bool echo_on_eof_received(echo_conn *conn, struct echo_state *state)", r.stderr)
+
+    def test_callback_removed_from_spec_is_reported_at_its_definition(self):
+        spec = self.write_spec(["data_received", "connection_lost"])
+        self.assertEqual(protogen(spec, "-o", self.tmp).returncode, 0)
+        handlers = os.path.join(self.tmp, "echo_handlers.c")
+        line = next(i for i, l in enumerate(read(handlers).splitlines(), 1) if "echo_on_connection_lost(" in l)
+        spec = self.write_spec(["data_received"])
+        r = protogen(spec, "-o", self.tmp)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn(f"{handlers}:{line}:6: warning: 'echo_on_connection_lost' is not declared in the spec's "
+                      "callbacks: it is never called", r.stderr)
+
+    def test_matching_handlers_give_no_warning(self):
+        spec = self.copy_spec(EXAMPLE_SPECS[0])
+        shutil.copyfile(os.path.join(os.path.dirname(EXAMPLE_SPECS[0]), "echo_handlers.c"),
+                        os.path.join(self.tmp, "echo_handlers.c"))
+        r = protogen(spec, "--check")
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+
+
+class Colour(TempDirTest):
+    def run_on_terminal(self, env):
+        """protogen's stderr when it is a terminal."""
+        spec = os.path.join(HERE, "errors", "unknown_role.spec")
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.dup2(1, 2)
+            os.execve(PROTOGEN, [PROTOGEN, spec, "--check"], env)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.waitpid(pid, 0)
+        os.close(fd)
+        return out.decode()
+
+    def test_colour_only_on_a_terminal_and_never_with_no_color(self):
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+        env["TERM"] = "xterm"
+        self.assertIn("\033[1;31merror:", self.run_on_terminal(env))
+        self.assertNotIn("\033[", self.run_on_terminal(dict(env, NO_COLOR="1")))
+        r = protogen(os.path.join(HERE, "errors", "unknown_role.spec"), "--check")
+        self.assertNotIn("\033[", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

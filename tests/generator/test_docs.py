@@ -1,0 +1,49 @@
+"""The spec language reference stays true: its grammar is the parser's, and every
+example spec in it (and in the README) is accepted by protogen."""
+
+import os
+import re
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "generator"))
+
+from protogen import check, parser  # noqa: E402
+from protogen.diagnostics import SpecError  # noqa: E402
+
+DOCS = [os.path.join(TOP, "docs", "spec-language.md"), os.path.join(TOP, "README.md")]
+
+
+def code_blocks(path):
+    with open(path) as f:
+        text = f.read()
+    return [m.group(2) for m in re.finditer(r"^( *)```[a-z]*\n(.*?)^\1```", text, re.M | re.S)]
+
+
+def dedent_block(block):
+    lines = block.splitlines()
+    indent = min((len(l) - len(l.lstrip()) for l in lines if l.strip()), default=0)
+    return "\n".join(l[indent:] for l in lines) + "\n"
+
+
+class Docs(unittest.TestCase):
+    def test_reference_quotes_the_parsers_grammar(self):
+        blocks = code_blocks(DOCS[0])
+        self.assertIn(parser.GRAMMAR, blocks)
+
+    def test_every_example_spec_is_valid(self):
+        examples = [dedent_block(b) for path in DOCS for b in code_blocks(path)
+                    if re.search(r"^\s*protocol \w+ \{", b, re.M)]
+        self.assertGreaterEqual(len(examples), 3)
+        for text in examples:
+            with self.subTest(example=text.splitlines()[0]):
+                try:
+                    check.check(parser.parse(text), "example.spec")
+                except SpecError as e:
+                    self.fail("\n".join(d.render("example.spec", text.splitlines()) for d in e.diagnostics))
+
+
+if __name__ == "__main__":
+    unittest.main()
