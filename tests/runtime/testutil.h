@@ -56,12 +56,13 @@ void recorder_free(recorder *r);
 int recorder_factory(void *arg, pg_protocol *out);
 
 /* Runs the loop until cond holds; fails the test after too many iterations. */
-#define RUN_UNTIL(loop, cond)                                     \
-    do {                                                          \
-        for (int run_i_ = 0; !(cond); run_i_++) {                 \
-            assert_true(run_i_ < 2000);                           \
-            assert_int_equal(pg_loop_run_once((loop), 1000), 0);  \
-        }                                                         \
+#define RUN_UNTIL(loop, cond)                                    \
+    do {                                                         \
+        int run_i_ = 0;                                          \
+        while (!(cond)) {                                        \
+            assert_true(run_i_++ < 2000);                        \
+            assert_int_equal(pg_loop_run_once((loop), 1000), 0); \
+        }                                                        \
     } while (0)
 
 /* Runs n iterations that do not wait (nothing must happen in them). */

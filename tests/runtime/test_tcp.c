@@ -1,0 +1,464 @@
+/* TCP over loopback: listen on port 0, connect round trips over 127.0.0.1
+ * and ::1, refused and timed-out connects, peer reset, listen options, server
+ * close, address parsing and formatting. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define MAX_CONNS 4
+
+typedef struct server_ctx {
+    recorder conns[MAX_CONNS];
+    int n;
+    recorder_hooks hooks;
+    pg_server *server;
+    bool close_server_in_factory;
+} server_ctx;
+
+static int server_factory(void *arg, pg_protocol *out)
+{
+    server_ctx *ctx = arg;
+    assert_true(ctx->n < MAX_CONNS);
+    recorder *r = &ctx->conns[ctx->n++];
+    recorder_init(r);
+    r->hooks = ctx->hooks;
+    if (ctx->close_server_in_factory)
+        pg_server_close(ctx->server);
+    return recorder_factory(r, out);
+}
+
+static void server_ctx_free(server_ctx *ctx)
+{
+    for (int i = 0; i < ctx->n; i++)
+        recorder_free(&ctx->conns[i]);
+}
+
+typedef struct client_ctx {
+    recorder rec;
+    int factory_calls;
+    int done_calls;
+    int error;
+    pg_transport *transport;
+} client_ctx;
+
+static int client_factory(void *arg, pg_protocol *out)
+{
+    client_ctx *c = arg;
+    c->factory_calls++;
+    return recorder_factory(&c->rec, out);
+}
+
+static void on_connected(void *arg, pg_transport *t, int error)
+{
+    client_ctx *c = arg;
+    c->done_calls++;
+    c->error = error;
+    c->transport = t;
+    if (error == 0) {
+        assert_non_null(t);
+        assert_int_equal(c->rec.made, 1); /* asyncio: create_connection returns after connection_made */
+        assert_ptr_equal(c->rec.transport, t);
+    } else {
+        assert_null(t);
+        assert_int_equal(c->factory_calls, 0);
+    }
+}
+
+static uint16_t server_port(pg_server *server)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    assert_int_equal(pg_server_sockname(server, &ss, &len), 0);
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/* ---- round trips -------------------------------------------------------- */
+
+static void echo_data(recorder *r, const uint8_t *data, size_t len)
+{
+    assert_int_equal(pg_transport_write(r->transport, data, len), 0);
+}
+
+static void send_ping(recorder *r)
+{
+    assert_int_equal(pg_transport_write(r->transport, "ping", 4), 0);
+}
+
+static void close_after_pong(recorder *r, const uint8_t *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    if (r->rx_len == 4)
+        pg_transport_close(r->transport);
+}
+
+static void round_trip(const char *host)
+{
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { .hooks = { .data = echo_data } };
+    assert_int_equal(pg_tcp_listen(loop, host, 0, NULL, server_factory, &srv, &srv.server), 0);
+    uint16_t port = server_port(srv.server);
+    assert_true(port > 0);
+
+    client_ctx cli = { 0 };
+    recorder_init(&cli.rec);
+    cli.rec.hooks.made = send_ping;
+    cli.rec.hooks.data = close_after_pong;
+    assert_int_equal(pg_tcp_connect(loop, host, port, 5000, client_factory, &cli, on_connected, &cli), 0);
+    assert_int_equal(cli.done_calls, 0); /* never synchronously */
+    RUN_UNTIL(loop, cli.rec.lost == 1 && srv.n == 1 && srv.conns[0].lost == 1);
+
+    assert_int_equal(cli.done_calls, 1);
+    assert_int_equal(cli.error, 0);
+    assert_int_equal(cli.factory_calls, 1);
+    assert_string_equal(cli.rec.log, "made data lost:ok");
+    assert_memory_equal(cli.rec.rx, "ping", 4);
+    assert_string_equal(srv.conns[0].log, "made data eof lost:ok");
+    assert_memory_equal(srv.conns[0].rx, "ping", 4);
+
+    pg_server_close(srv.server);
+    server_ctx_free(&srv);
+    recorder_free(&cli.rec);
+    pg_loop_close(loop);
+}
+
+static void test_round_trip_ipv4(void **state)
+{
+    (void)state;
+    round_trip("127.0.0.1");
+}
+
+static bool ipv6_available(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    bool ok = bind(fd, (struct sockaddr *)&sin6, sizeof sin6) == 0;
+    close(fd);
+    return ok;
+}
+
+static void test_round_trip_ipv6(void **state)
+{
+    (void)state;
+    if (!ipv6_available())
+        skip();
+    round_trip("::1");
+}
+
+static void test_round_trip_localhost(void **state)
+{
+    (void)state;
+    round_trip("localhost");
+}
+
+/* ---- failures ----------------------------------------------------------- */
+
+static void test_connect_refused(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    /* Bound but not listening: the port is ours and refuses connections. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sin;
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+
+    client_ctx cli = { 0 };
+    recorder_init(&cli.rec);
+    assert_int_equal(pg_tcp_connect(loop, "127.0.0.1", ntohs(sin.sin_port), 0, client_factory, &cli,
+                                    on_connected, &cli), 0);
+    RUN_UNTIL(loop, cli.done_calls == 1);
+    assert_int_equal(cli.error, -ECONNREFUSED);
+    assert_int_equal(cli.factory_calls, 0);
+    run_idle(loop, 2);
+    assert_int_equal(cli.done_calls, 1);
+    assert_string_equal(cli.rec.log, ""); /* no protocol callbacks at all */
+    close(fd);
+    pg_loop_close(loop);
+}
+
+static void test_connect_timeout(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    /* A listener with backlog 0 and one queued connection drops further SYNs,
+     * so the next connect hangs until our timeout. */
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sin;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+    int filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(filler, (struct sockaddr *)&sin, sizeof sin), 0);
+
+    client_ctx cli = { 0 };
+    recorder_init(&cli.rec);
+    assert_int_equal(pg_tcp_connect(loop, "127.0.0.1", ntohs(sin.sin_port), 50, client_factory, &cli,
+                                    on_connected, &cli), 0);
+    RUN_UNTIL(loop, cli.done_calls == 1);
+    if (cli.error == 0) { /* the kernel queued it after all: nothing to test here */
+        pg_transport_abort(cli.transport);
+        RUN_UNTIL(loop, cli.rec.lost == 1);
+        close(filler);
+        close(lfd);
+        recorder_free(&cli.rec);
+        pg_loop_close(loop);
+        skip();
+    }
+    assert_int_equal(cli.error, -ETIMEDOUT);
+    assert_int_equal(cli.factory_calls, 0);
+    close(filler);
+    close(lfd);
+    pg_loop_close(loop);
+}
+
+static void test_bad_addresses(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    client_ctx cli = { 0 };
+    const char *bad[] = { "example.com", "", "1.2.3", "999.0.0.1", "[::1", "::1]", "127.0.0.1:80" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(pg_tcp_connect(loop, bad[i], 80, 0, client_factory, &cli, on_connected, &cli), -EINVAL);
+    assert_int_equal(pg_tcp_connect(loop, NULL, 80, 0, client_factory, &cli, on_connected, &cli), -EINVAL);
+    assert_int_equal(pg_tcp_connect(loop, "127.0.0.1", 0, 0, client_factory, &cli, on_connected, &cli), -EINVAL);
+
+    server_ctx srv = { 0 };
+    pg_server *server = NULL;
+    assert_int_equal(pg_tcp_listen(loop, "nonsense", 0, NULL, server_factory, &srv, &server), -EINVAL);
+    pg_listen_options bad_opts = { .backlog = -1 };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, &bad_opts, server_factory, &srv, &server), -EINVAL);
+    assert_null(server);
+    run_idle(loop, 2);
+    assert_int_equal(cli.done_calls, 0);
+    assert_int_equal(cli.factory_calls, 0);
+    pg_loop_close(loop);
+}
+
+static void test_peer_reset(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { 0 };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, server_factory, &srv, &srv.server), 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                               .sin_port = htons(server_port(srv.server)) };
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    RUN_UNTIL(loop, srv.n == 1 && srv.conns[0].made == 1);
+
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 }; /* close sends RST */
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(fd);
+    RUN_UNTIL(loop, srv.conns[0].lost == 1);
+    assert_string_equal(srv.conns[0].log, "made lost:ECONNRESET");
+    assert_int_equal(srv.conns[0].lost_error, -ECONNRESET);
+    pg_server_close(srv.server);
+    server_ctx_free(&srv);
+    pg_loop_close(loop);
+}
+
+/* ---- servers ------------------------------------------------------------ */
+
+static void test_listen_options_and_socket_setup(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { 0 };
+    pg_listen_options opts = { .backlog = 5, .send_buffer_size = 4096 };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, &opts, server_factory, &srv, &srv.server), 0);
+    client_ctx cli = { 0 };
+    recorder_init(&cli.rec);
+    assert_int_equal(pg_tcp_connect(loop, "127.0.0.1", server_port(srv.server), 5000, client_factory, &cli,
+                                    on_connected, &cli), 0);
+    RUN_UNTIL(loop, cli.done_calls == 1 && srv.n == 1 && srv.conns[0].made == 1);
+    assert_int_equal(cli.error, 0);
+
+    pg_transport *st = srv.conns[0].transport;
+    pg_extra_info info, peer;
+    assert_int_equal(pg_transport_get_extra_info(st, PG_EXTRA_SOCKET, &info), 0);
+    int v = 0;
+    socklen_t len = sizeof v;
+    assert_int_equal(getsockopt(info.fd, SOL_SOCKET, SO_SNDBUF, &v, &len), 0);
+    assert_true(v <= 2 * 4096); /* inherited from the listening socket (the kernel doubles it) */
+    assert_int_equal(getsockopt(info.fd, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+    assert_int_equal(v, 1);
+    assert_true(fcntl(info.fd, F_GETFD) & FD_CLOEXEC);
+
+    /* Each side's peername is the other's sockname. */
+    assert_int_equal(pg_transport_get_extra_info(st, PG_EXTRA_PEERNAME, &info), 0);
+    assert_int_equal(pg_transport_get_extra_info(cli.transport, PG_EXTRA_SOCKNAME, &peer), 0);
+    assert_int_equal(info.addrlen, peer.addrlen);
+    assert_memory_equal(&info.addr, &peer.addr, info.addrlen);
+    assert_int_equal(pg_transport_get_extra_info(cli.transport, PG_EXTRA_SOCKET, &info), 0);
+    assert_int_equal(getsockopt(info.fd, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+    assert_int_equal(v, 1);
+
+    pg_transport_close(cli.transport);
+    RUN_UNTIL(loop, cli.rec.lost == 1 && srv.conns[0].lost == 1);
+    pg_server_close(srv.server);
+    server_ctx_free(&srv);
+    recorder_free(&cli.rec);
+    pg_loop_close(loop);
+}
+
+static void test_server_close_keeps_connections(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { .hooks = { .data = echo_data } };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, server_factory, &srv, &srv.server), 0);
+    uint16_t port = server_port(srv.server);
+    client_ctx cli = { 0 };
+    recorder_init(&cli.rec);
+    assert_int_equal(pg_tcp_connect(loop, "127.0.0.1", port, 5000, client_factory, &cli, on_connected, &cli), 0);
+    RUN_UNTIL(loop, cli.done_calls == 1 && srv.n == 1 && srv.conns[0].made == 1);
+
+    pg_server_close(srv.server);
+    pg_server_close(srv.server); /* idempotent until freed on the next turn */
+    struct sockaddr_storage ss;
+    socklen_t len;
+    assert_int_equal(pg_server_sockname(srv.server, &ss, &len), -EBADF);
+    run_idle(loop, 1);
+
+    /* The accepted connection still echoes. */
+    assert_int_equal(pg_transport_write(cli.transport, "ping", 4), 0);
+    RUN_UNTIL(loop, cli.rec.rx_len == 4);
+
+    /* New connections are refused. */
+    client_ctx late = { 0 };
+    recorder_init(&late.rec);
+    assert_int_equal(pg_tcp_connect(loop, "127.0.0.1", port, 5000, client_factory, &late, on_connected, &late), 0);
+    RUN_UNTIL(loop, late.done_calls == 1);
+    assert_int_equal(late.error, -ECONNREFUSED);
+
+    pg_transport_close(cli.transport);
+    RUN_UNTIL(loop, cli.rec.lost == 1 && srv.conns[0].lost == 1);
+    server_ctx_free(&srv);
+    recorder_free(&cli.rec);
+    pg_loop_close(loop);
+}
+
+static void test_server_close_in_factory(void **state)
+{
+    (void)state;
+    /* The factory closes the server in the middle of an accept batch. */
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { .close_server_in_factory = true };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, server_factory, &srv, &srv.server), 0);
+    uint16_t port = server_port(srv.server);
+    int fds[3];
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                               .sin_port = htons(port) };
+    for (int i = 0; i < 3; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&sin, sizeof sin), 0);
+    }
+    RUN_UNTIL(loop, srv.n == 1 && srv.conns[0].made == 1);
+    run_idle(loop, 2);
+    assert_int_equal(srv.n, 1); /* no more accepts after close */
+    pg_transport_close(srv.conns[0].transport);
+    RUN_UNTIL(loop, srv.conns[0].lost == 1);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    server_ctx_free(&srv);
+    pg_loop_close(loop);
+}
+
+static int refuse(void *arg, pg_protocol *out)
+{
+    int *calls = arg;
+    (void)out;
+    (*calls)++;
+    return -EPERM;
+}
+
+static void test_factory_refuses(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    int calls = 0;
+    pg_server *server;
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, refuse, &calls, &server), 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                               .sin_port = htons(server_port(server)) };
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    RUN_UNTIL(loop, calls == 1);
+    /* The refused socket was closed: the client sees EOF. */
+    char c;
+    assert_int_equal(recv(fd, &c, 1, 0), 0);
+    close(fd);
+
+    /* A connect whose factory refuses reports the error, with no transport. */
+    client_ctx cli = { 0 };
+    int ccalls = 0;
+    (void)cli;
+    assert_int_equal(pg_tcp_connect(loop, "127.0.0.1", ntohs(sin.sin_port), 0, refuse, &ccalls,
+                                    on_connected, &cli), 0);
+    RUN_UNTIL(loop, cli.done_calls == 1);
+    assert_int_equal(cli.error, -EPERM);
+    assert_int_equal(ccalls, 1);
+    RUN_UNTIL(loop, calls == 2);
+    pg_server_close(server);
+    pg_loop_close(loop);
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+static void test_format_address(void **state)
+{
+    (void)state;
+    char buf[64];
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(8080) };
+    inet_pton(AF_INET, "10.1.2.3", &sin.sin_addr);
+    assert_int_equal(pg_format_address((struct sockaddr *)&sin, buf, sizeof buf), 13);
+    assert_string_equal(buf, "10.1.2.3:8080");
+    struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(443), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    assert_int_equal(pg_format_address((struct sockaddr *)&sin6, buf, sizeof buf), 9);
+    assert_string_equal(buf, "[::1]:443");
+    assert_int_equal(pg_format_address((struct sockaddr *)&sin, buf, 13), -ENOSPC);
+    struct sockaddr sa = { .sa_family = AF_UNIX };
+    assert_int_equal(pg_format_address(&sa, buf, sizeof buf), -EAFNOSUPPORT);
+    assert_int_equal(pg_format_address(NULL, buf, sizeof buf), -EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_ipv4),
+        cmocka_unit_test(test_round_trip_ipv6),
+        cmocka_unit_test(test_round_trip_localhost),
+        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_bad_addresses),
+        cmocka_unit_test(test_peer_reset),
+        cmocka_unit_test(test_listen_options_and_socket_setup),
+        cmocka_unit_test(test_server_close_keeps_connections),
+        cmocka_unit_test(test_server_close_in_factory),
+        cmocka_unit_test(test_factory_refuses),
+        cmocka_unit_test(test_format_address),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
