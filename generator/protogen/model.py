@@ -40,6 +40,11 @@ class Transport:
     kinds: tuple                  # kinds this transport can carry
     can_write_eof: bool = True
     supported: bool = True
+    runtime: str = ""             # prefix of the runtime's listen/connect functions
+    address_params: str = ""      # C parameters naming an address
+    address_args: str = ""
+    address_doc: str = ""
+    listen_note: str = ""         # what listening on that address adds
 
 
 STREAM_CALLBACKS = (
@@ -81,8 +86,12 @@ KINDS = {
 }
 
 TRANSPORTS = {
-    "tcp": Transport("tcp", ("stream", "buffered")),
-    "unix": Transport("unix", ("stream", "buffered"), supported=False),
+    "tcp": Transport("tcp", ("stream", "buffered"), runtime="pg_tcp",
+                     address_params="const char *host, uint16_t port", address_args="host, port",
+                     address_doc="host:port", listen_note=" (port 0: any free port)"),
+    "unix": Transport("unix", ("stream", "buffered"), supported=False, runtime="pg_unix",
+                      address_params="const char *path", address_args="path",
+                      address_doc="the Unix socket path (\"@name\": Linux's abstract namespace)"),
     "pipe": Transport("pipe", ("stream", "buffered"), supported=False),
     "udp": Transport("udp", ("datagram",), can_write_eof=False, supported=False),
     "subprocess": Transport("subprocess", ("subprocess",), supported=False),

@@ -240,5 +240,6 @@ void *echo_context(const echo_conn *conn)
 int echo_listen(pg_loop *loop, const char *host, uint16_t port,
                 const pg_listen_options *opts, void *context, pg_server **out)
 {
-    return pg_tcp_listen(loop, host, port, opts, echo_protocol_factory, context, out);
+    return pg_tcp_listen(loop, host, port, opts, echo_protocol_factory,
+                         context, out);
 }

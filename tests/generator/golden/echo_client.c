@@ -270,8 +270,8 @@ int echo_client_connect(pg_loop *loop, const char *host, uint16_t port, uint32_t
     if (req == NULL)
         return -ENOMEM;
     *req = (struct echo_client__connect_request){ .context = context, .done = done, .conn = NULL };
-    int rc = pg_tcp_connect(loop, host, port, timeout_ms, echo_client__connect_factory, req,
-                            echo_client__connect_done, req);
+    int rc = pg_tcp_connect(loop, host, port, timeout_ms,
+                            echo_client__connect_factory, req, echo_client__connect_done, req);
     if (rc < 0)
         free(req);
     return rc;
