@@ -597,6 +597,54 @@ static void test_peer_closed_with_unread_data_resets(void **state)
     teardown(&f);
 }
 
+/* Two transports readable in the same epoll batch: whichever is dispatched
+ * first aborts the other, whose pending event must then be skipped (no data
+ * after abort), and whose memory lives until its deferred connection_lost. */
+static void abort_the_other(recorder *r, const uint8_t *data, size_t len)
+{
+    recorder *other = r->user;
+    (void)data;
+    (void)len;
+    assert_false(pg_transport_is_closing(r->transport)); /* never data after abort */
+    if (other->transport != NULL && !pg_transport_is_closing(other->transport))
+        pg_transport_abort(other->transport);
+}
+
+static void test_abort_other_in_same_batch(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    int p1[2], p2[2];
+    recorder a, b;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    make_socketpair(p1, 0);
+    make_socketpair(p2, 0);
+    recorder_init(&a);
+    recorder_init(&b);
+    a.user = &b;
+    b.user = &a;
+    a.hooks.data = abort_the_other;
+    b.hooks.data = abort_the_other;
+    assert_int_equal(pg_stream_adopt_fd(loop, p1[0], recorder_factory, &a, NULL), 0);
+    assert_int_equal(pg_stream_adopt_fd(loop, p2[0], recorder_factory, &b, NULL), 0);
+    RUN_UNTIL(loop, a.made && b.made);
+    assert_int_equal(send(p1[1], "1", 1, 0), 1);
+    assert_int_equal(send(p2[1], "2", 1, 0), 1);
+    RUN_UNTIL(loop, a.lost + b.lost == 1);
+    assert_int_equal(a.data_calls + b.data_calls, 1);
+    recorder *survivor = a.lost ? &b : &a;
+    assert_string_equal(survivor->log, "made data");
+    recorder *aborted = survivor->user;
+    assert_string_equal(aborted->log, "made lost:ok");
+    pg_transport_close(survivor->transport);
+    RUN_UNTIL(loop, a.lost && b.lost);
+    close(p1[1]);
+    close(p2[1]);
+    recorder_free(&a);
+    recorder_free(&b);
+    pg_loop_close(loop);
+}
+
 #define BULK_SIZE (1024 * 1024)
 
 typedef struct pump {
@@ -675,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_writelines_flow_control),
         cmocka_unit_test(test_write_error_is_fatal),
         cmocka_unit_test(test_peer_closed_with_unread_data_resets),
+        cmocka_unit_test(test_abort_other_in_same_batch),
         cmocka_unit_test(test_bulk_transfer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -385,6 +386,59 @@ static void test_server_close_in_factory(void **state)
     pg_loop_close(loop);
 }
 
+static void test_accept_out_of_fds_backs_off(void **state)
+{
+    (void)state;
+    /* accept4 fails with EMFILE: the server stops accepting for a second
+     * (asyncio's ACCEPT_RETRY_DELAY) instead of spinning, then resumes. */
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { 0 };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, server_factory, &srv, &srv.server), 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                               .sin_port = htons(server_port(srv.server)) };
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+
+    struct rlimit saved, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    int next = dup(0); /* the lowest free fd: a limit there leaves none */
+    assert_true(next >= 0);
+    close(next);
+    low = saved;
+    low.rlim_cur = (rlim_t)next;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0 || dup(0) >= 0) {
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+        close(fd);
+        pg_server_close(srv.server);
+        pg_loop_close(loop);
+        skip();
+    }
+    uint64_t t0 = pg_loop_time_ms(loop);
+    assert_int_equal(pg_loop_run_once(loop, 1000), 0); /* EMFILE: backs off */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    assert_int_equal(srv.n, 0);
+    run_idle(loop, 3); /* not spinning on the readable socket */
+    assert_int_equal(srv.n, 0);
+    /* Under valgrind the fd limit is emulated and the first connection is
+     * dropped; a second one shows the server accepting again either way. */
+    int fd2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(fd2, (struct sockaddr *)&sin, sizeof sin), 0);
+    RUN_UNTIL(loop, srv.n >= 1 && srv.conns[0].made == 1);
+    assert_true(pg_loop_time_ms(loop) - t0 >= 900);
+
+    for (int i = 0; i < srv.n; i++) {
+        RUN_UNTIL(loop, srv.conns[i].made == 1);
+        pg_transport_close(srv.conns[i].transport);
+        RUN_UNTIL(loop, srv.conns[i].lost == 1);
+    }
+    close(fd);
+    close(fd2);
+    pg_server_close(srv.server);
+    server_ctx_free(&srv);
+    pg_loop_close(loop);
+}
+
 static int refuse(void *arg, pg_protocol *out)
 {
     int *calls = arg;
@@ -458,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_server_close_keeps_connections),
         cmocka_unit_test(test_server_close_in_factory),
         cmocka_unit_test(test_factory_refuses),
+        cmocka_unit_test(test_accept_out_of_fds_backs_off),
         cmocka_unit_test(test_format_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
