@@ -2,11 +2,13 @@
 #   make demo   build, generate the echo example, run its server and client
 #   make test   build and run the whole test suite
 # Also: make build, make sanitize (the suite under ASan+UBSan), make clean.
+#   make bench        the benchmark of issue 7 (bench/README.md): ~10 minutes, prints the table
+#   make bench-smoke  the same, one short run of each workload (CI: it builds and completes)
 
 BUILD ?= build
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build demo test sanitize clean
+.PHONY: all setup build demo test sanitize clean bench bench-build bench-smoke
 
 all: build
 
@@ -25,6 +27,18 @@ test: build
 
 sanitize: setup
 	$(MAKE) test BUILD=build-sanitize CMAKE_FLAGS="-DPROTOGEN_SANITIZE=ON"
+
+# Release build of its own (build-bench), never the Debug build the tests use.
+bench-build:
+	@scripts/setup.sh libuv1-dev valgrind strace
+	cmake -S bench -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build-bench -j2
+
+bench: bench-build
+	python3 bench/run.py --build build-bench
+
+bench-smoke: bench-build
+	python3 bench/run.py --build build-bench --smoke
 
 clean:
 	rm -rf build build-sanitize

@@ -1,0 +1,455 @@
+"""protogen's benchmark (issue 7): the echo example against hand-written epoll, libuv and asyncio.
+
+    run.py [--build DIR] [--runs N] [--duration SEC] [--idle N] [--count N] [--smoke] [--out FILE]
+
+DIR (default build-bench) holds the Release build of bench/CMakeLists.txt. Every
+server prints "listening on HOST:PORT" and takes --port 0; each one is started
+afresh for every measurement, on 127.0.0.1 only, and stopped with SIGTERM (SIGKILL
+after a while); whatever is still running when this script ends is killed.
+
+Measured, and printed as Markdown tables (also written to --out):
+  - per timed workload and server: rate, p50/p99 latency (from bench/loadgen) and the
+    server's own CPU time (utime+stime from /proc/PID/stat) per request or MB; the
+    median of --runs runs, the servers taking turns in a rotating order;
+  - idle connections: the server's RSS growth (VmRSS) per connection;
+  - per echoed message, on fixed counts with a run of no messages subtracted: user-space
+    instructions under valgrind --tool=callgrind (C servers) and system calls under
+    strace -f -c (every server);
+  - bench/generator_bench.py;
+and every figure as a ratio to the hand-written epoll server of the same run.
+--smoke: one short run of everything (CI: it builds and each workload completes).
+"""
+
+import argparse
+import atexit
+import datetime
+import os
+import platform
+import re
+import resource
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+FLOOR = "epoll"
+
+# ---- processes: started here, always stopped ------------------------------------------
+
+LIVE = set()
+
+
+def kill_live():
+    for proc in list(LIVE):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    LIVE.clear()
+
+
+atexit.register(kill_live)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+class Proc:
+    """A child with line-at-a-time stdout read under a timeout."""
+
+    def __init__(self, cmd, stdin=False):
+        self.cmd = cmd
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+        LIVE.add(self.p)
+        self.buf = b""
+        self.pid = self.p.pid
+
+    def line(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.p.stdout], [], [], left)[0]:
+                raise RuntimeError(f"{self.cmd[0]}: no output within {timeout} s")
+            chunk = os.read(self.p.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(f"{' '.join(self.cmd)}: exited: {self.p.stderr.read().decode()[-500:]}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def send(self, text):
+        self.p.stdin.write(text.encode())
+        self.p.stdin.flush()
+
+    def stop(self, pid=None, timeout=30):
+        """SIGTERM (to pid, the server under a tracer, or to the child), then SIGKILL."""
+        if self.p.poll() is None:
+            if pid:
+                os.kill(pid, signal.SIGTERM)  # alive while its tracer, our child, is
+            else:
+                self.p.terminate()
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            if pid and self.p.poll() is None:
+                os.kill(pid, signal.SIGKILL)
+            self.p.kill()
+            self.p.wait()
+        LIVE.discard(self.p)
+        return self.p.returncode
+
+
+def start_server(cmd, wrap=()):
+    proc = Proc(list(wrap) + cmd + ["--port", "0"])
+    m = re.fullmatch(r"listening on (\S+):(\d+)", proc.line(60 if wrap else 10))
+    if not m:
+        raise RuntimeError(f"{cmd[0]}: unexpected first line")
+    proc.port = int(m.group(2))
+    proc.server_pid = proc.pid
+    if wrap and wrap[0] == "strace":  # the server is strace's child
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            proc.server_pid = int(f.read().split()[0])
+    return proc
+
+
+def loadgen(args, port, workload, pid=None, timeout=None):
+    timeout = timeout or args.duration + 60
+    cmd = [os.path.join(args.build, "loadgen"), "--port", str(port), "--timeout", str(timeout)] + workload
+    if pid:
+        cmd += ["--pid", str(pid)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
+    fields = dict(kv.split("=", 1) for kv in r.stdout.split())
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()} {r.stdout.strip()}")
+    return {k: float(v) for k, v in fields.items()}
+
+
+# ---- what is measured ------------------------------------------------------------------
+
+def servers(args):
+    b = args.build
+    return {
+        "epoll": [os.path.join(b, "epoll_echo")],
+        "protogen": [os.path.join(b, "protogen", "examples", "echo", "echo_server")],
+        "libuv": [os.path.join(b, "uv_echo")],
+        "asyncio": [sys.executable, os.path.join(HERE, "asyncio_echo.py")],
+    }
+
+
+C_SERVERS = ("epoll", "protogen", "libuv")
+
+# name, load generator arguments, what one message is, rate unit, CPU unit, bytes per unit
+WORKLOADS = [
+    ("ping-pong 1×64 B", ["--workload", "pingpong", "--conns", "1", "--size", "64"], "req", "req/s", "µs/req"),
+    ("ping-pong 100×1 KiB", ["--workload", "pingpong", "--conns", "100", "--size", "1024"], "req", "req/s",
+     "µs/req"),
+    ("streaming 10×64 KiB", ["--workload", "stream", "--conns", "10", "--size", "65536", "--window", "4"], "64 KiB",
+     "MB/s", "µs/MB"),
+    ("churn (connect, 64 B echo, close)", ["--workload", "churn", "--conns", "1", "--size", "64"], "conn",
+     "conn/s", "µs/conn"),
+]
+
+
+def timed(args, srv):
+    """{(workload, server): [per-run dicts]}, servers taking turns in a rotating order."""
+    results = {}
+    names = list(srv)
+    for run in range(args.runs):
+        for wname, wargs, _, rate_unit, _ in WORKLOADS:
+            for name in names[run % len(names):] + names[:run % len(names)]:
+                proc = start_server(srv[name])
+                try:
+                    r = loadgen(args, proc.port, wargs + ["--duration", str(args.duration)], proc.pid)
+                finally:
+                    proc.stop()
+                per_mb = rate_unit == "MB/s"
+                units = r["bytes"] / 1e6 if per_mb else r["messages"]
+                results.setdefault((wname, name), []).append({
+                    "rate": units / r["seconds"],
+                    "p50": r["p50_us"], "p99": r["p99_us"],
+                    "cpu": r["server_cpu_s"] * 1e6 / units,
+                    "client": r["client_cpu_s"] / r["seconds"],
+                })
+        print(f"  timed run {run + 1}/{args.runs} done", file=sys.stderr)
+    med = {k: {f: statistics.median(d[f] for d in v) for f in v[0]} for k, v in results.items()}
+    for k, v in results.items():  # how far apart the runs were
+        cpus = [d["cpu"] for d in v]
+        med[k]["spread"] = (max(cpus) - min(cpus)) / med[k]["cpu"]
+    return med
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
+
+
+def idle(args, srv):
+    """{server: median RSS bytes per idle connection}."""
+    per = {}
+    names = list(srv)
+    for run in range(args.runs):
+        for name in names[run % len(names):] + names[:run % len(names)]:
+            proc = start_server(srv[name])
+            lg = Proc([os.path.join(args.build, "loadgen"), "--port", str(proc.port), "--workload", "idle",
+                       "--conns", str(args.idle), "--timeout", "120"], stdin=True)
+            try:
+                if lg.line(30) != "warm":
+                    raise RuntimeError("loadgen idle: no warm-up")
+                before = vm_rss_kib(proc.pid)
+                lg.send("go\n")
+                if lg.line(120) != f"ready {args.idle}":
+                    raise RuntimeError("loadgen idle: not all connections opened")
+                time.sleep(0.2)  # let the last accepts settle
+                after = vm_rss_kib(proc.pid)
+                lg.send("done\n")
+                lg.line(30)
+                if lg.p.wait(30) != 0:
+                    raise RuntimeError("loadgen idle failed")
+                LIVE.discard(lg.p)
+            finally:
+                proc.stop()
+                lg.stop()
+            per.setdefault(name, []).append((after - before) * 1024 / args.idle)
+    return {k: statistics.median(v) for k, v in per.items()}
+
+
+# Counted runs: a fixed number of messages (connections for churn) against a run of none.
+def counted_workloads(args):
+    n = args.count
+    return [(WORKLOADS[0][0], WORKLOADS[0][1], n),
+            (WORKLOADS[1][0], WORKLOADS[1][1], n),
+            (WORKLOADS[2][0], WORKLOADS[2][1], max(n // 20, 10)),
+            (WORKLOADS[3][0], WORKLOADS[3][1], max(n // 10, 10))]
+
+
+def callgrind_total(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("totals:", "summary:")):
+                return int(line.split()[1])
+    raise RuntimeError(f"no totals in {path}")
+
+
+def self_costs(path):
+    """{function: instructions}, callgrind's self cost per function."""
+    out = subprocess.run(["callgrind_annotate", "--auto=no", "--threshold=100", path], capture_output=True,
+                         text=True, timeout=120).stdout
+    costs = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+(\S.*)$", line)
+        if m and "PROGRAM TOTALS" not in line:
+            name = re.sub(r"\s*\[.*\]$", "", m.group(2)).rsplit("/", 1)[-1]
+            costs[name] = costs.get(name, 0) + int(m.group(1).replace(",", ""))
+    return costs
+
+
+def strace_counts(path):
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+                counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def one_counted(args, cmd, tool, wargs, n, tag):
+    out = os.path.join(args.outdir, tag)
+    if tool == "callgrind":
+        wrap = ["valgrind", "--tool=callgrind", "-q", f"--callgrind-out-file={out}"]
+    else:
+        wrap = ["strace", "-f", "-c", "-U", "name,calls", "-o", out]
+    proc = start_server(cmd, wrap)
+    try:
+        loadgen(args, proc.port, wargs + ["--requests", str(n), "--duration", "300"], timeout=300)
+        time.sleep(0.2)  # the server sees the last EOF
+    finally:
+        proc.stop(proc.server_pid, timeout=60)
+    return (callgrind_total(out), out) if tool == "callgrind" else strace_counts(out)
+
+
+def counted(args, srv):
+    """{(workload, server): {"instr": per message, "sys": per message, "calls": {name: per message}}}."""
+    res = {}
+    for wname, wargs, n in counted_workloads(args):
+        for name, cmd in srv.items():
+            key = (wname, name)
+            safe = re.sub(r"\W+", "_", wname)
+            if name in C_SERVERS:
+                base, base_file = one_counted(args, cmd, "callgrind", wargs, 0, f"callgrind.{name}.{safe}.0")
+                full, full_file = one_counted(args, cmd, "callgrind", wargs, n, f"callgrind.{name}.{safe}.{n}")
+                res.setdefault(key, {})["instr"] = (full - base) / n
+                if wname == WORKLOADS[0][0]:  # where the instructions go, function by function
+                    a, b = self_costs(full_file), self_costs(base_file)
+                    res[key]["funcs"] = {f: (a.get(f, 0) - b.get(f, 0)) / n for f in set(a) | set(b)}
+            base = one_counted(args, cmd, "strace", wargs, 0, f"strace.{name}.{safe}.0")
+            full = one_counted(args, cmd, "strace", wargs, n, f"strace.{name}.{safe}.{n}")
+            calls = {k: (full.get(k, 0) - base.get(k, 0)) / n for k in set(full) | set(base)}
+            calls = {k: v for k, v in calls.items() if abs(v) >= 0.005}
+            res.setdefault(key, {})["sys"] = sum(calls.values())
+            res[key]["calls"] = calls
+        print(f"  counted: {wname} done", file=sys.stderr)
+    return res
+
+
+# ---- the report --------------------------------------------------------------------------
+
+def cmd_output(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine():
+    with open("/proc/cpuinfo") as f:
+        model = re.search(r"^model name\s*:\s*(.*)$", f.read(), re.M)
+    with open("/proc/meminfo") as f:
+        mem = int(re.search(r"^MemTotal:\s+(\d+)", f.read(), re.M).group(1))
+    return [
+        f"date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+        f"CPU: {model.group(1) if model else '?'}, {os.cpu_count()} cores; memory {mem // 1024 ** 2} GiB",
+        f"kernel: {platform.release()}",
+        f"gcc: {cmd_output(['gcc', '-dumpfullversion'])} (-O2 -g -DNDEBUG); "
+        f"libuv {cmd_output(['pkg-config', '--modversion', 'libuv'])}; "
+        f"Python {platform.python_version()} ({sys.executable})",
+        f"{cmd_output(['valgrind', '--version'])}; {cmd_output(['strace', '-V']).splitlines()[0]}",
+    ]
+
+
+def ratio(v, floor):
+    return f"{v / floor:.2f}" if floor else "–"
+
+
+def fmt(v):
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def report(args, srv, t, mem, c, gen, notes):
+    out = ["# protogen benchmark (issue 7)", "", *[f"- {m}" for m in machine()], ""]
+    out += [f"Timed: median of {args.runs} runs of {args.duration:g} s per workload and server, servers taking "
+            "turns; × = ratio to the hand-written epoll server of the same run. CPU = the server's utime+stime "
+            "(/proc/PID/stat, 10 ms ticks) over the run, per unit, ± half the range of the runs. Load gen = the load generator's own CPU "
+            "(1.00: it is the bottleneck). MB = 10⁶ bytes echoed.", "",
+            "| workload | server | rate | × | p50 µs | p99 µs | server CPU | × | load gen |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for wname, _, _, rate_unit, cpu_unit in WORKLOADS:
+        floor = t[(wname, FLOOR)]
+        for name in srv:
+            r = t[(wname, name)]
+            out.append(f"| {wname} | {name} | {fmt(r['rate'])} {rate_unit} | {ratio(r['rate'], floor['rate'])} | "
+                       f"{r['p50']:.1f} | {r['p99']:.1f} | {fmt(r['cpu'])} {cpu_unit} ±{r['spread'] * 50:.0f}% | "
+                       f"{ratio(r['cpu'], floor['cpu'])} | {r['client']:.2f} |")
+    out += ["", f"Idle: {args.idle} connections, each confirmed by a 1-byte echo; the server's VmRSS growth "
+            f"(after a warm-up connection) per connection; median of {args.runs} runs.", "",
+            "| server | RSS per idle connection | × |", "|---|---:|---:|"]
+    for name in srv:
+        out.append(f"| {name} | {mem[name]:.0f} B | {ratio(mem[name], mem[FLOOR])} |")
+    out += ["", "Per echoed message (per 64 KiB message for streaming, per connection for churn), on a fixed "
+            "count with a run of none subtracted: user-space instructions (valgrind --tool=callgrind, C servers) "
+            "and system calls (strace -f -c). Instructions are exact; system calls under concurrency depend on "
+            "how events batch, which strace's slowness changes.", "",
+            "| workload (count) | server | instructions | × | syscalls | × | syscalls by name |",
+            "|---|---|---:|---:|---:|---:|---|"]
+    for wname, _, n in counted_workloads(args):
+        floor = c[(wname, FLOOR)]
+        for name in srv:
+            r = c[(wname, name)]
+            instr = f"{r['instr']:,.0f} | {ratio(r['instr'], floor['instr'])}" if "instr" in r else "– | –"
+            calls = " ".join(f"{k} {v:.2f}" for k, v in sorted(r["calls"].items(), key=lambda kv: -kv[1]))
+            out.append(f"| {wname} ({n}) | {name} | {instr} | {r['sys']:.2f} | {ratio(r['sys'], floor['sys'])} | "
+                       f"{calls} |")
+    pp1 = WORKLOADS[0][0]
+    out += ["", f"Where the instructions of one {pp1} message go: callgrind's self cost per function, the "
+            "counted run minus the run of none, per message (libuv's library has no symbols here).", "",
+            "| server | instructions per function |", "|---|---|"]
+    for name in srv:
+        funcs = c[(pp1, name)].get("funcs")
+        if funcs:
+            top = [f"{f} {v:.0f}" for f, v in sorted(funcs.items(), key=lambda kv: -kv[1]) if v >= 0.5]
+            out.append(f"| {name} | {', '.join(top)} |")
+    out += ["", "Issue 7's targets, for protogen:", "", "| target | measured | met |", "|---|---|---|"]
+    for row in targets(t, mem, c, args):
+        out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
+    out += ["", "Generator (bench/generator_bench.py):", "", "```", gen.strip(), "```"]
+    if notes:
+        out += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def targets(t, mem, c, args):
+    rows = []
+    for wname, _, _ in counted_workloads(args):
+        p, e = c[(wname, "protogen")], c[(wname, FLOOR)]
+        rows.append((f"syscalls/message = hand-written: {wname}", f"{p['sys']:.2f} vs {e['sys']:.2f}",
+                     p["sys"] <= e["sys"] + 0.01))
+        rows.append((f"instructions/message ≤ 3× hand-written: {wname}",
+                     f"{p['instr']:,.0f} vs {e['instr']:,.0f} ({p['instr'] / e['instr']:.2f}×)",
+                     p["instr"] <= 3 * e["instr"]))
+    for wname, *_ in WORKLOADS:
+        p, e, u = t[(wname, "protogen")], t[(wname, FLOOR)], t[(wname, "libuv")]
+        rows.append((f"server CPU ≤ 1.10× hand-written and < libuv: {wname}",
+                     f"{p['cpu'] / e['cpu']:.2f}× hand-written, {p['cpu'] / u['cpu']:.2f}× libuv",
+                     p["cpu"] <= 1.10 * e["cpu"] and p["cpu"] < u["cpu"]))
+    rows.append(("idle RSS ≤ 512 B per connection, several times less than asyncio's",
+                 f"{mem['protogen']:.0f} B; asyncio {mem['asyncio'] / max(mem['protogen'], 1):.1f}× that",
+                 mem["protogen"] <= 512 and mem["asyncio"] >= 3 * mem["protogen"]))
+    churn = WORKLOADS[3][0]
+    p, e = t[(churn, "protogen")], t[(churn, FLOOR)]
+    rows.append(("churn ≥ hand-written's connections/s", f"{p['rate']:,.0f} vs {e['rate']:,.0f}",
+                 p["rate"] >= e["rate"]))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(TOP, "build-bench"))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--duration", type=float, default=3.0)
+    ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--count", type=int, default=5000, help="messages per counted run")
+    ap.add_argument("--gen-runs", type=int, default=15)
+    ap.add_argument("--smoke", action="store_true", help="one short run of everything")
+    ap.add_argument("--out", help="also write the report here (default: BUILD/bench-results.md)")
+    args = ap.parse_args()
+    if args.smoke:
+        args.runs, args.duration, args.idle, args.count, args.gen_runs = 1, 1.0, 1000, 200, 3
+    args.build = os.path.abspath(args.build)
+    args.outdir = os.path.join(args.build, "bench-out")
+    os.makedirs(args.outdir, exist_ok=True)
+    for tool in ("valgrind", "strace"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} is missing (make bench installs it)")
+
+    notes = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = args.idle + 100
+    if soft < need:  # the servers inherit it
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
+    if hard < need:
+        args.idle = max(hard - 100, 10)
+        notes.append(f"the descriptor limit ({hard}) allowed only {args.idle} idle connections")
+
+    srv = servers(args)
+    print(f"bench: timed workloads ({args.runs} × {len(WORKLOADS)} × {len(srv)} runs)", file=sys.stderr)
+    t = timed(args, srv)
+    print(f"bench: {args.idle} idle connections", file=sys.stderr)
+    mem = idle(args, srv)
+    print("bench: instructions and system calls per message", file=sys.stderr)
+    c = counted(args, srv)
+    print("bench: generator", file=sys.stderr)
+    gen = subprocess.run([sys.executable, os.path.join(HERE, "generator_bench.py"), "--runs", str(args.gen_runs)],
+                         capture_output=True, text=True, timeout=600)
+    if gen.returncode != 0:
+        raise RuntimeError(f"generator_bench.py: {gen.stderr}")
+    text = report(args, srv, t, mem, c, gen.stdout, notes)
+    print(text)
+    with open(args.out or os.path.join(args.build, "bench-results.md"), "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
