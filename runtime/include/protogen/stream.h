@@ -17,7 +17,8 @@ extern "C" {
  * On success the transport owns the fd (closed after connection_lost),
  * connection_made follows on the next iteration, and *out (if not NULL) is the
  * transport. On error (-ENOTSOCK, -EINVAL for a non-stream socket, the
- * factory's error, -ENOMEM) the fd stays the caller's and nothing is called. */
+ * factory's error, -ENOMEM) the fd stays the caller's (possibly made
+ * non-blocking already) and no protocol callback is called. */
 int pg_stream_adopt_fd(pg_loop *loop, int fd, pg_protocol_factory factory, void *arg, pg_transport **out);
 
 #ifdef __cplusplus
