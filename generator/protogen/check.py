@@ -92,6 +92,11 @@ class _Checker:
         declared = self.callbacks(seen.get("callbacks"), kind)
         watermarks = self.watermarks(seen.get("watermarks"))
         self.flow_control_warnings(declared, seen.get("watermarks"))
+        if transport and role:
+            for cb in transport.never_calls.get(role, ()):
+                if cb in declared:
+                    self.warn(declared[cb], f"callback '{cb}' is never called on a {transport.name} {role}: "
+                                            "its handler would be dead code")
 
         if self.diagnostics:
             raise SpecError(sorted(self.diagnostics + self.warnings, key=lambda d: (d.pos.line, d.pos.col)))

@@ -45,6 +45,7 @@ class Transport:
     address_args: str = ""
     address_doc: str = ""
     listen_note: str = ""         # what listening on that address adds
+    never_calls: dict = field(default_factory=dict)   # role -> callbacks this transport never makes
 
 
 STREAM_CALLBACKS = (
