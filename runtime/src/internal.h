@@ -9,10 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "protogen/loop.h"
 #include "protogen/protocol.h"
 #include "protogen/transport.h"
+#include "protogen/server.h"
 
 #define PG__CONTAINER_OF(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
@@ -115,17 +118,73 @@ struct pg_loop {
 /* ---- stream transports (stream.c) --------------------------------------- */
 
 enum pg__stream_flags {
-    PG__STREAM_SOCKET = 1, /* send/recv with MSG_NOSIGNAL; extra info */
+    PG__STREAM_SOCKET = 1, /* send/recv with MSG_NOSIGNAL; socket extra info */
     PG__STREAM_CAN_WRITE_EOF = 2,
+    PG__STREAM_READ_PIPE = 4,  /* asyncio's _UnixReadPipeTransport: no writing */
+    PG__STREAM_WRITE_PIPE = 8, /* asyncio's _UnixWritePipeTransport: no reading */
+    PG__STREAM_WATCH_READER = 16, /* write pipe: readable means the reader is gone */
 };
 
-/* Makes a stream transport over a connected non-blocking fd, owned from now
- * on: connection_made and the first read are scheduled with call_soon. On
- * error nothing is scheduled and the fd is left open. */
-int pg__stream_new(pg_loop *loop, int fd, const pg_protocol *protocol, unsigned flags, pg_transport **out);
+typedef struct pg__stream pg__stream;
+
+/* Two steps, so that a protocol is made only once nothing can fail any more:
+ * pg__stream_alloc() allocates the transport and reserves its ready-queue
+ * slots (it may fail, and then no protocol exists yet); pg__stream_start()
+ * attaches the protocol and schedules connection_made and the first read (it
+ * cannot fail). pg__stream_discard() undoes an alloc that is never started;
+ * the fd stays the caller's. */
+int pg__stream_alloc(pg_loop *loop, int fd, unsigned flags, pg__stream **out);
+pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol);
+void pg__stream_discard(pg__stream *s);
+
+/* alloc, factory(arg), start: the factory is called last. On error the fd
+ * stays the caller's and no protocol callback will ever be called. */
+int pg__stream_open(pg_loop *loop, int fd, unsigned flags, pg_protocol_factory factory, void *arg,
+                    pg_transport **out);
 
 /* sizeof the per-connection transport struct, for tests and reports. */
 size_t pg__stream_sizeof(void);
+
+/* ---- listening and connecting stream sockets (server.c, connect.c) ------ */
+
+/* Makes a server of a bound, listening, non-blocking socket (taken over on
+ * success): accepted connections become stream transports with flags. */
+int pg__server_new(pg_loop *loop, int fd, int backlog, unsigned flags, pg_protocol_factory factory, void *arg,
+                   pg_server **out);
+/* Unix servers: the socket file to remove on close, if it is still ours. */
+int pg__server_set_unlink(pg_server *server, const char *path);
+
+/* A non-blocking connect that tries addrs[0..n) in order until one connects
+ * (asyncio's create_connection), within timeout_ms in all (0: none). Copies
+ * the addresses. Everything after a successful return goes through done. */
+typedef struct pg__sockaddr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} pg__sockaddr;
+
+typedef struct pg__connect pg__connect;
+int pg__connect_new(pg_loop *loop, uint32_t timeout_ms, unsigned flags, pg_protocol_factory factory,
+                    void *factory_arg, pg_connect_cb done, void *done_arg, pg__connect **out);
+/* Starts connecting to the addresses (copied); the connect reports through done. */
+void pg__connect_start(pg__connect *c, const pg__sockaddr *addrs, size_t n);
+/* The attempt failed before connecting (e.g. resolution): reports error. */
+void pg__connect_fail(pg__connect *c, int error);
+/* A resolver holds c until it calls pg__connect_start or pg__connect_fail,
+ * even when the timeout has reported to done meanwhile. */
+void pg__connect_set_resolving(pg__connect *c);
+/* Frees a connect that was never started (nothing has been reported). */
+void pg__connect_discard(pg__connect *c);
+
+/* ---- name resolution (resolve.c) ---------------------------------------- */
+
+/* Resolves host:port for a stream connect on a helper thread, without
+ * blocking the loop; then calls pg__connect_start or pg__connect_fail. */
+int pg__resolve_and_connect(pg__connect *c, pg_loop *loop, const char *host, uint16_t port);
+
+/* ---- pipes (pipe.c) ----------------------------------------------------- */
+
+/* writev() that never raises SIGPIPE in the process (see pipe.c). */
+ssize_t pg__write_nosigpipe(int fd, const struct iovec *iov, int iovcnt);
 
 /* ---- tracing (trace.c) -------------------------------------------------- */
 

@@ -1,8 +1,11 @@
 /* The stream transport shared by every fd-based stream (TCP, Unix sockets,
- * later pipes): buffering, watermarks, EOF, close/abort and reading.
+ * read and write pipes): buffering, watermarks, EOF, close/abort, reading
+ * into the loop's buffer or a buffered protocol's own, protocol switching.
  *
  * It follows CPython's _SelectorSocketTransport (Lib/asyncio/selector_events.py)
- * step by step; the comments name the asyncio counterpart where it helps.
+ * step by step, and _UnixReadPipeTransport / _UnixWritePipeTransport
+ * (unix_events.py) where the PG__STREAM_*_PIPE flags say so; the comments name
+ * the asyncio counterpart where it helps.
  *
  * Invariants:
  *   - the write watcher is on exactly when bytes are buffered;
@@ -54,7 +57,7 @@ typedef enum pg__proto_state {
     PG__PROTO_LOST,
 } pg__proto_state;
 
-typedef struct pg__stream {
+struct pg__stream {
     pg_transport base; /* first: the public header */
     pg_loop *loop;
     pg__io io;
@@ -74,7 +77,7 @@ typedef struct pg__stream {
     uint8_t flow;   /* pg__flow_state */
     uint8_t proto;  /* pg__proto_state */
     uint8_t flags;  /* PG__STREAM_* */
-} pg__stream;
+};
 
 size_t pg__stream_sizeof(void)
 {
@@ -94,10 +97,12 @@ static size_t pg__stream_buffered(const pg__stream *s)
 static ssize_t pg__stream_send(pg__stream *s, const void *data, size_t len)
 {
     ssize_t n;
-    if (s->flags & PG__STREAM_SOCKET)
+    if (s->flags & PG__STREAM_SOCKET) {
         PG__RETRY_EINTR(n, send(s->io.fd, data, len, MSG_NOSIGNAL));
-    else
-        PG__RETRY_EINTR(n, write(s->io.fd, data, len));
+    } else {
+        struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+        n = pg__write_nosigpipe(s->io.fd, &iov, 1);
+    }
     if (n >= 0)
         return n;
     return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
@@ -115,7 +120,7 @@ static ssize_t pg__stream_sendv(pg__stream *s, const struct iovec *iov, int iovc
         msg.msg_iovlen = (size_t)iovcnt;
         PG__RETRY_EINTR(n, sendmsg(s->io.fd, &msg, MSG_NOSIGNAL));
     } else {
-        PG__RETRY_EINTR(n, writev(s->io.fd, iov, iovcnt));
+        n = pg__write_nosigpipe(s->io.fd, iov, iovcnt);
     }
     if (n >= 0)
         return n;
@@ -258,7 +263,7 @@ static void pg__stream_force_close(pg__stream *s, int error)
  * eof_received a second time. Here EOF ends reading for good. */
 static bool pg__stream_reading(const pg__stream *s)
 {
-    return s->state == PG__STREAM_OPEN && s->rstate == PG__READ_ACTIVE;
+    return s->state == PG__STREAM_OPEN && s->rstate == PG__READ_ACTIVE && !(s->flags & PG__STREAM_WRITE_PIPE);
 }
 
 static int pg__stream_start_reading_now(pg__stream *s)
@@ -275,6 +280,8 @@ static void pg__stream_start_reading(void *arg)
     pg__stream *s = arg;
     if (pg__stream_reading(s))
         pg__stream_start_reading_now(s);
+    else if ((s->flags & PG__STREAM_WATCH_READER) && s->state != PG__STREAM_LOST)
+        pg__stream_start_reading_now(s); /* a write pipe watches for its reader going away */
 }
 
 static void pg__stream_close(pg_transport *t);
@@ -285,6 +292,8 @@ static void pg__stream_on_eof(pg__stream *s)
     bool keep_open = false;
     if (s->protocol.ops->eof_received != NULL)
         keep_open = s->protocol.ops->eof_received(s->protocol.self);
+    if (s->flags & PG__STREAM_READ_PIPE)
+        keep_open = false; /* a read pipe ends at EOF, whatever the answer */
     if (keep_open) {
         /* Half-open: still writable, but there is nothing more to read. */
         s->rstate = PG__READ_EOF;
@@ -294,20 +303,54 @@ static void pg__stream_on_eof(pg__stream *s)
     }
 }
 
+/* asyncio's _UnixWritePipeTransport._read_ready: a write pipe becomes
+ * readable (or fails) only when its reader has gone away. */
+static void pg__stream_reader_gone(pg__stream *s)
+{
+    pg__stream_force_close(s, pg__stream_buffered(s) > 0 ? -EPIPE : 0);
+}
+
+/* Where the next read goes: the loop's buffer, or a buffered protocol's own
+ * (asyncio's _read_ready__get_buffer). NULL when the connection has ended. */
+static uint8_t *pg__stream_read_target(pg__stream *s, size_t *len)
+{
+    if (s->protocol.ops->get_buffer == NULL) {
+        *len = PG__READ_BUFFER_SIZE;
+        uint8_t *buf = pg__loop_read_buffer(s->loop);
+        if (buf == NULL)
+            pg__stream_force_close(s, -ENOMEM);
+        return buf;
+    }
+    *len = 0;
+    PG__TRACE_SIZE(s->trace_id, "get_buffer", PG__READ_BUFFER_SIZE);
+    uint8_t *buf = s->protocol.ops->get_buffer(s->protocol.self, PG__READ_BUFFER_SIZE, len);
+    if (!pg__stream_reading(s))
+        return NULL; /* closed or paused from inside get_buffer */
+    if (buf == NULL || *len == 0) {
+        /* asyncio: "get_buffer() returned an empty buffer", a fatal error. */
+        pg__stream_force_close(s, -ENOBUFS);
+        return NULL;
+    }
+    return buf;
+}
+
 static void pg__stream_read_ready(pg__stream *s)
 {
     if (s->state == PG__STREAM_LOST)
         return;
-    uint8_t *buf = pg__loop_read_buffer(s->loop);
-    if (buf == NULL) {
-        pg__stream_force_close(s, -ENOMEM);
+    if (s->flags & PG__STREAM_WRITE_PIPE) {
+        pg__stream_reader_gone(s);
         return;
     }
+    size_t len;
+    uint8_t *buf = pg__stream_read_target(s, &len);
+    if (buf == NULL)
+        return;
     ssize_t n;
     if (s->flags & PG__STREAM_SOCKET)
-        PG__RETRY_EINTR(n, recv(s->io.fd, buf, PG__READ_BUFFER_SIZE, 0));
+        PG__RETRY_EINTR(n, recv(s->io.fd, buf, len, 0));
     else
-        PG__RETRY_EINTR(n, read(s->io.fd, buf, PG__READ_BUFFER_SIZE));
+        PG__RETRY_EINTR(n, read(s->io.fd, buf, len));
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             pg__stream_force_close(s, -errno);
@@ -315,6 +358,12 @@ static void pg__stream_read_ready(pg__stream *s)
     }
     if (n == 0) {
         pg__stream_on_eof(s);
+        return;
+    }
+    if (s->protocol.ops->get_buffer != NULL) {
+        PG__TRACE_SIZE(s->trace_id, "buffer_updated", (size_t)n);
+        if (s->protocol.ops->buffer_updated != NULL)
+            s->protocol.ops->buffer_updated(s->protocol.self, (size_t)n);
         return;
     }
     PG__TRACE_SIZE(s->trace_id, "data_received", (size_t)n);
@@ -402,12 +451,16 @@ static int pg__stream_writelines(pg_transport *t, const struct iovec *iov, int i
             return -EINVAL;
         total += iov[i].iov_len;
     }
+    if (s->flags & PG__STREAM_READ_PIPE)
+        return -ENOTSUP;
     if (s->wstate != PG__WRITE_OPEN)
         return -EPIPE;
     if (total == 0)
         return 0;
     if (s->state == PG__STREAM_LOST)
         return 0; /* asyncio drops it (and logs after a few) */
+    if ((s->flags & PG__STREAM_WRITE_PIPE) && s->state != PG__STREAM_OPEN)
+        return 0; /* a write pipe drops writes once closing, as asyncio */
 
     size_t sent = 0;
     if (pg__stream_buffered(s) == 0) {
@@ -438,6 +491,11 @@ static int pg__stream_write_eof(pg_transport *t)
     pg__stream *s = PG__STREAM(t);
     if (!(s->flags & PG__STREAM_CAN_WRITE_EOF))
         return -ENOTSUP;
+    if (s->flags & PG__STREAM_WRITE_PIPE) {
+        /* A pipe's EOF is its closing: flush, close, connection_lost(0). */
+        pg__stream_close(t);
+        return 0;
+    }
     if (s->state != PG__STREAM_OPEN || s->wstate != PG__WRITE_OPEN)
         return 0;
     if (pg__stream_buffered(s) > 0) {
@@ -461,10 +519,11 @@ static void pg__stream_close(pg_transport *t)
     if (s->state != PG__STREAM_OPEN)
         return;
     s->state = PG__STREAM_CLOSING;
-    pg__io_stop(s->loop, &s->io, PG__IO_READ);
+    if (pg__stream_buffered(s) == 0 || !(s->flags & PG__STREAM_WRITE_PIPE))
+        pg__io_stop(s->loop, &s->io, PG__IO_READ); /* a flushing write pipe still watches its reader */
     if (pg__stream_buffered(s) == 0) {
         s->state = PG__STREAM_LOST;
-        pg__io_stop(s->loop, &s->io, PG__IO_WRITE);
+        pg__io_stop(s->loop, &s->io, PG__IO_READ | PG__IO_WRITE);
         s->lost_error = 0;
         pg__loop_call_soon_reserved(s->loop, pg__stream_lost_cb, s);
     }
@@ -495,7 +554,7 @@ static void pg__stream_pause_reading(pg_transport *t)
 static void pg__stream_resume_reading(pg_transport *t)
 {
     pg__stream *s = PG__STREAM(t);
-    if (s->state != PG__STREAM_OPEN || s->rstate != PG__READ_PAUSED)
+    if (s->state != PG__STREAM_OPEN || s->rstate != PG__READ_PAUSED || (s->flags & PG__STREAM_WRITE_PIPE))
         return;
     s->rstate = PG__READ_ACTIVE;
     pg__stream_start_reading_now(s);
@@ -554,10 +613,12 @@ static int pg__stream_get_extra_info(const pg_transport *t, pg_extra_key key, pg
     const pg__stream *s = PG__STREAM(t);
     if (out == NULL)
         return -EINVAL;
-    if (!(s->flags & PG__STREAM_SOCKET))
-        return -ENOENT;
     memset(out, 0, sizeof *out);
     out->fd = s->io.fd;
+    if (s->flags & (PG__STREAM_READ_PIPE | PG__STREAM_WRITE_PIPE))
+        return key == PG_EXTRA_PIPE ? 0 : -ENOENT;
+    if (!(s->flags & PG__STREAM_SOCKET))
+        return -ENOENT;
     out->addrlen = sizeof out->addr;
     switch (key) {
     case PG_EXTRA_PEERNAME:
@@ -567,8 +628,27 @@ static int pg__stream_get_extra_info(const pg_transport *t, pg_extra_key key, pg
     case PG_EXTRA_SOCKET:
         out->addrlen = 0;
         return 0;
+    default:
+        return -ENOENT;
     }
-    return -ENOENT;
+}
+
+/* asyncio's set_protocol / get_protocol. The read path looks at the protocol
+ * at each read, so a buffered protocol can replace a plain one and back. */
+static int pg__stream_set_protocol(pg_transport *t, const pg_protocol *protocol)
+{
+    if (protocol == NULL || protocol->ops == NULL)
+        return -EINVAL;
+    PG__STREAM(t)->protocol = *protocol;
+    return 0;
+}
+
+static int pg__stream_get_protocol(const pg_transport *t, pg_protocol *out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    *out = PG__STREAM(t)->protocol;
+    return 0;
 }
 
 static const pg_transport_ops pg__stream_ops = {
@@ -586,49 +666,83 @@ static const pg_transport_ops pg__stream_ops = {
     .get_write_buffer_limits = pg__stream_get_write_buffer_limits,
     .set_write_buffer_limits = pg__stream_set_write_buffer_limits,
     .get_extra_info = pg__stream_get_extra_info,
+    .set_protocol = pg__stream_set_protocol,
+    .get_protocol = pg__stream_get_protocol,
 };
 
 /* ---- creation ----------------------------------------------------------- */
 
-int pg__stream_new(pg_loop *loop, int fd, const pg_protocol *protocol, unsigned flags, pg_transport **out)
+/* Three ready-queue slots: connection_made, the first read, connection_lost. */
+#define PG__STREAM_SLOTS 3
+
+int pg__stream_alloc(pg_loop *loop, int fd, unsigned flags, pg__stream **out)
 {
-    if (protocol == NULL || protocol->ops == NULL)
-        return -EINVAL;
+    assert(fd >= 0 && out != NULL);
     pg__stream *s = calloc(1, sizeof *s);
     if (s == NULL)
         return -ENOMEM;
-    /* Three slots: connection_made, the first read, connection_lost. */
-    int reserved = 0, r = 0;
-    for (; reserved < 3; reserved++) {
-        r = pg__loop_reserve(loop);
-        if (r < 0)
-            goto fail;
+    for (int reserved = 0; reserved < PG__STREAM_SLOTS; reserved++) {
+        int r = pg__loop_reserve(loop);
+        if (r < 0) {
+            while (reserved-- > 0)
+                pg__loop_unreserve(loop);
+            free(s);
+            return r;
+        }
     }
     s->base.ops = &pg__stream_ops;
     s->loop = loop;
     pg__io_init(&s->io, fd, pg__stream_on_io);
-    s->protocol = *protocol;
     s->high = PG_DEFAULT_HIGH_WATER;
     s->low = PG_DEFAULT_HIGH_WATER / 4;
-    s->trace_id = pg__trace_new_conn();
     s->state = PG__STREAM_OPEN;
     s->wstate = PG__WRITE_OPEN;
     s->rstate = PG__READ_ACTIVE;
     s->flow = PG__FLOW_RUNNING;
     s->proto = PG__PROTO_NEW;
     s->flags = (uint8_t)flags;
-    /* asyncio: call_soon(connection_made); call_soon(_add_reader). */
-    pg__loop_call_soon_reserved(loop, pg__stream_connection_made, s);
-    pg__loop_call_soon_reserved(loop, pg__stream_start_reading, s);
-    if (out != NULL)
-        *out = &s->base;
+    *out = s;
     return 0;
+}
 
-fail:
-    while (reserved-- > 0)
-        pg__loop_unreserve(loop);
+void pg__stream_discard(pg__stream *s)
+{
+    for (int i = 0; i < PG__STREAM_SLOTS; i++)
+        pg__loop_unreserve(s->loop);
     free(s);
-    return r;
+}
+
+pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol)
+{
+    assert(protocol != NULL && protocol->ops != NULL);
+    s->protocol = *protocol;
+    s->trace_id = pg__trace_new_conn();
+    /* asyncio: call_soon(connection_made); call_soon(_add_reader). */
+    pg__loop_call_soon_reserved(s->loop, pg__stream_connection_made, s);
+    pg__loop_call_soon_reserved(s->loop, pg__stream_start_reading, s);
+    return &s->base;
+}
+
+int pg__stream_open(pg_loop *loop, int fd, unsigned flags, pg_protocol_factory factory, void *arg,
+                    pg_transport **out)
+{
+    pg__stream *s;
+    int r = pg__stream_alloc(loop, fd, flags, &s);
+    if (r < 0)
+        return r;
+    /* Last: from here on nothing can fail, so the protocol never leaks. */
+    pg_protocol protocol = { 0 };
+    r = factory(arg, &protocol);
+    if (r == 0 && protocol.ops == NULL)
+        r = -EINVAL; /* a factory bug; the instance (if any) is the factory's */
+    if (r < 0) {
+        pg__stream_discard(s);
+        return r;
+    }
+    pg_transport *t = pg__stream_start(s, &protocol);
+    if (out != NULL)
+        *out = t;
+    return 0;
 }
 
 /* ---- public: adopting a connected socket -------------------------------- */
@@ -653,9 +767,5 @@ int pg_stream_adopt_fd(pg_loop *loop, int fd, pg_protocol_factory factory, void 
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    pg_protocol protocol = { 0 };
-    int r = factory(arg, &protocol);
-    if (r < 0)
-        return r;
-    return pg__stream_new(loop, fd, &protocol, PG__STREAM_SOCKET | PG__STREAM_CAN_WRITE_EOF, out);
+    return pg__stream_open(loop, fd, PG__STREAM_SOCKET | PG__STREAM_CAN_WRITE_EOF, factory, arg, out);
 }

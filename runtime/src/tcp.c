@@ -1,6 +1,7 @@
-/* TCP: listening and accepting (asyncio's _accept_connection), non-blocking
- * connect with an optional timeout, numeric address parsing and formatting.
- * Connected sockets become stream transports (stream.c). */
+/* TCP: listening sockets and connects over IPv4 and IPv6, address parsing and
+ * formatting. Accepting is server.c's, connecting connect.c's (shared with
+ * Unix sockets), name resolution resolve.c's; connected sockets become stream
+ * transports (stream.c). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "protogen/tcp.h"
@@ -15,15 +17,14 @@
 #include "internal.h"
 
 #define PG__DEFAULT_BACKLOG 100
-/* asyncio's ACCEPT_RETRY_DELAY: out of fds, try again in a second. */
-#define PG__ACCEPT_RETRY_MS 1000
 
 #define PG__TCP_FLAGS (PG__STREAM_SOCKET | PG__STREAM_CAN_WRITE_EOF)
 
 /* ---- addresses ---------------------------------------------------------- */
 
-/* Numeric IPv4/IPv6 (optionally in brackets) or "localhost". An empty or NULL
- * host means "any" when listening. */
+/* Numeric IPv4/IPv6 (optionally in brackets); when listening also
+ * "localhost", and an empty or NULL host for "any". -EINVAL otherwise (a
+ * name, for connects: resolved elsewhere). */
 static int pg__parse_address(const char *host, uint16_t port, bool passive, struct sockaddr_storage *ss,
                              socklen_t *len)
 {
@@ -33,7 +34,7 @@ static int pg__parse_address(const char *host, uint16_t port, bool passive, stru
             return -EINVAL;
         host = "0.0.0.0";
     }
-    if (strcmp(host, "localhost") == 0)
+    if (passive && strcmp(host, "localhost") == 0)
         host = "127.0.0.1";
 
     struct sockaddr_in *sin = (struct sockaddr_in *)ss;
@@ -79,6 +80,13 @@ int pg_format_address(const struct sockaddr *addr, char *buf, size_t size)
         if (inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host) == NULL)
             return -errno;
         n = snprintf(buf, size, "[%s]:%u", host, (unsigned)ntohs(sin6->sin6_port));
+    } else if (addr->sa_family == AF_UNIX) {
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)(const void *)addr;
+        if (sun->sun_path[0] == '\0' && sun->sun_path[1] != '\0') /* abstract: not NUL-terminated */
+            n = snprintf(buf, size, "@%.*s", (int)strnlen(sun->sun_path + 1, sizeof sun->sun_path - 1),
+                         sun->sun_path + 1);
+        else
+            n = snprintf(buf, size, "%.*s", (int)strnlen(sun->sun_path, sizeof sun->sun_path), sun->sun_path);
     } else {
         return -EAFNOSUPPORT;
     }
@@ -89,101 +97,7 @@ int pg_format_address(const struct sockaddr *addr, char *buf, size_t size)
     return n;
 }
 
-static void pg__set_nodelay(int fd)
-{
-    int one = 1;
-    /* asyncio does this for every TCP transport; failure is harmless. */
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 /* ---- servers ------------------------------------------------------------ */
-
-typedef enum pg__server_state {
-    PG__SERVER_LISTENING,
-    PG__SERVER_RETRY_WAIT, /* out of fds: not accepting for a while */
-    PG__SERVER_CLOSED,
-} pg__server_state;
-
-struct pg_server {
-    pg_loop *loop;
-    pg__io io;
-    pg_timer retry;
-    pg_protocol_factory factory;
-    void *arg;
-    int backlog;
-    pg__server_state state;
-};
-
-static void pg__server_accept_one(pg_server *server, int fd)
-{
-    pg__set_nodelay(fd);
-    pg_protocol protocol = { 0 };
-    int r = server->factory(server->arg, &protocol);
-    if (r == 0)
-        r = pg__stream_new(server->loop, fd, &protocol, PG__TCP_FLAGS, NULL);
-    if (r < 0)
-        close(fd); /* refused by the factory, or no memory */
-}
-
-static void pg__server_resume(void *arg)
-{
-    pg_server *server = arg;
-    assert(server->state == PG__SERVER_RETRY_WAIT);
-    server->state = PG__SERVER_LISTENING;
-    if (pg__io_start(server->loop, &server->io, PG__IO_READ) < 0) {
-        /* Still short of resources: wait again. */
-        server->state = PG__SERVER_RETRY_WAIT;
-        (void)pg_loop_call_later(server->loop, &server->retry, PG__ACCEPT_RETRY_MS, pg__server_resume, server);
-    }
-}
-
-/* Accepts up to backlog connections per readiness event, as asyncio. */
-static void pg__server_on_io(pg__io *io, uint32_t events)
-{
-    pg_server *server = PG__CONTAINER_OF(io, pg_server, io);
-    (void)events;
-    for (int i = 0; i < server->backlog && server->state == PG__SERVER_LISTENING; i++) {
-        int fd;
-        PG__RETRY_EINTR(fd, accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC));
-        if (fd >= 0) {
-            pg__server_accept_one(server, fd); /* the factory may close the server */
-            continue;
-        }
-        switch (errno) {
-        case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-        case EWOULDBLOCK:
-#endif
-            return;
-        case ECONNABORTED: /* gone before we accepted it */
-        case EPROTO:       /* Linux reports pending network errors here: retry */
-        case ENETDOWN:
-        case ENOPROTOOPT:
-        case EHOSTDOWN:
-        case ENONET:
-        case EHOSTUNREACH:
-        case EOPNOTSUPP:
-        case ENETUNREACH:
-        case EPERM: /* refused by a firewall rule */
-            continue;
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-            /* Level-triggered epoll would report the socket again at once:
-             * stop accepting for a while (asyncio does the same). */
-            if (pg_loop_call_later(server->loop, &server->retry, PG__ACCEPT_RETRY_MS, pg__server_resume,
-                                   server)
-                == 0) {
-                pg__io_stop(server->loop, &server->io, PG__IO_READ);
-                server->state = PG__SERVER_RETRY_WAIT;
-            }
-            return;
-        default:
-            return;
-        }
-    }
-}
 
 int pg_tcp_listen(pg_loop *loop, const char *host, uint16_t port, const pg_listen_options *opts,
                   pg_protocol_factory factory, void *arg, pg_server **out)
@@ -200,7 +114,6 @@ int pg_tcp_listen(pg_loop *loop, const char *host, uint16_t port, const pg_liste
     if (r < 0)
         return r;
 
-    pg_server *server = NULL;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -219,178 +132,71 @@ int pg_tcp_listen(pg_loop *loop, const char *host, uint16_t port, const pg_liste
         goto fail_errno;
     if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, backlog) < 0)
         goto fail_errno;
-
-    server = calloc(1, sizeof *server);
-    if (server == NULL) {
-        r = -ENOMEM;
-        goto fail;
-    }
-    server->loop = loop;
-    server->factory = factory;
-    server->arg = arg;
-    server->backlog = backlog;
-    server->state = PG__SERVER_LISTENING;
-    pg_timer_init(&server->retry);
-    pg__io_init(&server->io, fd, pg__server_on_io);
-    r = pg__loop_reserve(loop); /* for the deferred free */
+    r = pg__server_new(loop, fd, backlog, PG__TCP_FLAGS, factory, arg, out);
     if (r < 0)
         goto fail;
-    r = pg__io_start(loop, &server->io, PG__IO_READ);
-    if (r < 0) {
-        pg__loop_unreserve(loop);
-        goto fail;
-    }
-    *out = server;
     return 0;
 
 fail_errno:
     r = -errno;
 fail:
-    free(server);
     close(fd);
     return r;
 }
 
-int pg_server_sockname(const pg_server *server, struct sockaddr_storage *addr, socklen_t *len)
-{
-    if (server == NULL || addr == NULL || len == NULL)
-        return -EINVAL;
-    if (server->state == PG__SERVER_CLOSED)
-        return -EBADF;
-    *len = sizeof *addr;
-    return getsockname(server->io.fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
-}
-
-static void pg__server_free(void *arg)
-{
-    free(arg);
-}
-
-void pg_server_close(pg_server *server)
-{
-    if (server == NULL || server->state == PG__SERVER_CLOSED)
-        return;
-    server->state = PG__SERVER_CLOSED;
-    pg_timer_cancel(&server->retry);
-    pg__io_stop(server->loop, &server->io, PG__IO_READ);
-    close(server->io.fd);
-    server->io.fd = -1;
-    /* Freed next turn: the caller (maybe the factory, inside the accept loop)
-     * may still hold it. */
-    pg__loop_call_soon_reserved(server->loop, pg__server_free, server);
-}
-
 /* ---- connecting --------------------------------------------------------- */
 
-typedef struct pg__connect {
-    pg_loop *loop;
-    pg__io io;
-    pg_timer timeout;
-    pg_protocol_factory factory;
-    void *factory_arg;
-    pg_connect_cb done;
-    void *done_arg;
-    pg_transport *transport;
-    int error;
-} pg__connect;
-
-static void pg__connect_report(void *arg)
+/* A host name as RFC 1123 spells it: letters, digits, '-' and '.', labels of
+ * 1 to 63 characters, at most 253 in all, and not made of digits and dots
+ * alone (that would be a malformed IPv4 address, not a name). Anything else
+ * is refused at once instead of being sent to a resolver. */
+static bool pg__valid_host_name(const char *host)
 {
-    pg__connect *c = arg;
-    c->done(c->done_arg, c->transport, c->error);
-    free(c);
-}
-
-/* The attempt is over: make the transport, then report through done on the
- * ready queue, after connection_made (asyncio's create_connection returns
- * once connection_made has run). */
-static void pg__connect_complete(pg__connect *c, int error)
-{
-    pg_timer_cancel(&c->timeout);
-    pg__io_stop(c->loop, &c->io, PG__IO_WRITE);
-    if (error == 0) {
-        pg_protocol protocol = { 0 };
-        error = c->factory(c->factory_arg, &protocol);
-        if (error == 0) {
-            pg__set_nodelay(c->io.fd);
-            error = pg__stream_new(c->loop, c->io.fd, &protocol, PG__TCP_FLAGS, &c->transport);
+    size_t n = strlen(host), label = 0;
+    bool all_numeric = true;
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = host[i];
+        if (ch == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+            continue;
         }
+        bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+        bool digit = ch >= '0' && ch <= '9';
+        if (!alpha && !digit && ch != '-')
+            return false;
+        if (!digit)
+            all_numeric = false;
+        if (++label > 63)
+            return false;
     }
-    if (error < 0)
-        close(c->io.fd);
-    c->io.fd = -1;
-    c->error = error;
-    pg__loop_call_soon_reserved(c->loop, pg__connect_report, c);
-}
-
-static void pg__connect_on_io(pg__io *io, uint32_t events)
-{
-    pg__connect *c = PG__CONTAINER_OF(io, pg__connect, io);
-    int soerr = 0;
-    socklen_t len = sizeof soerr;
-    (void)events;
-    if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-        soerr = errno;
-    if (soerr == EINPROGRESS || soerr == EALREADY)
-        return; /* spurious wake-up */
-    pg__connect_complete(c, -soerr);
-}
-
-static void pg__connect_on_timeout(void *arg)
-{
-    pg__connect_complete(arg, -ETIMEDOUT);
+    return !all_numeric;
 }
 
 int pg_tcp_connect(pg_loop *loop, const char *host, uint16_t port, uint32_t timeout_ms,
                    pg_protocol_factory factory, void *factory_arg, pg_connect_cb done, void *done_arg)
 {
-    if (loop == NULL || factory == NULL || done == NULL || port == 0)
+    if (loop == NULL || host == NULL || host[0] == '\0' || factory == NULL || done == NULL || port == 0)
         return -EINVAL;
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    int r = pg__parse_address(host, port, false, &ss, &sslen);
+    pg__sockaddr addr;
+    bool numeric = pg__parse_address(host, port, false, &addr.ss, &addr.len) == 0;
+    if (!numeric && !pg__valid_host_name(host))
+        return -EINVAL;
+
+    pg__connect *c;
+    int r = pg__connect_new(loop, timeout_ms, PG__TCP_FLAGS, factory, factory_arg, done, done_arg, &c);
     if (r < 0)
         return r;
-
-    pg__connect *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return -ENOMEM;
-    c->loop = loop;
-    c->factory = factory;
-    c->factory_arg = factory_arg;
-    c->done = done;
-    c->done_arg = done_arg;
-    pg_timer_init(&c->timeout);
-    r = pg__loop_reserve(loop); /* for the report */
-    if (r < 0) {
-        free(c);
-        return r;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        r = -errno;
-        goto fail;
-    }
-    pg__io_init(&c->io, fd, pg__connect_on_io);
-
-    /* EINTR: the connect goes on asynchronously, like EINPROGRESS. */
-    if (connect(fd, (struct sockaddr *)&ss, sslen) < 0 && errno != EINPROGRESS && errno != EINTR) {
-        pg__connect_complete(c, -errno); /* reported through done, never synchronously */
+    if (numeric) {
+        /* The fast path: no thread, no lookup. */
+        pg__connect_start(c, &addr, 1);
         return 0;
     }
-    /* Connected or in progress: writable tells, SO_ERROR says how. */
-    r = pg__io_start(loop, &c->io, PG__IO_WRITE);
-    if (r == 0 && timeout_ms > 0)
-        r = pg_loop_call_later(loop, &c->timeout, timeout_ms, pg__connect_on_timeout, c);
-    if (r < 0) {
-        pg__io_stop(loop, &c->io, PG__IO_WRITE);
-        close(fd);
-        goto fail;
-    }
-    return 0;
-
-fail:
-    pg__loop_unreserve(loop);
-    free(c);
+    r = pg__resolve_and_connect(c, loop, host, port);
+    if (r < 0)
+        pg__connect_discard(c);
     return r;
 }

@@ -2,6 +2,8 @@
  *
  * Order is guaranteed by the runtime:
  *   connection_made  data_received*  eof_received?  connection_lost
+ * or, for a buffered protocol (asyncio's BufferedProtocol, get_buffer set):
+ *   connection_made  (get_buffer  buffer_updated?)*  eof_received?  connection_lost
  * with pause_writing/resume_writing alternating (pause first) between
  * connection_made and connection_lost. connection_lost is called exactly once;
  * after it returns the transport is gone and must not be used. */
@@ -32,6 +34,14 @@ typedef struct pg_protocol_ops {
     void (*pause_writing)(void *self);
     /* The write buffer drained to the low watermark or below. */
     void (*resume_writing)(void *self);
+    /* Set for a buffered protocol, whose reads go straight into its memory
+     * (data_received is then never called): returns where the next read may
+     * write and its size in *len. size_hint is the most one read takes; any
+     * size of at least 1 byte will do. NULL or *len == 0 is a fatal error for
+     * the connection: connection_lost(-ENOBUFS), as asyncio. */
+    uint8_t *(*get_buffer)(void *self, size_t size_hint, size_t *len);
+    /* nbytes (> 0) were written at the start of the buffer from get_buffer. */
+    void (*buffer_updated)(void *self, size_t nbytes);
 } pg_protocol_ops;
 
 /* A protocol instance: its callback table and the pointer passed to them. */

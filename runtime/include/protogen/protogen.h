@@ -6,7 +6,10 @@
 #include "protogen/loop.h"
 #include "protogen/protocol.h"
 #include "protogen/transport.h"
+#include "protogen/server.h"
 #include "protogen/tcp.h"
+#include "protogen/unix.h"
+#include "protogen/pipe.h"
 #include "protogen/stream.h"
 
 #endif

@@ -6,6 +6,7 @@
 #ifndef PROTOGEN_TRANSPORT_H
 #define PROTOGEN_TRANSPORT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,7 @@ typedef enum pg_extra_key {
     PG_EXTRA_PEERNAME, /* struct sockaddr_storage in .addr */
     PG_EXTRA_SOCKNAME, /* struct sockaddr_storage in .addr */
     PG_EXTRA_SOCKET,   /* the socket's fd in .fd */
+    PG_EXTRA_PIPE,     /* a pipe transport's fd in .fd */
 } pg_extra_key;
 
 typedef struct pg_extra_info {
@@ -52,6 +54,9 @@ typedef struct pg_transport_ops {
     void (*get_write_buffer_limits)(const pg_transport *t, size_t *high, size_t *low);
     int (*set_write_buffer_limits)(pg_transport *t, size_t high, size_t low);
     int (*get_extra_info)(const pg_transport *t, pg_extra_key key, pg_extra_info *out);
+    /* Optional (NULL: -ENOTSUP). */
+    int (*set_protocol)(pg_transport *t, const pg_protocol *protocol);
+    int (*get_protocol)(const pg_transport *t, pg_protocol *out);
 } pg_transport_ops;
 
 /* Every transport starts with this header. */
@@ -102,6 +107,19 @@ static inline int pg_transport_set_write_buffer_limits(pg_transport *t, size_t h
 /* -ENOENT when the transport has no such information. */
 static inline int pg_transport_get_extra_info(const pg_transport *t, pg_extra_key key, pg_extra_info *out)
 { return t->ops->get_extra_info(t, key, out); }
+
+/* asyncio's set_protocol: every later callback goes to protocol instead (a
+ * stream protocol may be replaced by a buffered one and back). The runtime
+ * calls no callback on either protocol for the switch itself: the old one is
+ * simply never called again, and the new one is assumed connected (call its
+ * connection_made yourself if it needs one). -ENOTSUP when the transport
+ * cannot switch, -EINVAL for a protocol without ops. */
+static inline int pg_transport_set_protocol(pg_transport *t, const pg_protocol *protocol)
+{ return t->ops->set_protocol != NULL ? t->ops->set_protocol(t, protocol) : -ENOTSUP; }
+
+/* asyncio's get_protocol: the protocol that gets the callbacks now. */
+static inline int pg_transport_get_protocol(const pg_transport *t, pg_protocol *out)
+{ return t->ops->get_protocol != NULL ? t->ops->get_protocol(t, out) : -ENOTSUP; }
 
 #ifdef __cplusplus
 }

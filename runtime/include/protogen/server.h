@@ -1,0 +1,45 @@
+/* What every stream socket transport (TCP, Unix) shares: servers that accept
+ * connections, listen options, and the completion callback of a connect. */
+#ifndef PROTOGEN_SERVER_H
+#define PROTOGEN_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "protogen/loop.h"
+#include "protogen/protocol.h"
+#include "protogen/transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pg_server pg_server;
+
+typedef struct pg_listen_options {
+    int backlog;          /* 0: 100, as asyncio */
+    int send_buffer_size; /* SO_SNDBUF for accepted sockets; 0: the kernel's */
+    int recv_buffer_size; /* SO_RCVBUF for accepted sockets; 0: the kernel's */
+    unsigned unix_mode;   /* Unix path sockets: the socket file's permissions
+                             (e.g. 0660); 0: as the umask leaves them */
+} pg_listen_options;
+
+/* The bound address, e.g. to learn the port chosen for port 0. */
+int pg_server_sockname(const pg_server *server, struct sockaddr_storage *addr, socklen_t *len);
+
+/* Stops accepting and frees the server (on the next iteration). Connections
+ * already accepted stay open. A Unix server also removes its socket file,
+ * unless something else has replaced it meanwhile. */
+void pg_server_close(pg_server *server);
+
+/* Called once when a connect attempt ends. On success transport is set and
+ * the protocol's connection_made has run; on failure error is a negative
+ * errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...) and no protocol instance was
+ * made. */
+typedef void (*pg_connect_cb)(void *arg, pg_transport *transport, int error);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
