@@ -115,6 +115,19 @@ struct pg_loop {
     struct epoll_event events[PG__MAX_EVENTS];
 };
 
+/* ---- addresses (address.c) --------------------------------------------- */
+
+/* Numeric IPv4/IPv6 (optionally in brackets); when passive (binding) also
+ * "localhost", and an empty or NULL host for "any". -EINVAL otherwise (a
+ * name, for connects: resolved elsewhere). */
+int pg__parse_address(const char *host, uint16_t port, bool passive, struct sockaddr_storage *ss, socklen_t *len);
+
+/* ---- write buffer limits (limits.c) ------------------------------------- */
+
+/* asyncio's _set_write_buffer_limits: PG_LIMIT_DEFAULT means "not given";
+ * only high → low = high/4; only low → high = 4*low; high < low → -EINVAL. */
+int pg__write_buffer_limits(size_t high, size_t low, size_t *out_high, size_t *out_low);
+
 /* ---- stream transports (stream.c) --------------------------------------- */
 
 enum pg__stream_flags {

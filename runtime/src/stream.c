@@ -579,30 +579,10 @@ static void pg__stream_get_write_buffer_limits(const pg_transport *t, size_t *hi
         *low = s->low;
 }
 
-/* asyncio's _set_write_buffer_limits. */
-static int pg__limits(size_t high, size_t low, size_t *out_high, size_t *out_low)
-{
-    if (high == PG_LIMIT_DEFAULT) {
-        if (low == PG_LIMIT_DEFAULT)
-            high = PG_DEFAULT_HIGH_WATER;
-        else if (low > (SIZE_MAX - 1) / 4)
-            return -EINVAL;
-        else
-            high = 4 * low;
-    }
-    if (low == PG_LIMIT_DEFAULT)
-        low = high / 4;
-    if (high < low)
-        return -EINVAL;
-    *out_high = high;
-    *out_low = low;
-    return 0;
-}
-
 static int pg__stream_set_write_buffer_limits(pg_transport *t, size_t high, size_t low)
 {
     pg__stream *s = PG__STREAM(t);
-    int r = pg__limits(high, low, &s->high, &s->low);
+    int r = pg__write_buffer_limits(high, low, &s->high, &s->low);
     if (r == 0)
         pg__stream_maybe_pause(s); /* never resumes */
     return r;
