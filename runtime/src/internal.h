@@ -136,6 +136,7 @@ enum pg__stream_flags {
     PG__STREAM_READ_PIPE = 4,  /* asyncio's _UnixReadPipeTransport: no writing */
     PG__STREAM_WRITE_PIPE = 8, /* asyncio's _UnixWritePipeTransport: no reading */
     PG__STREAM_WATCH_READER = 16, /* write pipe: readable means the reader is gone */
+    PG__STREAM_UNTRACED = 32, /* part of another protocol instance (a subprocess's pipe): no trace lines */
 };
 
 typedef struct pg__stream pg__stream;
@@ -209,7 +210,8 @@ void pg__trace_init(void);
 /* For tests: closes the trace file, re-reads PROTOGEN_TRACE and numbers
  * connections from 1 again. */
 void pg__trace_reset(void);
-/* The next protocol instance number (from 1); 0 when tracing is off. */
+/* The next protocol instance number (from 1); 0 when tracing is off. The
+ * trace macros write nothing for instance 0. */
 uint32_t pg__trace_new_conn(void);
 
 void pg__trace_write(uint32_t conn, const char *callback);
@@ -217,19 +219,19 @@ void pg__trace_write_size(uint32_t conn, const char *callback, size_t n);
 /* error 0 → "ok", else the errno's name. */
 void pg__trace_write_error(uint32_t conn, const char *callback, int error);
 
-#define PG__TRACE(conn, cb)                  \
-    do {                                     \
-        if (pg__trace_fd >= 0)               \
-            pg__trace_write((conn), (cb));   \
+#define PG__TRACE(conn, cb)                         \
+    do {                                            \
+        if (pg__trace_fd >= 0 && (conn) != 0)       \
+            pg__trace_write((conn), (cb));          \
     } while (0)
 #define PG__TRACE_SIZE(conn, cb, n)                  \
     do {                                             \
-        if (pg__trace_fd >= 0)                       \
+        if (pg__trace_fd >= 0 && (conn) != 0)        \
             pg__trace_write_size((conn), (cb), (n)); \
     } while (0)
 #define PG__TRACE_ERROR(conn, cb, err)                  \
     do {                                                \
-        if (pg__trace_fd >= 0)                          \
+        if (pg__trace_fd >= 0 && (conn) != 0)           \
             pg__trace_write_error((conn), (cb), (err)); \
     } while (0)
 

@@ -696,7 +696,7 @@ pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol)
 {
     assert(protocol != NULL && protocol->ops != NULL);
     s->protocol = *protocol;
-    s->trace_id = pg__trace_new_conn();
+    s->trace_id = (s->flags & PG__STREAM_UNTRACED) ? 0 : pg__trace_new_conn();
     /* asyncio: call_soon(connection_made); call_soon(_add_reader). */
     pg__loop_call_soon_reserved(s->loop, pg__stream_connection_made, s);
     pg__loop_call_soon_reserved(s->loop, pg__stream_start_reading, s);

@@ -31,6 +31,7 @@ typedef enum pg_extra_key {
     PG_EXTRA_SOCKNAME, /* struct sockaddr_storage in .addr */
     PG_EXTRA_SOCKET,   /* the socket's fd in .fd */
     PG_EXTRA_PIPE,     /* a pipe transport's fd in .fd */
+    PG_EXTRA_SUBPROCESS, /* a subprocess transport's pidfd in .fd (-1 without one) */
 } pg_extra_key;
 
 typedef struct pg_extra_info {
