@@ -13,7 +13,8 @@
 struct pg__signals {
     pg_loop *loop;
     pg__io io;
-    sigset_t mask;
+    sigset_t mask;        /* the signals this loop handles */
+    sigset_t was_blocked; /* those the thread had blocked already: left blocked */
     pg__callback handlers[NSIG];
 };
 
@@ -42,6 +43,7 @@ static int pg__signals_get(pg_loop *loop, pg__signals **out)
             return -ENOMEM;
         s->loop = loop;
         sigemptyset(&s->mask);
+        sigemptyset(&s->was_blocked);
         int fd = signalfd(-1, &s->mask, SFD_NONBLOCK | SFD_CLOEXEC);
         if (fd < 0) {
             int r = -errno;
@@ -69,11 +71,28 @@ static int pg__signal_mask(int how, int signo)
     return -pthread_sigmask(how, &one, NULL);
 }
 
+/* Stops handling signo: a delivery still pending in the signalfd is consumed
+ * first (no handler wants it now), else unblocking would run the signal's
+ * default action, which for most signals ends the process. A signal the
+ * thread had blocked before stays blocked. */
+static int pg__signal_release(pg__signals *s, int signo)
+{
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signo);
+    const struct timespec now = { 0, 0 };
+    while (sigtimedwait(&one, NULL, &now) == signo)
+        ;
+    if (sigismember(&s->was_blocked, signo) == 1)
+        return 0;
+    return pg__signal_mask(SIG_UNBLOCK, signo);
+}
+
 int pg_loop_add_signal_handler(pg_loop *loop, int signo, pg_callback_fn cb, void *arg)
 {
     if (loop == NULL || cb == NULL || signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP)
         return -EINVAL;
-    pg__signals *s;
+    pg__signals *s = NULL;
     int r = pg__signals_get(loop, &s);
     if (r < 0)
         return r;
@@ -83,12 +102,19 @@ int pg_loop_add_signal_handler(pg_loop *loop, int signo, pg_callback_fn cb, void
         if (sigaddset(&mask, signo) < 0)
             return -EINVAL; /* reserved by the C library */
         /* Blocked first, so that no delivery slips in between. */
-        r = pg__signal_mask(SIG_BLOCK, signo);
+        sigset_t one, before;
+        sigemptyset(&one);
+        sigaddset(&one, signo);
+        r = -pthread_sigmask(SIG_BLOCK, &one, &before);
         if (r < 0)
             return r;
+        if (sigismember(&before, signo) == 1)
+            sigaddset(&s->was_blocked, signo);
+        else
+            sigdelset(&s->was_blocked, signo);
         if (signalfd(s->io.fd, &mask, 0) < 0) {
             r = -errno;
-            pg__signal_mask(SIG_UNBLOCK, signo);
+            pg__signal_release(s, signo);
             return r;
         }
         s->mask = mask;
@@ -110,7 +136,7 @@ int pg_loop_remove_signal_handler(pg_loop *loop, int signo)
     s->handlers[signo].fn = NULL;
     s->handlers[signo].arg = NULL;
     int r = signalfd(s->io.fd, &s->mask, 0) < 0 ? -errno : 0;
-    int u = pg__signal_mask(SIG_UNBLOCK, signo);
+    int u = pg__signal_release(s, signo);
     return r < 0 ? r : u;
 }
 
@@ -121,7 +147,7 @@ void pg__signals_free(pg_loop *loop)
         return;
     for (int signo = 1; signo < NSIG; signo++)
         if (sigismember(&s->mask, signo) == 1)
-            pg__signal_mask(SIG_UNBLOCK, signo);
+            pg__signal_release(s, signo);
     pg__io_stop(loop, &s->io, PG__IO_READ);
     close(s->io.fd);
     free(s);

@@ -264,6 +264,43 @@ static void test_signal_handler(void **state)
     pg_loop_close(loop);
 }
 
+/* A delivery not yet read when the handler goes must not reach the default
+ * action (which would end this test program). */
+static void test_signal_pending_at_removal_is_dropped(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    int count = 0;
+    assert_int_equal(pg_loop_add_signal_handler(loop, SIGUSR2, on_signal, &count), 0);
+    assert_int_equal(raise(SIGUSR2), 0);
+    assert_int_equal(pg_loop_remove_signal_handler(loop, SIGUSR2), 0);
+    assert_int_equal(pg_loop_add_signal_handler(loop, SIGUSR1, on_signal, &count), 0);
+    assert_int_equal(raise(SIGUSR1), 0);
+    pg_loop_close(loop); /* releases SIGUSR1 with its delivery pending */
+    assert_int_equal(count, 0);
+    sigset_t pending;
+    assert_int_equal(sigpending(&pending), 0);
+    assert_int_equal(sigismember(&pending, SIGUSR1), 0);
+    assert_int_equal(sigismember(&pending, SIGUSR2), 0);
+}
+
+static void test_signal_blocked_before_stays_blocked(void **state)
+{
+    (void)state;
+    sigset_t usr2, cur;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    assert_int_equal(sigprocmask(SIG_BLOCK, &usr2, NULL), 0);
+    pg_loop *loop = new_loop();
+    int count = 0;
+    assert_int_equal(pg_loop_add_signal_handler(loop, SIGUSR2, on_signal, &count), 0);
+    assert_int_equal(pg_loop_remove_signal_handler(loop, SIGUSR2), 0);
+    assert_int_equal(sigprocmask(SIG_BLOCK, NULL, &cur), 0);
+    assert_int_equal(sigismember(&cur, SIGUSR2), 1);
+    pg_loop_close(loop);
+    assert_int_equal(sigprocmask(SIG_UNBLOCK, &usr2, NULL), 0);
+}
+
 static void test_close_runs_queued(void **state)
 {
     (void)state;
@@ -289,6 +326,8 @@ int main(void)
         cmocka_unit_test(test_loop_stop),
         cmocka_unit_test(test_run_once_timeout),
         cmocka_unit_test(test_signal_handler),
+        cmocka_unit_test(test_signal_pending_at_removal_is_dropped),
+        cmocka_unit_test(test_signal_blocked_before_stays_blocked),
         cmocka_unit_test(test_close_runs_queued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
