@@ -10,6 +10,7 @@
 #include "protogen/tcp.h"
 #include "protogen/unix.h"
 #include "protogen/pipe.h"
+#include "protogen/subprocess.h"
 #include "protogen/stream.h"
 
 #endif
