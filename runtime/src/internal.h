@@ -81,8 +81,9 @@ typedef struct pg__timer_heap {
 
 /* The due time of the earliest timer, false when there is none. */
 bool pg__timers_next(const pg_loop *loop, uint64_t *due_ms);
-/* Moves the timers due at now_ms to the ready queue, in (due, seq) order. */
-void pg__timers_run_due(pg_loop *loop);
+/* Moves the timers due at now_ms to the ready queue, in (due, seq) order;
+ * returns how many. */
+size_t pg__timers_queue_due(pg_loop *loop);
 void pg__timers_free(pg_loop *loop);
 
 /* ---- signals (signal.c) ------------------------------------------------- */
@@ -102,6 +103,7 @@ typedef struct pg__callback {
 struct pg_loop {
     int epfd;
     bool stopping;
+    int nevents; /* events[0..nevents) is the batch being dispatched */
     uint64_t now_ms;
     /* ready queue: a ring of cap (a power of two) entries */
     pg__callback *ready;

@@ -58,11 +58,13 @@ static int pg__backend_wait(pg_loop *loop, int timeout_ms)
     }
 }
 
-static void pg__backend_dispatch(pg_loop *loop, int n)
+static void pg__backend_dispatch(pg_loop *loop)
 {
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < loop->nevents; i++) {
         pg__io *io = loop->events[i].data.ptr;
         uint32_t ev = loop->events[i].events;
+        if (io == NULL)
+            continue; /* its watcher left the epoll set (and may be freed) */
         /* Errors and hang-ups wake whoever listens; the next syscall tells. */
         if (ev & (EPOLLERR | EPOLLHUP))
             ev |= PG__IO_READ | PG__IO_WRITE;
@@ -71,6 +73,16 @@ static void pg__backend_dispatch(pg_loop *loop, int n)
         if (ev != 0)
             io->cb(io, ev);
     }
+    loop->nevents = 0;
+}
+
+/* A watcher leaving the epoll set may be freed before the batch that still
+ * holds its events is dispatched: forget those events. */
+static void pg__backend_forget(pg_loop *loop, const pg__io *io)
+{
+    for (int i = 0; i < loop->nevents; i++)
+        if (loop->events[i].data.ptr == io)
+            loop->events[i].data.ptr = NULL;
 }
 
 /* ---- fd watchers -------------------------------------------------------- */
@@ -104,6 +116,8 @@ void pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events)
     assert(r == 0 || want != 0);
     (void)r;
     io->events = want;
+    if (want == 0)
+        pg__backend_forget(loop, io);
 }
 
 /* ---- the ready queue ---------------------------------------------------- */
@@ -178,10 +192,10 @@ int pg_loop_call_soon(pg_loop *loop, pg_callback_fn cb, void *arg)
     return 0;
 }
 
-/* Runs the callbacks queued so far; those they queue wait for the next turn. */
-static void pg__ready_run(pg_loop *loop)
+/* Runs the first n queued callbacks; those they queue wait their turn. */
+static void pg__ready_run(pg_loop *loop, size_t n)
 {
-    size_t n = loop->ready_len;
+    assert(n <= loop->ready_len);
     while (n-- > 0) {
         pg__callback c = loop->ready[loop->ready_head];
         loop->ready_head = (loop->ready_head + 1) & (loop->ready_cap - 1);
@@ -235,10 +249,15 @@ void pg_loop_stop(pg_loop *loop)
     loop->stopping = true;
 }
 
+/* One iteration, in asyncio's order (BaseEventLoop._run_once): wait for I/O
+ * (not at all when callbacks are ready), then run the callbacks queued before
+ * the iteration, then the I/O handlers, then the timers that were due when the
+ * wait ended. Whatever these queue runs in the next iteration. */
 int pg_loop_run_once(pg_loop *loop, int timeout_ms)
 {
+    size_t queued = loop->ready_len;
     loop->now_ms = pg__clock_ms();
-    if (loop->ready_len > 0 || loop->stopping) {
+    if (queued > 0) {
         timeout_ms = 0;
     } else {
         uint64_t due;
@@ -254,21 +273,24 @@ int pg_loop_run_once(pg_loop *loop, int timeout_ms)
     int n = pg__backend_wait(loop, timeout_ms < 0 ? -1 : timeout_ms);
     if (n < 0)
         return n;
+    loop->nevents = n;
     loop->now_ms = pg__clock_ms();
-    pg__backend_dispatch(loop, n);
-    pg__timers_run_due(loop);
-    pg__ready_run(loop);
+    /* Due timers join the queue now, behind the earlier callbacks; they run
+     * after the I/O handlers, which run directly. */
+    size_t timers = pg__timers_queue_due(loop);
+    pg__ready_run(loop, queued);
+    pg__backend_dispatch(loop);
+    pg__ready_run(loop, timers);
     return 0;
 }
 
 int pg_loop_run(pg_loop *loop)
 {
-    int r = 0;
-    while (r == 0) {
-        r = pg_loop_run_once(loop, -1);
-        if (loop->stopping)
-            break;
-    }
+    int r;
+    /* A stop before run still lets one iteration run, without waiting. */
+    do
+        r = pg_loop_run_once(loop, loop->stopping ? 0 : -1);
+    while (r == 0 && !loop->stopping);
     loop->stopping = false;
     return r;
 }
@@ -279,7 +301,7 @@ void pg_loop_close(pg_loop *loop)
         return;
     /* Deferred frees (servers, transports) sit in the queue: run them. */
     while (loop->ready_len > 0)
-        pg__ready_run(loop);
+        pg__ready_run(loop, loop->ready_len);
     pg__signals_free(loop);
     pg__timers_free(loop);
     close(loop->epfd);

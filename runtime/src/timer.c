@@ -140,15 +140,17 @@ bool pg__timers_next(const pg_loop *loop, uint64_t *due_ms)
     return true;
 }
 
-void pg__timers_run_due(pg_loop *loop)
+size_t pg__timers_queue_due(pg_loop *loop)
 {
     pg__timer_heap *h = &loop->timers;
-    while (h->len > 0 && h->items[0]->due_ms_ <= loop->now_ms) {
+    size_t n = 0;
+    for (; h->len > 0 && h->items[0]->due_ms_ <= loop->now_ms; n++) {
         pg_timer *timer = h->items[0];
         pg__heap_remove(h, 0);
         timer->heap_index_ = PG__TIMER_QUEUED;
         pg__loop_call_soon_reserved(loop, pg__timer_fire, timer);
     }
+    return n;
 }
 
 void pg__timers_free(pg_loop *loop)
