@@ -88,8 +88,22 @@ class _Checker:
             elif not kind.supported:
                 self.err(where, f"kind '{kind.name}' is not supported yet by this version of protogen")
                 kind = None
+        if transport and role and role not in transport.roles:
+            roles = " or ".join(transport.roles)
+            note = f" ({transport.roles_note})" if transport.roles_note else ""
+            self.err(seen["role"].values[0],
+                     f"transport '{transport.name}' takes role {roles}, not '{role}'{note}")
+            role = None
+        if transport and role and kind and role in transport.role_kinds \
+                and kind.name not in transport.role_kinds[role]:
+            kinds = ", ".join(transport.role_kinds[role])
+            self.err(seen["kind"].values[0],
+                     f"kind '{kind.name}' cannot run over a {role} {transport.name} (it carries: {kinds})")
+            kind = None
 
         declared = self.callbacks(seen.get("callbacks"), kind)
+        if kind is not None:
+            self.required_callbacks(kind, declared, seen["callbacks"].name if "callbacks" in seen else seen["kind"].values[0])
         watermarks = self.watermarks(seen.get("watermarks"))
         self.flow_control_warnings(declared, seen.get("watermarks"))
         if transport and role:
@@ -164,6 +178,15 @@ class _Checker:
                 continue
             declared[cb] = item.name
         return declared
+
+    def required_callbacks(self, kind, declared, where):
+        """Callbacks a kind has no default for (asyncio's abstract methods) must be declared."""
+        missing = [cb for cb in kind.required if cb not in declared]
+        if missing:
+            names = " and ".join(f"'{cb}'" for cb in missing)
+            them = "them" if len(missing) > 1 else "it"
+            self.err(where, f"kind '{kind.name}' needs {names} in its callbacks: "
+                            f"asyncio's {kind.name.capitalize()}Protocol has no default for {them}")
 
     def flow_control_warnings(self, declared, watermarks_decl):
         """Valid but suspicious: flow control that nothing reacts to, or that never ends."""

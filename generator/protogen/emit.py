@@ -60,6 +60,8 @@ def _environment() -> jinja2.Environment:
     env.filters["c_args"] = _c_args
     env.filters["c_comment"] = _c_comment
     env.filters["upper_ident"] = lambda s: s.upper()
+    # "uint8_t *" + name, "void " + name: a C return type ready to prefix a name.
+    env.filters["c_type_prefix"] = lambda t: t if t.endswith("*") else t + " "
     return env
 
 

@@ -32,6 +32,7 @@ class Kind:
     callbacks: tuple              # of Callback, in the order they are documented
     lifecycle: Lifecycle = None
     supported: bool = True
+    required: tuple = ()          # callbacks with no default: the spec must declare them
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Transport:
     address_doc: str = ""
     listen_note: str = ""         # what listening on that address adds
     never_calls: dict = field(default_factory=dict)   # role -> callbacks this transport never makes
+    roles: tuple = ("server", "client")   # the roles this transport can play
+    roles_note: str = ""          # why those roles, for diagnostics
+    role_kinds: dict = field(default_factory=dict)   # role -> the kinds it can carry, when not all of kinds
 
 
 STREAM_CALLBACKS = (
@@ -79,9 +83,36 @@ STREAM_LIFECYCLE = Lifecycle(
     flow_states=("open", "eof"),
 )
 
+BUFFERED_CALLBACKS = (
+    STREAM_CALLBACKS[0],
+    Callback("get_buffer", "uint8_t *", (("size_t", "size_hint"), ("size_t *", "len")),
+             (("size_t", "size_hint"), ("size_t *", "len")), default_return="NULL",
+             doc="Where the next read may write: return a buffer and set *len to its size (at least 1).\n"
+                 "size_hint is the most one read takes; any size will do. NULL or *len 0 ends\n"
+                 "the connection with connection_lost(-ENOBUFS), as asyncio."),
+    Callback("buffer_updated", "void", (("size_t", "nbytes"),), (("size_t", "nbytes"),),
+             doc="nbytes were read into the start of the buffer get_buffer returned."),
+    *STREAM_CALLBACKS[2:],
+)
+
+BUFFERED_LIFECYCLE = Lifecycle(
+    states=("new", "open", "eof", "lost"),
+    transitions={
+        ("new", "connection_made"): "open",
+        ("open", "get_buffer"): "open",
+        ("open", "buffer_updated"): "open",
+        ("open", "eof_received"): "eof",
+        ("open", "connection_lost"): "lost",
+        ("eof", "connection_lost"): "lost",
+    },
+    flow_callbacks=("pause_writing", "resume_writing"),
+    flow_states=("open", "eof"),
+)
+
 KINDS = {
     "stream": Kind("stream", STREAM_CALLBACKS, STREAM_LIFECYCLE),
-    "buffered": Kind("buffered", (), supported=False),
+    "buffered": Kind("buffered", BUFFERED_CALLBACKS, BUFFERED_LIFECYCLE,
+                     required=("get_buffer", "buffer_updated")),
     "datagram": Kind("datagram", (), supported=False),
     "subprocess": Kind("subprocess", (), supported=False),
 }
@@ -90,15 +121,19 @@ TRANSPORTS = {
     "tcp": Transport("tcp", ("stream", "buffered"), runtime="pg_tcp",
                      address_params="const char *host, uint16_t port", address_args="host, port",
                      address_doc="host:port", listen_note=" (port 0: any free port)"),
-    "unix": Transport("unix", ("stream", "buffered"), supported=False, runtime="pg_unix",
+    "unix": Transport("unix", ("stream", "buffered"), runtime="pg_unix",
                       address_params="const char *path", address_args="path",
                       address_doc="the Unix socket path (\"@name\": Linux's abstract namespace)"),
-    "pipe": Transport("pipe", ("stream", "buffered"), supported=False),
+    "pipe": Transport("pipe", ("stream", "buffered"), runtime="pg_pipe", roles=("read", "write"),
+                      roles_note="a pipe is neither listened on nor connected to: it reads or it writes",
+                      role_kinds={"read": ("stream", "buffered"), "write": ("stream",)},
+                      never_calls={"read": ("pause_writing", "resume_writing"),
+                                   "write": ("data_received", "eof_received")}),
     "udp": Transport("udp", ("datagram",), can_write_eof=False, supported=False),
     "subprocess": Transport("subprocess", ("subprocess",), supported=False),
 }
 
-ROLES = ("server", "client")
+ROLES = ("server", "client", "read", "write")
 
 # Size units: powers of two, spelled as in the IEC standard.
 SIZE_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}
@@ -122,6 +157,11 @@ class Protocol:
     watermarks: Watermarks = None
     callbacks: tuple = field(default=())   # the kind's callbacks, all of them
     callback_positions: dict = field(default_factory=dict)   # declared name -> Position in the spec
+
+    @property
+    def role_template(self):
+        """The templates/stream/<name>.c.j2 that makes this protocol's connections."""
+        return "pipe" if self.transport.name == "pipe" else self.role
 
     @property
     def user_callbacks(self):

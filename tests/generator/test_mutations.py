@@ -31,7 +31,8 @@ SEEDS = [os.path.join(TOP, "examples", "echo", n) for n in ("echo.spec", "echo_c
 VOCABULARY = ["protocol", "transport", "role", "kind", "callbacks", "watermarks", "tcp", "unix", "udp",
               "server", "client", "stream", "buffered", "high", "low", "data_received", "eof_received",
               "connection_made", "connection_lost", "pause_writing", "resume_writing", "{", "}", ";",
-              "64KiB", "0B", "1MiB", "int", "pg_x", "_x"]
+              "64KiB", "0B", "1MiB", "int", "pg_x", "_x", "pipe", "read", "write", "get_buffer",
+              "buffer_updated"]
 TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+[A-Za-z]*|[{};]|#[^\n]*|\s+|.", re.S)
 
 

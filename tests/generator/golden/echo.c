@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdalign.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- The connection's lifecycle, as data ----
  * The runtime calls in only through the dispatch functions below, and each one
@@ -47,6 +48,8 @@ struct echo_conn {
     void *context;
     signed char state; /* enum echo_conn_state */
     unsigned char flow; /* enum echo_flow */
+    unsigned char depth; /* user handlers running on this connection */
+    bool switched;       /* another protocol took the transport over */
 };
 
 /* The user's state lives right after the connection, in the same allocation. */
@@ -66,6 +69,20 @@ static bool echo__advance(echo_conn *conn, enum echo_event event)
         return false;
     conn->state = next;
     return true;
+}
+
+/* A handler may hand the transport to another protocol
+ * (echo_switch_protocol); the connection is freed once no handler of
+ * it is running any more. */
+static void echo__enter(echo_conn *conn)
+{
+    conn->depth++;
+}
+
+static void echo__leave(echo_conn *conn)
+{
+    if (--conn->depth == 0 && conn->switched)
+        free(conn);
 }
 
 /* pause_writing and resume_writing alternate, starting with pause. */
@@ -89,14 +106,19 @@ static void echo__connection_made(void *self, pg_transport *transport)
     conn->transport = transport;
     /* watermarks from echo.spec: high 65536, low 16384 bytes */
     (void)pg_transport_set_write_buffer_limits(transport, 65536u, 16384u);
+    echo__enter(conn);
     echo_on_connection_made(conn, echo__state(conn));
+    echo__leave(conn);
 }
 
 static void echo__data_received(void *self, const uint8_t *data, size_t len)
 {
     echo_conn *conn = self;
-    if (echo__advance(conn, ECHO_EV_DATA_RECEIVED))
+    if (echo__advance(conn, ECHO_EV_DATA_RECEIVED)) {
+        echo__enter(conn);
         echo_on_data_received(conn, echo__state(conn), data, len);
+        echo__leave(conn);
+    }
 }
 
 static bool echo__eof_received(void *self)
@@ -104,7 +126,10 @@ static bool echo__eof_received(void *self)
     echo_conn *conn = self;
     if (!echo__advance(conn, ECHO_EV_EOF_RECEIVED))
         return false;
-    return echo_on_eof_received(conn, echo__state(conn));
+    echo__enter(conn);
+    bool keep_open = echo_on_eof_received(conn, echo__state(conn));
+    echo__leave(conn);
+    return keep_open;
 }
 
 static void echo__connection_lost(void *self, int error)
@@ -120,15 +145,21 @@ static void echo__connection_lost(void *self, int error)
 static void echo__pause_writing(void *self)
 {
     echo_conn *conn = self;
-    if (echo__flow(conn, ECHO_EV_PAUSE_WRITING, ECHO_FLOW_RUNNING, ECHO_FLOW_PAUSED))
+    if (echo__flow(conn, ECHO_EV_PAUSE_WRITING, ECHO_FLOW_RUNNING, ECHO_FLOW_PAUSED)) {
+        echo__enter(conn);
         echo_on_pause_writing(conn, echo__state(conn));
+        echo__leave(conn);
+    }
 }
 
 static void echo__resume_writing(void *self)
 {
     echo_conn *conn = self;
-    if (echo__flow(conn, ECHO_EV_RESUME_WRITING, ECHO_FLOW_PAUSED, ECHO_FLOW_RUNNING))
+    if (echo__flow(conn, ECHO_EV_RESUME_WRITING, ECHO_FLOW_PAUSED, ECHO_FLOW_RUNNING)) {
+        echo__enter(conn);
         echo_on_resume_writing(conn, echo__state(conn));
+        echo__leave(conn);
+    }
 }
 
 static const pg_protocol_ops echo__protocol_ops = {
@@ -235,11 +266,93 @@ void *echo_context(const echo_conn *conn)
     return conn->context;
 }
 
-/* ---- Listening ---- */
+/* ---- Switching protocols (asyncio's set_protocol) ---- */
+
+int echo_switch_protocol(echo_conn *conn, pg_protocol_factory factory, void *context,
+                         const void *pending, size_t len)
+{
+    pg_transport *transport = conn->transport;
+    pg_protocol current;
+    if (transport == NULL || conn->switched || conn->state == ECHO_LOST || factory == NULL
+        || (len > 0 && pending == NULL))
+        return -EINVAL;
+    /* The next protocol would get a resume_writing without its pause. */
+    if (conn->flow != ECHO_FLOW_RUNNING)
+        return -EBUSY;
+    int rc = pg_transport_get_protocol(transport, &current);
+    if (rc < 0)
+        return rc; /* -ENOTSUP: this transport cannot switch */
+    pg_protocol next = { 0 };
+    rc = factory(context, &next);
+    if (rc < 0)
+        return rc;
+    rc = pg_transport_set_protocol(transport, &next);
+    if (rc < 0)
+        return rc; /* a factory that made no ops */
+    conn->switched = true;
+    conn->transport = NULL;
+    /* asyncio leaves connection_made to the caller of set_protocol. */
+    if (next.ops->connection_made != NULL)
+        next.ops->connection_made(next.self, transport);
+    /* Bytes this protocol received that belong to the next one. */
+    const uint8_t *rest = pending;
+    if (len > 0 && next.ops->get_buffer != NULL) {
+        while (len > 0 && !pg_transport_is_closing(transport)) {
+            size_t room = 0;
+            uint8_t *buf = next.ops->get_buffer(next.self, len, &room);
+            if (buf == NULL || room == 0) {
+                pg_transport_abort(transport); /* asyncio: an empty buffer is fatal */
+                break;
+            }
+            size_t n = room < len ? room : len;
+            memcpy(buf, rest, n);
+            if (next.ops->buffer_updated != NULL)
+                next.ops->buffer_updated(next.self, n);
+            rest += n;
+            len -= n;
+        }
+    } else if (len > 0 && next.ops->data_received != NULL) {
+        next.ops->data_received(next.self, rest, len);
+    }
+    if (conn->depth == 0)
+        free(conn);
+    return 0;
+}
+
+/* ---- Making connections ---- */
+
+/* Makes a connection through a runtime function that takes a factory, and
+ * learns which connection it made. */
+struct echo__made {
+    void *context;
+    echo_conn *conn;
+};
+
+static int echo__made_factory(void *arg, pg_protocol *out)
+{
+    struct echo__made *made = arg;
+    int rc = echo_protocol_factory(made->context, out);
+    if (rc == 0)
+        made->conn = out->self;
+    return rc;
+}
 
 int echo_listen(pg_loop *loop, const char *host, uint16_t port,
                 const pg_listen_options *opts, void *context, pg_server **out)
 {
     return pg_tcp_listen(loop, host, port, opts, echo_protocol_factory,
                          context, out);
+}
+
+int echo_adopt(pg_loop *loop, int fd, void *context, echo_conn **out)
+{
+    struct echo__made made = { .context = context, .conn = NULL };
+    pg_transport *transport;
+    int rc = pg_stream_adopt_fd(loop, fd, echo__made_factory, &made, &transport);
+    if (rc < 0)
+        return rc;
+    made.conn->transport = transport; /* usable at once; connection_made follows */
+    if (out != NULL)
+        *out = made.conn;
+    return 0;
 }

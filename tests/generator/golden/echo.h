@@ -78,6 +78,17 @@ pg_transport *echo_transport(echo_conn *conn);
 /* The context pointer given when the connection was made. */
 void *echo_context(const echo_conn *conn);
 
+/* Hands the transport to another protocol (asyncio's set_protocol), e.g. after
+ * a handshake: factory(context) makes it (another generated protocol's
+ * NAME_protocol_factory will do), its connection_made is called at once, then
+ * it gets `pending` (len bytes this connection received that belong to it, or
+ * NULL, 0), and every later callback. conn is freed once the handler that
+ * called this returns: do not use it afterwards. -EBUSY while writing is
+ * paused (the next protocol would get a resume_writing without its pause),
+ * -EINVAL once the connection is lost, or the factory's error. */
+int echo_switch_protocol(echo_conn *conn, pg_protocol_factory factory, void *context,
+                         const void *pending, size_t len);
+
 /* ---- Making connections ---- */
 
 /* Makes a protocol instance: a pg_protocol_factory for any runtime transport. */
@@ -87,6 +98,13 @@ int echo_protocol_factory(void *context, pg_protocol *out);
  * a echo_conn whose context is `context`. opts may be NULL. */
 int echo_listen(pg_loop *loop, const char *host, uint16_t port,
                 const pg_listen_options *opts, void *context, pg_server **out);
+
+/* Wraps a socket connected elsewhere (accepted by another program, systemd
+ * socket activation, inetd, a fork server; asyncio's connect_accepted_socket)
+ * in a new echo_conn whose context is `context`. On success the
+ * transport owns fd and connection_made follows on the next loop iteration;
+ * on error fd stays yours. */
+int echo_adopt(pg_loop *loop, int fd, void *context, echo_conn **out);
 
 #ifdef __cplusplus
 }

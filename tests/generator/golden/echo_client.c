@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdalign.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- The connection's lifecycle, as data ----
  * The runtime calls in only through the dispatch functions below, and each one
@@ -47,6 +48,8 @@ struct echo_client_conn {
     void *context;
     signed char state; /* enum echo_client_conn_state */
     unsigned char flow; /* enum echo_client_flow */
+    unsigned char depth; /* user handlers running on this connection */
+    bool switched;       /* another protocol took the transport over */
 };
 
 /* The user's state lives right after the connection, in the same allocation. */
@@ -68,6 +71,20 @@ static bool echo_client__advance(echo_client_conn *conn, enum echo_client_event 
     return true;
 }
 
+/* A handler may hand the transport to another protocol
+ * (echo_client_switch_protocol); the connection is freed once no handler of
+ * it is running any more. */
+static void echo_client__enter(echo_client_conn *conn)
+{
+    conn->depth++;
+}
+
+static void echo_client__leave(echo_client_conn *conn)
+{
+    if (--conn->depth == 0 && conn->switched)
+        free(conn);
+}
+
 /* pause_writing and resume_writing alternate, starting with pause. */
 static bool echo_client__flow(echo_client_conn *conn, enum echo_client_event event,
                               enum echo_client_flow from, enum echo_client_flow to)
@@ -87,14 +104,19 @@ static void echo_client__connection_made(void *self, pg_transport *transport)
     if (!echo_client__advance(conn, ECHO_CLIENT_EV_CONNECTION_MADE))
         return;
     conn->transport = transport;
+    echo_client__enter(conn);
     echo_client_on_connection_made(conn, echo_client__state(conn));
+    echo_client__leave(conn);
 }
 
 static void echo_client__data_received(void *self, const uint8_t *data, size_t len)
 {
     echo_client_conn *conn = self;
-    if (echo_client__advance(conn, ECHO_CLIENT_EV_DATA_RECEIVED))
+    if (echo_client__advance(conn, ECHO_CLIENT_EV_DATA_RECEIVED)) {
+        echo_client__enter(conn);
         echo_client_on_data_received(conn, echo_client__state(conn), data, len);
+        echo_client__leave(conn);
+    }
 }
 
 static bool echo_client__eof_received(void *self)
@@ -102,7 +124,10 @@ static bool echo_client__eof_received(void *self)
     echo_client_conn *conn = self;
     if (!echo_client__advance(conn, ECHO_CLIENT_EV_EOF_RECEIVED))
         return false;
-    return echo_client_on_eof_received(conn, echo_client__state(conn));
+    echo_client__enter(conn);
+    bool keep_open = echo_client_on_eof_received(conn, echo_client__state(conn));
+    echo_client__leave(conn);
+    return keep_open;
 }
 
 static void echo_client__connection_lost(void *self, int error)
@@ -118,15 +143,21 @@ static void echo_client__connection_lost(void *self, int error)
 static void echo_client__pause_writing(void *self)
 {
     echo_client_conn *conn = self;
-    if (echo_client__flow(conn, ECHO_CLIENT_EV_PAUSE_WRITING, ECHO_CLIENT_FLOW_RUNNING, ECHO_CLIENT_FLOW_PAUSED))
+    if (echo_client__flow(conn, ECHO_CLIENT_EV_PAUSE_WRITING, ECHO_CLIENT_FLOW_RUNNING, ECHO_CLIENT_FLOW_PAUSED)) {
+        echo_client__enter(conn);
         echo_client_on_pause_writing(conn, echo_client__state(conn));
+        echo_client__leave(conn);
+    }
 }
 
 static void echo_client__resume_writing(void *self)
 {
     echo_client_conn *conn = self;
-    if (echo_client__flow(conn, ECHO_CLIENT_EV_RESUME_WRITING, ECHO_CLIENT_FLOW_PAUSED, ECHO_CLIENT_FLOW_RUNNING))
+    if (echo_client__flow(conn, ECHO_CLIENT_EV_RESUME_WRITING, ECHO_CLIENT_FLOW_PAUSED, ECHO_CLIENT_FLOW_RUNNING)) {
+        echo_client__enter(conn);
         echo_client_on_resume_writing(conn, echo_client__state(conn));
+        echo_client__leave(conn);
+    }
 }
 
 static const pg_protocol_ops echo_client__protocol_ops = {
@@ -233,7 +264,76 @@ void *echo_client_context(const echo_client_conn *conn)
     return conn->context;
 }
 
-/* ---- Connecting ---- */
+/* ---- Switching protocols (asyncio's set_protocol) ---- */
+
+int echo_client_switch_protocol(echo_client_conn *conn, pg_protocol_factory factory, void *context,
+                                const void *pending, size_t len)
+{
+    pg_transport *transport = conn->transport;
+    pg_protocol current;
+    if (transport == NULL || conn->switched || conn->state == ECHO_CLIENT_LOST || factory == NULL
+        || (len > 0 && pending == NULL))
+        return -EINVAL;
+    /* The next protocol would get a resume_writing without its pause. */
+    if (conn->flow != ECHO_CLIENT_FLOW_RUNNING)
+        return -EBUSY;
+    int rc = pg_transport_get_protocol(transport, &current);
+    if (rc < 0)
+        return rc; /* -ENOTSUP: this transport cannot switch */
+    pg_protocol next = { 0 };
+    rc = factory(context, &next);
+    if (rc < 0)
+        return rc;
+    rc = pg_transport_set_protocol(transport, &next);
+    if (rc < 0)
+        return rc; /* a factory that made no ops */
+    conn->switched = true;
+    conn->transport = NULL;
+    /* asyncio leaves connection_made to the caller of set_protocol. */
+    if (next.ops->connection_made != NULL)
+        next.ops->connection_made(next.self, transport);
+    /* Bytes this protocol received that belong to the next one. */
+    const uint8_t *rest = pending;
+    if (len > 0 && next.ops->get_buffer != NULL) {
+        while (len > 0 && !pg_transport_is_closing(transport)) {
+            size_t room = 0;
+            uint8_t *buf = next.ops->get_buffer(next.self, len, &room);
+            if (buf == NULL || room == 0) {
+                pg_transport_abort(transport); /* asyncio: an empty buffer is fatal */
+                break;
+            }
+            size_t n = room < len ? room : len;
+            memcpy(buf, rest, n);
+            if (next.ops->buffer_updated != NULL)
+                next.ops->buffer_updated(next.self, n);
+            rest += n;
+            len -= n;
+        }
+    } else if (len > 0 && next.ops->data_received != NULL) {
+        next.ops->data_received(next.self, rest, len);
+    }
+    if (conn->depth == 0)
+        free(conn);
+    return 0;
+}
+
+/* ---- Making connections ---- */
+
+/* Makes a connection through a runtime function that takes a factory, and
+ * learns which connection it made. */
+struct echo_client__made {
+    void *context;
+    echo_client_conn *conn;
+};
+
+static int echo_client__made_factory(void *arg, pg_protocol *out)
+{
+    struct echo_client__made *made = arg;
+    int rc = echo_client_protocol_factory(made->context, out);
+    if (rc == 0)
+        made->conn = out->self;
+    return rc;
+}
 
 /* Carries the user's context and callback from connect to its completion. */
 struct echo_client__connect_request {
@@ -275,4 +375,17 @@ int echo_client_connect(pg_loop *loop, const char *host, uint16_t port, uint32_t
     if (rc < 0)
         free(req);
     return rc;
+}
+
+int echo_client_adopt(pg_loop *loop, int fd, void *context, echo_client_conn **out)
+{
+    struct echo_client__made made = { .context = context, .conn = NULL };
+    pg_transport *transport;
+    int rc = pg_stream_adopt_fd(loop, fd, echo_client__made_factory, &made, &transport);
+    if (rc < 0)
+        return rc;
+    made.conn->transport = transport; /* usable at once; connection_made follows */
+    if (out != NULL)
+        *out = made.conn;
+    return 0;
 }

@@ -78,18 +78,37 @@ pg_transport *echo_client_transport(echo_client_conn *conn);
 /* The context pointer given when the connection was made. */
 void *echo_client_context(const echo_client_conn *conn);
 
+/* Hands the transport to another protocol (asyncio's set_protocol), e.g. after
+ * a handshake: factory(context) makes it (another generated protocol's
+ * NAME_protocol_factory will do), its connection_made is called at once, then
+ * it gets `pending` (len bytes this connection received that belong to it, or
+ * NULL, 0), and every later callback. conn is freed once the handler that
+ * called this returns: do not use it afterwards. -EBUSY while writing is
+ * paused (the next protocol would get a resume_writing without its pause),
+ * -EINVAL once the connection is lost, or the factory's error. */
+int echo_client_switch_protocol(echo_client_conn *conn, pg_protocol_factory factory, void *context,
+                                const void *pending, size_t len);
+
 /* ---- Making connections ---- */
 
 /* Makes a protocol instance: a pg_protocol_factory for any runtime transport. */
 int echo_client_protocol_factory(void *context, pg_protocol *out);
 
-/* Called once when a connect attempt ends: conn on success (connection_made
- * follows), or NULL and a negative errno (-ECONNREFUSED, -ETIMEDOUT, ...). */
+/* Called once when a connect attempt ends: conn on success (its
+ * connection_made has run), or NULL and a negative errno (-ECONNREFUSED,
+ * -ETIMEDOUT, ...). */
 typedef void (*echo_client_connect_cb)(void *context, echo_client_conn *conn, int error);
 
 /* Connects to host:port without blocking. timeout_ms 0: the kernel's timeout. */
 int echo_client_connect(pg_loop *loop, const char *host, uint16_t port, uint32_t timeout_ms,
                         void *context, echo_client_connect_cb done);
+
+/* Wraps a socket connected elsewhere (accepted by another program, systemd
+ * socket activation, inetd, a fork server; asyncio's connect_accepted_socket)
+ * in a new echo_client_conn whose context is `context`. On success the
+ * transport owns fd and connection_made follows on the next loop iteration;
+ * on error fd stays yours. */
+int echo_client_adopt(pg_loop *loop, int fd, void *context, echo_client_conn **out);
 
 #ifdef __cplusplus
 }
