@@ -12,6 +12,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "protogen/datagram.h"
 #include "protogen/loop.h"
 #include "protogen/protocol.h"
 #include "protogen/transport.h"
@@ -113,6 +114,7 @@ struct pg_loop {
     size_t ready_reserved;
     pg__timer_heap timers;
     uint8_t *read_buf;
+    uint8_t *dgram_buf; /* datagram receive area (pg__loop_datagram_buffer) */
     pg__signals *signals;
     struct epoll_event events[PG__MAX_EVENTS];
 };
@@ -201,6 +203,27 @@ int pg__resolve_and_connect(pg__connect *c, pg_loop *loop, const char *host, uin
 
 /* writev() that never raises SIGPIPE in the process (see pipe.c). */
 ssize_t pg__write_nosigpipe(int fd, const struct iovec *iov, int iovcnt);
+
+/* ---- datagram transports (datagram.c) ----------------------------------- */
+
+/* Datagrams read per readiness event (one recvmmsg), and the size of each
+ * one's slot in the loop's receive area: every UDP datagram fits. */
+#define PG__DGRAM_BATCH 16
+#define PG__DGRAM_SLOT ((size_t)64 * 1024)
+
+/* The loop-owned receive area: PG__DGRAM_BATCH slots of PG__DGRAM_SLOT bytes,
+ * allocated on first use (pages the kernel never writes stay unbacked); NULL
+ * when out of memory. */
+uint8_t *pg__loop_datagram_buffer(pg_loop *loop);
+
+/* Makes a datagram transport over a non-blocking SOCK_DGRAM fd, connected or
+ * not; factory(arg) is called last, once nothing can fail. On error the fd
+ * stays the caller's and no protocol callback is ever called. */
+int pg__datagram_open(pg_loop *loop, int fd, pg_datagram_protocol_factory factory, void *arg,
+                      pg_datagram_transport **out);
+
+/* sizeof the per-endpoint transport struct, for tests and reports. */
+size_t pg__datagram_sizeof(void);
 
 /* ---- tracing (trace.c) -------------------------------------------------- */
 

@@ -211,6 +211,13 @@ uint8_t *pg__loop_read_buffer(pg_loop *loop)
     return loop->read_buf;
 }
 
+uint8_t *pg__loop_datagram_buffer(pg_loop *loop)
+{
+    if (loop->dgram_buf == NULL)
+        loop->dgram_buf = malloc((size_t)PG__DGRAM_BATCH * PG__DGRAM_SLOT);
+    return loop->dgram_buf;
+}
+
 /* ---- the loop ----------------------------------------------------------- */
 
 int pg_loop_new(pg_loop **out)
@@ -307,5 +314,6 @@ void pg_loop_close(pg_loop *loop)
     close(loop->epfd);
     free(loop->ready);
     free(loop->read_buf);
+    free(loop->dgram_buf);
     free(loop);
 }

@@ -12,5 +12,7 @@
 #include "protogen/pipe.h"
 #include "protogen/subprocess.h"
 #include "protogen/stream.h"
+#include "protogen/datagram.h"
+#include "protogen/udp.h"
 
 #endif
