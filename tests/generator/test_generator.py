@@ -17,6 +17,9 @@ PROTOGEN = os.environ.get("PROTOGEN", os.path.join(TOP, "bin", "protogen"))
 CC = os.environ.get("CC", "cc")
 RUNTIME_INCLUDE = os.path.join(TOP, "runtime", "include")
 EXAMPLE_SPECS = [os.path.join(TOP, "examples", "echo", name) for name in ("echo.spec", "echo_client.spec")]
+EXAMPLE_SPECS += [os.path.join(TOP, "examples", "handshake", name)
+                  for name in ("hello.spec", "sink.spec", "hello_client.spec")]
+EXAMPLE_SPECS += [os.path.join(TOP, "examples", "pipecat", name) for name in ("cat_in.spec", "cat_out.spec")]
 
 
 def protogen(*args, cwd=None):

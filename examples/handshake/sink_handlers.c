@@ -1,0 +1,46 @@
+/* sink_handlers.c — the handshake's second phase, a buffered protocol: the
+ * client's bytes are read straight into this connection's buffer; at EOF the
+ * count and checksum go back and the connection closes. */
+#include <stdio.h>
+
+#include "handshake.h"
+#include "sink.h"
+
+struct sink_state {
+    uint8_t buffer[16 * 1024];
+    uint64_t bytes;
+    uint32_t checksum;
+};
+
+const size_t sink_state_size = sizeof(struct sink_state);
+
+uint8_t *sink_on_get_buffer(sink_conn *conn, struct sink_state *state, size_t size_hint, size_t *len)
+{
+    (void)conn;
+    (void)size_hint;
+    *len = sizeof state->buffer;
+    return state->buffer;
+}
+
+void sink_on_buffer_updated(sink_conn *conn, struct sink_state *state, size_t nbytes)
+{
+    (void)conn;
+    state->bytes += nbytes;
+    state->checksum = handshake_checksum(state->checksum, state->buffer, nbytes);
+}
+
+bool sink_on_eof_received(sink_conn *conn, struct sink_state *state)
+{
+    char reply[64];
+    int n = snprintf(reply, sizeof reply, "RECEIVED %llu %lu\n", (unsigned long long)state->bytes,
+                     (unsigned long)state->checksum);
+    (void)sink_write(conn, reply, (size_t)n);
+    return false; /* close once the reply is sent */
+}
+
+void sink_on_connection_lost(sink_conn *conn, struct sink_state *state, int error)
+{
+    (void)state;
+    (void)error;
+    handshake_untrack(sink_context(conn), sink_transport(conn));
+}

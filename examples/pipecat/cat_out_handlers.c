@@ -1,0 +1,37 @@
+/* cat_out_handlers.c — stdout's side: when its buffer is full, stdin stops
+ * being read; when its reader goes away, stdin is closed too. */
+#include "pipecat.h"
+
+struct cat_out_state {
+    char unused;
+};
+
+const size_t cat_out_state_size = sizeof(struct cat_out_state);
+
+void cat_out_on_pause_writing(cat_out_conn *conn, struct cat_out_state *state)
+{
+    struct pipecat *cat = cat_out_context(conn);
+    (void)state;
+    if (cat->in != NULL)
+        cat_in_pause_reading(cat->in);
+}
+
+void cat_out_on_resume_writing(cat_out_conn *conn, struct cat_out_state *state)
+{
+    struct pipecat *cat = cat_out_context(conn);
+    (void)state;
+    if (cat->in != NULL)
+        cat_in_resume_reading(cat->in);
+}
+
+void cat_out_on_connection_lost(cat_out_conn *conn, struct cat_out_state *state, int error)
+{
+    struct pipecat *cat = cat_out_context(conn);
+    (void)state;
+    cat->out = NULL;
+    cat->out_error = error;
+    if (cat->in != NULL)
+        cat_in_close(cat->in); /* nobody to write to any more */
+    else
+        pg_loop_stop(cat->loop);
+}
