@@ -1,0 +1,53 @@
+/* conform_server: the protogen server of the conformance suite.
+ *
+ *   conform_server tcp          listens on 127.0.0.1, a free port
+ *   conform_server unix PATH    listens on a Unix socket
+ *
+ * Prints "listening on ADDRESS", serves until SIGTERM, then closes. The same
+ * generated protocol serves both: its factory works with any transport. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conform.h"
+
+static void stop_loop(void *arg)
+{
+    pg_loop_stop(arg);
+}
+
+int main(int argc, char **argv)
+{
+    bool unix_socket = argc == 3 && strcmp(argv[1], "unix") == 0;
+    if (!unix_socket && !(argc == 2 && strcmp(argv[1], "tcp") == 0)) {
+        fprintf(stderr, "usage: %s tcp | unix PATH\n", argv[0]);
+        return 2;
+    }
+    pg_loop *loop;
+    pg_server *server;
+    int rc = pg_loop_new(&loop);
+    if (rc < 0)
+        return 1;
+    if (unix_socket)
+        rc = pg_unix_listen(loop, argv[2], NULL, conform_protocol_factory, NULL, &server);
+    else
+        rc = conform_listen(loop, "127.0.0.1", 0, NULL, NULL, &server);
+    if (rc < 0) {
+        fprintf(stderr, "conform_server: %s\n", strerror(-rc));
+        pg_loop_close(loop);
+        return 1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char where[128];
+    if (pg_server_sockname(server, &ss, &len) == 0 && pg_format_address((struct sockaddr *)&ss, where, sizeof where) > 0)
+        printf("listening on %s\n", where);
+    fflush(stdout);
+    pg_loop_add_signal_handler(loop, SIGTERM, stop_loop, loop);
+    rc = pg_loop_run(loop);
+    pg_server_close(server);
+    pg_loop_remove_signal_handler(loop, SIGTERM);
+    /* Every scenario has ended its connections before the server is stopped. */
+    pg_loop_close(loop);
+    return rc == 0 ? 0 : 1;
+}

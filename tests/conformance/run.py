@@ -1,0 +1,244 @@
+"""Conformance against asyncio: the same scripted peers run against a small
+asyncio server (asyncio_server.py) and against the protogen server built from
+conform.spec (conform_server), and their traces must match once normalised.
+
+    run.py CONFORM_SERVER [PYTHON]
+
+Normalising keeps what asyncio guarantees and drops what the kernel decides:
+  - a run of data_received lines becomes one, with the bytes added up (how a
+    byte stream is cut into reads is the kernel's business; the total is not);
+  - pause_writing/resume_writing are summed up per connection as "none",
+    "paused" or "paused,resumed" (how often the buffer crosses the watermarks
+    depends on scheduling; that pause comes first and that they alternate
+    does not: anything else is "INVALID");
+  - connections are compared as a multiset of per-connection sequences (their
+    numbering follows accept order, which concurrent peers do not fix).
+The peers also check what they receive (the echo, then "total N").
+"""
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+TIMEOUT_S = 30
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# ---- servers ---------------------------------------------------------------
+
+class Server:
+    def __init__(self, argv, family, tmp, name):
+        self.trace = os.path.join(tmp, f"{name}.trace")
+        self.family = family
+        self.path = os.path.join(tmp, f"{name}.sock")
+        args = argv + (["unix", self.path] if family == "unix" else ["tcp"])
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, PROTOGEN_TRACE=self.trace))
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening on "), f"{argv}: {line!r}"
+        where = line[len("listening on "):].strip()
+        if family == "tcp":
+            host, port = where.rsplit(":", 1)
+            self.address = (host, int(port))
+        else:
+            self.address = self.path
+
+    def connect(self, rcvbuf=0):
+        s = socket.socket(socket.AF_INET if self.family == "tcp" else socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(TIMEOUT_S)
+        if rcvbuf:   # before connect: it sets the TCP window
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.connect(self.address)
+        return s
+
+    def trace_lines(self):
+        try:
+            with open(self.trace) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def wait_trace(self, predicate):
+        """Waits for the server's trace to satisfy predicate (event-driven: the
+        trace is written before each callback returns)."""
+        deadline = time.monotonic() + TIMEOUT_S
+        while not predicate(self.trace_lines()):
+            assert time.monotonic() < deadline, f"timed out; trace so far: {self.trace_lines()[-5:]}"
+            time.sleep(0.005)
+
+    def stop(self):
+        self.proc.terminate()
+        assert self.proc.wait(timeout=TIMEOUT_S) == 0
+        lines = self.trace_lines()
+        for p in (self.trace, self.path):
+            if os.path.exists(p):
+                os.unlink(p)
+        return lines
+
+
+def lost_count(lines):
+    return sum(1 for line in lines if line.split()[1] == "connection_lost")
+
+
+# ---- peers -----------------------------------------------------------------
+
+def read_to_eof(s):
+    chunks = []
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def peer_connect_close(server):
+    s = server.connect()
+    s.close()
+    server.wait_trace(lambda t: lost_count(t) == 1)
+
+
+def peer_chunks(server):
+    s = server.connect()
+    for i in range(10):
+        chunk = bytes([65 + i]) * 1000
+        s.sendall(chunk)
+        got = b""
+        while len(got) < len(chunk):
+            got += s.recv(len(chunk) - len(got))
+        assert got == chunk
+    s.shutdown(socket.SHUT_WR)
+    assert read_to_eof(s) == b"total 10000\n"
+    s.close()
+    server.wait_trace(lambda t: lost_count(t) == 1)
+
+
+def peer_half_close(server):
+    s = server.connect()
+    s.sendall(b"hello")
+    s.shutdown(socket.SHUT_WR)
+    assert read_to_eof(s) == b"hellototal 5\n"
+    s.close()
+    server.wait_trace(lambda t: lost_count(t) == 1)
+
+
+def peer_reset(server):
+    s = server.connect()
+    s.sendall(b"x")
+    assert s.recv(1) == b"x"
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()   # RST
+    server.wait_trace(lambda t: lost_count(t) == 1)
+
+
+def peer_slow_reader(server):
+    """Sends 16 MiB without reading until the server has paused writing (more
+    than the kernel's socket buffers can hold on either side)."""
+    s = server.connect(rcvbuf=4096)
+    payload = os.urandom(1 << 16) * 256
+    errors = []
+
+    def send():
+        try:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:   # pragma: no cover - reported below
+            errors.append(e)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    server.wait_trace(lambda t: any(line.split()[1] == "pause_writing" for line in t))
+    got = read_to_eof(s)
+    sender.join(TIMEOUT_S)
+    assert not errors, errors
+    assert got == payload + b"total %d\n" % len(payload)
+    s.close()
+    server.wait_trace(lambda t: lost_count(t) == 1)
+
+
+def peer_many(server):
+    n = 20
+    socks = [server.connect() for _ in range(n)]
+    for i, s in enumerate(socks):
+        s.sendall(b"%03d" % i * 10)
+    for i, s in enumerate(socks):
+        s.shutdown(socket.SHUT_WR)
+        assert read_to_eof(s) == b"%03d" % i * 10 + b"total 30\n"
+        s.close()
+    server.wait_trace(lambda t: lost_count(t) == n)
+
+
+SCENARIOS = [
+    ("connect_close", peer_connect_close, ("tcp", "unix")),
+    ("chunks", peer_chunks, ("tcp", "unix")),
+    ("half_close", peer_half_close, ("tcp", "unix")),
+    ("reset", peer_reset, ("tcp",)),            # SO_LINGER 0 resets TCP only
+    ("slow_reader", peer_slow_reader, ("tcp", "unix")),
+    ("many", peer_many, ("tcp", "unix")),
+]
+
+
+# ---- normalising -----------------------------------------------------------
+
+def normalise(lines):
+    per_conn = {}
+    for line in lines:
+        conn, callback, *detail = line.split()
+        per_conn.setdefault(conn, []).append((callback, detail[0] if detail else None))
+    result = []
+    for seq in per_conn.values():
+        out, flow = [], []
+        for callback, detail in seq:
+            if callback in ("pause_writing", "resume_writing"):
+                flow.append(callback)
+            elif callback == "data_received" and out and out[-1][0] == "data_received":
+                out[-1] = ("data_received", out[-1][1] + int(detail))
+            else:
+                out.append((callback, int(detail) if callback == "data_received" else detail))
+        # Flow control: pause first, then alternating; how many cycles is the scheduler's.
+        alternates = all(cb == ("pause_writing", "resume_writing")[i % 2] for i, cb in enumerate(flow))
+        summary = ("none" if not flow else "INVALID" if not alternates
+                   else "paused" if flow[-1] == "pause_writing" else "paused,resumed")
+        result.append(tuple(out) + (("flow", summary),))
+    return sorted(result)
+
+
+def describe(normalised):
+    return "\n".join("  " + " ".join(cb if d is None else f"{cb}:{d}" for cb, d in seq) for seq in normalised)
+
+
+# ---- main ------------------------------------------------------------------
+
+def main(conform_server, python=sys.executable):
+    tmp = tempfile.mkdtemp(prefix="protogen-conformance-")
+    impls = [("asyncio", [python, os.path.join(HERE, "asyncio_server.py")]), ("protogen", [conform_server])]
+    failures = 0
+    ran = 0
+    for name, peer, families in SCENARIOS:
+        for family in families:
+            results = {}
+            for impl, argv in impls:
+                server = Server(argv, family, tmp, impl)
+                try:
+                    peer(server)
+                finally:
+                    lines = server.stop()
+                results[impl] = normalise(lines)
+            ran += 1
+            if results["asyncio"] == results["protogen"]:
+                print(f"ok   {name} ({family}): {len(results['asyncio'])} connection(s)")
+            else:
+                failures += 1
+                print(f"FAIL {name} ({family})\n asyncio:\n{describe(results['asyncio'])}\n"
+                      f" protogen:\n{describe(results['protogen'])}")
+    os.rmdir(tmp)
+    print(f"{ran - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
