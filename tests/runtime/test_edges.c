@@ -274,8 +274,7 @@ static void test_half_open_while_paused(void **state)
     write_payload(&f.r);
     assert_int_equal(shutdown(f.sv[1], SHUT_WR), 0);
     RUN_UNTIL(f.loop, f.r.eofs == 1);
-    size_t total = 0;
-    RUN_UNTIL(f.loop, (total += drain_socket(f.sv[1], NULL, 0, NULL), f.r.resumes == 1));
+    RUN_UNTIL(f.loop, (drain_socket(f.sv[1], NULL, 0, NULL), f.r.resumes == 1));
     pg_transport_close(f.t);
     RUN_UNTIL(f.loop, f.r.lost == 1);
     assert_string_equal(f.r.log, "made pause eof resume lost:ok");
