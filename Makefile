@@ -32,7 +32,7 @@ sanitize: setup
 bench-build:
 	@scripts/setup.sh libuv1-dev valgrind strace
 	cmake -S bench -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-	cmake --build build-bench -j2
+	cmake --build build-bench -j2 --target bench
 
 bench: bench-build
 	python3 bench/run.py --build build-bench
