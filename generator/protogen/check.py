@@ -170,8 +170,7 @@ class _Checker:
                 self.err(where, f"callback '{cb}' takes no value: write '{cb};'")
                 continue
             if names is not None and cb not in names:
-                hint = did_you_mean(cb, names)
-                self.err(item.name, f"unknown callback '{cb}' for kind '{kind.name}'{hint}")
+                self.err(item.name, self.unknown_callback(cb, kind, names))
                 continue
             if cb in declared:
                 self.err(item.name, f"duplicate callback '{cb}' (first declared at line {declared[cb].pos.line})")
@@ -187,6 +186,16 @@ class _Checker:
             them = "them" if len(missing) > 1 else "it"
             self.err(where, f"kind '{kind.name}' needs {names} in its callbacks: "
                             f"asyncio's {kind.name.capitalize()}Protocol has no default for {them}")
+
+    def unknown_callback(self, cb, kind, names):
+        """A callback the kind does not have: another kind's (said so, with a hint), or a typo."""
+        owners = [k.name for k in model.KINDS.values() if k is not kind and any(c.name == cb for c in k.callbacks)]
+        if not owners:
+            return f"unknown callback '{cb}' for kind '{kind.name}'{did_you_mean(cb, names)}"
+        kinds = " and ".join(f"'{owner}'" for owner in owners)
+        belongs = f"callback '{cb}' belongs to kind{'s' if len(owners) > 1 else ''} {kinds}"
+        hint = model.CALLBACK_HINTS.get((kind.name, cb))
+        return f"{belongs}; {hint}" if hint else f"{belongs}, not to kind '{kind.name}'"
 
     def flow_control_warnings(self, declared, watermarks_decl):
         """Valid but suspicious: flow control that nothing reacts to, or that never ends."""

@@ -109,12 +109,59 @@ BUFFERED_LIFECYCLE = Lifecycle(
     flow_states=("open", "eof"),
 )
 
+DATAGRAM_CALLBACKS = (
+    Callback("connection_made", "void", (), (("pg_datagram_transport *", "transport"),),
+             doc="The endpoint is ready. No datagram arrives before this returns."),
+    Callback("datagram_received", "void",
+             (("const uint8_t *", "data"), ("size_t", "len"), ("const struct sockaddr *", "addr"),
+              ("socklen_t", "addrlen")),
+             (("const uint8_t *", "data"), ("size_t", "len"), ("const struct sockaddr *", "addr"),
+              ("socklen_t", "addrlen")),
+             doc="One whole datagram (len may be 0) and its sender's address, to reply to.\n"
+                 "The memory is the loop's: copy what you keep."),
+    Callback("error_received", "void", (("int", "error"),), (("int", "error"),),
+             doc="An OS error about a datagram sent or received: -ECONNREFUSED when nothing\n"
+                 "listens on a connected endpoint's port, -EMSGSIZE, ... The endpoint stays open."),
+    Callback("connection_lost", "void", (("int", "error"),), (("int", "error"),),
+             doc="The endpoint is closed: error is 0, or a negative errno.\n"
+                 "The endpoint and its state are freed when this returns."),
+    Callback("pause_writing", "void", (), (),
+             doc="The send queue went above the high watermark: stop sending."),
+    Callback("resume_writing", "void", (), (),
+             doc="The send queue drained to the low watermark: sending may go on."),
+)
+
+DATAGRAM_LIFECYCLE = Lifecycle(
+    states=("new", "open", "lost"),
+    transitions={
+        ("new", "connection_made"): "open",
+        ("open", "datagram_received"): "open",
+        ("open", "error_received"): "open",
+        ("open", "connection_lost"): "lost",
+    },
+    flow_callbacks=("pause_writing", "resume_writing"),
+    flow_states=("open",),
+)
+
 KINDS = {
     "stream": Kind("stream", STREAM_CALLBACKS, STREAM_LIFECYCLE),
     "buffered": Kind("buffered", BUFFERED_CALLBACKS, BUFFERED_LIFECYCLE,
                      required=("get_buffer", "buffer_updated")),
-    "datagram": Kind("datagram", (), supported=False),
+    "datagram": Kind("datagram", DATAGRAM_CALLBACKS, DATAGRAM_LIFECYCLE),
     "subprocess": Kind("subprocess", (), supported=False),
+}
+
+# Another kind's callback declared for a kind: (kind, callback) -> what this
+# kind does instead, for the diagnostic.
+CALLBACK_HINTS = {
+    ("datagram", "data_received"): "a datagram protocol receives with 'datagram_received'",
+    ("datagram", "eof_received"): "datagrams have no end of stream: an endpoint ends with 'connection_lost' only",
+    ("datagram", "get_buffer"): "a datagram protocol receives whole datagrams with 'datagram_received'",
+    ("datagram", "buffer_updated"): "a datagram protocol receives whole datagrams with 'datagram_received'",
+    ("stream", "datagram_received"): "a stream protocol receives with 'data_received'",
+    ("stream", "error_received"): "a stream protocol learns of errors in 'connection_lost'",
+    ("buffered", "datagram_received"): "a buffered protocol receives with 'get_buffer' and 'buffer_updated'",
+    ("buffered", "error_received"): "a buffered protocol learns of errors in 'connection_lost'",
 }
 
 TRANSPORTS = {
@@ -129,7 +176,9 @@ TRANSPORTS = {
                       role_kinds={"read": ("stream", "buffered"), "write": ("stream",)},
                       never_calls={"read": ("pause_writing", "resume_writing"),
                                    "write": ("data_received", "eof_received")}),
-    "udp": Transport("udp", ("datagram",), can_write_eof=False, supported=False),
+    "udp": Transport("udp", ("datagram",), can_write_eof=False, runtime="pg_udp",
+                     address_params="const char *host, uint16_t port", address_args="host, port",
+                     address_doc="host:port", listen_note=" (port 0: any free port)"),
     "subprocess": Transport("subprocess", ("subprocess",), supported=False),
 }
 

@@ -28,11 +28,13 @@ CC = os.environ.get("CC", "cc")
 COUNT = int(os.environ.get("PROTOGEN_MUTATIONS", "3000"))
 COMPILE_EVERY = 10          # compiling every success would take minutes
 SEEDS = [os.path.join(TOP, "examples", "echo", n) for n in ("echo.spec", "echo_client.spec")]
+SEEDS += [os.path.join(TOP, "examples", "udp-echo", n) for n in ("udp_echo.spec", "udp_echo_client.spec")]
 VOCABULARY = ["protocol", "transport", "role", "kind", "callbacks", "watermarks", "tcp", "unix", "udp",
               "server", "client", "stream", "buffered", "high", "low", "data_received", "eof_received",
               "connection_made", "connection_lost", "pause_writing", "resume_writing", "{", "}", ";",
               "64KiB", "0B", "1MiB", "int", "pg_x", "_x", "pipe", "read", "write", "get_buffer",
               "buffer_updated"]
+VOCABULARY += ["datagram", "datagram_received", "error_received"]
 TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+[A-Za-z]*|[{};]|#[^\n]*|\s+|.", re.S)
 
 
