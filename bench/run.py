@@ -1,6 +1,7 @@
 """protogen's benchmark (issue 7): the echo example against hand-written epoll, libuv and asyncio.
 
     run.py [--build DIR] [--runs N] [--duration SEC] [--idle N] [--count N] [--smoke] [--out FILE]
+           [--only timed,idle,counted,generator]
 
 DIR (default build-bench) holds the Release build of bench/CMakeLists.txt. Every
 server prints "listening on HOST:PORT" and takes --port 0; each one is started
@@ -349,7 +350,24 @@ def fmt(v):
 
 def report(args, srv, t, mem, c, gen, notes):
     out = ["# protogen benchmark (issue 7)", "", *[f"- {m}" for m in machine()], ""]
-    out += [f"Timed: median of {args.runs} runs of {args.duration:g} s per workload and server, servers taking "
+    if t:
+        out += timed_section(args, srv, t)
+    if mem:
+        out += idle_section(args, srv, mem)
+    if c:
+        out += counted_section(args, srv, c)
+    out += ["", "Issue 7's targets, for protogen:", "", "| target | measured | met |", "|---|---|---|"]
+    for row in targets(t, mem, c, args):
+        out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
+    if gen:
+        out += ["", "Generator (bench/generator_bench.py):", "", "```", gen.strip(), "```"]
+    if notes:
+        out += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def timed_section(args, srv, t):
+    out = [f"Timed: median of {args.runs} runs of {args.duration:g} s per workload and server, servers taking "
             "turns; × = ratio to the hand-written epoll server of the same run. CPU = the server's utime+stime "
             "(/proc/PID/stat, 10 ms ticks) over the run, per unit, ± half the range of the runs. Load gen = the load generator's own CPU "
             "(1.00: it is the bottleneck). MB = 10⁶ bytes echoed.", "",
@@ -362,12 +380,20 @@ def report(args, srv, t, mem, c, gen, notes):
             out.append(f"| {wname} | {name} | {fmt(r['rate'])} {rate_unit} | {ratio(r['rate'], floor['rate'])} | "
                        f"{r['p50']:.1f} | {r['p99']:.1f} | {fmt(r['cpu'])} {cpu_unit} ±{r['spread'] * 50:.0f}% | "
                        f"{ratio(r['cpu'], floor['cpu'])} | {r['client']:.2f} |")
-    out += ["", f"Idle: {args.idle} connections, each confirmed by a 1-byte echo; the server's VmRSS growth "
+    return out
+
+
+def idle_section(args, srv, mem):
+    out = ["", f"Idle: {args.idle} connections, each confirmed by a 1-byte echo; the server's VmRSS growth "
             f"(after a warm-up connection) per connection; median of {args.runs} runs.", "",
             "| server | RSS per idle connection | × |", "|---|---:|---:|"]
     for name in srv:
         out.append(f"| {name} | {mem[name]:.0f} B | {ratio(mem[name], mem[FLOOR])} |")
-    out += ["", "Per echoed message (per 64 KiB message for streaming, per connection for churn), on a fixed "
+    return out
+
+
+def counted_section(args, srv, c):
+    out = ["", "Per echoed message (per 64 KiB message for streaming, per connection for churn), on a fixed "
             "count with a run of none subtracted: user-space instructions (valgrind --tool=callgrind, C servers) "
             "and system calls (strace -f -c). Instructions are exact; system calls under concurrency depend on "
             "how events batch, which strace's slowness changes.", "",
@@ -390,13 +416,7 @@ def report(args, srv, t, mem, c, gen, notes):
         if funcs:
             top = [f"{f} {v:.0f}" for f, v in sorted(funcs.items(), key=lambda kv: -kv[1]) if v >= 0.5]
             out.append(f"| {name} | {', '.join(top)} |")
-    out += ["", "Issue 7's targets, for protogen:", "", "| target | measured | met |", "|---|---|---|"]
-    for row in targets(t, mem, c, args):
-        out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
-    out += ["", "Generator (bench/generator_bench.py):", "", "```", gen.strip(), "```"]
-    if notes:
-        out += ["", "Notes:", ""] + [f"- {n}" for n in notes]
-    return "\n".join(out) + "\n"
+    return out
 
 
 def extra_calls(p, e):
@@ -411,7 +431,7 @@ def extra_calls(p, e):
 
 def targets(t, mem, c, args):
     rows = []
-    for (wname, wargs, _), conns in zip(counted_workloads(args), (1, 100, 10, 1)):
+    for (wname, wargs, _), conns in zip(counted_workloads(args) if c else [], (1, 100, 10, 1)):
         p, e = c[(wname, "protogen")], c[(wname, FLOOR)]
         extra = extra_calls(p["calls"], e["calls"])
         if conns == 1:
@@ -423,18 +443,20 @@ def targets(t, mem, c, args):
         rows.append((f"instructions/message ≤ 3× hand-written: {wname}",
                      f"{p['instr']:,.0f} vs {e['instr']:,.0f} ({p['instr'] / e['instr']:.2f}×)",
                      p["instr"] <= 3 * e["instr"]))
-    for wname, *_ in WORKLOADS:
+    for wname, *_ in WORKLOADS if t else []:
         p, e, u = t[(wname, "protogen")], t[(wname, FLOOR)], t[(wname, "libuv")]
         rows.append((f"server CPU ≤ 1.10× hand-written and < libuv: {wname}",
                      f"{p['cpu'] / e['cpu']:.2f}× hand-written, {p['cpu'] / u['cpu']:.2f}× libuv",
                      p["cpu"] <= 1.10 * e["cpu"] and p["cpu"] < u["cpu"]))
-    rows.append(("idle RSS ≤ 512 B per connection, several times less than asyncio's",
-                 f"{mem['protogen']:.0f} B; asyncio {mem['asyncio'] / max(mem['protogen'], 1):.1f}× that",
-                 mem["protogen"] <= 512 and mem["asyncio"] >= 3 * mem["protogen"]))
-    churn = WORKLOADS[3][0]
-    p, e = t[(churn, "protogen")], t[(churn, FLOOR)]
-    rows.append(("churn ≥ hand-written's connections/s", f"{p['rate']:,.0f} vs {e['rate']:,.0f}",
-                 p["rate"] >= e["rate"]))
+    if mem:
+        rows.append(("idle RSS ≤ 512 B per connection, several (≥ 3) times less than asyncio's",
+                     f"{mem['protogen']:.0f} B; asyncio {mem['asyncio'] / max(mem['protogen'], 1):.1f}× that",
+                     mem["protogen"] <= 512 and mem["asyncio"] >= 3 * mem["protogen"]))
+    if t:
+        churn = WORKLOADS[3][0]
+        p, e = t[(churn, "protogen")], t[(churn, FLOOR)]
+        rows.append(("churn ≥ hand-written's connections/s", f"{p['rate']:,.0f} vs {e['rate']:,.0f}",
+                     p["rate"] >= e["rate"]))
     return rows
 
 
@@ -447,6 +469,8 @@ def main():
     ap.add_argument("--count", type=int, default=5000, help="messages per counted run")
     ap.add_argument("--gen-runs", type=int, default=15)
     ap.add_argument("--smoke", action="store_true", help="one short run of everything")
+    ap.add_argument("--only", default="timed,idle,counted,generator",
+                    help="comma-separated parts to run (default: all); counted alone is the quick, exact check")
     ap.add_argument("--out", help="also write the report here (default: BUILD/bench-results.md)")
     args = ap.parse_args()
     if args.smoke:
@@ -468,18 +492,25 @@ def main():
         notes.append(f"the descriptor limit ({hard}) allowed only {args.idle} idle connections")
 
     srv = servers(args)
-    print(f"bench: timed workloads ({args.runs} × {len(WORKLOADS)} × {len(srv)} runs)", file=sys.stderr)
-    t = timed(args, srv)
-    print(f"bench: {args.idle} idle connections", file=sys.stderr)
-    mem = idle(args, srv)
-    print("bench: instructions and system calls per message", file=sys.stderr)
-    c = counted(args, srv)
-    print("bench: generator", file=sys.stderr)
-    gen = subprocess.run([sys.executable, os.path.join(HERE, "generator_bench.py"), "--runs", str(args.gen_runs)],
-                         capture_output=True, text=True, timeout=600)
-    if gen.returncode != 0:
-        raise RuntimeError(f"generator_bench.py: {gen.stderr}")
-    text = report(args, srv, t, mem, c, gen.stdout, notes)
+    parts = set(args.only.split(","))
+    t = mem = c = gen = None
+    if "timed" in parts:
+        print(f"bench: timed workloads ({args.runs} × {len(WORKLOADS)} × {len(srv)} runs)", file=sys.stderr)
+        t = timed(args, srv)
+    if "idle" in parts:
+        print(f"bench: {args.idle} idle connections", file=sys.stderr)
+        mem = idle(args, srv)
+    if "counted" in parts:
+        print("bench: instructions and system calls per message", file=sys.stderr)
+        c = counted(args, srv)
+    if "generator" in parts:
+        print("bench: generator", file=sys.stderr)
+        r = subprocess.run([sys.executable, os.path.join(HERE, "generator_bench.py"), "--runs", str(args.gen_runs)],
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise RuntimeError(f"generator_bench.py: {r.stderr}")
+        gen = r.stdout
+    text = report(args, srv, t, mem, c, gen, notes)
     print(text)
     with open(args.out or os.path.join(args.build, "bench-results.md"), "w") as f:
         f.write(text)
