@@ -16,9 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "protogen/datagram.h"
@@ -697,7 +696,7 @@ static const pg_datagram_transport_ops pg__dgram_ops = {
 /* Ready-queue slots each endpoint holds: connection_made, the first read,
  * connection_lost, and the delivery of held datagrams (taken and given back
  * each time it is used). */
-#define PG__DGRAM_SLOTS 4
+#define PG__DGRAM_RESERVED 4
 
 int pg__datagram_open(pg_loop *loop, int fd, pg_datagram_protocol_factory factory, void *arg,
                       pg_datagram_transport **out)
@@ -706,7 +705,7 @@ int pg__datagram_open(pg_loop *loop, int fd, pg_datagram_protocol_factory factor
     if (d == NULL)
         return -ENOMEM;
     int reserved = 0, r = 0;
-    for (; reserved < PG__DGRAM_SLOTS; reserved++) {
+    for (; reserved < PG__DGRAM_RESERVED; reserved++) {
         r = pg__loop_reserve(loop);
         if (r < 0)
             goto fail;
