@@ -198,6 +198,8 @@ void pg__connect_discard(pg__connect *c);
 /* Resolves host:port for a stream connect on a helper thread, without
  * blocking the loop; then calls pg__connect_start or pg__connect_fail. */
 int pg__resolve_and_connect(pg__connect *c, pg_loop *loop, const char *host, uint16_t port);
+/* Lookups still running, for tests: a loop must not close before they end. */
+size_t pg__resolve_in_flight(void);
 
 /* ---- pipes (pipe.c) ----------------------------------------------------- */
 

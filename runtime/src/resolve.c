@@ -18,6 +18,14 @@
 
 #define PG__RESOLVE_MAX_ADDRS 16
 
+/* Lookups whose thread has not reported yet (touched by loop threads only). */
+static size_t pg__resolves_running;
+
+size_t pg__resolve_in_flight(void)
+{
+    return pg__resolves_running;
+}
+
 typedef struct pg__resolve {
     pg_loop *loop;
     pg__connect *connect;
@@ -96,6 +104,7 @@ static void pg__resolve_on_io(pg__io *io, uint32_t events)
         return; /* spurious: the thread has not finished */
     pg__io_stop(job->loop, &job->io, PG__IO_READ);
     close(job->io.fd);
+    pg__resolves_running--;
     if (job->error < 0)
         pg__connect_fail(job->connect, job->error);
     else
@@ -138,6 +147,7 @@ int pg__resolve_and_connect(pg__connect *c, pg_loop *loop, const char *host, uin
     pthread_attr_destroy(&attr);
     if (r < 0)
         goto fail_io;
+    pg__resolves_running++;
     pg__connect_set_resolving(c);
     return 0;
 

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "testutil.h"
 
 #define MAX_CONNS 4
@@ -225,6 +226,68 @@ static void test_connect_timeout(void **state)
     assert_int_equal(cli.factory_calls, 0);
     close(filler);
     close(lfd);
+    pg_loop_close(loop);
+}
+
+/* A lookup racing a 1 ms timeout: whichever wins, done is called exactly
+ * once, with success (a connection that then closes) or -ETIMEDOUT and no
+ * protocol; a lookup that lost the race still ends, and nothing leaks. */
+typedef struct race {
+    int done, ok, timed_out, made;
+    recorder recs[16];
+} race;
+
+static int race_factory(void *arg, pg_protocol *out)
+{
+    race *r = arg;
+    assert_true(r->made < 16);
+    recorder *rec = &r->recs[r->made++];
+    recorder_init(rec);
+    return recorder_factory(rec, out);
+}
+
+static void race_done(void *arg, pg_transport *t, int error)
+{
+    race *r = arg;
+    r->done++;
+    if (error == 0) {
+        r->ok++;
+        pg_transport_close(t);
+    } else {
+        assert_int_equal(error, -ETIMEDOUT);
+        assert_null(t);
+        r->timed_out++;
+    }
+}
+
+static void test_resolve_racing_timeout(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { 0 };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, server_factory, &srv, &srv.server), 0);
+    uint16_t port = server_port(srv.server);
+    race r = { 0 };
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pg_tcp_connect(loop, "localhost", port, 1, race_factory, &r, race_done, &r), 0);
+    RUN_UNTIL(loop, r.done == 4 && pg__resolve_in_flight() == 0);
+    assert_int_equal(r.ok + r.timed_out, 4);
+    assert_int_equal(r.made, r.ok); /* no protocol for a timed-out connect */
+    for (int i = 0; i < r.made; i++) {
+        RUN_UNTIL(loop, r.recs[i].lost == 1);
+        recorder_free(&r.recs[i]);
+    }
+    /* The server may also have accepted connects that timed out once
+     * connected: every one it accepted ends (their peers are closed). */
+    run_idle(loop, 3);
+    for (int i = 0; i < srv.n; i++)
+        RUN_UNTIL(loop, srv.conns[i].lost == 1);
+    assert_true(srv.n >= r.ok);
+    print_message("lookups against a 1 ms timeout: %d connected, %d timed out\n", r.ok, r.timed_out);
+    pg_server_close(srv.server);
+    run_idle(loop, 1);
+    server_ctx_free(&srv);
     pg_loop_close(loop);
 }
 
@@ -507,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_ipv4),
         cmocka_unit_test(test_round_trip_ipv6),
         cmocka_unit_test(test_round_trip_localhost),
+        cmocka_unit_test(test_resolve_racing_timeout),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_bad_addresses),
