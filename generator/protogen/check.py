@@ -75,8 +75,10 @@ class _Checker:
         transport = self.choice(seen.get("transport"), "transport", model.TRANSPORTS)
         role = self.choice(seen.get("role"), "role", {r: r for r in model.ROLES})
         kind = self.choice(seen.get("kind"), "kind", model.KINDS, check_supported=False)
+        if "role" not in seen and transport and transport.default_role:
+            role = transport.default_role   # a subprocess: the program is the side that starts it
         for key in self.SETTINGS:
-            if key not in seen and key not in misspelt:
+            if key not in seen and key not in misspelt and not (key == "role" and role):
                 self.err(name_tok, f"protocol '{name}' has no '{key}' declaration")
 
         if kind:

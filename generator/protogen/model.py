@@ -50,6 +50,7 @@ class Transport:
     roles: tuple = ("server", "client")   # the roles this transport can play
     roles_note: str = ""          # why those roles, for diagnostics
     role_kinds: dict = field(default_factory=dict)   # role -> the kinds it can carry, when not all of kinds
+    default_role: str = ""        # the role when the spec gives none ("": role is required)
 
 
 STREAM_CALLBACKS = (
@@ -109,6 +110,44 @@ BUFFERED_LIFECYCLE = Lifecycle(
     flow_states=("open", "eof"),
 )
 
+SUBPROCESS_CALLBACKS = (
+    Callback("connection_made", "void", (), (("pg_subprocess *", "proc"),),
+             doc="The child runs and its pipes are ready. No other callback comes before this."),
+    Callback("pipe_data_received", "void", (("int", "fd"), ("const uint8_t *", "data"), ("size_t", "len")),
+             (("int", "fd"), ("const uint8_t *", "data"), ("size_t", "len")),
+             doc="Bytes the child wrote to its stdout (fd 1) or stderr (fd 2).\n"
+                 "The memory is the loop's: copy what you keep."),
+    Callback("pipe_connection_lost", "void", (("int", "fd"), ("int", "error")), (("int", "fd"), ("int", "error")),
+             doc="The pipe to the child's fd (0, 1 or 2) is closed: error is 0, or a negative errno\n"
+                 "(-EPIPE: the child stopped reading while bytes for its stdin were still buffered)."),
+    Callback("process_exited", "void", (), (),
+             doc="The child has exited and was reaped: get_returncode tells how."),
+    Callback("connection_lost", "void", (("int", "error"),), (("int", "error"),),
+             doc="The last callback: the child is reaped and every pipe is closed (error is 0).\n"
+                 "The process's conn and state are freed when this returns."),
+    Callback("pause_writing", "void", (), (),
+             doc="The child's stdin buffer went above the high watermark: stop writing."),
+    Callback("resume_writing", "void", (), (),
+             doc="The child's stdin buffer drained to the low watermark: writing may go on."),
+)
+
+# The process as a whole; the per-pipe order (data, then lost, once per pipe;
+# connection_lost only when no pipe is left) is a bit per pipe in the template.
+SUBPROCESS_LIFECYCLE = Lifecycle(
+    states=("new", "running", "exited", "lost"),
+    transitions={
+        ("new", "connection_made"): "running",
+        ("running", "pipe_data_received"): "running",
+        ("running", "pipe_connection_lost"): "running",
+        ("running", "process_exited"): "exited",
+        ("exited", "pipe_data_received"): "exited",
+        ("exited", "pipe_connection_lost"): "exited",
+        ("exited", "connection_lost"): "lost",
+    },
+    flow_callbacks=("pause_writing", "resume_writing"),
+    flow_states=("running", "exited"),
+)
+
 DATAGRAM_CALLBACKS = (
     Callback("connection_made", "void", (), (("pg_datagram_transport *", "transport"),),
              doc="The endpoint is ready. No datagram arrives before this returns."),
@@ -148,7 +187,7 @@ KINDS = {
     "buffered": Kind("buffered", BUFFERED_CALLBACKS, BUFFERED_LIFECYCLE,
                      required=("get_buffer", "buffer_updated")),
     "datagram": Kind("datagram", DATAGRAM_CALLBACKS, DATAGRAM_LIFECYCLE),
-    "subprocess": Kind("subprocess", (), supported=False),
+    "subprocess": Kind("subprocess", SUBPROCESS_CALLBACKS, SUBPROCESS_LIFECYCLE),
 }
 
 # Another kind's callback declared for a kind: (kind, callback) -> what this
@@ -162,6 +201,15 @@ CALLBACK_HINTS = {
     ("stream", "error_received"): "a stream protocol learns of errors in 'connection_lost'",
     ("buffered", "datagram_received"): "a buffered protocol receives with 'get_buffer' and 'buffer_updated'",
     ("buffered", "error_received"): "a buffered protocol learns of errors in 'connection_lost'",
+    ("subprocess", "data_received"): "a subprocess protocol receives the child's output with 'pipe_data_received'",
+    ("subprocess", "get_buffer"): "a subprocess protocol receives the child's output with 'pipe_data_received'",
+    ("subprocess", "buffer_updated"): "a subprocess protocol receives the child's output with 'pipe_data_received'",
+    ("subprocess", "datagram_received"): "a subprocess protocol receives the child's output with 'pipe_data_received'",
+    ("subprocess", "eof_received"): "a subprocess protocol learns that a pipe ended with 'pipe_connection_lost'",
+    ("subprocess", "error_received"): "a subprocess protocol learns of errors in 'pipe_connection_lost'",
+    ("stream", "pipe_data_received"): "a stream protocol receives with 'data_received'",
+    ("buffered", "pipe_data_received"): "a buffered protocol receives with 'get_buffer' and 'buffer_updated'",
+    ("datagram", "pipe_data_received"): "a datagram protocol receives with 'datagram_received'",
 }
 
 TRANSPORTS = {
@@ -179,7 +227,9 @@ TRANSPORTS = {
     "udp": Transport("udp", ("datagram",), can_write_eof=False, runtime="pg_udp",
                      address_params="const char *host, uint16_t port", address_args="host, port",
                      address_doc="host:port", listen_note=" (port 0: any free port)"),
-    "subprocess": Transport("subprocess", ("subprocess",), supported=False),
+    "subprocess": Transport("subprocess", ("subprocess",), runtime="pg_subprocess", roles=("client",),
+                            default_role="client",
+                            roles_note="the program starts the child: leave 'role' out, or write 'role client;'"),
 }
 
 ROLES = ("server", "client", "read", "write")

@@ -21,6 +21,7 @@ EXAMPLE_SPECS += [os.path.join(TOP, "examples", "handshake", name)
                   for name in ("hello.spec", "sink.spec", "hello_client.spec")]
 EXAMPLE_SPECS += [os.path.join(TOP, "examples", "pipecat", name) for name in ("cat_in.spec", "cat_out.spec")]
 EXAMPLE_SPECS += [os.path.join(TOP, "examples", "udp-echo", name) for name in ("udp_echo.spec", "udp_echo_client.spec")]
+EXAMPLE_SPECS += [os.path.join(TOP, "examples", "timeout", "monitored.spec")]
 
 
 def protogen(*args, cwd=None):

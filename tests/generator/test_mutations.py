@@ -35,6 +35,8 @@ VOCABULARY = ["protocol", "transport", "role", "kind", "callbacks", "watermarks"
               "64KiB", "0B", "1MiB", "int", "pg_x", "_x", "pipe", "read", "write", "get_buffer",
               "buffer_updated"]
 VOCABULARY += ["datagram", "datagram_received", "error_received"]
+SEEDS += [os.path.join(TOP, "examples", "timeout", "monitored.spec")]
+VOCABULARY += ["subprocess", "pipe_data_received", "pipe_connection_lost", "process_exited"]
 TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+[A-Za-z]*|[{};]|#[^\n]*|\s+|.", re.S)
 
 

@@ -1,0 +1,28 @@
+/* relay_in_handlers.c — pgtimeout's own stdin, read by a read pipe transport
+ * and relayed to the child's stdin. */
+#include "pgtimeout.h"
+
+struct relay_in_state {
+    char unused;
+};
+
+const size_t relay_in_state_size = sizeof(struct relay_in_state);
+
+void relay_in_on_data_received(relay_in_conn *conn, struct relay_in_state *state, const uint8_t *data, size_t len)
+{
+    struct pgtimeout *app = relay_in_context(conn);
+    (void)state;
+    if (app->child == NULL || monitored_write(app->child, data, len) == -EPIPE)
+        relay_in_close(conn); /* the child's stdin is gone */
+}
+
+void relay_in_on_connection_lost(relay_in_conn *conn, struct relay_in_state *state, int error)
+{
+    struct pgtimeout *app = relay_in_context(conn);
+    (void)state;
+    (void)error;
+    app->in = NULL;
+    if (app->child != NULL)
+        (void)monitored_write_eof(app->child); /* the child reads EOF once its buffer drains */
+    pgtimeout_maybe_finish(app);
+}
