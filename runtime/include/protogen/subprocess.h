@@ -137,7 +137,9 @@ int pg_subprocess_kill(pg_subprocess *proc);
 void pg_subprocess_close(pg_subprocess *proc);
 bool pg_subprocess_is_closing(const pg_subprocess *proc);
 
-/* PG_EXTRA_SUBPROCESS: the child's pid in .fd... see below; -ENOENT otherwise. */
+/* PG_EXTRA_SUBPROCESS: the child's pidfd in .fd, -1 once it is reaped or when
+ * reaping falls back to SIGCHLD (asyncio gives the Popen object). -ENOENT for
+ * any other key. */
 int pg_subprocess_get_extra_info(const pg_subprocess *proc, pg_extra_key key, pg_extra_info *out);
 
 #ifdef __cplusplus
