@@ -1,5 +1,7 @@
 /* cat_out_handlers.c — stdout's side: when its buffer is full, stdin stops
  * being read; when its reader goes away, stdin is closed too. */
+#include <errno.h>
+
 #include "pipecat.h"
 
 struct cat_out_state {
@@ -30,8 +32,13 @@ void cat_out_on_connection_lost(cat_out_conn *conn, struct cat_out_state *state,
     (void)state;
     cat->out = NULL;
     cat->out_error = error;
-    if (cat->in != NULL)
+    if (cat->in != NULL) {
+        /* The reader left before the end of the input: with nothing buffered
+         * at that moment the transport reports no error (as asyncio), but for
+         * a copy it is a broken pipe all the same. */
+        if (error == 0)
+            cat->out_error = -EPIPE;
         cat_in_close(cat->in); /* nobody to write to any more */
-    else
+    } else
         pg_loop_stop(cat->loop);
 }

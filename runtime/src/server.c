@@ -158,6 +158,9 @@ int pg_server_sockname(const pg_server *server, struct sockaddr_storage *addr, s
         return -EINVAL;
     if (server->state == PG__SERVER_CLOSED)
         return -EBADF;
+    /* Zeroed: an abstract Unix name is not NUL-terminated, and
+     * pg_format_address ends it at the first NUL. */
+    memset(addr, 0, sizeof *addr);
     *len = sizeof *addr;
     return getsockname(server->io.fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
 }

@@ -184,12 +184,14 @@ static void test_unix_accept_no_memory_makes_no_protocol(void **state)
     counted c = { 0 };
     recorder_init(&c.rec);
     pg_server *server;
-    assert_int_equal(pg_unix_listen(loop, "@protogen-test-faults", NULL, counting_factory, &c, &server), 0);
+    /* Unique per process: test suites of several builds may run at once. */
+    char name[64];
+    int n = snprintf(name, sizeof name, "@protogen-test-faults-%d", (int)getpid());
+    assert_int_equal(pg_unix_listen(loop, name, NULL, counting_factory, &c, &server), 0);
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    const char name[] = "protogen-test-faults";
-    memcpy(sun.sun_path + 1, name, sizeof name - 1);
+    memcpy(sun.sun_path + 1, name + 1, (size_t)n - 1);
     int client = socket(AF_UNIX, SOCK_STREAM, 0);
-    assert_int_equal(connect(client, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + sizeof name)), 0);
+    assert_int_equal(connect(client, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n)), 0);
     fail_allocations = true;
     uint8_t byte;
     for (int i = 0; i < 50; i++) {

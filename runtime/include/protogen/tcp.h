@@ -35,7 +35,9 @@ int pg_tcp_connect(pg_loop *loop, const char *host, uint16_t port,
                    void *factory_arg, pg_connect_cb done, void *done_arg);
 
 /* Formats an address as "HOST:PORT" ("[HOST]:PORT" for IPv6; the path, or
- * "@name" for an abstract socket, for AF_UNIX). Returns the length, or a
+ * "@name" for an abstract socket, for AF_UNIX). An abstract name ends at its
+ * first NUL byte (or the end of sun_path): zero the address before filling it,
+ * as pg_server_sockname and get_extra_info do. Returns the length, or a
  * negative errno. */
 int pg_format_address(const struct sockaddr *addr, char *buf, size_t size);
 
