@@ -2,7 +2,7 @@
 conform_handlers.c, written with asyncio's own Protocol, tracing its callbacks
 in protogen's trace format (PROTOGEN_TRACE) so the two can be compared.
 
-    asyncio_server.py tcp | unix PATH
+    asyncio_server.py [--buffered] tcp | unix PATH
 
 Standard library only; any Python 3.8+.
 """
@@ -69,14 +69,46 @@ class Conform(asyncio.Protocol):
         self.transport.resume_reading()
 
 
+class ConformBuffered(asyncio.BufferedProtocol):
+    """Conform's behaviour, reading into a 64 KiB buffer of its own."""
+
+    def __init__(self, trace):
+        self.trace = trace
+        self.conn = trace.new_conn()
+        self.received = 0
+        self.buffer = bytearray(64 * 1024)
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.trace.write(self.conn, "connection_made")
+
+    def get_buffer(self, sizehint):
+        self.trace.write(self.conn, "get_buffer", sizehint)
+        return self.buffer
+
+    def buffer_updated(self, nbytes):
+        self.trace.write(self.conn, "buffer_updated", nbytes)
+        self.received += nbytes
+        self.transport.write(bytes(self.buffer[:nbytes]))
+
+    eof_received = Conform.eof_received
+    connection_lost = Conform.connection_lost
+    pause_writing = Conform.pause_writing
+    resume_writing = Conform.resume_writing
+
+
 async def serve(argv):
     trace = Trace(os.environ.get("PROTOGEN_TRACE"))
     loop = asyncio.get_running_loop()
+    protocol = Conform
+    if argv[0] == "--buffered":
+        protocol = ConformBuffered
+        argv = argv[1:]
     if argv[0] == "unix":
-        server = await loop.create_unix_server(lambda: Conform(trace), argv[1])
+        server = await loop.create_unix_server(lambda: protocol(trace), argv[1])
         where = argv[1]
     else:
-        server = await loop.create_server(lambda: Conform(trace), "127.0.0.1", 0)
+        server = await loop.create_server(lambda: protocol(trace), "127.0.0.1", 0)
         host, port = server.sockets[0].getsockname()[:2]
         where = f"{host}:{port}"
     print(f"listening on {where}", flush=True)

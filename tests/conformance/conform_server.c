@@ -1,15 +1,17 @@
 /* conform_server: the protogen server of the conformance suite.
  *
- *   conform_server tcp          listens on 127.0.0.1, a free port
- *   conform_server unix PATH    listens on a Unix socket
+ *   conform_server [--buffered] tcp          listens on 127.0.0.1, a free port
+ *   conform_server [--buffered] unix PATH    listens on a Unix socket
  *
  * Prints "listening on ADDRESS", serves until SIGTERM, then closes. The same
- * generated protocol serves both: its factory works with any transport. */
+ * generated protocol serves both: its factory works with any transport.
+ * --buffered serves conform_buffered.spec's protocol instead. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "conform.h"
+#include "conform_buffered.h"
 
 static void stop_loop(void *arg)
 {
@@ -18,20 +20,26 @@ static void stop_loop(void *arg)
 
 int main(int argc, char **argv)
 {
+    bool buffered = argc > 1 && strcmp(argv[1], "--buffered") == 0;
+    if (buffered) {
+        argc--;
+        argv++;
+    }
     bool unix_socket = argc == 3 && strcmp(argv[1], "unix") == 0;
     if (!unix_socket && !(argc == 2 && strcmp(argv[1], "tcp") == 0)) {
-        fprintf(stderr, "usage: %s tcp | unix PATH\n", argv[0]);
+        fprintf(stderr, "usage: conform_server [--buffered] tcp | unix PATH\n");
         return 2;
     }
+    pg_protocol_factory factory = buffered ? conform_buffered_protocol_factory : conform_protocol_factory;
     pg_loop *loop;
     pg_server *server;
     int rc = pg_loop_new(&loop);
     if (rc < 0)
         return 1;
     if (unix_socket)
-        rc = pg_unix_listen(loop, argv[2], NULL, conform_protocol_factory, NULL, &server);
+        rc = pg_unix_listen(loop, argv[2], NULL, factory, NULL, &server);
     else
-        rc = conform_listen(loop, "127.0.0.1", 0, NULL, NULL, &server);
+        rc = pg_tcp_listen(loop, "127.0.0.1", 0, NULL, factory, NULL, &server);
     if (rc < 0) {
         fprintf(stderr, "conform_server: %s\n", strerror(-rc));
         pg_loop_close(loop);
