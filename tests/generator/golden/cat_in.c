@@ -260,8 +260,10 @@ int cat_in_switch_protocol(cat_in_conn *conn, pg_protocol_factory factory, void 
 {
     pg_transport *transport = conn->transport;
     pg_protocol current;
-    if (transport == NULL || conn->switched || conn->state == CAT_IN_LOST || factory == NULL
-        || (len > 0 && pending == NULL))
+    /* Not before connection_made (the runtime's would go to the next protocol
+     * too), not after connection_lost. */
+    if (transport == NULL || conn->switched || conn->state == CAT_IN_NEW
+        || conn->state == CAT_IN_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != CAT_IN_FLOW_RUNNING)

@@ -265,8 +265,10 @@ int cat_out_switch_protocol(cat_out_conn *conn, pg_protocol_factory factory, voi
 {
     pg_transport *transport = conn->transport;
     pg_protocol current;
-    if (transport == NULL || conn->switched || conn->state == CAT_OUT_LOST || factory == NULL
-        || (len > 0 && pending == NULL))
+    /* Not before connection_made (the runtime's would go to the next protocol
+     * too), not after connection_lost. */
+    if (transport == NULL || conn->switched || conn->state == CAT_OUT_NEW
+        || conn->state == CAT_OUT_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != CAT_OUT_FLOW_RUNNING)

@@ -273,8 +273,10 @@ int echo_switch_protocol(echo_conn *conn, pg_protocol_factory factory, void *con
 {
     pg_transport *transport = conn->transport;
     pg_protocol current;
-    if (transport == NULL || conn->switched || conn->state == ECHO_LOST || factory == NULL
-        || (len > 0 && pending == NULL))
+    /* Not before connection_made (the runtime's would go to the next protocol
+     * too), not after connection_lost. */
+    if (transport == NULL || conn->switched || conn->state == ECHO_NEW
+        || conn->state == ECHO_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != ECHO_FLOW_RUNNING)

@@ -85,7 +85,8 @@ void *echo_client_context(const echo_client_conn *conn);
  * NULL, 0), and every later callback. conn is freed once the handler that
  * called this returns: do not use it afterwards. -EBUSY while writing is
  * paused (the next protocol would get a resume_writing without its pause),
- * -EINVAL once the connection is lost, or the factory's error. */
+ * -EINVAL before connection_made or once the connection is lost, or the
+ * factory's error. */
 int echo_client_switch_protocol(echo_client_conn *conn, pg_protocol_factory factory, void *context,
                                 const void *pending, size_t len);
 

@@ -260,8 +260,10 @@ int hello_switch_protocol(hello_conn *conn, pg_protocol_factory factory, void *c
 {
     pg_transport *transport = conn->transport;
     pg_protocol current;
-    if (transport == NULL || conn->switched || conn->state == HELLO_LOST || factory == NULL
-        || (len > 0 && pending == NULL))
+    /* Not before connection_made (the runtime's would go to the next protocol
+     * too), not after connection_lost. */
+    if (transport == NULL || conn->switched || conn->state == HELLO_NEW
+        || conn->state == HELLO_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != HELLO_FLOW_RUNNING)

@@ -74,7 +74,8 @@ void *hello_context(const hello_conn *conn);
  * NULL, 0), and every later callback. conn is freed once the handler that
  * called this returns: do not use it afterwards. -EBUSY while writing is
  * paused (the next protocol would get a resume_writing without its pause),
- * -EINVAL once the connection is lost, or the factory's error. */
+ * -EINVAL before connection_made or once the connection is lost, or the
+ * factory's error. */
 int hello_switch_protocol(hello_conn *conn, pg_protocol_factory factory, void *context,
                           const void *pending, size_t len);
 

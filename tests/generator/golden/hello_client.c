@@ -263,8 +263,10 @@ int hello_client_switch_protocol(hello_client_conn *conn, pg_protocol_factory fa
 {
     pg_transport *transport = conn->transport;
     pg_protocol current;
-    if (transport == NULL || conn->switched || conn->state == HELLO_CLIENT_LOST || factory == NULL
-        || (len > 0 && pending == NULL))
+    /* Not before connection_made (the runtime's would go to the next protocol
+     * too), not after connection_lost. */
+    if (transport == NULL || conn->switched || conn->state == HELLO_CLIENT_NEW
+        || conn->state == HELLO_CLIENT_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != HELLO_CLIENT_FLOW_RUNNING)

@@ -274,8 +274,10 @@ int sink_switch_protocol(sink_conn *conn, pg_protocol_factory factory, void *con
 {
     pg_transport *transport = conn->transport;
     pg_protocol current;
-    if (transport == NULL || conn->switched || conn->state == SINK_LOST || factory == NULL
-        || (len > 0 && pending == NULL))
+    /* Not before connection_made (the runtime's would go to the next protocol
+     * too), not after connection_lost. */
+    if (transport == NULL || conn->switched || conn->state == SINK_NEW
+        || conn->state == SINK_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != SINK_FLOW_RUNNING)
