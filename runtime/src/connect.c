@@ -98,9 +98,8 @@ static int pg__connect_make_transport(pg__connect *c)
 {
     int fd = c->io.fd;
     pg__io_stop(c->loop, &c->io, PG__IO_WRITE);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+    int family = c->addrs[c->next - 1].ss.ss_family; /* the address that connected */
+    if (family == AF_INET || family == AF_INET6) {
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }

@@ -28,6 +28,7 @@ struct pg_server {
     void *arg;
     int backlog;
     unsigned flags; /* PG__STREAM_* for accepted connections */
+    bool nodelay;   /* TCP: accepted sockets get TCP_NODELAY */
     pg__server_state state;
     /* Unix path servers: the socket file, removed on close if still ours. */
     char *unlink_path;
@@ -37,10 +38,7 @@ struct pg_server {
 
 static void pg__server_accept_one(pg_server *server, int fd)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if ((server->flags & PG__STREAM_SOCKET) && getsockname(fd, (struct sockaddr *)&ss, &len) == 0
-        && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+    if (server->nodelay) {
         int one = 1;
         /* asyncio does this for every TCP transport; failure is harmless. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -120,6 +118,10 @@ int pg__server_new(pg_loop *loop, int fd, int backlog, unsigned flags, pg_protoc
     server->arg = arg;
     server->backlog = backlog;
     server->flags = flags;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    server->nodelay = getsockname(fd, (struct sockaddr *)&ss, &len) == 0
+                      && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
     server->state = PG__SERVER_LISTENING;
     pg_timer_init(&server->retry);
     pg__io_init(&server->io, fd, pg__server_on_io);
