@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -230,4 +231,19 @@ bool no_children_left(void)
 {
     int status;
     return waitpid(-1, &status, WNOHANG) == -1 && errno == ECHILD;
+}
+
+bool under_valgrind(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+    return preload != NULL && strstr(preload, "vgpreload") != NULL;
+}
+
+bool have_pidfd(void)
+{
+    long fd = syscall(SYS_pidfd_open, getpid(), 0);
+    if (fd < 0)
+        return false;
+    close((int)fd);
+    return true;
 }

@@ -638,6 +638,10 @@ static void test_spawn_errors(void **state)
     close(fd);
     assert_int_equal(chmod(script, 0644), 0);
 
+    if (under_valgrind()) {
+        unlink(script);
+        skip(); /* a failed exec cannot be told there: see under_valgrind() */
+    }
     assert_int_equal(spawn_error(ARGV("/nonexistent/program"), NULL), -ENOENT);
     assert_int_equal(spawn_error(ARGV("protogen-no-such-program-anywhere"), NULL), -ENOENT);
     assert_int_equal(spawn_error(ARGV(script), NULL), -EACCES);
@@ -686,8 +690,10 @@ static void test_foreign_child_is_not_reaped(void **state)
     (void)state;
     pid_t foreign = fork();
     assert_true(foreign >= 0);
-    if (foreign == 0)
-        _exit(42);
+    if (foreign == 0) { /* exec: under valgrind, an _exit here would report this copy's "leaks" */
+        execl("/bin/sh", "sh", "-c", "exit 42", (char *)NULL);
+        _exit(127);
+    }
     fixture f;
     start(&f, ARGV("sh", "-c", "exit 1"), NULL);
     wait_lost(&f);
@@ -724,7 +730,7 @@ static void test_extra_info(void **state)
     pg_extra_info info;
     assert_int_equal(pg_subprocess_get_extra_info(f.proc, PG_EXTRA_PEERNAME, &info), -ENOENT);
     assert_int_equal(pg_subprocess_get_extra_info(f.proc, PG_EXTRA_SUBPROCESS, &info), 0);
-    if (pg__child_force_sigchld) {
+    if (pg__child_force_sigchld || !have_pidfd()) {
         assert_int_equal(info.fd, -1);
     } else {
         assert_true(info.fd >= 0); /* a pidfd */
