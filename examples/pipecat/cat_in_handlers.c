@@ -21,6 +21,7 @@ bool cat_in_on_eof_received(cat_in_conn *conn, struct cat_in_state *state)
 {
     struct pipecat *cat = cat_in_context(conn);
     (void)state;
+    cat->input_done = true;
     if (cat->out != NULL)
         (void)cat_out_write_eof(cat->out); /* a pipe's EOF: flush, then close */
     return false; /* ignored: a read pipe always ends at EOF */

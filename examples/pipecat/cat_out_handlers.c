@@ -32,13 +32,13 @@ void cat_out_on_connection_lost(cat_out_conn *conn, struct cat_out_state *state,
     (void)state;
     cat->out = NULL;
     cat->out_error = error;
-    if (cat->in != NULL) {
-        /* The reader left before the end of the input: with nothing buffered
-         * at that moment the transport reports no error (as asyncio), but for
-         * a copy it is a broken pipe all the same. */
-        if (error == 0)
-            cat->out_error = -EPIPE;
-        cat_in_close(cat->in); /* nobody to write to any more */
-    } else
+    /* The reader left before the end of the input: with nothing buffered at
+     * that moment the transport reports no error (as asyncio), but for a copy
+     * it is a broken pipe all the same. */
+    if (error == 0 && !cat->input_done)
+        cat->out_error = -EPIPE;
+    if (cat->in != NULL)
+        cat_in_close(cat->in); /* nobody to write to any more (idempotent) */
+    else
         pg_loop_stop(cat->loop);
 }

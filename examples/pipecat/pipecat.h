@@ -2,6 +2,8 @@
 #ifndef PIPECAT_H
 #define PIPECAT_H
 
+#include <stdbool.h>
+
 #include <protogen/protogen.h>
 
 #include "cat_in.h"
@@ -12,6 +14,7 @@ struct pipecat {
     cat_in_conn *in;   /* NULL once its connection_lost ran */
     cat_out_conn *out; /* NULL once its connection_lost ran */
     unsigned long long bytes;
+    bool input_done; /* stdin reached EOF: stdout is being closed on purpose */
     int in_error, out_error;
 };
 

@@ -5,6 +5,7 @@ write pipe protocols.
 
 1. 8 MiB through pipes both ways arrive intact, and the trace of the write
    pipe shows flow control (pause_writing, then resume_writing).
+   Small inputs too, where stdout's transport ends before stdin's.
 2. When stdout's reader goes away early, pipecat reports EPIPE and exits 1:
    it is not killed by SIGPIPE, whose disposition it leaves at the default.
 3. A regular file as stdin is refused, as asyncio refuses it.
@@ -50,6 +51,15 @@ def copy_all(pipecat, tmp):
     assert in_lines[-2:] == ["eof_received", "connection_lost"], in_lines[-3:]
 
 
+def small_copies(pipecat):
+    """Small inputs: stdout's buffer is empty when stdin ends, so stdout's
+    connection_lost may come before stdin's; a clean copy all the same."""
+    for size in (0, 1, 100, 65536):
+        data = os.urandom(size)
+        r = subprocess.run([pipecat], input=data, capture_output=True, timeout=TIMEOUT_S)
+        assert (r.returncode, r.stdout, r.stderr) == (0, data, b""), (size, r.returncode, r.stderr)
+
+
 def reader_goes_away(pipecat):
     proc = subprocess.Popen([pipecat], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             restore_signals=True)
@@ -77,6 +87,7 @@ def regular_file_refused(pipecat, tmp):
 def main(pipecat):
     tmp = tempfile.mkdtemp(prefix="protogen-pipecat-")
     copy_all(pipecat, tmp)
+    small_copies(pipecat)
     reader_goes_away(pipecat)
     regular_file_refused(pipecat, tmp)
     os.rmdir(tmp)
