@@ -128,28 +128,34 @@ static void timeout_over(void *arg)
     pg_subprocess_close(app->proc);
 }
 
-/* SIGINT, SIGTERM, SIGHUP, SIGQUIT: for the command. One handler per signal. */
-#define FORWARDED(X) X(SIGINT) X(SIGTERM) X(SIGHUP) X(SIGQUIT)
-#define HANDLER(sig)                                  \
-    static void forward_##sig(void *arg)              \
-    {                                                 \
-        struct pgtimeout *app = arg;                  \
-        pgtimeout_signal(app, sig);                   \
-        start_grace(app);                             \
-        if (pg_subprocess_get_returncode(app->proc, NULL)) \
-            pg_subprocess_close(app->proc);           \
-    }
-FORWARDED(HANDLER)
+/* SIGINT, SIGTERM, SIGHUP, SIGQUIT sent to pgtimeout: for the command, which
+ * then gets the grace period too (as coreutils). If it has exited already
+ * and only what it started holds its pipes, stop waiting for those. */
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 
-static int add_signal_handlers(struct pgtimeout *app)
+struct forwarder {
+    struct pgtimeout *app;
+    int signo;
+};
+
+static void forward(void *arg)
 {
-    int rc = 0;
-#define ADD(sig) \
-    if (rc == 0) \
-        rc = pg_loop_add_signal_handler(app->loop, sig, forward_##sig, app);
-    FORWARDED(ADD)
-#undef ADD
-    return rc;
+    struct forwarder *f = arg;
+    pgtimeout_signal(f->app, f->signo);
+    start_grace(f->app);
+    if (pg_subprocess_get_returncode(f->app->proc, NULL))
+        pg_subprocess_close(f->app->proc);
+}
+
+static int add_signal_handlers(struct pgtimeout *app, struct forwarder *forwarders)
+{
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) {
+        forwarders[i] = (struct forwarder){ .app = app, .signo = forwarded[i] };
+        int rc = pg_loop_add_signal_handler(app->loop, forwarded[i], forward, &forwarders[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 /* ---- running ---- */
@@ -207,11 +213,14 @@ int main(int argc, char **argv)
         app.saved_flags[fd] = app.relayed[fd] ? fcntl(fd, F_GETFL) : -1;
     }
 
+    struct forwarder forwarders[sizeof forwarded / sizeof forwarded[0]];
     int rc = pg_loop_new(&app.loop);
     if (rc == 0)
-        rc = add_signal_handlers(&app);
+        rc = add_signal_handlers(&app, forwarders);
     if (rc < 0) {
         fprintf(stderr, "pgtimeout: %s\n", strerror(-rc));
+        if (app.loop != NULL)
+            pg_loop_close(app.loop);
         return PGTIMEOUT_FAILED;
     }
     rc = monitored_spawn(app.loop, &opts, &app, &app.proc);
