@@ -41,10 +41,11 @@ static int pg__backend_set(pg_loop *loop, pg__io *io, uint32_t old_events, uint3
     return epoll_ctl(loop->epfd, op, io->fd, &ev) < 0 ? -errno : 0;
 }
 
-/* Waits for events, retrying on EINTR with what is left of the timeout. */
+/* Waits for events, retrying on EINTR with what is left of the timeout. The
+ * clock is read only for a finite wait: the common infinite one costs nothing. */
 static int pg__backend_wait(pg_loop *loop, int timeout_ms)
 {
-    uint64_t start = pg__clock_ms();
+    uint64_t start = timeout_ms > 0 ? pg__clock_ms() : 0;
     for (;;) {
         int n = epoll_wait(loop->epfd, loop->events, PG__MAX_EVENTS, timeout_ms);
         if (n >= 0)
@@ -248,7 +249,8 @@ fail:
 
 uint64_t pg_loop_time_ms(const pg_loop *loop)
 {
-    return loop->now_ms;
+    (void)loop;
+    return pg__clock_ms();
 }
 
 void pg_loop_stop(pg_loop *loop)
@@ -263,28 +265,30 @@ void pg_loop_stop(pg_loop *loop)
 int pg_loop_run_once(pg_loop *loop, int timeout_ms)
 {
     size_t queued = loop->ready_len;
-    loop->now_ms = pg__clock_ms();
+    uint64_t due;
     if (queued > 0) {
         timeout_ms = 0;
-    } else {
-        uint64_t due;
-        if (pg__timers_next(loop, &due)) {
-            uint64_t wait = due > loop->now_ms ? due - loop->now_ms : 0;
-            if (wait > INT_MAX)
-                wait = INT_MAX;
-            if (timeout_ms < 0 || wait < (uint64_t)timeout_ms)
-                timeout_ms = (int)wait;
-        }
+    } else if (pg__timers_next(loop, &due)) {
+        /* Only timers need the clock: a loop without them never reads it. */
+        loop->now_ms = pg__clock_ms();
+        uint64_t wait = due > loop->now_ms ? due - loop->now_ms : 0;
+        if (wait > INT_MAX)
+            wait = INT_MAX;
+        if (timeout_ms < 0 || wait < (uint64_t)timeout_ms)
+            timeout_ms = (int)wait;
     }
 
     int n = pg__backend_wait(loop, timeout_ms < 0 ? -1 : timeout_ms);
     if (n < 0)
         return n;
     loop->nevents = n;
-    loop->now_ms = pg__clock_ms();
     /* Due timers join the queue now, behind the earlier callbacks; they run
      * after the I/O handlers, which run directly. */
-    size_t timers = pg__timers_queue_due(loop);
+    size_t timers = 0;
+    if (loop->timers.len > 0) {
+        loop->now_ms = pg__clock_ms();
+        timers = pg__timers_queue_due(loop);
+    }
     pg__ready_run(loop, queued);
     pg__backend_dispatch(loop);
     pg__ready_run(loop, timers);

@@ -125,7 +125,8 @@ int pg_loop_call_later(pg_loop *loop, pg_timer *timer, uint64_t delay_ms, pg_cal
     timer->loop_ = loop;
     timer->cb_ = cb;
     timer->arg_ = arg;
-    timer->due_ms_ = delay_ms > UINT64_MAX - loop->now_ms ? UINT64_MAX : loop->now_ms + delay_ms;
+    uint64_t now = pg_loop_time_ms(loop);
+    timer->due_ms_ = delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms;
     timer->seq_ = h->seq++;
     h->items[h->len] = timer;
     pg__heap_up(h, h->len++);

@@ -37,7 +37,7 @@ void pg_loop_close(pg_loop *loop);
  * run in the order they were scheduled. No allocation in the steady state. */
 int pg_loop_call_soon(pg_loop *loop, pg_callback_fn cb, void *arg);
 
-/* The loop's monotonic clock, in milliseconds, read at each iteration. */
+/* The loop's monotonic clock, in milliseconds (asyncio's loop.time()). */
 uint64_t pg_loop_time_ms(const pg_loop *loop);
 
 /* A one-shot timer. The caller owns the memory (embed it in your own
