@@ -480,9 +480,24 @@ static int pg__stream_writelines(pg_transport *t, const struct iovec *iov, int i
 
 static int pg__stream_write(pg_transport *t, const void *data, size_t len)
 {
+    pg__stream *s = PG__STREAM(t);
     if (len > 0 && data == NULL)
         return -EINVAL;
     struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    /* The hot path of every request/response protocol: an open socket with
+     * nothing queued sends at once, without writelines' generality. */
+    if ((s->flags & PG__STREAM_SOCKET) && s->state == PG__STREAM_OPEN && s->wstate == PG__WRITE_OPEN
+        && s->wlen == s->whead && len > 0) {
+        ssize_t n = send(s->io.fd, data, len, MSG_NOSIGNAL);
+        if (n == (ssize_t)len)
+            return 0;
+        if (n >= 0)
+            return pg__stream_buffer_rest(s, &iov, 1, (size_t)n, len - (size_t)n);
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return pg__stream_buffer_rest(s, &iov, 1, 0, len); /* the write watcher sends it */
+        pg__stream_force_close(s, -errno);
+        return 0;
+    }
     return pg__stream_writelines(t, &iov, 1);
 }
 
