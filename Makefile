@@ -41,4 +41,4 @@ bench-smoke: bench-build
 	python3 bench/run.py --build build-bench --smoke
 
 clean:
-	rm -rf build build-sanitize
+	rm -rf build build-clang build-sanitize build-bench
