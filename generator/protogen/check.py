@@ -111,8 +111,8 @@ class _Checker:
         if transport and role:
             for cb in transport.never_calls.get(role, ()):
                 if cb in declared:
-                    self.warn(declared[cb], f"callback '{cb}' is never called on a {transport.name} {role}: "
-                                            "its handler would be dead code")
+                    self.warn(declared[cb], f"callback '{cb}' is never called with transport {transport.name}, "
+                                            f"role {role}: its handler would be dead code")
 
         if self.diagnostics:
             raise SpecError(sorted(self.diagnostics + self.warnings, key=lambda d: (d.pos.line, d.pos.col)))
