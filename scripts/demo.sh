@@ -40,7 +40,7 @@ server_pid=""
 echo
 echo "== the server's trace (runs of data_received folded)"
 awk '
-    function flush() { if (n) { printf "%s data_received %d  (%d call%s)\n", c, bytes, n, n > 1 ? "s" : ""; n = 0; bytes = 0 } }
+    function flush() { if (n) { printf "%s data_received %d  (%d call%s)\n", c, bytes, n, (n > 1 ? "s" : ""); n = 0; bytes = 0 } }
     $2 == "data_received" { c = $1; n++; bytes += $3; next }
     { flush(); print }
     END { flush() }
