@@ -81,27 +81,7 @@ class _Checker:
             if key not in seen and key not in misspelt and not (key == "role" and role):
                 self.err(name_tok, f"protocol '{name}' has no '{key}' declaration")
 
-        if kind:
-            where = seen["kind"].values[0]
-            if transport and kind.name not in transport.kinds:
-                carried = ", ".join(transport.kinds)
-                self.err(where, f"kind '{kind.name}' cannot run over transport '{transport.name}' (it carries: {carried})")
-                kind = None
-            elif not kind.supported:
-                self.err(where, f"kind '{kind.name}' is not supported yet by this version of protogen")
-                kind = None
-        if transport and role and role not in transport.roles:
-            roles = " or ".join(transport.roles)
-            note = f" ({transport.roles_note})" if transport.roles_note else ""
-            self.err(seen["role"].values[0],
-                     f"transport '{transport.name}' takes role {roles}, not '{role}'{note}")
-            role = None
-        if transport and role and kind and role in transport.role_kinds \
-                and kind.name not in transport.role_kinds[role]:
-            kinds = ", ".join(transport.role_kinds[role])
-            self.err(seen["kind"].values[0],
-                     f"kind '{kind.name}' cannot run over a {role} {transport.name} (it carries: {kinds})")
-            kind = None
+        role, kind = self.compatibility(seen, transport, role, kind)
 
         declared = self.callbacks(seen.get("callbacks"), kind)
         if kind is not None:
@@ -127,6 +107,31 @@ class _Checker:
             watermarks=watermarks,
             callbacks=kind.callbacks,
         )
+
+    def compatibility(self, seen, transport, role, kind):
+        """(role, kind), each None when the transport cannot take it (reported)."""
+        if kind:
+            where = seen["kind"].values[0]
+            if transport and kind.name not in transport.kinds:
+                carried = ", ".join(transport.kinds)
+                self.err(where, f"kind '{kind.name}' cannot run over transport '{transport.name}' (it carries: {carried})")
+                kind = None
+            elif not kind.supported:
+                self.err(where, f"kind '{kind.name}' is not supported yet by this version of protogen")
+                kind = None
+        if transport and role and role not in transport.roles:
+            roles = " or ".join(transport.roles)
+            note = f" ({transport.roles_note})" if transport.roles_note else ""
+            self.err(seen["role"].values[0],
+                     f"transport '{transport.name}' takes role {roles}, not '{role}'{note}")
+            role = None
+        if transport and role and kind and role in transport.role_kinds \
+                and kind.name not in transport.role_kinds[role]:
+            kinds = ", ".join(transport.role_kinds[role])
+            self.err(seen["kind"].values[0],
+                     f"kind '{kind.name}' cannot run over a {role} {transport.name} (it carries: {kinds})")
+            kind = None
+        return role, kind
 
     def choice(self, decl, key, options, check_supported=True):
         """A setting with one name out of options; returns the option or None."""
