@@ -68,6 +68,15 @@ void pg__loop_cancel_queued(pg_loop *loop, pg_callback_fn cb, void *arg);
  * use; NULL when out of memory. */
 uint8_t *pg__loop_read_buffer(pg_loop *loop);
 
+/* Write buffers that drain go back to the loop, which keeps one (the
+ * largest, up to PG__SPARE_WBUF_MAX bytes) for the next transport that needs
+ * one: a connection at the edge of back-pressure then fills and drains
+ * without allocating, while idle connections still hold no buffer. */
+#define PG__SPARE_WBUF_MAX ((size_t)1024 * 1024)
+void pg__loop_give_wbuf(pg_loop *loop, uint8_t *buf, size_t cap);
+/* The kept buffer and its capacity, or NULL and 0. */
+uint8_t *pg__loop_take_wbuf(pg_loop *loop, size_t *cap);
+
 /* ---- timers (timer.c) --------------------------------------------------- */
 
 typedef struct pg__timer_heap {
@@ -114,6 +123,8 @@ struct pg_loop {
     size_t ready_reserved;
     pg__timer_heap timers;
     uint8_t *read_buf;
+    uint8_t *spare_wbuf; /* a drained write buffer kept for the next one needed */
+    size_t spare_wbuf_cap;
     uint8_t *dgram_buf; /* datagram receive area (pg__loop_datagram_buffer) */
     pg__signals *signals;
     struct epoll_event events[PG__MAX_EVENTS];

@@ -212,6 +212,28 @@ uint8_t *pg__loop_read_buffer(pg_loop *loop)
     return loop->read_buf;
 }
 
+void pg__loop_give_wbuf(pg_loop *loop, uint8_t *buf, size_t cap)
+{
+    if (buf == NULL)
+        return;
+    if (cap > PG__SPARE_WBUF_MAX || cap <= loop->spare_wbuf_cap) {
+        free(buf);
+        return;
+    }
+    free(loop->spare_wbuf);
+    loop->spare_wbuf = buf;
+    loop->spare_wbuf_cap = cap;
+}
+
+uint8_t *pg__loop_take_wbuf(pg_loop *loop, size_t *cap)
+{
+    uint8_t *buf = loop->spare_wbuf;
+    *cap = loop->spare_wbuf_cap;
+    loop->spare_wbuf = NULL;
+    loop->spare_wbuf_cap = 0;
+    return buf;
+}
+
 uint8_t *pg__loop_datagram_buffer(pg_loop *loop)
 {
     if (loop->dgram_buf == NULL)
@@ -318,6 +340,7 @@ void pg_loop_close(pg_loop *loop)
     close(loop->epfd);
     free(loop->ready);
     free(loop->read_buf);
+    free(loop->spare_wbuf);
     free(loop->dgram_buf);
     free(loop);
 }

@@ -62,7 +62,8 @@ struct pg__stream {
     pg_loop *loop;
     pg__io io;
     pg_protocol protocol;
-    /* Write buffer: bytes [whead, wlen) of wbuf are pending; freed when drained. */
+    /* Write buffer: bytes [whead, wlen) of wbuf are pending; given back to the
+     * loop when drained (pg__loop_give_wbuf). */
     uint8_t *wbuf;
     size_t whead;
     size_t wlen;
@@ -135,6 +136,8 @@ static int pg__wbuf_reserve(pg__stream *s, size_t extra)
     size_t used = pg__stream_buffered(s);
     if (extra > SIZE_MAX / 2 - used)
         return -ENOMEM;
+    if (s->wbuf == NULL)
+        s->wbuf = pg__loop_take_wbuf(s->loop, &s->wcap);
     if (s->wlen + extra <= s->wcap)
         return 0;
     if (s->whead > 0) { /* compact */
@@ -164,10 +167,10 @@ static void pg__wbuf_append(pg__stream *s, const void *data, size_t len)
     s->wlen += len;
 }
 
-/* Idle connections keep no buffer. */
+/* Idle connections keep no buffer: it goes back to the loop. */
 static void pg__wbuf_clear(pg__stream *s)
 {
-    free(s->wbuf);
+    pg__loop_give_wbuf(s->loop, s->wbuf, s->wcap);
     s->wbuf = NULL;
     s->whead = s->wlen = s->wcap = 0;
 }
@@ -231,7 +234,7 @@ static void pg__stream_finish(pg__stream *s, int error)
     }
     pg__io_stop(s->loop, &s->io, PG__IO_READ | PG__IO_WRITE);
     close(s->io.fd);
-    free(s->wbuf);
+    pg__loop_give_wbuf(s->loop, s->wbuf, s->wcap);
     free(s);
 }
 
