@@ -272,6 +272,9 @@ class _Checker:
         if not tok.unit:
             self.err(tok, f"size '{tok.text}' needs a unit: one of {units}")
             return None
+        if tok.unit in model.DURATION_UNITS:
+            self.err(tok, f"{what} takes a size such as 64KiB, not a duration like '{tok.text}'")
+            return None
         if tok.unit not in model.SIZE_UNITS:
             hint = did_you_mean(tok.unit, model.SIZE_UNITS) or f"; expected one of {units}"
             self.err(tok, f"unknown size unit '{tok.unit}'{hint}")

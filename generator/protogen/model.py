@@ -236,6 +236,10 @@ ROLES = ("server", "client", "read", "write")
 
 # Size units: powers of two, spelled as in the IEC standard.
 SIZE_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}
+# Duration units, in milliseconds. The lexer and the checker know them so that a
+# duration written where a size belongs gets a clear message; no declaration of
+# this version takes a duration yet.
+DURATION_UNITS = {"ms": 1, "s": 1000}
 MAX_WATERMARK = 1024 ** 3
 
 
