@@ -77,6 +77,22 @@ void pg__loop_give_wbuf(pg_loop *loop, uint8_t *buf, size_t cap);
 /* The kept buffer and its capacity, or NULL and 0. */
 uint8_t *pg__loop_take_wbuf(pg_loop *loop, size_t *cap);
 
+/* Freed stream transports are kept, a few per loop, for the next connection:
+ * connection churn then pays no malloc/free per connection. Not under
+ * AddressSanitizer, which must see every free to catch a use after it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PG__NO_OBJECT_CACHE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PG__NO_OBJECT_CACHE 1
+#endif
+#endif
+#define PG__STREAM_CACHE 32
+/* A block of pg__stream's size from the cache, or NULL. */
+void *pg__loop_stream_get(pg_loop *loop);
+/* Keeps a freed transport's block, or frees it when the cache is full. */
+void pg__loop_stream_put(pg_loop *loop, void *block);
+
 /* ---- timers (timer.c) --------------------------------------------------- */
 
 typedef struct pg__timer_heap {
@@ -125,6 +141,8 @@ struct pg_loop {
     uint8_t *read_buf;
     uint8_t *spare_wbuf; /* a drained write buffer kept for the next one needed */
     size_t spare_wbuf_cap;
+    void *stream_cache[PG__STREAM_CACHE]; /* freed stream transports, for reuse */
+    unsigned stream_cached;
     uint8_t *dgram_buf; /* datagram receive area (pg__loop_datagram_buffer) */
     pg__signals *signals;
     struct epoll_event events[PG__MAX_EVENTS];

@@ -235,7 +235,7 @@ static void pg__stream_finish(pg__stream *s, int error)
     pg__io_stop(s->loop, &s->io, PG__IO_READ | PG__IO_WRITE);
     close(s->io.fd);
     pg__loop_give_wbuf(s->loop, s->wbuf, s->wcap);
-    free(s);
+    pg__loop_stream_put(s->loop, s);
 }
 
 static void pg__stream_lost_cb(void *arg)
@@ -676,15 +676,17 @@ static const pg_transport_ops pg__stream_ops = {
 int pg__stream_alloc(pg_loop *loop, int fd, unsigned flags, pg__stream **out)
 {
     assert(fd >= 0 && out != NULL);
-    pg__stream *s = calloc(1, sizeof *s);
-    if (s == NULL)
+    pg__stream *s = pg__loop_stream_get(loop);
+    if (s != NULL)
+        memset(s, 0, sizeof *s);
+    else if ((s = calloc(1, sizeof *s)) == NULL)
         return -ENOMEM;
     for (int reserved = 0; reserved < PG__STREAM_SLOTS; reserved++) {
         int r = pg__loop_reserve(loop);
         if (r < 0) {
             while (reserved-- > 0)
                 pg__loop_unreserve(loop);
-            free(s);
+            pg__loop_stream_put(loop, s);
             return r;
         }
     }
@@ -707,7 +709,7 @@ void pg__stream_discard(pg__stream *s)
 {
     for (int i = 0; i < PG__STREAM_SLOTS; i++)
         pg__loop_unreserve(s->loop);
-    free(s);
+    pg__loop_stream_put(s->loop, s);
 }
 
 pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol)

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "internal.h" /* PG__NO_OBJECT_CACHE */
 #include "testutil.h"
 
 void *__real_calloc(size_t n, size_t size);
@@ -252,11 +253,42 @@ static void test_backpressure_cycles_do_not_allocate(void **state)
     pg_loop_close(loop);
 }
 
+/* Connection churn: a closed connection's transport is reused by the next,
+ * so after the first, connections cost the runtime no allocation. */
+static void test_churn_reuses_transports(void **state)
+{
+    (void)state;
+#ifdef PG__NO_OBJECT_CACHE
+    skip(); /* the cache is off under AddressSanitizer */
+#endif
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    size_t before = 0;
+    for (int i = 0; i < 20; i++) {
+        if (i == 1)
+            before = allocations;
+        recorder r;
+        recorder_init(&r);
+        int sv[2];
+        make_socketpair(sv, 0);
+        pg_transport *t;
+        assert_int_equal(pg_stream_adopt_fd(loop, sv[0], recorder_factory, &r, &t), 0);
+        RUN_UNTIL(loop, r.made == 1);
+        pg_transport_close(t);
+        RUN_UNTIL(loop, r.lost == 1);
+        close(sv[1]);
+        recorder_free(&r);
+    }
+    assert_int_equal(allocations - before, 0);
+    pg_loop_close(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_adopt_no_memory_makes_no_protocol),
         cmocka_unit_test(test_backpressure_cycles_do_not_allocate),
+        cmocka_unit_test(test_churn_reuses_transports),
         cmocka_unit_test(test_accept_no_memory_makes_no_protocol),
         cmocka_unit_test(test_connect_no_memory_makes_no_protocol),
         cmocka_unit_test(test_unix_accept_no_memory_makes_no_protocol),
