@@ -34,6 +34,11 @@ SCENARIOS = {
     "big_output": (["sh", "-c", "head -c 3000000 /dev/zero"], None),
 }
 
+# Whether the bytes written to a child that closes its stdin at once meet an
+# open pipe (then drained: "ok") or a closed one (EPIPE) is the kernel's timing,
+# under asyncio as under protogen: how that pipe ended is not compared there.
+STDIN_LOSS_RACES = {"stdin_not_read"}
+
 
 class Tracer(asyncio.SubprocessProtocol):
     def __init__(self, done, stdin):
@@ -115,6 +120,9 @@ class Conformance(unittest.TestCase):
                 theirs = normalize(asyncio.run(asyncio_trace(argv, stdin)))
                 lines, r = protogen_trace(argv, stdin)
                 ours = normalize(lines)
+                if name in STDIN_LOSS_RACES:
+                    for trace in (ours, theirs):
+                        trace["pipes"][0].pop("lost")
                 self.assertEqual(ours, theirs, f"{name}: protogen {lines}")
                 # And pgtimeout passed the bytes through.
                 self.assertEqual(len(r.stdout), theirs["pipes"].get(1, {"bytes": 0})["bytes"], name)
