@@ -99,10 +99,8 @@ static int pg__connect_make_transport(pg__connect *c)
     int fd = c->io.fd;
     pg__io_stop(c->loop, &c->io, PG__IO_WRITE);
     int family = c->addrs[c->next - 1].ss.ss_family; /* the address that connected */
-    if (family == AF_INET || family == AF_INET6) {
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
+    if (family == AF_INET || family == AF_INET6)
+        pg__socket_nodelay(fd);
     int r = pg__stream_open(c->loop, fd, c->flags, c->factory, c->factory_arg, &c->transport);
     if (r == 0)
         c->io.fd = -1; /* the transport's now */

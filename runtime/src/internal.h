@@ -155,6 +155,13 @@ struct pg_loop {
  * name, for connects: resolved elsewhere). */
 int pg__parse_address(const char *host, uint16_t port, bool passive, struct sockaddr_storage *ss, socklen_t *len);
 
+/* ---- socket options (sockopt.c) ----------------------------------------- */
+
+/* TCP_NODELAY, as asyncio sets on every TCP transport (failure is harmless). */
+void pg__socket_nodelay(int fd);
+/* SO_SNDBUF/SO_RCVBUF from opts (NULL or 0: the kernel's); 0 or -errno. */
+int pg__socket_buffer_sizes(int fd, const pg_listen_options *opts);
+
 /* ---- write buffer limits (limits.c) ------------------------------------- */
 
 /* asyncio's _set_write_buffer_limits: PG_LIMIT_DEFAULT means "not given";

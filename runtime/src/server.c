@@ -38,11 +38,8 @@ struct pg_server {
 
 static void pg__server_accept_one(pg_server *server, int fd)
 {
-    if (server->nodelay) {
-        int one = 1;
-        /* asyncio does this for every TCP transport; failure is harmless. */
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
+    if (server->nodelay)
+        pg__socket_nodelay(fd);
     if (pg__stream_open(server->loop, fd, server->flags, server->factory, server->arg, NULL) < 0)
         close(fd); /* refused by the factory, or no memory: no protocol exists */
 }

@@ -763,9 +763,7 @@ int pg_stream_adopt_fd(pg_loop *loop, int fd, pg_protocol_factory factory, void 
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
-    if (domain == AF_INET || domain == AF_INET6) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
+    if (domain == AF_INET || domain == AF_INET6)
+        pg__socket_nodelay(fd);
     return pg__stream_open(loop, fd, PG__STREAM_SOCKET | PG__STREAM_CAN_WRITE_EOF, factory, arg, out);
 }

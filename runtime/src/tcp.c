@@ -82,12 +82,8 @@ int pg_tcp_listen(pg_loop *loop, const char *host, uint16_t port, const pg_liste
     if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
         goto fail_errno;
     /* Accepted sockets inherit the listening socket's buffer sizes. */
-    if (opts != NULL && opts->send_buffer_size > 0
-        && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &opts->send_buffer_size, sizeof(int)) < 0)
-        goto fail_errno;
-    if (opts != NULL && opts->recv_buffer_size > 0
-        && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &opts->recv_buffer_size, sizeof(int)) < 0)
-        goto fail_errno;
+    if ((r = pg__socket_buffer_sizes(fd, opts)) < 0)
+        goto fail;
     if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, backlog) < 0)
         goto fail_errno;
     r = pg__server_new(loop, fd, backlog, PG__TCP_FLAGS, factory, arg, out);

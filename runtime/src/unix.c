@@ -91,12 +91,8 @@ int pg_unix_listen(pg_loop *loop, const char *path, const pg_listen_options *opt
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    if (opts != NULL && opts->send_buffer_size > 0
-        && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &opts->send_buffer_size, sizeof(int)) < 0)
-        goto fail_errno;
-    if (opts != NULL && opts->recv_buffer_size > 0
-        && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &opts->recv_buffer_size, sizeof(int)) < 0)
-        goto fail_errno;
+    if ((r = pg__socket_buffer_sizes(fd, opts)) < 0)
+        goto fail;
     if (bind(fd, (const struct sockaddr *)&addr.ss, addr.len) < 0)
         goto fail_errno;
     bound = !abstract;
