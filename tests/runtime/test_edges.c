@@ -10,41 +10,8 @@
 
 #include "testutil.h"
 
-typedef struct efix {
-    pg_loop *loop;
-    int sv[2]; /* sv[0]: the transport's (small send buffer), sv[1]: the raw peer */
-    size_t prefill;
-    recorder r;
-    pg_transport *t;
-} efix;
-
-static void efix_start(efix *f, bool prefill)
-{
-    memset(f, 0, sizeof *f);
-    assert_int_equal(pg_loop_new(&f->loop), 0);
-    make_socketpair(f->sv, prefill ? 4096 : 0);
-    set_nonblocking(f->sv[1]);
-    if (prefill)
-        f->prefill = fill_socket(f->sv[0]);
-    recorder_init(&f->r);
-    assert_int_equal(pg_stream_adopt_fd(f->loop, f->sv[0], recorder_factory, &f->r, &f->t), 0);
-    RUN_UNTIL(f->loop, f->r.made == 1);
-}
-
-static void efix_done(efix *f)
-{
-    if (f->r.made && !f->r.lost) {
-        pg_transport_abort(f->t);
-        RUN_UNTIL(f->loop, f->r.lost == 1);
-    }
-    if (f->sv[1] >= 0)
-        close(f->sv[1]);
-    recorder_free(&f->r);
-    pg_loop_close(f->loop);
-}
-
 /* Reads everything the transport sends until EOF; returns the byte count. */
-static size_t drain_to_eof(efix *f, bool *eof)
+static size_t drain_to_eof(stream_fixture *f, bool *eof)
 {
     size_t total = 0;
     *eof = false;
@@ -71,8 +38,8 @@ static bool write_then_close_on_eof(recorder *r)
 static void test_eof_while_writes_pending(void **state)
 {
     (void)state;
-    efix f;
-    efix_start(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     f.r.hooks.eof = write_then_close_on_eof;
     assert_int_equal(shutdown(f.sv[1], SHUT_WR), 0);
     RUN_UNTIL(f.loop, f.r.eofs == 1);
@@ -83,7 +50,7 @@ static void test_eof_while_writes_pending(void **state)
     assert_int_equal(got, f.prefill + 8192);
     RUN_UNTIL(f.loop, f.r.lost == 1);
     assert_string_equal(f.r.log, "made eof lost:ok");
-    efix_done(&f);
+    stream_fixture_done(&f);
 }
 
 /* test_write_eof_buffer + close: write_eof with a buffer waits for it, close
@@ -91,8 +58,8 @@ static void test_eof_while_writes_pending(void **state)
 static void test_write_eof_then_close(void **state)
 {
     (void)state;
-    efix f;
-    efix_start(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     write_payload(&f.r);
     assert_int_equal(pg_transport_write_eof(f.t), 0);
     assert_int_equal(pg_transport_write(f.t, "x", 1), -EPIPE); /* test_write_eof_after_close's rule */
@@ -103,7 +70,7 @@ static void test_write_eof_then_close(void **state)
     assert_int_equal(got, f.prefill + 8192);
     RUN_UNTIL(f.loop, f.r.lost == 1);
     assert_string_equal(f.r.log, "made lost:ok");
-    efix_done(&f);
+    stream_fixture_done(&f);
 }
 
 /* test_write_eof: with an empty buffer, SHUT_WR at once; the peer can still
@@ -111,15 +78,15 @@ static void test_write_eof_then_close(void **state)
 static void test_write_eof_now_then_read(void **state)
 {
     (void)state;
-    efix f;
-    efix_start(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     assert_int_equal(pg_transport_write_eof(f.t), 0);
     char c;
     RUN_UNTIL(f.loop, recv(f.sv[1], &c, 1, MSG_DONTWAIT) == 0);
     assert_int_equal(send(f.sv[1], "late", 4, 0), 4);
     RUN_UNTIL(f.loop, f.r.rx_len == 4);
     assert_false(pg_transport_is_closing(f.t));
-    efix_done(&f);
+    stream_fixture_done(&f);
 }
 
 /* close() while writing is paused: resume_writing once the buffer drains,
@@ -127,8 +94,8 @@ static void test_write_eof_now_then_read(void **state)
 static void test_close_during_pause_resumes_first(void **state)
 {
     (void)state;
-    efix f;
-    efix_start(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     assert_int_equal(pg_transport_set_write_buffer_limits(f.t, 1024, PG_LIMIT_DEFAULT), 0);
     write_payload(&f.r);
     assert_int_equal(f.r.pauses, 1);
@@ -137,7 +104,7 @@ static void test_close_during_pause_resumes_first(void **state)
     drain_to_eof(&f, &eof);
     RUN_UNTIL(f.loop, f.r.lost == 1);
     assert_string_equal(f.r.log, "made pause resume lost:ok");
-    efix_done(&f);
+    stream_fixture_done(&f);
 }
 
 /* test_force_close: abort() while paused drops the buffer, and no
@@ -145,8 +112,8 @@ static void test_close_during_pause_resumes_first(void **state)
 static void test_abort_during_pause_no_resume(void **state)
 {
     (void)state;
-    efix f;
-    efix_start(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     assert_int_equal(pg_transport_set_write_buffer_limits(f.t, 1024, PG_LIMIT_DEFAULT), 0);
     write_payload(&f.r);
     pg_transport_close(f.t);
@@ -154,7 +121,7 @@ static void test_abort_during_pause_no_resume(void **state)
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 0);
     RUN_UNTIL(f.loop, f.r.lost == 1);
     assert_string_equal(f.r.log, "made pause lost:ok");
-    efix_done(&f);
+    stream_fixture_done(&f);
 }
 
 /* test_write_after_abort / _conn_lost: writes once the connection is lost are
@@ -162,8 +129,8 @@ static void test_abort_during_pause_no_resume(void **state)
 static void test_writes_after_loss_dropped(void **state)
 {
     (void)state;
-    efix f;
-    efix_start(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     pg_transport_abort(f.t);
     for (int i = 0; i < 10; i++)
         assert_int_equal(pg_transport_write(f.t, "data", 4), 0);
@@ -174,7 +141,7 @@ static void test_writes_after_loss_dropped(void **state)
     RUN_UNTIL(f.loop, f.r.lost == 1);
     char c;
     assert_int_equal(recv(f.sv[1], &c, 1, MSG_DONTWAIT), 0); /* nothing was sent */
-    efix_done(&f);
+    stream_fixture_done(&f);
 }
 
 /* A write error (the peer is gone, EPIPE/ECONNRESET) drops the buffer and
@@ -182,8 +149,8 @@ static void test_writes_after_loss_dropped(void **state)
 static void test_write_error_then_writes_dropped(void **state)
 {
     (void)state;
-    efix f;
-    efix_start(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     close(f.sv[1]);
     f.sv[1] = -1;
     assert_int_equal(pg_transport_write(f.t, "data", 4), 0);
@@ -191,7 +158,7 @@ static void test_write_error_then_writes_dropped(void **state)
     assert_int_equal(pg_transport_write(f.t, "more", 4), 0);
     RUN_UNTIL(f.loop, f.r.lost == 1);
     assert_true(f.r.lost_error == -EPIPE || f.r.lost_error == -ECONNRESET);
-    efix_done(&f);
+    stream_fixture_done(&f);
 }
 
 /* test_pause_resume_reading with close: pause/resume do nothing once closing,
@@ -199,14 +166,14 @@ static void test_write_error_then_writes_dropped(void **state)
 static void test_reading_calls_after_close(void **state)
 {
     (void)state;
-    efix f;
-    efix_start(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     pg_transport_close(f.t);
     pg_transport_resume_reading(f.t);
     pg_transport_pause_reading(f.t);
     assert_false(pg_transport_is_reading(f.t));
     RUN_UNTIL(f.loop, f.r.lost == 1);
-    efix_done(&f);
+    stream_fixture_done(&f);
 }
 
 /* test_close in connection_made: connection_lost still comes after
@@ -267,8 +234,8 @@ static bool keep_open(recorder *r)
 static void test_half_open_while_paused(void **state)
 {
     (void)state;
-    efix f;
-    efix_start(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     f.r.hooks.eof = keep_open;
     assert_int_equal(pg_transport_set_write_buffer_limits(f.t, 1024, PG_LIMIT_DEFAULT), 0);
     write_payload(&f.r);
@@ -278,7 +245,7 @@ static void test_half_open_while_paused(void **state)
     pg_transport_close(f.t);
     RUN_UNTIL(f.loop, f.r.lost == 1);
     assert_string_equal(f.r.log, "made pause eof resume lost:ok");
-    efix_done(&f);
+    stream_fixture_done(&f);
 }
 
 int main(void)

@@ -10,42 +10,6 @@
 #include "internal.h"
 #include "testutil.h"
 
-typedef struct fixture {
-    pg_loop *loop;
-    int sv[2];       /* sv[0]: the transport's; sv[1]: the raw peer */
-    size_t prefill;  /* bytes stuck in the kernel before the transport started */
-    recorder a;
-    pg_transport *t;
-} fixture;
-
-/* Adopts sv[0] (with a full send buffer when prefill) and waits for connection_made. */
-static void setup_with(fixture *f, bool prefill)
-{
-    memset(f, 0, sizeof *f);
-    assert_int_equal(pg_loop_new(&f->loop), 0);
-    make_socketpair(f->sv, prefill ? 4096 : 0);
-    set_nonblocking(f->sv[1]);
-    if (prefill)
-        f->prefill = fill_socket(f->sv[0]);
-    recorder_init(&f->a);
-    assert_int_equal(pg_stream_adopt_fd(f->loop, f->sv[0], recorder_factory, &f->a, &f->t), 0);
-    assert_non_null(f->t);
-    assert_int_equal(f->a.made, 0); /* connection_made comes from the loop */
-    RUN_UNTIL(f->loop, f->a.made == 1);
-    assert_ptr_equal(f->a.transport, f->t);
-}
-
-static void teardown(fixture *f)
-{
-    if (f->a.made && !f->a.lost) {
-        pg_transport_abort(f->t);
-        RUN_UNTIL(f->loop, f->a.lost == 1);
-    }
-    close(f->sv[1]);
-    recorder_free(&f->a);
-    pg_loop_close(f->loop);
-}
-
 /* Drains the peer until the transport under test reached cond. */
 #define DRAIN_UNTIL(f, total, cond) \
     RUN_UNTIL((f)->loop, ((total) += drain_socket((f)->sv[1], NULL, 0, NULL), (cond)))
@@ -89,51 +53,51 @@ static void check_no_data_yet(recorder *r)
 static void test_no_data_before_made(void **state)
 {
     (void)state;
-    fixture f;
+    stream_fixture f;
     memset(&f, 0, sizeof f);
     assert_int_equal(pg_loop_new(&f.loop), 0);
     make_socketpair(f.sv, 0);
     assert_int_equal(send(f.sv[1], "early", 5, 0), 5); /* already there */
-    recorder_init(&f.a);
-    f.a.hooks.made = check_no_data_yet;
-    assert_int_equal(pg_stream_adopt_fd(f.loop, f.sv[0], recorder_factory, &f.a, &f.t), 0);
-    RUN_UNTIL(f.loop, f.a.rx_len == 5);
-    assert_string_equal(f.a.log, "made data");
-    teardown(&f);
+    recorder_init(&f.r);
+    f.r.hooks.made = check_no_data_yet;
+    assert_int_equal(pg_stream_adopt_fd(f.loop, f.sv[0], recorder_factory, &f.r, &f.t), 0);
+    RUN_UNTIL(f.loop, f.r.rx_len == 5);
+    assert_string_equal(f.r.log, "made data");
+    stream_fixture_done(&f);
 }
 
 static void test_pause_reading_in_made(void **state)
 {
     (void)state;
-    fixture f;
+    stream_fixture f;
     memset(&f, 0, sizeof f);
     assert_int_equal(pg_loop_new(&f.loop), 0);
     make_socketpair(f.sv, 0);
     assert_int_equal(send(f.sv[1], "data", 4, 0), 4);
-    recorder_init(&f.a);
-    f.a.pause_reading_in_made = true;
-    assert_int_equal(pg_stream_adopt_fd(f.loop, f.sv[0], recorder_factory, &f.a, &f.t), 0);
-    RUN_UNTIL(f.loop, f.a.made == 1);
+    recorder_init(&f.r);
+    f.r.pause_reading_in_made = true;
+    assert_int_equal(pg_stream_adopt_fd(f.loop, f.sv[0], recorder_factory, &f.r, &f.t), 0);
+    RUN_UNTIL(f.loop, f.r.made == 1);
     assert_false(pg_transport_is_reading(f.t));
     /* Readable for several iterations, yet nothing is read. */
     run_idle(f.loop, 3);
     assert_int_equal(pg_loop_run_once(f.loop, 10), 0);
-    assert_int_equal(f.a.data_calls, 0);
+    assert_int_equal(f.r.data_calls, 0);
 
     pg_transport_pause_reading(f.t); /* idempotent */
     pg_transport_resume_reading(f.t);
     pg_transport_resume_reading(f.t);
     assert_true(pg_transport_is_reading(f.t));
-    RUN_UNTIL(f.loop, f.a.rx_len == 4);
-    assert_string_equal(f.a.log, "made data");
-    teardown(&f);
+    RUN_UNTIL(f.loop, f.r.rx_len == 4);
+    assert_string_equal(f.r.log, "made data");
+    stream_fixture_done(&f);
 }
 
 static void test_extra_info(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     pg_extra_info info;
     assert_int_equal(pg_transport_get_extra_info(f.t, PG_EXTRA_SOCKET, &info), 0);
     assert_int_equal(info.fd, f.sv[0]);
@@ -144,7 +108,7 @@ static void test_extra_info(void **state)
     assert_true(pg_transport_can_write_eof(f.t));
     assert_false(pg_transport_is_closing(f.t));
     assert_true(pg_transport_is_reading(f.t));
-    teardown(&f);
+    stream_fixture_done(&f);
 }
 
 static int refuse(void *arg, pg_protocol *out)
@@ -195,8 +159,8 @@ static void test_transport_size(void **state)
 static void test_watermark_high_boundary(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     size_t high, low;
     assert_int_equal(pg_transport_set_write_buffer_limits(f.t, 4, PG_LIMIT_DEFAULT), 0);
     pg_transport_get_write_buffer_limits(f.t, &high, &low);
@@ -205,62 +169,62 @@ static void test_watermark_high_boundary(void **state)
 
     assert_int_equal(pg_transport_write(f.t, "abc", 3), 0);
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 3);
-    assert_int_equal(f.a.pauses, 0);
+    assert_int_equal(f.r.pauses, 0);
     assert_int_equal(pg_transport_write(f.t, "d", 1), 0); /* 4 == high: not above */
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 4);
-    assert_int_equal(f.a.pauses, 0);
+    assert_int_equal(f.r.pauses, 0);
     assert_int_equal(pg_transport_write(f.t, "ef", 2), 0); /* 6 > high: paused, synchronously */
-    assert_int_equal(f.a.pauses, 1);
-    assert_int_equal(f.a.size_at_pause, 6);
+    assert_int_equal(f.r.pauses, 1);
+    assert_int_equal(f.r.size_at_pause, 6);
     assert_int_equal(pg_transport_write(f.t, "ghijk", 5), 0); /* once per pause */
-    assert_int_equal(f.a.pauses, 1);
+    assert_int_equal(f.r.pauses, 1);
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 11);
 
     size_t total = 0;
-    DRAIN_UNTIL(&f, total, f.a.resumes == 1);
-    assert_true(f.a.size_at_resume <= 1);
+    DRAIN_UNTIL(&f, total, f.r.resumes == 1);
+    assert_true(f.r.size_at_resume <= 1);
     DRAIN_UNTIL(&f, total, total == f.prefill + 11);
-    assert_string_equal(f.a.log, "made pause resume");
-    teardown(&f);
+    assert_string_equal(f.r.log, "made pause resume");
+    stream_fixture_done(&f);
 }
 
 static void test_watermark_resume_at_low(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     assert_int_equal(pg_transport_set_write_buffer_limits(f.t, 64 * 1024, 8 * 1024), 0);
     static uint8_t big[256 * 1024];
     assert_int_equal(pg_transport_write(f.t, big, sizeof big), 0);
-    assert_int_equal(f.a.pauses, 1);
+    assert_int_equal(f.r.pauses, 1);
 
     /* The peer reads a little per turn, so the buffer drains in steps: no
      * resume while above low, one resume at or below it. */
     bool seen_between = false;
     size_t total = 0;
     uint8_t chunk[8192];
-    for (int i = 0; f.a.resumes == 0; i++) {
+    for (int i = 0; f.r.resumes == 0; i++) {
         assert_true(i < 100000);
         ssize_t n = recv(f.sv[1], chunk, sizeof chunk, MSG_DONTWAIT);
         if (n > 0)
             total += (size_t)n;
         assert_int_equal(pg_loop_run_once(f.loop, 1000), 0);
         size_t size = pg_transport_get_write_buffer_size(f.t);
-        if (f.a.resumes == 0 && size > 8 * 1024 && size < sizeof big)
+        if (f.r.resumes == 0 && size > 8 * 1024 && size < sizeof big)
             seen_between = true;
     }
     assert_true(seen_between);
-    assert_true(f.a.size_at_resume <= 8 * 1024);
+    assert_true(f.r.size_at_resume <= 8 * 1024);
     DRAIN_UNTIL(&f, total, total == f.prefill + sizeof big);
-    assert_string_equal(f.a.log, "made pause resume");
-    teardown(&f);
+    assert_string_equal(f.r.log, "made pause resume");
+    stream_fixture_done(&f);
 }
 
 static void test_limits_validation(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     size_t high, low;
     pg_transport_get_write_buffer_limits(f.t, &high, &low);
     assert_int_equal(high, 64 * 1024);
@@ -296,25 +260,25 @@ static void test_limits_validation(void **state)
     pg_transport_get_write_buffer_limits(f.t, &high, &low);
     assert_int_equal(high, 64 * 1024);
     assert_int_equal(low, 16 * 1024);
-    assert_int_equal(f.a.pauses, 0);
-    teardown(&f);
+    assert_int_equal(f.r.pauses, 0);
+    stream_fixture_done(&f);
 }
 
 static void test_limits_pause_never_resume(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     assert_int_equal(pg_transport_write(f.t, "0123456789", 10), 0);
-    assert_int_equal(f.a.pauses, 0);
+    assert_int_equal(f.r.pauses, 0);
     assert_int_equal(pg_transport_set_write_buffer_limits(f.t, 4, PG_LIMIT_DEFAULT), 0);
-    assert_int_equal(f.a.pauses, 1); /* at once */
+    assert_int_equal(f.r.pauses, 1); /* at once */
     assert_int_equal(pg_transport_set_write_buffer_limits(f.t, 100, 50), 0);
-    assert_int_equal(f.a.resumes, 0); /* setting limits never resumes */
+    assert_int_equal(f.r.resumes, 0); /* setting limits never resumes */
     size_t total = 0;
-    DRAIN_UNTIL(&f, total, f.a.resumes == 1); /* the next drain does */
-    assert_string_equal(f.a.log, "made pause resume");
-    teardown(&f);
+    DRAIN_UNTIL(&f, total, f.r.resumes == 1); /* the next drain does */
+    assert_string_equal(f.r.log, "made pause resume");
+    stream_fixture_done(&f);
 }
 
 /* ---- close, abort, write_eof -------------------------------------------- */
@@ -322,8 +286,8 @@ static void test_limits_pause_never_resume(void **state)
 static void test_close_flushes(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     assert_int_equal(pg_transport_write(f.t, "tail", 4), 0);
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 4);
     pg_transport_close(f.t);
@@ -334,7 +298,7 @@ static void test_close_flushes(void **state)
     assert_int_equal(pg_transport_write(f.t, "more", 4), 0);
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 8);
     run_idle(f.loop, 3);
-    assert_int_equal(f.a.lost, 0); /* waits for the buffer to drain */
+    assert_int_equal(f.r.lost, 0); /* waits for the buffer to drain */
 
     uint8_t *all = malloc(f.prefill + 16);
     size_t total = 0;
@@ -343,53 +307,53 @@ static void test_close_flushes(void **state)
     assert_int_equal(total, f.prefill + 8);
     assert_memory_equal(all + f.prefill, "tailmore", 8);
     free(all);
-    RUN_UNTIL(f.loop, f.a.lost == 1);
-    assert_string_equal(f.a.log, "made lost:ok");
-    teardown(&f);
+    RUN_UNTIL(f.loop, f.r.lost == 1);
+    assert_string_equal(f.r.log, "made lost:ok");
+    stream_fixture_done(&f);
 }
 
 static void test_abort_drops_buffer(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     assert_int_equal(pg_transport_write(f.t, "tail", 4), 0);
     pg_transport_abort(f.t);
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 0);
     assert_true(pg_transport_is_closing(f.t));
-    assert_int_equal(f.a.lost, 0); /* on the next iteration, not inside abort() */
+    assert_int_equal(f.r.lost, 0); /* on the next iteration, not inside abort() */
     assert_int_equal(pg_transport_write(f.t, "late", 4), 0); /* dropped */
     pg_transport_abort(f.t);
     pg_transport_close(f.t);
     assert_int_equal(pg_loop_run_once(f.loop, 0), 0);
-    assert_string_equal(f.a.log, "made lost:ok");
+    assert_string_equal(f.r.log, "made lost:ok");
 
     size_t total = 0;
     bool eof = false;
     RUN_UNTIL(f.loop, (total += drain_socket(f.sv[1], NULL, 0, &eof), eof));
     assert_int_equal(total, f.prefill); /* "tail" never left */
-    teardown(&f);
+    stream_fixture_done(&f);
 }
 
 static void test_abort_while_closing(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     assert_int_equal(pg_transport_write(f.t, "tail", 4), 0);
     pg_transport_close(f.t);
     pg_transport_abort(f.t); /* drops what close() was flushing */
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 0);
-    RUN_UNTIL(f.loop, f.a.lost == 1);
-    assert_string_equal(f.a.log, "made lost:ok");
-    teardown(&f);
+    RUN_UNTIL(f.loop, f.r.lost == 1);
+    assert_string_equal(f.r.log, "made lost:ok");
+    stream_fixture_done(&f);
 }
 
 static void test_write_after_close(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     pg_transport_close(f.t); /* empty buffer: connection_lost is scheduled */
     assert_int_equal(pg_transport_write(f.t, "x", 1), 0); /* dropped, no crash */
     struct iovec iov = { .iov_base = "yz", .iov_len = 2 };
@@ -399,20 +363,20 @@ static void test_write_after_close(void **state)
     pg_transport_resume_reading(f.t);
     assert_false(pg_transport_is_reading(f.t));
     assert_int_equal(pg_transport_write_eof(f.t), 0); /* no-op when closing */
-    RUN_UNTIL(f.loop, f.a.lost == 1);
+    RUN_UNTIL(f.loop, f.r.lost == 1);
     bool eof = false;
     size_t total = 0;
     RUN_UNTIL(f.loop, (total += drain_socket(f.sv[1], NULL, 0, &eof), eof));
     assert_int_equal(total, 0);
-    assert_string_equal(f.a.log, "made lost:ok");
-    teardown(&f);
+    assert_string_equal(f.r.log, "made lost:ok");
+    stream_fixture_done(&f);
 }
 
 static void test_write_after_write_eof(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     assert_int_equal(pg_transport_write(f.t, "abc", 3), 0);
     assert_int_equal(pg_transport_write_eof(f.t), 0);
     assert_int_equal(pg_transport_write_eof(f.t), 0); /* no-op */
@@ -428,18 +392,18 @@ static void test_write_after_write_eof(void **state)
     assert_int_equal(total, 3);
     /* Half-closed: the transport still reads. */
     assert_int_equal(send(f.sv[1], "back", 4, 0), 4);
-    RUN_UNTIL(f.loop, f.a.rx_len == 4);
+    RUN_UNTIL(f.loop, f.r.rx_len == 4);
     pg_transport_close(f.t);
-    RUN_UNTIL(f.loop, f.a.lost == 1);
-    assert_string_equal(f.a.log, "made data lost:ok");
-    teardown(&f);
+    RUN_UNTIL(f.loop, f.r.lost == 1);
+    assert_string_equal(f.r.log, "made data lost:ok");
+    stream_fixture_done(&f);
 }
 
 static void test_write_eof_waits_for_drain(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     assert_int_equal(pg_transport_write(f.t, "last", 4), 0);
     assert_int_equal(pg_transport_write_eof(f.t), 0);
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 4);
@@ -454,8 +418,8 @@ static void test_write_eof_waits_for_drain(void **state)
     assert_memory_equal(all + f.prefill, "last", 4);
     free(all);
     assert_false(pg_transport_is_closing(f.t));
-    assert_int_equal(f.a.lost, 0);
-    teardown(&f);
+    assert_int_equal(f.r.lost, 0);
+    stream_fixture_done(&f);
 }
 
 static bool eof_reply(recorder *r)
@@ -469,12 +433,12 @@ static bool eof_reply(recorder *r)
 static void test_eof_received_true_half_open(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, false);
-    f.a.hooks.eof = eof_reply;
+    stream_fixture f;
+    stream_fixture_start(&f, false);
+    f.r.hooks.eof = eof_reply;
     assert_int_equal(send(f.sv[1], "hi", 2, 0), 2);
     assert_int_equal(shutdown(f.sv[1], SHUT_WR), 0);
-    RUN_UNTIL(f.loop, f.a.eofs == 1);
+    RUN_UNTIL(f.loop, f.r.eofs == 1);
     /* Nothing more to read (asyncio still says is_reading() here; see stream.c). */
     assert_false(pg_transport_is_reading(f.t));
 
@@ -488,40 +452,40 @@ static void test_eof_received_true_half_open(void **state)
     assert_int_equal(pg_transport_write(f.t, "!", 1), 0);
     run_idle(f.loop, 3);
     assert_false(pg_transport_is_closing(f.t));
-    assert_int_equal(f.a.lost, 0);
+    assert_int_equal(f.r.lost, 0);
     assert_int_equal(drain_socket(f.sv[1], buf, sizeof buf, NULL), 1);
 
     pg_transport_close(f.t);
-    RUN_UNTIL(f.loop, f.a.lost == 1);
-    assert_string_equal(f.a.log, "made data eof lost:ok");
-    teardown(&f);
+    RUN_UNTIL(f.loop, f.r.lost == 1);
+    assert_string_equal(f.r.log, "made data eof lost:ok");
+    stream_fixture_done(&f);
 }
 
 static void test_eof_received_false_closes(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     assert_int_equal(shutdown(f.sv[1], SHUT_WR), 0);
-    RUN_UNTIL(f.loop, f.a.lost == 1);
-    assert_string_equal(f.a.log, "made eof lost:ok");
-    assert_int_equal(f.a.lost_error, 0);
-    teardown(&f);
+    RUN_UNTIL(f.loop, f.r.lost == 1);
+    assert_string_equal(f.r.log, "made eof lost:ok");
+    assert_int_equal(f.r.lost_error, 0);
+    stream_fixture_done(&f);
 }
 
 static void test_resume_before_lost_on_graceful_close(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     assert_int_equal(pg_transport_set_write_buffer_limits(f.t, 4, PG_LIMIT_DEFAULT), 0);
     assert_int_equal(pg_transport_write(f.t, "0123456789", 10), 0);
-    assert_int_equal(f.a.pauses, 1);
+    assert_int_equal(f.r.pauses, 1);
     pg_transport_close(f.t);
     size_t total = 0;
-    DRAIN_UNTIL(&f, total, f.a.lost == 1);
-    assert_string_equal(f.a.log, "made pause resume lost:ok");
-    teardown(&f);
+    DRAIN_UNTIL(&f, total, f.r.lost == 1);
+    assert_string_equal(f.r.log, "made pause resume lost:ok");
+    stream_fixture_done(&f);
 }
 
 /* ---- writelines, errors, bulk ------------------------------------------- */
@@ -529,8 +493,8 @@ static void test_resume_before_lost_on_graceful_close(void **state)
 static void test_writelines(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     struct iovec iov[3] = { { "ab", 2 }, { NULL, 0 }, { "cde", 3 } };
     assert_int_equal(pg_transport_writelines(f.t, iov, 3), 0);
     assert_int_equal(pg_transport_writelines(f.t, iov, 0), 0);
@@ -539,20 +503,20 @@ static void test_writelines(void **state)
     size_t total = 0;
     RUN_UNTIL(f.loop, (total += drain_socket(f.sv[1], buf + total, sizeof buf - total, NULL), total == 5));
     assert_memory_equal(buf, "abcde", 5);
-    teardown(&f);
+    stream_fixture_done(&f);
 }
 
 static void test_writelines_flow_control(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, true);
+    stream_fixture f;
+    stream_fixture_start(&f, true);
     assert_int_equal(pg_transport_set_write_buffer_limits(f.t, 4, PG_LIMIT_DEFAULT), 0);
     struct iovec two[2] = { { "abc", 3 }, { "def", 3 } };
     assert_int_equal(pg_transport_writelines(f.t, two, 1), 0);
-    assert_int_equal(f.a.pauses, 0);
+    assert_int_equal(f.r.pauses, 0);
     assert_int_equal(pg_transport_writelines(f.t, two + 1, 1), 0);
-    assert_int_equal(f.a.pauses, 1);
+    assert_int_equal(f.r.pauses, 1);
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 6);
 
     uint8_t *all = malloc(f.prefill + 8);
@@ -561,40 +525,40 @@ static void test_writelines_flow_control(void **state)
                        total == f.prefill + 6));
     assert_memory_equal(all + f.prefill, "abcdef", 6);
     free(all);
-    RUN_UNTIL(f.loop, f.a.resumes == 1);
-    assert_string_equal(f.a.log, "made pause resume");
-    teardown(&f);
+    RUN_UNTIL(f.loop, f.r.resumes == 1);
+    assert_string_equal(f.r.log, "made pause resume");
+    stream_fixture_done(&f);
 }
 
 static void test_write_error_is_fatal(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     close(f.sv[1]);
     f.sv[1] = open("/dev/null", O_RDONLY | O_CLOEXEC); /* for teardown */
     /* No SIGPIPE (MSG_NOSIGNAL); asyncio returns normally, connection_lost tells. */
     assert_int_equal(pg_transport_write(f.t, "x", 1), 0);
     assert_true(pg_transport_is_closing(f.t));
-    assert_int_equal(f.a.lost, 0);
-    RUN_UNTIL(f.loop, f.a.lost == 1);
-    assert_string_equal(f.a.log, "made lost:EPIPE");
-    assert_int_equal(f.a.lost_error, -EPIPE);
-    teardown(&f);
+    assert_int_equal(f.r.lost, 0);
+    RUN_UNTIL(f.loop, f.r.lost == 1);
+    assert_string_equal(f.r.log, "made lost:EPIPE");
+    assert_int_equal(f.r.lost_error, -EPIPE);
+    stream_fixture_done(&f);
 }
 
 static void test_peer_closed_with_unread_data_resets(void **state)
 {
     (void)state;
-    fixture f;
-    setup_with(&f, false);
+    stream_fixture f;
+    stream_fixture_start(&f, false);
     assert_int_equal(pg_transport_write(f.t, "unread", 6), 0);
     run_idle(f.loop, 1);
     close(f.sv[1]); /* with unread data: the kernel resets the connection */
     f.sv[1] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    RUN_UNTIL(f.loop, f.a.lost == 1);
-    assert_string_equal(f.a.log, "made lost:ECONNRESET");
-    teardown(&f);
+    RUN_UNTIL(f.loop, f.r.lost == 1);
+    assert_string_equal(f.r.log, "made lost:ECONNRESET");
+    stream_fixture_done(&f);
 }
 
 /* Two transports readable in the same epoll batch: whichever is dispatched

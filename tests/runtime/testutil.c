@@ -192,3 +192,31 @@ size_t drain_socket(int fd, uint8_t *buf, size_t cap, bool *eof)
         total += (size_t)n;
     }
 }
+
+void stream_fixture_start(stream_fixture *f, bool prefill)
+{
+    memset(f, 0, sizeof *f);
+    assert_int_equal(pg_loop_new(&f->loop), 0);
+    make_socketpair(f->sv, prefill ? 4096 : 0);
+    set_nonblocking(f->sv[1]);
+    if (prefill)
+        f->prefill = fill_socket(f->sv[0]);
+    recorder_init(&f->r);
+    assert_int_equal(pg_stream_adopt_fd(f->loop, f->sv[0], recorder_factory, &f->r, &f->t), 0);
+    assert_non_null(f->t);
+    assert_int_equal(f->r.made, 0); /* connection_made comes from the loop */
+    RUN_UNTIL(f->loop, f->r.made == 1);
+    assert_ptr_equal(f->r.transport, f->t);
+}
+
+void stream_fixture_done(stream_fixture *f)
+{
+    if (f->r.made && !f->r.lost) {
+        pg_transport_abort(f->t);
+        RUN_UNTIL(f->loop, f->r.lost == 1);
+    }
+    if (f->sv[1] >= 0)
+        close(f->sv[1]);
+    recorder_free(&f->r);
+    pg_loop_close(f->loop);
+}

@@ -77,4 +77,20 @@ size_t fill_socket(int fd);
 size_t drain_socket(int fd, uint8_t *buf, size_t cap, bool *eof);
 void set_nonblocking(int fd);
 
+/* A stream transport adopted over one end of a socketpair, the other end a
+ * raw peer the test drives. */
+typedef struct stream_fixture {
+    pg_loop *loop;
+    int sv[2];      /* sv[0]: the transport's; sv[1]: the raw peer */
+    size_t prefill; /* bytes stuck in the kernel before the transport started */
+    recorder r;
+    pg_transport *t;
+} stream_fixture;
+
+/* Adopts sv[0] (with a full 4 KiB send buffer when prefill) and waits for
+ * connection_made, which must come from the loop, not from the adoption. */
+void stream_fixture_start(stream_fixture *f, bool prefill);
+/* Aborts the transport if still open, waits for connection_lost, frees all. */
+void stream_fixture_done(stream_fixture *f);
+
 #endif
