@@ -33,8 +33,9 @@ void pg_loop_stop(pg_loop *loop);
  * server, transport and signal handler must have been closed before. */
 void pg_loop_close(pg_loop *loop);
 
-/* Schedules cb(arg) for the next iteration, after pending I/O. Callbacks
- * run in the order they were scheduled. No allocation in the steady state. */
+/* Schedules cb(arg) for the next iteration, where it runs before that
+ * iteration's I/O handlers and timers (asyncio's order). Callbacks run in the
+ * order they were scheduled. No allocation in the steady state. */
 int pg_loop_call_soon(pg_loop *loop, pg_callback_fn cb, void *arg);
 
 /* The loop's monotonic clock, in milliseconds (asyncio's loop.time()). */
