@@ -8,10 +8,12 @@
  * the asyncio counterpart where it helps.
  *
  * Invariants:
- *   - the write watcher is on exactly when bytes are buffered;
+ *   - the write watcher is on whenever bytes are buffered (and, while
+ *     resume_writing runs from write-ready, for a moment after they drained);
  *   - connection_lost runs once, from a reserved ready-queue slot (or directly
  *     from write-ready when a close() drains, as asyncio does), and then the
- *     transport is freed: nothing may use it afterwards. */
+ *     transport goes back to the loop's cache or is freed: nothing may use it
+ *     afterwards. */
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
