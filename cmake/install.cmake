@@ -4,7 +4,7 @@ include(CMakePackageConfigHelpers)
 
 set(PROTOGEN_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/protogen")
 
-install(TARGETS protogen EXPORT protogenTargets
+install(TARGETS protogen_core protogen EXPORT protogenTargets
         ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
         LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
         INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")

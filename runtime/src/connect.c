@@ -101,7 +101,7 @@ static int pg__connect_make_transport(pg__connect *c)
     int family = c->addrs[c->next - 1].ss.ss_family; /* the address that connected */
     if (family == AF_INET || family == AF_INET6)
         pg__socket_nodelay(fd);
-    int r = pg__stream_open(c->loop, fd, c->flags, c->factory, c->factory_arg, &c->transport);
+    int r = pg__fdstream_open(c->loop, fd, c->flags, c->factory, c->factory_arg, &c->transport);
     if (r == 0)
         c->io.fd = -1; /* the transport's now */
     return r;

@@ -18,13 +18,7 @@
 #include "protogen/transport.h"
 #include "protogen/server.h"
 
-#define PG__CONTAINER_OF(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
-
-/* Retries a system call while it fails with EINTR; r gets the result. */
-#define PG__RETRY_EINTR(r, call) \
-    do {                         \
-        (r) = (call);            \
-    } while ((r) == -1 && errno == EINTR)
+#include "core_internal.h"
 
 /* One read per readiness event, as asyncio's max_size. */
 #define PG__READ_BUFFER_SIZE ((size_t)256 * 1024)
@@ -68,15 +62,6 @@ void pg__loop_cancel_queued(pg_loop *loop, pg_callback_fn cb, void *arg);
  * use; NULL when out of memory. */
 uint8_t *pg__loop_read_buffer(pg_loop *loop);
 
-/* Write buffers that drain go back to the loop, which keeps one (the
- * largest, up to PG__SPARE_WBUF_MAX bytes) for the next transport that needs
- * one: a connection at the edge of back-pressure then fills and drains
- * without allocating, while idle connections still hold no buffer. */
-#define PG__SPARE_WBUF_MAX ((size_t)1024 * 1024)
-void pg__loop_give_wbuf(pg_loop *loop, uint8_t *buf, size_t cap);
-/* The kept buffer and its capacity, or NULL and 0. */
-uint8_t *pg__loop_take_wbuf(pg_loop *loop, size_t *cap);
-
 /* Freed stream transports are kept, a few per loop, for the next connection:
  * connection churn then pays no malloc/free per connection. Not under
  * AddressSanitizer, which must see every free to catch a use after it. */
@@ -88,7 +73,7 @@ uint8_t *pg__loop_take_wbuf(pg_loop *loop, size_t *cap);
 #endif
 #endif
 #define PG__STREAM_CACHE 32
-/* A block of pg__stream's size from the cache, or NULL. */
+/* A block of pg__fdstream's size from the cache, or NULL. */
 void *pg__loop_stream_get(pg_loop *loop);
 /* Keeps a freed transport's block, or frees it when the cache is full. */
 void pg__loop_stream_put(pg_loop *loop, void *block);
@@ -138,9 +123,8 @@ struct pg_loop {
     size_t ready_cap;
     size_t ready_reserved;
     pg__timer_heap timers;
+    pg_host host; /* the loop as the core's host (loop_host.c) */
     uint8_t *read_buf;
-    uint8_t *spare_wbuf; /* a drained write buffer kept for the next one needed */
-    size_t spare_wbuf_cap;
     void *stream_cache[PG__STREAM_CACHE]; /* freed stream transports, for reuse */
     unsigned stream_cached;
     uint8_t *dgram_buf; /* datagram receive area (pg__loop_datagram_buffer) */
@@ -162,41 +146,42 @@ void pg__socket_nodelay(int fd);
 /* SO_SNDBUF/SO_RCVBUF from opts (NULL or 0: the kernel's); 0 or -errno. */
 int pg__socket_buffer_sizes(int fd, const pg_listen_options *opts);
 
-/* ---- write buffer limits (limits.c) ------------------------------------- */
+/* ---- the loop as a host of the core (loop_host.c) ----------------------- */
 
-/* asyncio's _set_write_buffer_limits: PG_LIMIT_DEFAULT means "not given";
- * only high → low = high/4; only low → high = 4*low; high < low → -EINVAL. */
-int pg__write_buffer_limits(size_t high, size_t low, size_t *out_high, size_t *out_low);
+/* Sets up loop->host: deferred calls go to the ready queue. */
+void pg__loop_host_init(pg_loop *loop);
+static inline pg_host *pg__loop_host(pg_loop *loop) { return &loop->host; }
 
-/* ---- stream transports (stream.c) --------------------------------------- */
+/* ---- fd stream transports (fd_stream.c) --------------------------------- */
 
+/* The core's PG_STREAM_* flags, and the fd driver's own. */
 enum pg__stream_flags {
-    PG__STREAM_SOCKET = 1, /* send/recv with MSG_NOSIGNAL; socket extra info */
-    PG__STREAM_CAN_WRITE_EOF = 2,
-    PG__STREAM_READ_PIPE = 4,  /* asyncio's _UnixReadPipeTransport: no writing */
-    PG__STREAM_WRITE_PIPE = 8, /* asyncio's _UnixWritePipeTransport: no reading */
-    PG__STREAM_WATCH_READER = 16, /* write pipe: readable means the reader is gone */
-    PG__STREAM_UNTRACED = 32, /* part of another protocol instance (a subprocess's pipe): no trace lines */
+    PG__STREAM_CAN_WRITE_EOF = PG_STREAM_CAN_WRITE_EOF,
+    PG__STREAM_READ_PIPE = PG_STREAM_READ_ONLY,   /* asyncio's _UnixReadPipeTransport: no writing */
+    PG__STREAM_WRITE_PIPE = PG_STREAM_WRITE_ONLY, /* asyncio's _UnixWritePipeTransport: no reading */
+    PG__STREAM_UNTRACED = PG_STREAM_UNTRACED, /* part of another protocol instance (a subprocess's pipe) */
+    /* the fd driver's, in the core's PG__STREAM_DRIVER_BITS */
+    PG__STREAM_SOCKET = 32,       /* send/recv with MSG_NOSIGNAL; socket extra info */
+    PG__STREAM_WATCH_READER = 64, /* write pipe: readable means the reader is gone */
 };
 
-typedef struct pg__stream pg__stream;
+typedef struct pg__fdstream pg__fdstream;
 
-/* Two steps, so that a protocol is made only once nothing can fail any more:
- * pg__stream_alloc() allocates the transport and reserves its ready-queue
- * slots (it may fail, and then no protocol exists yet); pg__stream_start()
- * attaches the protocol and schedules connection_made and the first read (it
- * cannot fail). pg__stream_discard() undoes an alloc that is never started;
- * the fd stays the caller's. */
-int pg__stream_alloc(pg_loop *loop, int fd, unsigned flags, pg__stream **out);
-pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol);
-void pg__stream_discard(pg__stream *s);
+/* Two steps, so that a protocol is made only once nothing can fail any more
+ * (pg__stream_init/pg__stream_start in the core): pg__fdstream_alloc() may
+ * fail, and then no protocol exists yet; pg__fdstream_start() cannot.
+ * pg__fdstream_discard() undoes an alloc that is never started; the fd stays
+ * the caller's. */
+int pg__fdstream_alloc(pg_loop *loop, int fd, unsigned flags, pg__fdstream **out);
+pg_transport *pg__fdstream_start(pg__fdstream *f, const pg_protocol *protocol);
+void pg__fdstream_discard(pg__fdstream *f);
 
 /* alloc, factory(arg), start: the factory is called last. On error the fd
  * stays the caller's and no protocol callback will ever be called. */
-int pg__stream_open(pg_loop *loop, int fd, unsigned flags, pg_protocol_factory factory, void *arg,
-                    pg_transport **out);
+int pg__fdstream_open(pg_loop *loop, int fd, unsigned flags, pg_protocol_factory factory, void *arg,
+                      pg_transport **out);
 
-/* sizeof the per-connection transport struct, for tests and reports. */
+/* sizeof the per-connection transport block, for tests and reports. */
 size_t pg__stream_sizeof(void);
 
 /* ---- listening and connecting stream sockets (server.c, connect.c) ------ */
@@ -262,40 +247,5 @@ int pg__datagram_open(pg_loop *loop, int fd, pg_datagram_protocol_factory factor
 
 /* sizeof the per-endpoint transport struct, for tests and reports. */
 size_t pg__datagram_sizeof(void);
-
-/* ---- tracing (trace.c) -------------------------------------------------- */
-
-/* -1 when PROTOGEN_TRACE is unset: every trace point is one branch. */
-extern int pg__trace_fd;
-
-/* Reads PROTOGEN_TRACE once per process. */
-void pg__trace_init(void);
-/* For tests: closes the trace file, re-reads PROTOGEN_TRACE and numbers
- * connections from 1 again. */
-void pg__trace_reset(void);
-/* The next protocol instance number (from 1); 0 when tracing is off. The
- * trace macros write nothing for instance 0. */
-uint32_t pg__trace_new_conn(void);
-
-void pg__trace_write(uint32_t conn, const char *callback);
-void pg__trace_write_size(uint32_t conn, const char *callback, size_t n);
-/* error 0 → "ok", else the errno's name. */
-void pg__trace_write_error(uint32_t conn, const char *callback, int error);
-
-#define PG__TRACE(conn, cb)                         \
-    do {                                            \
-        if (pg__trace_fd >= 0 && (conn) != 0)       \
-            pg__trace_write((conn), (cb));          \
-    } while (0)
-#define PG__TRACE_SIZE(conn, cb, n)                  \
-    do {                                             \
-        if (pg__trace_fd >= 0 && (conn) != 0)        \
-            pg__trace_write_size((conn), (cb), (n)); \
-    } while (0)
-#define PG__TRACE_ERROR(conn, cb, err)                  \
-    do {                                                \
-        if (pg__trace_fd >= 0 && (conn) != 0)           \
-            pg__trace_write_error((conn), (cb), (err)); \
-    } while (0)
 
 #endif

@@ -212,28 +212,6 @@ uint8_t *pg__loop_read_buffer(pg_loop *loop)
     return loop->read_buf;
 }
 
-void pg__loop_give_wbuf(pg_loop *loop, uint8_t *buf, size_t cap)
-{
-    if (buf == NULL)
-        return;
-    if (cap > PG__SPARE_WBUF_MAX || cap <= loop->spare_wbuf_cap) {
-        free(buf);
-        return;
-    }
-    free(loop->spare_wbuf);
-    loop->spare_wbuf = buf;
-    loop->spare_wbuf_cap = cap;
-}
-
-uint8_t *pg__loop_take_wbuf(pg_loop *loop, size_t *cap)
-{
-    uint8_t *buf = loop->spare_wbuf;
-    *cap = loop->spare_wbuf_cap;
-    loop->spare_wbuf = NULL;
-    loop->spare_wbuf_cap = 0;
-    return buf;
-}
-
 void *pg__loop_stream_get(pg_loop *loop)
 {
     return loop->stream_cached > 0 ? loop->stream_cache[--loop->stream_cached] : NULL;
@@ -277,6 +255,7 @@ int pg_loop_new(pg_loop **out)
     if (r < 0)
         goto fail;
     loop->now_ms = pg__clock_ms();
+    pg__loop_host_init(loop);
     *out = loop;
     return 0;
 
@@ -357,8 +336,8 @@ void pg_loop_close(pg_loop *loop)
     pg__timers_free(loop);
     close(loop->epfd);
     free(loop->ready);
+    pg__host_cleanup(&loop->host);
     free(loop->read_buf);
-    free(loop->spare_wbuf);
     while (loop->stream_cached > 0)
         free(loop->stream_cache[--loop->stream_cached]);
     free(loop->dgram_buf);

@@ -65,7 +65,7 @@ int pg_pipe_connect_read(pg_loop *loop, int fd, pg_protocol_factory factory, voi
     if (r < 0)
         return r;
     unsigned flags = PG__STREAM_READ_PIPE | (S_ISSOCK(st.st_mode) ? PG__STREAM_SOCKET : 0);
-    return pg__stream_open(loop, fd, flags, factory, arg, out);
+    return pg__fdstream_open(loop, fd, flags, factory, arg, out);
 }
 
 int pg_pipe_connect_write(pg_loop *loop, int fd, pg_protocol_factory factory, void *arg, pg_transport **out)
@@ -83,5 +83,5 @@ int pg_pipe_connect_write(pg_loop *loop, int fd, pg_protocol_factory factory, vo
      * become readable, or fail); character devices do not. */
     if (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode))
         flags |= PG__STREAM_WATCH_READER;
-    return pg__stream_open(loop, fd, flags, factory, arg, out);
+    return pg__fdstream_open(loop, fd, flags, factory, arg, out);
 }

@@ -40,7 +40,7 @@ static void pg__server_accept_one(pg_server *server, int fd)
 {
     if (server->nodelay)
         pg__socket_nodelay(fd);
-    if (pg__stream_open(server->loop, fd, server->flags, server->factory, server->arg, NULL) < 0)
+    if (pg__fdstream_open(server->loop, fd, server->flags, server->factory, server->arg, NULL) < 0)
         close(fd); /* refused by the factory, or no memory: no protocol exists */
 }
 

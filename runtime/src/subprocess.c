@@ -306,7 +306,7 @@ int pg_subprocess_spawn(pg_loop *loop, const pg_subprocess_options *opts,
     pg_subprocess *p = calloc(1, sizeof *p);
     if (p == NULL)
         return -ENOMEM;
-    pg__stream *streams[3] = { NULL, NULL, NULL };
+    pg__fdstream *streams[3] = { NULL, NULL, NULL };
     pg__stdio_pipes pipes;
     int reserved = 0;
     pid_t pid;
@@ -318,7 +318,7 @@ int pg_subprocess_spawn(pg_loop *loop, const pg_subprocess_options *opts,
         goto fail;
     /* Everything that can fail before the child exists... */
     for (int fd = 0; fd < 3; fd++)
-        if (pipes.parent[fd] >= 0 && (r = pg__stream_alloc(loop, pipes.parent[fd], pg__subpipe_flags(fd), &streams[fd])) < 0)
+        if (pipes.parent[fd] >= 0 && (r = pg__fdstream_alloc(loop, pipes.parent[fd], pg__subpipe_flags(fd), &streams[fd])) < 0)
             goto fail_pipes;
     if ((r = pg__spawn(opts, &pipes, &pid)) < 0)
         goto fail_pipes;
@@ -346,7 +346,7 @@ int pg_subprocess_spawn(pg_loop *loop, const pg_subprocess_options *opts,
             continue;
         pg_protocol adapter = { .ops = &pg__subpipe_ops, .self = pipe };
         pipe->open = true;
-        pipe->transport = pg__stream_start(streams[fd], &adapter);
+        pipe->transport = pg__fdstream_start(streams[fd], &adapter);
     }
     pg__loop_call_soon_reserved(loop, pg__subprocess_connection_made, p);
     if (out != NULL)
@@ -356,7 +356,7 @@ int pg_subprocess_spawn(pg_loop *loop, const pg_subprocess_options *opts,
 fail_pipes:
     for (int fd = 0; fd < 3; fd++)
         if (streams[fd] != NULL)
-            pg__stream_discard(streams[fd]);
+            pg__fdstream_discard(streams[fd]);
     pg__stdio_pipes_close(&pipes);
 fail:
     while (reserved-- > 0)

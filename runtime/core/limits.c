@@ -1,6 +1,6 @@
 /* asyncio's _set_write_buffer_limits, shared by the stream and datagram
  * transports. */
-#include "internal.h"
+#include "core_internal.h"
 
 int pg__write_buffer_limits(size_t high, size_t low, size_t *out_high, size_t *out_low)
 {

@@ -1,91 +1,26 @@
-/* The stream transport shared by every fd-based stream (TCP, Unix sockets,
- * read and write pipes): buffering, watermarks, EOF, close/abort, reading
- * into the loop's buffer or a buffered protocol's own, protocol switching.
+/* The stream transport's semantics, shared by every stream driver (fd
+ * sockets and pipes, libuv streams, the user's own sockets, memory):
+ * buffering, watermarks, EOF, close/abort, reading into a buffered
+ * protocol's own memory, protocol switching, trace lines. No system call:
+ * bytes move through the driver table, deferred calls through the host's.
  *
  * It follows CPython's _SelectorSocketTransport (Lib/asyncio/selector_events.py)
  * step by step, and _UnixReadPipeTransport / _UnixWritePipeTransport
- * (unix_events.py) where the PG__STREAM_*_PIPE flags say so; the comments name
- * the asyncio counterpart where it helps.
+ * (unix_events.py) where PG_STREAM_READ_ONLY / PG_STREAM_WRITE_ONLY say so;
+ * the comments name the asyncio counterpart where it helps.
  *
  * Invariants:
- *   - the write watcher is on whenever bytes are buffered (and, while
- *     resume_writing runs from write-ready, for a moment after they drained);
- *   - connection_lost runs once, from a reserved ready-queue slot (or directly
- *     from write-ready when a close() drains, as asyncio does), and then the
- *     transport goes back to the loop's cache or is freed: nothing may use it
+ *   - write interest is on whenever bytes are buffered (and, while
+ *     resume_writing runs from writable, for a moment after they drained);
+ *   - connection_lost runs once, from a reserved deferred call (or directly
+ *     from writable when a close() drains, as asyncio does), and then the
+ *     driver's close() ends the connection: nothing may use the transport
  *     afterwards. */
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "protogen/stream.h"
-
-#include "internal.h"
-
-/* The connection as a whole (asyncio's _closing and _conn_lost). */
-typedef enum pg__stream_state {
-    PG__STREAM_OPEN,
-    PG__STREAM_CLOSING, /* close() called, flushing the buffer */
-    PG__STREAM_LOST,    /* connection_lost is scheduled or running */
-} pg__stream_state;
-
-/* The write side (asyncio's _eof). */
-typedef enum pg__write_state {
-    PG__WRITE_OPEN,
-    PG__WRITE_EOF_PENDING, /* write_eof() called, SHUT_WR once the buffer drains */
-    PG__WRITE_EOF_WRITTEN,
-} pg__write_state;
-
-typedef enum pg__read_state {
-    PG__READ_ACTIVE,
-    PG__READ_PAUSED,
-    PG__READ_EOF, /* the peer's EOF was kept open (half-close): never read again */
-} pg__read_state;
-
-typedef enum pg__flow_state {
-    PG__FLOW_RUNNING,
-    PG__FLOW_PAUSED_PROTOCOL,
-} pg__flow_state;
-
-/* Which protocol callbacks have run. */
-typedef enum pg__proto_state {
-    PG__PROTO_NEW,
-    PG__PROTO_CONNECTED,
-    PG__PROTO_LOST,
-} pg__proto_state;
-
-struct pg__stream {
-    pg_transport base; /* first: the public header */
-    pg_loop *loop;
-    pg__io io;
-    pg_protocol protocol;
-    /* Write buffer: bytes [whead, wlen) of wbuf are pending; given back to the
-     * loop when drained (pg__loop_give_wbuf). */
-    uint8_t *wbuf;
-    size_t whead;
-    size_t wlen;
-    size_t wcap;
-    size_t high;
-    size_t low;
-    int lost_error;
-    uint32_t trace_id;
-    uint8_t state;  /* pg__stream_state */
-    uint8_t wstate; /* pg__write_state */
-    uint8_t rstate; /* pg__read_state */
-    uint8_t flow;   /* pg__flow_state */
-    uint8_t proto;  /* pg__proto_state */
-    uint8_t flags;  /* PG__STREAM_* */
-};
-
-size_t pg__stream_sizeof(void)
-{
-    return sizeof(pg__stream);
-}
+#include "core_internal.h"
 
 #define PG__STREAM(t) ((pg__stream *)(void *)(t))
 
@@ -94,40 +29,41 @@ static size_t pg__stream_buffered(const pg__stream *s)
     return s->wlen - s->whead;
 }
 
-/* ---- system calls ------------------------------------------------------- */
+/* ---- the driver --------------------------------------------------------- */
 
-/* Bytes written, 0 when the kernel takes nothing now, or a negative errno. */
-static ssize_t pg__stream_send(pg__stream *s, const void *data, size_t len)
+static void pg__stream_force_close(pg__stream *s, int error);
+
+/* Asks the driver for an interest only when it changes. 0 or -errno. */
+static int pg__want(pg__stream *s, unsigned which, bool on)
 {
-    ssize_t n;
-    if (s->flags & PG__STREAM_SOCKET) {
-        PG__RETRY_EINTR(n, send(s->io.fd, data, len, MSG_NOSIGNAL));
-    } else {
-        struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-        n = pg__write_nosigpipe(s->io.fd, &iov, 1);
-    }
-    if (n >= 0)
-        return n;
-    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    if (((s->want & which) != 0) == on)
+        return 0;
+    int r = which == PG__WANT_READ ? s->drv_ops->want_read(s->drv, on) : s->drv_ops->want_write(s->drv, on);
+    if (r == 0)
+        s->want = (uint8_t)(on ? s->want | which : s->want & ~which);
+    return r;
 }
 
-static ssize_t pg__stream_sendv(pg__stream *s, const struct iovec *iov, int iovcnt)
+/* Stopping an interest cannot fail the caller: a driver that fails to stop
+ * one (e.g. EPOLL_CTL_MOD failing) has a broken connection. */
+static void pg__unwant(pg__stream *s, unsigned which)
 {
-    ssize_t n;
-    if (iovcnt > IOV_MAX)
-        iovcnt = IOV_MAX; /* the rest is buffered */
-    if (s->flags & PG__STREAM_SOCKET) {
-        struct msghdr msg;
-        memset(&msg, 0, sizeof msg);
-        msg.msg_iov = (struct iovec *)iov;
-        msg.msg_iovlen = (size_t)iovcnt;
-        PG__RETRY_EINTR(n, sendmsg(s->io.fd, &msg, MSG_NOSIGNAL));
-    } else {
-        n = pg__write_nosigpipe(s->io.fd, iov, iovcnt);
+    int r = pg__want(s, which, false);
+    if (r < 0) {
+        s->want &= (uint8_t)~which; /* never asked again */
+        pg__stream_force_close(s, r);
     }
-    if (n >= 0)
-        return n;
-    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+}
+
+/* The connection is ending: no more events wanted (errors do not matter
+ * any more; the driver's close() releases everything). */
+static void pg__unwant_all(pg__stream *s)
+{
+    if (s->want & PG__WANT_READ)
+        (void)s->drv_ops->want_read(s->drv, false);
+    if (s->want & PG__WANT_WRITE)
+        (void)s->drv_ops->want_write(s->drv, false);
+    s->want = 0;
 }
 
 /* ---- the write buffer --------------------------------------------------- */
@@ -139,7 +75,7 @@ static int pg__wbuf_reserve(pg__stream *s, size_t extra)
     if (extra > SIZE_MAX / 2 - used)
         return -ENOMEM;
     if (s->wbuf == NULL)
-        s->wbuf = pg__loop_take_wbuf(s->loop, &s->wcap);
+        s->wbuf = pg__host_take_wbuf(s->host, &s->wcap);
     if (s->wlen + extra <= s->wcap)
         return 0;
     if (s->whead > 0) { /* compact */
@@ -169,10 +105,10 @@ static void pg__wbuf_append(pg__stream *s, const void *data, size_t len)
     s->wlen += len;
 }
 
-/* Idle connections keep no buffer: it goes back to the loop. */
+/* Idle connections keep no buffer: it goes back to the host. */
 static void pg__wbuf_clear(pg__stream *s)
 {
-    pg__loop_give_wbuf(s->loop, s->wbuf, s->wcap);
+    pg__host_give_wbuf(s->host, s->wbuf, s->wcap);
     s->wbuf = NULL;
     s->whead = s->wlen = s->wcap = 0;
 }
@@ -223,7 +159,7 @@ static void pg__stream_connection_made(void *arg)
 }
 
 /* asyncio's _call_connection_lost: the protocol's last callback, then the
- * transport is gone. */
+ * driver ends the connection and the transport is gone. */
 static void pg__stream_finish(pg__stream *s, int error)
 {
     assert(s->state == PG__STREAM_LOST);
@@ -234,10 +170,12 @@ static void pg__stream_finish(pg__stream *s, int error)
         if (s->protocol.ops->connection_lost != NULL)
             s->protocol.ops->connection_lost(s->protocol.self, error);
     }
-    pg__io_stop(s->loop, &s->io, PG__IO_READ | PG__IO_WRITE);
-    close(s->io.fd);
-    pg__loop_give_wbuf(s->loop, s->wbuf, s->wcap);
-    pg__loop_stream_put(s->loop, s);
+    pg__host_give_wbuf(s->host, s->wbuf, s->wcap);
+    const pg_stream_driver_ops *ops = s->drv_ops;
+    void *drv = s->drv;
+    if (s->flags & PG__STREAM_OWNED)
+        free(s);
+    ops->close(drv); /* frees s when the driver holds it */
 }
 
 static void pg__stream_lost_cb(void *arg)
@@ -246,19 +184,19 @@ static void pg__stream_lost_cb(void *arg)
     pg__stream_finish(s, s->lost_error);
 }
 
-/* asyncio's _force_close: drop the buffer, connection_lost(error) next turn. */
+/* asyncio's _force_close: drop the buffer, connection_lost(error) next turn.
+ * Interests are left to the driver's close(): nothing reaches the core once
+ * it is LOST. */
 static void pg__stream_force_close(pg__stream *s, int error)
 {
     if (s->state == PG__STREAM_LOST)
         return;
-    if (pg__stream_buffered(s) > 0) {
+    if (pg__stream_buffered(s) > 0)
         pg__wbuf_clear(s);
-        pg__io_stop(s->loop, &s->io, PG__IO_WRITE);
-    }
-    pg__io_stop(s->loop, &s->io, PG__IO_READ);
     s->state = PG__STREAM_LOST;
     s->lost_error = error;
-    pg__loop_call_soon_reserved(s->loop, pg__stream_lost_cb, s);
+    pg__unwant_all(s);
+    pg__host_defer(s->host, pg__stream_lost_cb, s);
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -268,123 +206,136 @@ static void pg__stream_force_close(pg__stream *s, int error)
  * eof_received a second time. Here EOF ends reading for good. */
 static bool pg__stream_reading(const pg__stream *s)
 {
-    return s->state == PG__STREAM_OPEN && s->rstate == PG__READ_ACTIVE && !(s->flags & PG__STREAM_WRITE_PIPE);
+    return s->state == PG__STREAM_OPEN && s->rstate == PG__READ_ACTIVE && !(s->flags & PG_STREAM_WRITE_ONLY);
 }
 
-static int pg__stream_start_reading_now(pg__stream *s)
+static void pg__stream_start_reading_now(pg__stream *s)
 {
-    int r = pg__io_start(s->loop, &s->io, PG__IO_READ);
+    int r = pg__want(s, PG__WANT_READ, true);
     if (r < 0)
         pg__stream_force_close(s, r);
-    return r;
 }
 
-/* Queued right after connection_made: a pause_reading() there wins. */
+/* Deferred right after connection_made: a pause_reading() there wins. */
 static void pg__stream_start_reading(void *arg)
 {
     pg__stream *s = arg;
     if (pg__stream_reading(s))
         pg__stream_start_reading_now(s);
-    else if ((s->flags & PG__STREAM_WATCH_READER) && s->state != PG__STREAM_LOST)
+    else if ((s->flags & PG_STREAM_WRITE_ONLY) && s->state != PG__STREAM_LOST)
         pg__stream_start_reading_now(s); /* a write pipe watches for its reader going away */
 }
 
 static void pg__stream_close(pg_transport *t);
 
-static void pg__stream_on_eof(pg__stream *s)
+void pg_stream_read_eof(pg_transport *t)
 {
+    pg__stream *s = PG__STREAM(t);
+    if (s->state == PG__STREAM_LOST)
+        return;
+    if (s->flags & PG_STREAM_WRITE_ONLY) {
+        /* asyncio's _UnixWritePipeTransport._read_ready: a write pipe becomes
+         * readable (or fails) only when its reader has gone away. */
+        pg__stream_force_close(s, pg__stream_buffered(s) > 0 ? -EPIPE : 0);
+        return;
+    }
     PG__TRACE(s->trace_id, "eof_received");
     bool keep_open = false;
     if (s->protocol.ops->eof_received != NULL)
         keep_open = s->protocol.ops->eof_received(s->protocol.self);
-    if (s->flags & PG__STREAM_READ_PIPE)
+    if (s->flags & PG_STREAM_READ_ONLY)
         keep_open = false; /* a read pipe ends at EOF, whatever the answer */
     if (keep_open) {
         /* Half-open: still writable, but there is nothing more to read. */
         s->rstate = PG__READ_EOF;
-        pg__io_stop(s->loop, &s->io, PG__IO_READ);
+        pg__unwant(s, PG__WANT_READ);
     } else {
         pg__stream_close(&s->base);
     }
 }
 
-/* asyncio's _UnixWritePipeTransport._read_ready: a write pipe becomes
- * readable (or fails) only when its reader has gone away. */
-static void pg__stream_reader_gone(pg__stream *s)
+/* asyncio's _read_ready__get_buffer. */
+int pg_stream_read_buffer(pg_transport *t, size_t size_hint, uint8_t **buf, size_t *len)
 {
-    pg__stream_force_close(s, pg__stream_buffered(s) > 0 ? -EPIPE : 0);
-}
-
-/* Where the next read goes: the loop's buffer, or a buffered protocol's own
- * (asyncio's _read_ready__get_buffer). NULL when the connection has ended. */
-static uint8_t *pg__stream_read_target(pg__stream *s, size_t *len)
-{
-    if (s->protocol.ops->get_buffer == NULL) {
-        *len = PG__READ_BUFFER_SIZE;
-        uint8_t *buf = pg__loop_read_buffer(s->loop);
-        if (buf == NULL)
-            pg__stream_force_close(s, -ENOMEM);
-        return buf;
-    }
-    *len = 0;
-    PG__TRACE_SIZE(s->trace_id, "get_buffer", PG__READ_BUFFER_SIZE);
-    uint8_t *buf = s->protocol.ops->get_buffer(s->protocol.self, PG__READ_BUFFER_SIZE, len);
+    pg__stream *s = PG__STREAM(t);
     if (!pg__stream_reading(s))
-        return NULL; /* closed or paused from inside get_buffer */
-    if (buf == NULL || *len == 0) {
+        return -EAGAIN;
+    if (s->protocol.ops->get_buffer == NULL)
+        return 0;
+    *len = 0;
+    PG__TRACE_SIZE(s->trace_id, "get_buffer", size_hint);
+    *buf = s->protocol.ops->get_buffer(s->protocol.self, size_hint, len);
+    if (!pg__stream_reading(s))
+        return -EAGAIN; /* closed or paused from inside get_buffer */
+    if (*buf == NULL || *len == 0) {
         /* asyncio: "get_buffer() returned an empty buffer", a fatal error. */
         pg__stream_force_close(s, -ENOBUFS);
-        return NULL;
+        return -ENOBUFS;
     }
-    return buf;
+    return 1;
 }
 
-static void pg__stream_read_ready(pg__stream *s)
+void pg_stream_read_done(pg_transport *t, size_t n)
 {
-    if (s->state == PG__STREAM_LOST)
+    pg__stream *s = PG__STREAM(t);
+    if (s->state == PG__STREAM_LOST || n == 0)
         return;
-    if (s->flags & PG__STREAM_WRITE_PIPE) {
-        pg__stream_reader_gone(s);
-        return;
+    PG__TRACE_SIZE(s->trace_id, "buffer_updated", n);
+    if (s->protocol.ops->buffer_updated != NULL)
+        s->protocol.ops->buffer_updated(s->protocol.self, n);
+}
+
+size_t pg_stream_read(pg_transport *t, const uint8_t *data, size_t n)
+{
+    pg__stream *s = PG__STREAM(t);
+    if (s->state != PG__STREAM_OPEN)
+        return n; /* the connection is ending: nothing more is read */
+    if (s->protocol.ops->get_buffer == NULL && pg__stream_reading(s)) { /* the common case first */
+        PG__TRACE_SIZE(s->trace_id, "data_received", n);
+        if (s->protocol.ops->data_received != NULL)
+            s->protocol.ops->data_received(s->protocol.self, data, n);
+        return n;
     }
-    size_t len;
-    uint8_t *buf = pg__stream_read_target(s, &len);
-    if (buf == NULL)
-        return;
-    ssize_t n;
-    if (s->flags & PG__STREAM_SOCKET)
-        PG__RETRY_EINTR(n, recv(s->io.fd, buf, len, 0));
-    else
-        PG__RETRY_EINTR(n, read(s->io.fd, buf, len));
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            pg__stream_force_close(s, -errno);
-        return;
+    size_t taken = 0;
+    while (taken < n) {
+        uint8_t *buf;
+        size_t room;
+        int r = pg_stream_read_buffer(t, n - taken, &buf, &room);
+        if (r < 0)
+            return s->state == PG__STREAM_OPEN ? taken : n; /* paused: the driver holds the rest */
+        if (r == 0) {
+            PG__TRACE_SIZE(s->trace_id, "data_received", n - taken);
+            if (s->protocol.ops->data_received != NULL)
+                s->protocol.ops->data_received(s->protocol.self, data + taken, n - taken);
+            return n;
+        }
+        size_t k = room < n - taken ? room : n - taken;
+        memcpy(buf, data + taken, k);
+        pg_stream_read_done(t, k);
+        taken += k;
     }
-    if (n == 0) {
-        pg__stream_on_eof(s);
-        return;
-    }
-    if (s->protocol.ops->get_buffer != NULL) {
-        PG__TRACE_SIZE(s->trace_id, "buffer_updated", (size_t)n);
-        if (s->protocol.ops->buffer_updated != NULL)
-            s->protocol.ops->buffer_updated(s->protocol.self, (size_t)n);
-        return;
-    }
-    PG__TRACE_SIZE(s->trace_id, "data_received", (size_t)n);
-    if (s->protocol.ops->data_received != NULL)
-        s->protocol.ops->data_received(s->protocol.self, buf, (size_t)n);
+    return n;
+}
+
+void pg_stream_fail(pg_transport *t, int error)
+{
+    pg__stream_force_close(PG__STREAM(t), error);
 }
 
 /* ---- writing ------------------------------------------------------------ */
 
 /* asyncio's _write_send. May free the transport: callers touch it no more. */
-static void pg__stream_write_ready(pg__stream *s)
+void pg_stream_writable(pg_transport *t)
 {
-    if (s->state == PG__STREAM_LOST)
+    pg__stream *s = PG__STREAM(t);
+    if (s->state == PG__STREAM_LOST || !(s->want & PG__WANT_WRITE))
         return;
-    assert(pg__stream_buffered(s) > 0);
-    ssize_t n = pg__stream_send(s, s->wbuf + s->whead, pg__stream_buffered(s));
+    if (pg__stream_buffered(s) == 0) {
+        pg__unwant(s, PG__WANT_WRITE);
+        return;
+    }
+    struct iovec iov = { .iov_base = s->wbuf + s->whead, .iov_len = pg__stream_buffered(s) };
+    ssize_t n = s->drv_ops->writev(s->drv, &iov, 1);
     if (n == 0)
         return;
     if (n < 0) {
@@ -395,36 +346,27 @@ static void pg__stream_write_ready(pg__stream *s)
     pg__stream_maybe_resume(s); /* may write, close or abort */
     if (s->state == PG__STREAM_LOST || pg__stream_buffered(s) > 0)
         return;
-    pg__io_stop(s->loop, &s->io, PG__IO_WRITE);
+    pg__unwant(s, PG__WANT_WRITE);
+    if (s->state == PG__STREAM_LOST)
+        return;
     if (s->state == PG__STREAM_CLOSING) {
         /* Drained after close(): connection_lost now, as asyncio does. */
         s->state = PG__STREAM_LOST;
-        pg__loop_unreserve(s->loop);
+        pg__host_unreserve(s->host);
         pg__stream_finish(s, 0);
     } else if (s->wstate == PG__WRITE_EOF_PENDING) {
         s->wstate = PG__WRITE_EOF_WRITTEN;
-        shutdown(s->io.fd, SHUT_WR);
+        (void)s->drv_ops->shutdown_write(s->drv);
     }
 }
 
-static void pg__stream_on_io(pg__io *io, uint32_t events)
-{
-    pg__stream *s = PG__CONTAINER_OF(io, pg__stream, io);
-    if (events & PG__IO_READ)
-        pg__stream_read_ready(s);
-    /* Last: write-ready may free the transport. */
-    if ((events & PG__IO_WRITE) && (s->io.events & PG__IO_WRITE))
-        pg__stream_write_ready(s);
-}
-
 /* Buffers what the fast path left (sent bytes were taken already) and makes
- * sure the write watcher runs. */
+ * sure write interest is on. */
 static int pg__stream_buffer_rest(pg__stream *s, const struct iovec *iov, int iovcnt, size_t skip, size_t rest)
 {
-    bool was_empty = pg__stream_buffered(s) == 0;
     int r = pg__wbuf_reserve(s, rest);
-    if (r == 0 && was_empty)
-        r = pg__io_start(s->loop, &s->io, PG__IO_WRITE);
+    if (r == 0)
+        r = pg__want(s, PG__WANT_WRITE, true);
     if (r < 0) {
         /* Part of the stream may be gone already: the connection is broken. */
         pg__stream_force_close(s, r);
@@ -456,7 +398,7 @@ static int pg__stream_writelines(pg_transport *t, const struct iovec *iov, int i
             return -EINVAL;
         total += iov[i].iov_len;
     }
-    if (s->flags & PG__STREAM_READ_PIPE)
+    if (s->flags & PG_STREAM_READ_ONLY)
         return -ENOTSUP;
     if (s->wstate != PG__WRITE_OPEN)
         return -EPIPE;
@@ -464,14 +406,14 @@ static int pg__stream_writelines(pg_transport *t, const struct iovec *iov, int i
         return 0;
     if (s->state == PG__STREAM_LOST)
         return 0; /* asyncio drops it (and logs after a few) */
-    if ((s->flags & PG__STREAM_WRITE_PIPE) && s->state != PG__STREAM_OPEN)
+    if ((s->flags & PG_STREAM_WRITE_ONLY) && s->state != PG__STREAM_OPEN)
         return 0; /* a write pipe drops writes once closing, as asyncio */
 
     size_t sent = 0;
     if (pg__stream_buffered(s) == 0) {
-        /* Nothing queued: try at once. */
-        ssize_t n = iovcnt == 1 ? pg__stream_send(s, iov[0].iov_base, iov[0].iov_len)
-                                : pg__stream_sendv(s, iov, iovcnt);
+        /* Nothing queued: try at once (what the driver cannot take in one
+         * gather, e.g. beyond IOV_MAX, is buffered). */
+        ssize_t n = s->drv_ops->writev(s->drv, iov, iovcnt < IOV_MAX ? iovcnt : IOV_MAX);
         if (n < 0) {
             pg__stream_force_close(s, (int)n);
             return 0;
@@ -489,18 +431,16 @@ static int pg__stream_write(pg_transport *t, const void *data, size_t len)
     if (len > 0 && data == NULL)
         return -EINVAL;
     struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-    /* The hot path of every request/response protocol: an open socket with
+    /* The hot path of every request/response protocol: an open stream with
      * nothing queued sends at once, without writelines' generality. */
-    if ((s->flags & PG__STREAM_SOCKET) && s->state == PG__STREAM_OPEN && s->wstate == PG__WRITE_OPEN
-        && s->wlen == s->whead && len > 0) {
-        ssize_t n = send(s->io.fd, data, len, MSG_NOSIGNAL);
+    if (s->state == PG__STREAM_OPEN && s->wstate == PG__WRITE_OPEN && s->wlen == s->whead && len > 0
+        && !(s->flags & PG_STREAM_READ_ONLY)) {
+        ssize_t n = s->drv_ops->writev(s->drv, &iov, 1);
         if (n == (ssize_t)len)
             return 0;
         if (n >= 0)
             return pg__stream_buffer_rest(s, &iov, 1, (size_t)n, len - (size_t)n);
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return pg__stream_buffer_rest(s, &iov, 1, 0, len); /* the write watcher sends it */
-        pg__stream_force_close(s, -errno);
+        pg__stream_force_close(s, (int)n);
         return 0;
     }
     return pg__stream_writelines(t, &iov, 1);
@@ -509,9 +449,9 @@ static int pg__stream_write(pg_transport *t, const void *data, size_t len)
 static int pg__stream_write_eof(pg_transport *t)
 {
     pg__stream *s = PG__STREAM(t);
-    if (!(s->flags & PG__STREAM_CAN_WRITE_EOF))
+    if (!(s->flags & PG_STREAM_CAN_WRITE_EOF))
         return -ENOTSUP;
-    if (s->flags & PG__STREAM_WRITE_PIPE) {
+    if (s->flags & PG_STREAM_WRITE_ONLY) {
         /* A pipe's EOF is its closing: flush, close, connection_lost(0). */
         pg__stream_close(t);
         return 0;
@@ -523,12 +463,12 @@ static int pg__stream_write_eof(pg_transport *t)
         return 0;
     }
     s->wstate = PG__WRITE_EOF_WRITTEN;
-    return shutdown(s->io.fd, SHUT_WR) < 0 ? -errno : 0;
+    return s->drv_ops->shutdown_write(s->drv);
 }
 
 static bool pg__stream_can_write_eof(const pg_transport *t)
 {
-    return (PG__STREAM(t)->flags & PG__STREAM_CAN_WRITE_EOF) != 0;
+    return (PG__STREAM(t)->flags & PG_STREAM_CAN_WRITE_EOF) != 0;
 }
 
 /* ---- closing ------------------------------------------------------------ */
@@ -539,15 +479,15 @@ static void pg__stream_close(pg_transport *t)
     if (s->state != PG__STREAM_OPEN)
         return;
     s->state = PG__STREAM_CLOSING;
-    if (pg__stream_buffered(s) == 0 || !(s->flags & PG__STREAM_WRITE_PIPE))
-        pg__io_stop(s->loop, &s->io, PG__IO_READ); /* a flushing write pipe still watches its reader */
     if (pg__stream_buffered(s) == 0) {
         s->state = PG__STREAM_LOST;
-        pg__io_stop(s->loop, &s->io, PG__IO_READ | PG__IO_WRITE);
         s->lost_error = 0;
-        pg__loop_call_soon_reserved(s->loop, pg__stream_lost_cb, s);
+        pg__unwant_all(s);
+        pg__host_defer(s->host, pg__stream_lost_cb, s);
+    } else if (!(s->flags & PG_STREAM_WRITE_ONLY)) {
+        pg__unwant(s, PG__WANT_READ); /* a flushing write pipe still watches its reader */
     }
-    /* else write-ready flushes, then calls connection_lost(0) */
+    /* else writable flushes, then calls connection_lost(0) */
 }
 
 static void pg__stream_abort(pg_transport *t)
@@ -568,13 +508,13 @@ static void pg__stream_pause_reading(pg_transport *t)
     if (!pg__stream_reading(s))
         return;
     s->rstate = PG__READ_PAUSED;
-    pg__io_stop(s->loop, &s->io, PG__IO_READ);
+    pg__unwant(s, PG__WANT_READ);
 }
 
 static void pg__stream_resume_reading(pg_transport *t)
 {
     pg__stream *s = PG__STREAM(t);
-    if (s->state != PG__STREAM_OPEN || s->rstate != PG__READ_PAUSED || (s->flags & PG__STREAM_WRITE_PIPE))
+    if (s->state != PG__STREAM_OPEN || s->rstate != PG__READ_PAUSED || (s->flags & PG_STREAM_WRITE_ONLY))
         return;
     s->rstate = PG__READ_ACTIVE;
     pg__stream_start_reading_now(s);
@@ -614,23 +554,10 @@ static int pg__stream_get_extra_info(const pg_transport *t, pg_extra_key key, pg
     if (out == NULL)
         return -EINVAL;
     memset(out, 0, sizeof *out);
-    out->fd = s->io.fd;
-    if (s->flags & (PG__STREAM_READ_PIPE | PG__STREAM_WRITE_PIPE))
-        return key == PG_EXTRA_PIPE ? 0 : -ENOENT;
-    if (!(s->flags & PG__STREAM_SOCKET))
+    out->fd = -1;
+    if (s->drv_ops->get_extra_info == NULL)
         return -ENOENT;
-    out->addrlen = sizeof out->addr;
-    switch (key) {
-    case PG_EXTRA_PEERNAME:
-        return getpeername(s->io.fd, (struct sockaddr *)&out->addr, &out->addrlen) < 0 ? -errno : 0;
-    case PG_EXTRA_SOCKNAME:
-        return getsockname(s->io.fd, (struct sockaddr *)&out->addr, &out->addrlen) < 0 ? -errno : 0;
-    case PG_EXTRA_SOCKET:
-        out->addrlen = 0;
-        return 0;
-    default:
-        return -ENOENT;
-    }
+    return s->drv_ops->get_extra_info(s->drv, key, out);
 }
 
 /* asyncio's set_protocol / get_protocol. The read path looks at the protocol
@@ -670,31 +597,93 @@ static const pg_transport_ops pg__stream_ops = {
     .get_protocol = pg__stream_get_protocol,
 };
 
+/* ---- switching protocols ------------------------------------------------ */
+
+int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, void *arg, const void *pending,
+                                 size_t len)
+{
+    if (t == NULL || factory == NULL || (len > 0 && pending == NULL))
+        return -EINVAL;
+    if (t->ops == &pg__stream_ops) {
+        const pg__stream *s = PG__STREAM(t);
+        /* Not before connection_made (the runtime's would go to the next
+         * protocol too), not after connection_lost. */
+        if (s->proto != PG__PROTO_CONNECTED)
+            return -EINVAL;
+        /* The next protocol would get a resume_writing without its pause. */
+        if (s->flow != PG__FLOW_RUNNING)
+            return -EBUSY;
+    }
+    pg_protocol current;
+    int r = pg_transport_get_protocol(t, &current);
+    if (r < 0)
+        return r; /* -ENOTSUP: this transport cannot switch */
+    pg_protocol next;
+    r = pg__make_protocol(factory, arg, &next);
+    if (r < 0)
+        return r;
+    r = pg_transport_set_protocol(t, &next);
+    if (r < 0)
+        return r;
+    /* asyncio leaves connection_made to the caller of set_protocol. */
+    if (next.ops->connection_made != NULL)
+        next.ops->connection_made(next.self, t);
+    /* Bytes the current protocol read that belong to the next one. */
+    if (len == 0)
+        return 0;
+    const uint8_t *rest = pending;
+    if (next.ops->get_buffer == NULL) {
+        if (next.ops->data_received != NULL)
+            next.ops->data_received(next.self, rest, len);
+        return 0;
+    }
+    while (len > 0 && !pg_transport_is_closing(t)) {
+        size_t room = 0;
+        uint8_t *buf = next.ops->get_buffer(next.self, len, &room);
+        if (buf == NULL || room == 0) {
+            pg_transport_abort(t); /* asyncio: an empty buffer is fatal */
+            break;
+        }
+        size_t k = room < len ? room : len;
+        memcpy(buf, rest, k);
+        if (next.ops->buffer_updated != NULL)
+            next.ops->buffer_updated(next.self, k);
+        rest += k;
+        len -= k;
+    }
+    return 0;
+}
+
 /* ---- creation ----------------------------------------------------------- */
 
-/* Three ready-queue slots: connection_made, the first read, connection_lost. */
+/* Three deferred calls: connection_made, the first read, connection_lost. */
 #define PG__STREAM_SLOTS 3
 
-int pg__stream_alloc(pg_loop *loop, int fd, unsigned flags, pg__stream **out)
+int pg__make_protocol(pg_protocol_factory factory, void *arg, pg_protocol *out)
 {
-    assert(fd >= 0 && out != NULL);
-    pg__stream *s = pg__loop_stream_get(loop);
-    if (s != NULL)
-        memset(s, 0, sizeof *s);
-    else if ((s = calloc(1, sizeof *s)) == NULL)
-        return -ENOMEM;
+    memset(out, 0, sizeof *out);
+    int r = factory(arg, out);
+    if (r == 0 && out->ops == NULL)
+        r = -EINVAL; /* a factory bug; the instance (if any) is the factory's */
+    return r;
+}
+
+int pg__stream_init(pg__stream *s, pg_host *host, const pg_stream_driver_ops *ops, void *drv, unsigned flags)
+{
+    assert(host != NULL && ops != NULL);
+    memset(s, 0, sizeof *s);
     for (int reserved = 0; reserved < PG__STREAM_SLOTS; reserved++) {
-        int r = pg__loop_reserve(loop);
+        int r = pg__host_reserve(host);
         if (r < 0) {
             while (reserved-- > 0)
-                pg__loop_unreserve(loop);
-            pg__loop_stream_put(loop, s);
+                pg__host_unreserve(host);
             return r;
         }
     }
     s->base.ops = &pg__stream_ops;
-    s->loop = loop;
-    pg__io_init(&s->io, fd, pg__stream_on_io);
+    s->host = host;
+    s->drv_ops = ops;
+    s->drv = drv;
     s->high = PG_DEFAULT_HIGH_WATER;
     s->low = PG_DEFAULT_HIGH_WATER / 4;
     s->state = PG__STREAM_OPEN;
@@ -703,69 +692,52 @@ int pg__stream_alloc(pg_loop *loop, int fd, unsigned flags, pg__stream **out)
     s->flow = PG__FLOW_RUNNING;
     s->proto = PG__PROTO_NEW;
     s->flags = (uint8_t)flags;
-    *out = s;
     return 0;
 }
 
 void pg__stream_discard(pg__stream *s)
 {
     for (int i = 0; i < PG__STREAM_SLOTS; i++)
-        pg__loop_unreserve(s->loop);
-    pg__loop_stream_put(s->loop, s);
+        pg__host_unreserve(s->host);
 }
 
 pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol)
 {
     assert(protocol != NULL && protocol->ops != NULL);
     s->protocol = *protocol;
-    s->trace_id = (s->flags & PG__STREAM_UNTRACED) ? 0 : pg__trace_new_conn();
+    s->trace_id = (s->flags & PG_STREAM_UNTRACED) ? 0 : pg__trace_new_conn();
     /* asyncio: call_soon(connection_made); call_soon(_add_reader). */
-    pg__loop_call_soon_reserved(s->loop, pg__stream_connection_made, s);
-    pg__loop_call_soon_reserved(s->loop, pg__stream_start_reading, s);
+    pg__host_defer(s->host, pg__stream_connection_made, s);
+    pg__host_defer(s->host, pg__stream_start_reading, s);
     return &s->base;
 }
 
-int pg__stream_open(pg_loop *loop, int fd, unsigned flags, pg_protocol_factory factory, void *arg,
-                    pg_transport **out)
+int pg_stream_new(pg_host *host, const pg_stream_driver_ops *ops, void *driver, unsigned flags,
+                  pg_protocol_factory factory, void *arg, pg_transport **out)
 {
-    pg__stream *s;
-    int r = pg__stream_alloc(loop, fd, flags, &s);
-    if (r < 0)
+    const unsigned known = PG_STREAM_CAN_WRITE_EOF | PG_STREAM_READ_ONLY | PG_STREAM_WRITE_ONLY | PG_STREAM_UNTRACED;
+    if (host == NULL || ops == NULL || ops->writev == NULL || ops->shutdown_write == NULL || ops->want_read == NULL
+        || ops->want_write == NULL || ops->close == NULL || factory == NULL || (flags & ~known) != 0
+        || (flags & (PG_STREAM_READ_ONLY | PG_STREAM_WRITE_ONLY)) == (PG_STREAM_READ_ONLY | PG_STREAM_WRITE_ONLY))
+        return -EINVAL;
+    pg__stream *s = malloc(sizeof *s);
+    if (s == NULL)
+        return -ENOMEM;
+    int r = pg__stream_init(s, host, ops, driver, flags | PG__STREAM_OWNED);
+    if (r < 0) {
+        free(s);
         return r;
+    }
     /* Last: from here on nothing can fail, so the protocol never leaks. */
-    pg_protocol protocol = { 0 };
-    r = factory(arg, &protocol);
-    if (r == 0 && protocol.ops == NULL)
-        r = -EINVAL; /* a factory bug; the instance (if any) is the factory's */
+    pg_protocol protocol;
+    r = pg__make_protocol(factory, arg, &protocol);
     if (r < 0) {
         pg__stream_discard(s);
+        free(s);
         return r;
     }
     pg_transport *t = pg__stream_start(s, &protocol);
     if (out != NULL)
         *out = t;
     return 0;
-}
-
-/* ---- public: adopting a connected socket -------------------------------- */
-
-int pg_stream_adopt_fd(pg_loop *loop, int fd, pg_protocol_factory factory, void *arg, pg_transport **out)
-{
-    if (loop == NULL || fd < 0 || factory == NULL)
-        return -EINVAL;
-    int type, domain;
-    socklen_t len = sizeof type;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-        return -errno; /* -ENOTSOCK for pipes and files */
-    if (type != SOCK_STREAM)
-        return -EINVAL;
-    len = sizeof domain;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
-        return -errno;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return -errno;
-    if (domain == AF_INET || domain == AF_INET6)
-        pg__socket_nodelay(fd);
-    return pg__stream_open(loop, fd, PG__STREAM_SOCKET | PG__STREAM_CAN_WRITE_EOF, factory, arg, out);
 }

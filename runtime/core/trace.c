@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core_internal.h"
 
 int pg__trace_fd = -1;
 

@@ -1,0 +1,172 @@
+/* The core's internals, shared with the built-in loop and drivers of the
+ * runtime (never installed). */
+#ifndef PROTOGEN_CORE_INTERNAL_H
+#define PROTOGEN_CORE_INTERNAL_H
+
+#include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protogen/core.h"
+
+#define PG__CONTAINER_OF(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
+
+/* Retries a system call while it fails with EINTR; r gets the result. */
+#define PG__RETRY_EINTR(r, call) \
+    do {                         \
+        (r) = (call);            \
+    } while ((r) == -1 && errno == EINTR)
+
+/* ---- hosts (host.c) ----------------------------------------------------- */
+
+struct pg_host {
+    const pg_host_ops *ops;
+    void *self;
+    /* A drained write buffer kept for the next transport that needs one, so
+     * that a connection at the edge of back-pressure fills and drains without
+     * allocating while idle connections hold none. */
+    uint8_t *spare_wbuf;
+    size_t spare_wbuf_cap;
+};
+
+#define PG__SPARE_WBUF_MAX ((size_t)1024 * 1024)
+
+/* For hosts that embed their pg_host (the built-in loop). */
+void pg__host_init(pg_host *host, const pg_host_ops *ops, void *self);
+void pg__host_cleanup(pg_host *host);
+
+static inline int pg__host_reserve(pg_host *h) { return h->ops->reserve(h->self); }
+static inline void pg__host_unreserve(pg_host *h) { h->ops->unreserve(h->self); }
+static inline void pg__host_defer(pg_host *h, pg_callback_fn fn, void *arg) { h->ops->defer(h->self, fn, arg); }
+
+/* Keeps buf (the largest, up to PG__SPARE_WBUF_MAX bytes) or frees it. */
+void pg__host_give_wbuf(pg_host *host, uint8_t *buf, size_t cap);
+/* The kept buffer and its capacity, or NULL and 0. */
+uint8_t *pg__host_take_wbuf(pg_host *host, size_t *cap);
+
+/* ---- write buffer limits (limits.c) ------------------------------------- */
+
+/* asyncio's _set_write_buffer_limits: PG_LIMIT_DEFAULT means "not given";
+ * only high → low = high/4; only low → high = 4*low; high < low → -EINVAL. */
+int pg__write_buffer_limits(size_t high, size_t low, size_t *out_high, size_t *out_low);
+
+/* ---- stream transports (stream.c) --------------------------------------- */
+
+/* The connection as a whole (asyncio's _closing and _conn_lost). */
+typedef enum pg__stream_state {
+    PG__STREAM_OPEN,
+    PG__STREAM_CLOSING, /* close() called, flushing the buffer */
+    PG__STREAM_LOST,    /* connection_lost is scheduled or running */
+} pg__stream_state;
+
+/* The write side (asyncio's _eof). */
+typedef enum pg__write_state {
+    PG__WRITE_OPEN,
+    PG__WRITE_EOF_PENDING, /* write_eof() called, shutdown once the buffer drains */
+    PG__WRITE_EOF_WRITTEN,
+} pg__write_state;
+
+typedef enum pg__read_state {
+    PG__READ_ACTIVE,
+    PG__READ_PAUSED,
+    PG__READ_EOF, /* the peer's EOF was kept open (half-close): never read again */
+} pg__read_state;
+
+typedef enum pg__flow_state {
+    PG__FLOW_RUNNING,
+    PG__FLOW_PAUSED_PROTOCOL,
+} pg__flow_state;
+
+/* Which protocol callbacks have run. */
+typedef enum pg__proto_state {
+    PG__PROTO_NEW,
+    PG__PROTO_CONNECTED,
+    PG__PROTO_LOST,
+} pg__proto_state;
+
+/* Interests asked of the driver (pg__stream.want). */
+#define PG__WANT_READ 1u
+#define PG__WANT_WRITE 2u
+
+/* pg__stream.flags: the public PG_STREAM_* and these. */
+#define PG__STREAM_OWNED 16u /* made by pg_stream_new: the core frees it */
+/* Bits the core leaves to a driver that embeds it (the fd driver's). */
+#define PG__STREAM_DRIVER_BITS 0xe0u
+
+typedef struct pg__stream {
+    pg_transport base; /* first: the public header */
+    pg_host *host;
+    const pg_stream_driver_ops *drv_ops;
+    void *drv;
+    pg_protocol protocol;
+    /* Write buffer: bytes [whead, wlen) of wbuf are pending; given back to the
+     * host when drained (pg__host_give_wbuf). */
+    uint8_t *wbuf;
+    size_t whead;
+    size_t wlen;
+    size_t wcap;
+    size_t high;
+    size_t low;
+    int lost_error;
+    uint32_t trace_id;
+    uint8_t state;  /* pg__stream_state */
+    uint8_t wstate; /* pg__write_state */
+    uint8_t rstate; /* pg__read_state */
+    uint8_t flow;   /* pg__flow_state */
+    uint8_t proto;  /* pg__proto_state */
+    uint8_t flags;  /* PG_STREAM_*, PG__STREAM_* */
+    uint8_t want;   /* PG__WANT_*: what the driver was last asked for */
+} pg__stream;
+
+/* A driver that keeps the transport inside its own block (one allocation
+ * per connection) makes it in two steps, so that a protocol is made only once
+ * nothing can fail any more: pg__stream_init() reserves the host's deferred
+ * calls (it may fail, and then no protocol exists yet); pg__stream_start()
+ * attaches the protocol and defers connection_made and the first read (it
+ * cannot fail). pg__stream_discard() undoes an init that is never started.
+ * Such a driver's close() frees the block. */
+int pg__stream_init(pg__stream *s, pg_host *host, const pg_stream_driver_ops *ops, void *drv, unsigned flags);
+pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol);
+void pg__stream_discard(pg__stream *s);
+
+/* The protocol made by factory(arg), checked: 0 or a negative errno. */
+int pg__make_protocol(pg_protocol_factory factory, void *arg, pg_protocol *out);
+
+/* ---- tracing (trace.c) -------------------------------------------------- */
+
+/* -1 when PROTOGEN_TRACE is unset: every trace point is one branch. */
+extern int pg__trace_fd;
+
+/* Reads PROTOGEN_TRACE once per process. */
+void pg__trace_init(void);
+/* For tests: closes the trace file, re-reads PROTOGEN_TRACE and numbers
+ * connections from 1 again. */
+void pg__trace_reset(void);
+/* The next protocol instance number (from 1); 0 when tracing is off. The
+ * trace macros write nothing for instance 0. */
+uint32_t pg__trace_new_conn(void);
+
+void pg__trace_write(uint32_t conn, const char *callback);
+void pg__trace_write_size(uint32_t conn, const char *callback, size_t n);
+/* error 0 → "ok", else the errno's name. */
+void pg__trace_write_error(uint32_t conn, const char *callback, int error);
+
+#define PG__TRACE(conn, cb)                         \
+    do {                                            \
+        if (pg__trace_fd >= 0 && (conn) != 0)       \
+            pg__trace_write((conn), (cb));          \
+    } while (0)
+#define PG__TRACE_SIZE(conn, cb, n)                  \
+    do {                                             \
+        if (pg__trace_fd >= 0 && (conn) != 0)        \
+            pg__trace_write_size((conn), (cb), (n)); \
+    } while (0)
+#define PG__TRACE_ERROR(conn, cb, err)                  \
+    do {                                                \
+        if (pg__trace_fd >= 0 && (conn) != 0)           \
+            pg__trace_write_error((conn), (cb), (err)); \
+    } while (0)
+
+#endif

@@ -1,0 +1,145 @@
+/* The sans-I/O core: asyncio's stream transport semantics (write buffer,
+ * watermarks, EOF, close/abort, the deferred connection_lost, protocol
+ * switching, trace lines) with no system call of its own.
+ *
+ * The core is driven, it drives nothing. Two small tables connect it to the
+ * world (docs/embedding.md has the full contract and three complete hosts):
+ *
+ *   - a host (pg_host_ops): runs deferred calls in order, soon after the
+ *     current callback returns, and tells the time. The built-in loop is one
+ *     host; a libuv loop or the user's own poll() loop are others.
+ *   - a driver (pg_stream_driver_ops), one per connection: moves the bytes
+ *     (writev, shutdown_write), watches readiness when the core asks
+ *     (want_read, want_write) and releases the connection at the end (close).
+ *     The fd driver of the built-in loop is one; a libuv stream, the user's
+ *     own socket or the in-memory test driver are others.
+ *
+ * The driver reports what happened with the pg_stream_* event functions
+ * below (bytes read, EOF, writable, error); the protocol sees exactly the
+ * callbacks, in exactly the order, that asyncio would give it.
+ *
+ * Integer results are 0 or a negative errno value. */
+#ifndef PROTOGEN_CORE_H
+#define PROTOGEN_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "protogen/protocol.h"
+#include "protogen/transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void (*pg_callback_fn)(void *arg);
+
+/* ---- hosts -------------------------------------------------------------- */
+
+typedef struct pg_host_ops {
+    /* Makes room for one more deferred call, so that defer() can never fail
+     * when it is needed (a transport reserves what it will defer when it is
+     * made). 0 or -ENOMEM. */
+    int (*reserve)(void *self);
+    /* Gives back a reservation that will not be used. */
+    void (*unreserve)(void *self);
+    /* Calls fn(arg) soon: never from inside defer() itself, always from the
+     * host's own dispatch, in the order of the defer() calls. Uses one
+     * reservation; cannot fail. */
+    void (*defer)(void *self, pg_callback_fn fn, void *arg);
+    /* Monotonic milliseconds (asyncio's loop.time()). */
+    uint64_t (*now_ms)(void *self);
+} pg_host_ops;
+
+/* A host as the core sees it: the table, its pointer, and what the core keeps
+ * per host (a spare write buffer). Made once per loop, freed after its last
+ * transport is gone. */
+typedef struct pg_host pg_host;
+
+int pg_host_new(const pg_host_ops *ops, void *self, pg_host **out);
+void pg_host_free(pg_host *host);
+
+/* ---- stream drivers ----------------------------------------------------- */
+
+typedef struct pg_stream_driver_ops {
+    /* Sends what can go now of iov[0..iovcnt): the bytes taken (possibly
+     * fewer than given), 0 when nothing can go now (the core then asks for
+     * want_write and waits for pg_stream_writable), or a negative errno: the
+     * connection is broken and the core will end it. */
+    ssize_t (*writev)(void *self, const struct iovec *iov, int iovcnt);
+    /* Shuts the write side down (SHUT_WR) once the buffer drained: 0 or a
+     * negative errno. Only called on transports made with
+     * PG_STREAM_CAN_WRITE_EOF. */
+    int (*shutdown_write)(void *self);
+    /* Starts or stops reporting readability (pg_stream_read_*) and
+     * writability (pg_stream_writable). 0 or a negative errno, which ends the
+     * connection. A driver that cannot stop reading at once must hold what
+     * it reads until want_read(true). */
+    int (*want_read)(void *self, bool on);
+    int (*want_write)(void *self, bool on);
+    /* The transport is done (after connection_lost): release the connection.
+     * The last call the driver gets; the transport is gone once it returns. */
+    void (*close)(void *self);
+    /* Optional (NULL: -ENOENT for every key). */
+    int (*get_extra_info)(void *self, pg_extra_key key, pg_extra_info *out);
+} pg_stream_driver_ops;
+
+/* What kind of stream the driver moves. */
+enum pg_stream_flags {
+    PG_STREAM_CAN_WRITE_EOF = 1, /* write_eof() shuts the write side down */
+    PG_STREAM_READ_ONLY = 2,     /* asyncio's read pipe: no writing; EOF ends it */
+    PG_STREAM_WRITE_ONLY = 4,    /* asyncio's write pipe: no reading; write_eof closes */
+    PG_STREAM_UNTRACED = 8,      /* part of another traced instance: no trace lines */
+};
+
+/* Makes a stream transport over a driver: factory(arg) makes the protocol
+ * (last, once nothing can fail), connection_made and the first want_read
+ * follow through the host's defer. On error no protocol callback is ever
+ * called and the driver is not called. */
+int pg_stream_new(pg_host *host, const pg_stream_driver_ops *ops, void *driver, unsigned flags,
+                  pg_protocol_factory factory, void *arg, pg_transport **out);
+
+/* ---- events from the driver --------------------------------------------- */
+
+/* Where the next read goes. Returns 1 with *buf and *len set: read into the
+ * protocol's own memory (a buffered protocol), then pg_stream_read_done(t, n).
+ * Returns 0: read into the driver's own memory, then pg_stream_read(t, data, n).
+ * Returns a negative errno: do not read now (the protocol closed or paused the
+ * transport, or gave no buffer: the transport is ending). */
+int pg_stream_read_buffer(pg_transport *t, size_t size_hint, uint8_t **buf, size_t *len);
+/* n (> 0) bytes were read into the buffer from pg_stream_read_buffer. */
+void pg_stream_read_done(pg_transport *t, size_t n);
+/* n bytes were read into the driver's memory (valid during the call); a
+ * buffered protocol gets them copied through get_buffer/buffer_updated.
+ * Returns how many were taken: fewer than n only when the protocol paused
+ * reading meanwhile; the driver holds the rest and gives it again after
+ * want_read(true). Once the transport is closing every byte is "taken"
+ * (dropped: nothing more is read, as in asyncio). */
+size_t pg_stream_read(pg_transport *t, const uint8_t *data, size_t n);
+/* The peer shut its write side down (read returned 0). */
+void pg_stream_read_eof(pg_transport *t);
+/* The driver can take more bytes (after want_write(true)). */
+void pg_stream_writable(pg_transport *t);
+/* The connection broke (error < 0), or the driver ends it (0: as abort). */
+void pg_stream_fail(pg_transport *t, int error);
+
+/* ---- for protocols ------------------------------------------------------ */
+
+/* asyncio's set_protocol done whole: the next protocol (made by factory(arg))
+ * takes the transport over, its connection_made is called, and the bytes the
+ * current protocol already read but that belong to the next one (pending,
+ * len) are delivered to it (copied through get_buffer for a buffered one).
+ * -EINVAL before connection_made or after connection_lost, -EBUSY while
+ * writing is paused (the next protocol would get a resume without its
+ * pause), -ENOTSUP when the transport cannot switch, or the factory's error.
+ * The current protocol gets no further callback. */
+int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, void *arg, const void *pending,
+                                 size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,248 @@
+/* The fd stream driver of the built-in loop: TCP and Unix sockets, read and
+ * write pipes. It moves bytes with send/recv (sockets, MSG_NOSIGNAL) or
+ * read/write (pipes) and watches readiness through the loop's epoll set;
+ * every rule of the transport is the core's (runtime/core/stream.c).
+ *
+ * The core's transport lives inside this driver's block (one allocation per
+ * connection), and closed blocks go back to the loop's cache. */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "protogen/stream.h"
+
+#include "internal.h"
+
+/* The fd driver's own flags (PG__STREAM_SOCKET, PG__STREAM_WATCH_READER) are
+ * kept in the core's flags, in the bits it leaves to drivers, and the loop is
+ * the core's host: the block stays within 128 bytes. */
+struct pg__fdstream {
+    pg__stream core; /* first: the transport */
+    pg__io io;
+};
+
+static pg_loop *pg__fd_loop(const pg__fdstream *f)
+{
+    return PG__CONTAINER_OF(f->core.host, pg_loop, host);
+}
+
+size_t pg__stream_sizeof(void)
+{
+    return sizeof(pg__fdstream);
+}
+
+/* ---- the driver table --------------------------------------------------- */
+
+static ssize_t pg__fd_writev(void *self, const struct iovec *iov, int iovcnt)
+{
+    pg__fdstream *f = self;
+    ssize_t n;
+    if (!(f->core.flags & PG__STREAM_SOCKET)) {
+        n = pg__write_nosigpipe(f->io.fd, iov, iovcnt);
+    } else if (iovcnt == 1) {
+        PG__RETRY_EINTR(n, send(f->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL));
+    } else {
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_iov = (struct iovec *)iov;
+        msg.msg_iovlen = (size_t)iovcnt;
+        PG__RETRY_EINTR(n, sendmsg(f->io.fd, &msg, MSG_NOSIGNAL));
+    }
+    if (n >= 0)
+        return n;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+}
+
+static int pg__fd_shutdown_write(void *self)
+{
+    pg__fdstream *f = self;
+    return shutdown(f->io.fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+static int pg__fd_want(pg__fdstream *f, uint32_t events, bool on)
+{
+    if (on)
+        return pg__io_start(pg__fd_loop(f), &f->io, events);
+    pg__io_stop(pg__fd_loop(f), &f->io, events);
+    return 0;
+}
+
+static int pg__fd_want_read(void *self, bool on)
+{
+    pg__fdstream *f = self;
+    /* A write pipe reads only to learn that its reader went away, where the
+     * fd can tell (pipe.c decides). */
+    if ((f->core.flags & PG__STREAM_WRITE_PIPE) && !(f->core.flags & PG__STREAM_WATCH_READER))
+        return 0;
+    return pg__fd_want(f, PG__IO_READ, on);
+}
+
+static int pg__fd_want_write(void *self, bool on)
+{
+    return pg__fd_want(self, PG__IO_WRITE, on);
+}
+
+static void pg__fd_close(void *self)
+{
+    pg__fdstream *f = self;
+    pg__io_stop(pg__fd_loop(f), &f->io, PG__IO_READ | PG__IO_WRITE);
+    close(f->io.fd);
+    pg__loop_stream_put(pg__fd_loop(f), f);
+}
+
+static int pg__fd_get_extra_info(void *self, pg_extra_key key, pg_extra_info *out)
+{
+    pg__fdstream *f = self;
+    out->fd = f->io.fd;
+    if (f->core.flags & (PG__STREAM_READ_PIPE | PG__STREAM_WRITE_PIPE))
+        return key == PG_EXTRA_PIPE ? 0 : -ENOENT;
+    if (!(f->core.flags & PG__STREAM_SOCKET))
+        return -ENOENT;
+    out->addrlen = sizeof out->addr;
+    switch (key) {
+    case PG_EXTRA_PEERNAME:
+        return getpeername(f->io.fd, (struct sockaddr *)&out->addr, &out->addrlen) < 0 ? -errno : 0;
+    case PG_EXTRA_SOCKNAME:
+        return getsockname(f->io.fd, (struct sockaddr *)&out->addr, &out->addrlen) < 0 ? -errno : 0;
+    case PG_EXTRA_SOCKET:
+        out->addrlen = 0;
+        return 0;
+    default:
+        return -ENOENT;
+    }
+}
+
+static const pg_stream_driver_ops pg__fd_stream_ops = {
+    .writev = pg__fd_writev,
+    .shutdown_write = pg__fd_shutdown_write,
+    .want_read = pg__fd_want_read,
+    .want_write = pg__fd_want_write,
+    .close = pg__fd_close,
+    .get_extra_info = pg__fd_get_extra_info,
+};
+
+/* ---- readiness ---------------------------------------------------------- */
+
+static void pg__fd_read_ready(pg__fdstream *f)
+{
+    pg_transport *t = &f->core.base;
+    if (f->core.flags & PG__STREAM_WRITE_PIPE) {
+        pg_stream_read_eof(t); /* a write pipe's reader went away */
+        return;
+    }
+    uint8_t *buf;
+    size_t len;
+    int target = pg_stream_read_buffer(t, PG__READ_BUFFER_SIZE, &buf, &len);
+    if (target < 0)
+        return;
+    if (target == 0) {
+        len = PG__READ_BUFFER_SIZE;
+        buf = pg__loop_read_buffer(pg__fd_loop(f));
+        if (buf == NULL) {
+            pg_stream_fail(t, -ENOMEM);
+            return;
+        }
+    }
+    ssize_t n;
+    if (f->core.flags & PG__STREAM_SOCKET)
+        PG__RETRY_EINTR(n, recv(f->io.fd, buf, len, 0));
+    else
+        PG__RETRY_EINTR(n, read(f->io.fd, buf, len));
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            pg_stream_fail(t, -errno);
+        return;
+    }
+    if (n == 0)
+        pg_stream_read_eof(t);
+    else if (target == 1)
+        pg_stream_read_done(t, (size_t)n);
+    else
+        (void)pg_stream_read(t, buf, (size_t)n); /* all taken: the protocol was reading */
+}
+
+static void pg__fd_on_io(pg__io *io, uint32_t events)
+{
+    pg__fdstream *f = PG__CONTAINER_OF(io, pg__fdstream, io);
+    if (events & PG__IO_READ)
+        pg__fd_read_ready(f);
+    /* Last: writable may free the transport. */
+    if ((events & PG__IO_WRITE) && (f->io.events & PG__IO_WRITE))
+        pg_stream_writable(&f->core.base);
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+int pg__fdstream_alloc(pg_loop *loop, int fd, unsigned flags, pg__fdstream **out)
+{
+    assert(fd >= 0 && out != NULL);
+    pg__fdstream *f = pg__loop_stream_get(loop);
+    if (f == NULL && (f = malloc(sizeof *f)) == NULL)
+        return -ENOMEM;
+    int r = pg__stream_init(&f->core, pg__loop_host(loop), &pg__fd_stream_ops, f, flags);
+    if (r < 0) {
+        pg__loop_stream_put(loop, f);
+        return r;
+    }
+    pg__io_init(&f->io, fd, pg__fd_on_io);
+    *out = f;
+    return 0;
+}
+
+void pg__fdstream_discard(pg__fdstream *f)
+{
+    pg_loop *loop = pg__fd_loop(f);
+    pg__stream_discard(&f->core);
+    pg__loop_stream_put(loop, f);
+}
+
+pg_transport *pg__fdstream_start(pg__fdstream *f, const pg_protocol *protocol)
+{
+    return pg__stream_start(&f->core, protocol);
+}
+
+int pg__fdstream_open(pg_loop *loop, int fd, unsigned flags, pg_protocol_factory factory, void *arg,
+                      pg_transport **out)
+{
+    pg__fdstream *f;
+    int r = pg__fdstream_alloc(loop, fd, flags, &f);
+    if (r < 0)
+        return r;
+    /* Last: from here on nothing can fail, so the protocol never leaks. */
+    pg_protocol protocol;
+    r = pg__make_protocol(factory, arg, &protocol);
+    if (r < 0) {
+        pg__fdstream_discard(f);
+        return r;
+    }
+    pg_transport *t = pg__fdstream_start(f, &protocol);
+    if (out != NULL)
+        *out = t;
+    return 0;
+}
+
+/* ---- public: adopting a connected socket -------------------------------- */
+
+int pg_stream_adopt_fd(pg_loop *loop, int fd, pg_protocol_factory factory, void *arg, pg_transport **out)
+{
+    if (loop == NULL || fd < 0 || factory == NULL)
+        return -EINVAL;
+    int type, domain;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return -errno; /* -ENOTSOCK for pipes and files */
+    if (type != SOCK_STREAM)
+        return -EINVAL;
+    len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+        return -errno;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    if (domain == AF_INET || domain == AF_INET6)
+        pg__socket_nodelay(fd);
+    return pg__fdstream_open(loop, fd, PG__STREAM_SOCKET | PG__STREAM_CAN_WRITE_EOF, factory, arg, out);
+}
