@@ -40,6 +40,11 @@ void pg_host_free(pg_host *host)
     free(host);
 }
 
+uint64_t pg_host_now_ms(pg_host *host)
+{
+    return host->ops->now_ms(host->self);
+}
+
 void pg__host_give_wbuf(pg_host *host, uint8_t *buf, size_t cap)
 {
     if (buf == NULL)

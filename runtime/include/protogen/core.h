@@ -61,6 +61,8 @@ typedef struct pg_host pg_host;
 
 int pg_host_new(const pg_host_ops *ops, void *self, pg_host **out);
 void pg_host_free(pg_host *host);
+/* The host's clock (its now_ms). */
+uint64_t pg_host_now_ms(pg_host *host);
 
 /* ---- stream drivers ----------------------------------------------------- */
 

@@ -6,6 +6,8 @@
 #include "protogen/loop.h"
 #include "protogen/protocol.h"
 #include "protogen/transport.h"
+#include "protogen/core.h"
+#include "protogen/manual.h"
 #include "protogen/server.h"
 #include "protogen/tcp.h"
 #include "protogen/unix.h"

@@ -1,0 +1,348 @@
+/* The manual host and stream (protogen/manual.h): the core driven by a loop
+ * the user owns, and by protogen's tests with no kernel at all. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "protogen/manual.h"
+
+#include "core_internal.h"
+
+/* ---- the host: a FIFO of deferred calls with reservations ---------------- */
+
+typedef struct pg__deferred {
+    pg_callback_fn fn;
+    void *arg;
+} pg__deferred;
+
+struct pg_manual_host {
+    pg_host host;
+    pg__deferred *ring; /* cap entries, a power of two */
+    size_t head;
+    size_t len;
+    size_t cap;
+    size_t reserved; /* invariant: len + reserved <= cap */
+    uint64_t (*now_ms)(void *arg);
+    void *now_arg;
+};
+
+static int pg__mh_grow(pg_manual_host *mh)
+{
+    size_t cap = mh->cap ? mh->cap * 2 : 16;
+    if (cap > SIZE_MAX / sizeof(pg__deferred))
+        return -ENOMEM;
+    pg__deferred *ring = malloc(cap * sizeof *ring);
+    if (ring == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < mh->len; i++)
+        ring[i] = mh->ring[(mh->head + i) & (mh->cap - 1)];
+    free(mh->ring);
+    mh->ring = ring;
+    mh->head = 0;
+    mh->cap = cap;
+    return 0;
+}
+
+static int pg__mh_reserve(void *self)
+{
+    pg_manual_host *mh = self;
+    if (mh->len + mh->reserved + 1 > mh->cap) {
+        int r = pg__mh_grow(mh);
+        if (r < 0)
+            return r;
+    }
+    mh->reserved++;
+    return 0;
+}
+
+static void pg__mh_unreserve(void *self)
+{
+    pg_manual_host *mh = self;
+    assert(mh->reserved > 0);
+    mh->reserved--;
+}
+
+static void pg__mh_defer(void *self, pg_callback_fn fn, void *arg)
+{
+    pg_manual_host *mh = self;
+    assert(mh->reserved > 0 && mh->len < mh->cap);
+    mh->reserved--;
+    mh->ring[(mh->head + mh->len) & (mh->cap - 1)] = (pg__deferred){ fn, arg };
+    mh->len++;
+}
+
+static uint64_t pg__monotonic_ms(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t pg__mh_now_ms(void *self)
+{
+    pg_manual_host *mh = self;
+    return mh->now_ms(mh->now_arg);
+}
+
+static const pg_host_ops pg__manual_host_ops = {
+    .reserve = pg__mh_reserve,
+    .unreserve = pg__mh_unreserve,
+    .defer = pg__mh_defer,
+    .now_ms = pg__mh_now_ms,
+};
+
+int pg_manual_host_new(pg_manual_host **out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    pg_manual_host *mh = calloc(1, sizeof *mh);
+    if (mh == NULL)
+        return -ENOMEM;
+    if (pg__mh_grow(mh) < 0) {
+        free(mh);
+        return -ENOMEM;
+    }
+    pg__host_init(&mh->host, &pg__manual_host_ops, mh);
+    mh->now_ms = pg__monotonic_ms;
+    *out = mh;
+    return 0;
+}
+
+void pg_manual_host_free(pg_manual_host *mh)
+{
+    if (mh == NULL)
+        return;
+    pg__host_cleanup(&mh->host);
+    free(mh->ring);
+    free(mh);
+}
+
+pg_host *pg_manual_host_host(pg_manual_host *mh)
+{
+    return &mh->host;
+}
+
+size_t pg_manual_host_run(pg_manual_host *mh)
+{
+    size_t n = mh->len;
+    for (size_t i = 0; i < n; i++) {
+        pg__deferred d = mh->ring[mh->head];
+        mh->head = (mh->head + 1) & (mh->cap - 1);
+        mh->len--;
+        d.fn(d.arg);
+    }
+    return n;
+}
+
+bool pg_manual_host_pending(const pg_manual_host *mh)
+{
+    return mh->len > 0;
+}
+
+void pg_manual_host_set_clock(pg_manual_host *mh, uint64_t (*now_ms)(void *arg), void *arg)
+{
+    mh->now_ms = now_ms != NULL ? now_ms : pg__monotonic_ms;
+    mh->now_arg = now_ms != NULL ? arg : NULL;
+}
+
+/* ---- a stream: the output is the driver's "send buffer" ------------------ */
+
+#define PG__MANUAL_DEFAULT_CAPACITY ((size_t)256 * 1024)
+
+struct pg_manual_stream {
+    pg_transport *transport; /* NULL once closed */
+    uint8_t *out;            /* bytes [out_head, out_len) wait to be sent */
+    size_t out_head;
+    size_t out_len;
+    size_t out_cap; /* allocated */
+    size_t capacity;
+    bool reading;
+    bool writing; /* the core waits for room */
+    bool shut;    /* shutdown_write called */
+    bool closed;
+    bool free_on_close; /* freed by the user while the transport still ran */
+};
+
+static size_t pg__ms_pending(const pg_manual_stream *ms)
+{
+    return ms->out_len - ms->out_head;
+}
+
+static ssize_t pg__ms_writev(void *self, const struct iovec *iov, int iovcnt)
+{
+    pg_manual_stream *ms = self;
+    size_t room = ms->capacity > pg__ms_pending(ms) ? ms->capacity - pg__ms_pending(ms) : 0;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    size_t take = total < room ? total : room;
+    if (take == 0)
+        return 0;
+    if (ms->out_len + take > ms->out_cap) {
+        size_t used = pg__ms_pending(ms);
+        memmove(ms->out, ms->out + ms->out_head, used);
+        ms->out_head = 0;
+        ms->out_len = used;
+        if (used + take > ms->out_cap) {
+            size_t cap = ms->out_cap * 2 > used + take ? ms->out_cap * 2 : used + take;
+            uint8_t *p = realloc(ms->out, cap);
+            if (p == NULL)
+                return -ENOMEM;
+            ms->out = p;
+            ms->out_cap = cap;
+        }
+    }
+    size_t left = take;
+    for (int i = 0; i < iovcnt && left > 0; i++) {
+        size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+        memcpy(ms->out + ms->out_len, iov[i].iov_base, k);
+        ms->out_len += k;
+        left -= k;
+    }
+    return (ssize_t)take;
+}
+
+static int pg__ms_shutdown_write(void *self)
+{
+    pg_manual_stream *ms = self;
+    ms->shut = true;
+    return 0;
+}
+
+static int pg__ms_want_read(void *self, bool on)
+{
+    ((pg_manual_stream *)self)->reading = on;
+    return 0;
+}
+
+static int pg__ms_want_write(void *self, bool on)
+{
+    ((pg_manual_stream *)self)->writing = on;
+    return 0;
+}
+
+static void pg__ms_close(void *self)
+{
+    pg_manual_stream *ms = self;
+    ms->transport = NULL;
+    ms->reading = ms->writing = false;
+    ms->closed = true;
+    if (ms->free_on_close) {
+        free(ms->out);
+        free(ms);
+    }
+}
+
+static const pg_stream_driver_ops pg__manual_stream_ops = {
+    .writev = pg__ms_writev,
+    .shutdown_write = pg__ms_shutdown_write,
+    .want_read = pg__ms_want_read,
+    .want_write = pg__ms_want_write,
+    .close = pg__ms_close,
+    .get_extra_info = NULL,
+};
+
+int pg_manual_stream_new(pg_host *host, unsigned flags, pg_protocol_factory factory, void *arg,
+                         pg_manual_stream **out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    pg_manual_stream *ms = calloc(1, sizeof *ms);
+    if (ms == NULL)
+        return -ENOMEM;
+    ms->capacity = PG__MANUAL_DEFAULT_CAPACITY;
+    int r = pg_stream_new(host, &pg__manual_stream_ops, ms, flags, factory, arg, &ms->transport);
+    if (r < 0) {
+        free(ms);
+        return r;
+    }
+    *out = ms;
+    return 0;
+}
+
+void pg_manual_stream_free(pg_manual_stream *ms)
+{
+    if (ms == NULL)
+        return;
+    if (!ms->closed) {
+        /* Still running: abort it; connection_lost comes at the next run. */
+        ms->free_on_close = true;
+        pg_stream_fail(ms->transport, 0);
+        return;
+    }
+    free(ms->out);
+    free(ms);
+}
+
+pg_transport *pg_manual_stream_transport(pg_manual_stream *ms)
+{
+    return ms->transport;
+}
+
+size_t pg_manual_stream_feed(pg_manual_stream *ms, const void *data, size_t len)
+{
+    if (ms->closed || len == 0)
+        return len;
+    if (!ms->reading)
+        return 0;
+    return pg_stream_read(ms->transport, data, len);
+}
+
+void pg_manual_stream_feed_eof(pg_manual_stream *ms)
+{
+    if (!ms->closed)
+        pg_stream_read_eof(ms->transport);
+}
+
+void pg_manual_stream_fail(pg_manual_stream *ms, int error)
+{
+    if (!ms->closed)
+        pg_stream_fail(ms->transport, error);
+}
+
+bool pg_manual_stream_wants_read(const pg_manual_stream *ms)
+{
+    return ms->reading;
+}
+
+const uint8_t *pg_manual_stream_output(const pg_manual_stream *ms, size_t *len)
+{
+    *len = pg__ms_pending(ms);
+    return ms->out + ms->out_head;
+}
+
+/* Room in the output: the core may send what it buffered. */
+static void pg__ms_room(pg_manual_stream *ms)
+{
+    if (ms->writing && !ms->closed && pg__ms_pending(ms) < ms->capacity)
+        pg_stream_writable(ms->transport);
+}
+
+void pg_manual_stream_consume(pg_manual_stream *ms, size_t n)
+{
+    assert(n <= pg__ms_pending(ms));
+    if (n > pg__ms_pending(ms))
+        n = pg__ms_pending(ms);
+    ms->out_head += n;
+    if (ms->out_head == ms->out_len)
+        ms->out_head = ms->out_len = 0;
+    if (n > 0)
+        pg__ms_room(ms);
+}
+
+void pg_manual_stream_set_capacity(pg_manual_stream *ms, size_t capacity)
+{
+    ms->capacity = capacity;
+    pg__ms_room(ms);
+}
+
+bool pg_manual_stream_output_shut(const pg_manual_stream *ms)
+{
+    return ms->shut && pg__ms_pending(ms) == 0;
+}
+
+bool pg_manual_stream_closed(const pg_manual_stream *ms)
+{
+    return ms->closed;
+}

@@ -1,0 +1,388 @@
+/* The manual host and stream (protogen/manual.h): the core with no kernel.
+ * The same rules as over sockets, deterministically: callback order, the
+ * output as a send buffer, back-pressure at the watermarks, close/abort,
+ * EOF, buffered protocols, reading held while paused, and any cut of the
+ * input giving the same result. */
+#include <time.h>
+
+#include "protogen/manual.h"
+#include "testutil.h"
+
+typedef struct mfix {
+    pg_manual_host *mh;
+    pg_manual_stream *ms;
+    recorder r;
+} mfix;
+
+static void mfix_start(mfix *f, unsigned flags)
+{
+    recorder_init(&f->r);
+    assert_int_equal(pg_manual_host_new(&f->mh), 0);
+    assert_int_equal(pg_manual_stream_new(pg_manual_host_host(f->mh), flags, recorder_factory, &f->r, &f->ms), 0);
+    assert_int_equal(f->r.made, 0); /* connection_made comes from the host's run, never from new */
+    assert_false(pg_manual_stream_wants_read(f->ms));
+    assert_int_equal(pg_manual_host_run(f->mh), 2); /* connection_made, then the first read */
+    assert_int_equal(f->r.made, 1);
+    assert_true(pg_manual_stream_wants_read(f->ms));
+    assert_false(pg_manual_host_pending(f->mh));
+}
+
+static void mfix_done(mfix *f)
+{
+    if (!pg_manual_stream_closed(f->ms)) {
+        pg_transport_abort(pg_manual_stream_transport(f->ms));
+        pg_manual_host_run(f->mh);
+    }
+    assert_true(pg_manual_stream_closed(f->ms));
+    assert_int_equal(f->r.lost, 1);
+    pg_manual_stream_free(f->ms);
+    pg_manual_host_free(f->mh);
+    recorder_free(&f->r);
+}
+
+static void echo_data(recorder *r, const uint8_t *data, size_t len)
+{
+    assert_int_equal(pg_transport_write(r->transport, data, len), 0);
+}
+
+static void test_order_and_echo(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, PG_STREAM_CAN_WRITE_EOF);
+    f.r.hooks.data = echo_data;
+    assert_int_equal(pg_manual_stream_feed(f.ms, "hello", 5), 5);
+    size_t len;
+    const uint8_t *out = pg_manual_stream_output(f.ms, &len);
+    assert_int_equal(len, 5);
+    assert_memory_equal(out, "hello", 5);
+    pg_manual_stream_consume(f.ms, 5);
+    pg_manual_stream_output(f.ms, &len);
+    assert_int_equal(len, 0);
+    pg_manual_stream_feed_eof(f.ms); /* eof_received says close */
+    assert_false(pg_manual_stream_closed(f.ms));
+    assert_int_equal(f.r.lost, 0); /* deferred: never from inside the driver's call */
+    pg_manual_host_run(f.mh);
+    assert_true(pg_manual_stream_closed(f.ms));
+    assert_null(pg_manual_stream_transport(f.ms));
+    assert_string_equal(f.r.log, "made data eof lost:ok");
+    mfix_done(&f);
+}
+
+/* With no room in the output the transport buffers; pause_writing comes
+ * strictly above high, resume_writing at low or below, then close drains
+ * and connection_lost follows at once, as asyncio's _write_ready does. */
+static void test_back_pressure_and_close_drains(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, PG_STREAM_CAN_WRITE_EOF);
+    pg_manual_stream_set_capacity(f.ms, 0);
+    pg_transport *t = pg_manual_stream_transport(f.ms);
+    static uint8_t chunk[16 * 1024];
+    memset(chunk, 'x', sizeof chunk);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pg_transport_write(t, chunk, sizeof chunk), 0);
+    assert_int_equal(f.r.pauses, 0); /* 64 KiB is not above high */
+    assert_int_equal(pg_transport_write(t, "y", 1), 0);
+    assert_int_equal(f.r.pauses, 1);
+    assert_int_equal(f.r.size_at_pause, 64 * 1024 + 1);
+    pg_transport_close(t);
+    assert_true(pg_transport_is_closing(t));
+    /* The peer takes 40 KiB at once: 24 KiB + 1 left is above low (16 KiB). */
+    pg_manual_stream_set_capacity(f.ms, 40 * 1024);
+    assert_int_equal(f.r.resumes, 0);
+    size_t len;
+    pg_manual_stream_output(f.ms, &len);
+    assert_int_equal(len, 40 * 1024);
+    pg_manual_stream_consume(f.ms, len);
+    assert_int_equal(f.r.resumes, 1);
+    assert_int_equal(f.r.size_at_resume, 0);
+    /* Drained after close(): connection_lost from the same call. */
+    assert_true(pg_manual_stream_closed(f.ms));
+    assert_string_equal(f.r.log, "made pause resume lost:ok");
+    /* What the transport wrote is still the user's to send. */
+    pg_manual_stream_output(f.ms, &len);
+    assert_int_equal(len, 24 * 1024 + 1);
+    mfix_done(&f);
+}
+
+static void test_abort_drops_the_buffer(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, 0);
+    pg_manual_stream_set_capacity(f.ms, 3);
+    pg_transport *t = pg_manual_stream_transport(f.ms);
+    assert_int_equal(pg_transport_write(t, "abcdef", 6), 0);
+    assert_int_equal(pg_transport_get_write_buffer_size(t), 3);
+    pg_transport_abort(t);
+    assert_int_equal(f.r.lost, 0);
+    pg_manual_host_run(f.mh);
+    assert_string_equal(f.r.log, "made lost:ok");
+    size_t len;
+    const uint8_t *out = pg_manual_stream_output(f.ms, &len);
+    assert_int_equal(len, 3); /* the send buffer's share was sent already */
+    assert_memory_equal(out, "abc", 3);
+    mfix_done(&f);
+}
+
+static void test_error_reaches_connection_lost(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, 0);
+    pg_manual_stream_fail(f.ms, -ECONNRESET);
+    pg_manual_host_run(f.mh);
+    assert_string_equal(f.r.log, "made lost:ECONNRESET");
+    mfix_done(&f);
+}
+
+static void test_write_eof_after_drain(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, PG_STREAM_CAN_WRITE_EOF);
+    pg_manual_stream_set_capacity(f.ms, 2);
+    pg_transport *t = pg_manual_stream_transport(f.ms);
+    assert_int_equal(pg_transport_write(t, "bye", 3), 0);
+    assert_int_equal(pg_transport_write_eof(t), 0);
+    assert_int_equal(pg_transport_write(t, "x", 1), -EPIPE);
+    assert_false(pg_manual_stream_output_shut(f.ms));
+    pg_manual_stream_consume(f.ms, 2); /* room: the last byte goes, then the shutdown */
+    assert_false(pg_manual_stream_output_shut(f.ms));
+    pg_manual_stream_consume(f.ms, 1);
+    assert_true(pg_manual_stream_output_shut(f.ms));
+    /* Half-closed: still reading. */
+    assert_int_equal(pg_manual_stream_feed(f.ms, "more", 4), 4);
+    assert_int_equal(f.r.rx_len, 4);
+    mfix_done(&f);
+}
+
+static void test_eof_keep_open(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, PG_STREAM_CAN_WRITE_EOF);
+    f.r.eof_keep_open = true;
+    pg_manual_stream_feed_eof(f.ms);
+    pg_manual_host_run(f.mh);
+    assert_false(pg_manual_stream_closed(f.ms));
+    assert_false(pg_manual_stream_wants_read(f.ms));
+    assert_int_equal(pg_transport_write(pg_manual_stream_transport(f.ms), "ok", 2), 0);
+    mfix_done(&f);
+    assert_string_equal(f.r.log, "made eof lost:ok");
+}
+
+/* pause_reading: the driver holds what the protocol did not take. */
+static void pause_on_data(recorder *r, const uint8_t *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    pg_transport_pause_reading(r->transport);
+}
+
+static void test_paused_reading_holds_input(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, 0);
+    f.r.hooks.data = pause_on_data;
+    assert_int_equal(pg_manual_stream_feed(f.ms, "ab", 2), 2);
+    assert_false(pg_manual_stream_wants_read(f.ms));
+    assert_int_equal(pg_manual_stream_feed(f.ms, "cd", 2), 0);
+    f.r.hooks.data = NULL;
+    pg_transport_resume_reading(pg_manual_stream_transport(f.ms));
+    assert_true(pg_manual_stream_wants_read(f.ms));
+    assert_int_equal(pg_manual_stream_feed(f.ms, "cd", 2), 2);
+    assert_int_equal(f.r.rx_len, 4);
+    assert_memory_equal(f.r.rx, "abcd", 4);
+    mfix_done(&f);
+}
+
+/* A buffered protocol with a 3-byte buffer gets the driver's bytes copied,
+ * and one that pauses inside buffer_updated leaves the rest to the driver. */
+typedef struct small_buf {
+    uint8_t buf[3];
+    uint8_t got[64];
+    size_t got_len;
+    int gets, updates;
+    bool pause_after_first;
+    pg_transport *t;
+} small_buf;
+
+static void sb_made(void *self, pg_transport *t)
+{
+    ((small_buf *)self)->t = t;
+}
+
+static uint8_t *sb_get_buffer(void *self, size_t hint, size_t *len)
+{
+    small_buf *b = self;
+    assert_true(hint > 0);
+    b->gets++;
+    *len = sizeof b->buf;
+    return b->buf;
+}
+
+static void sb_updated(void *self, size_t n)
+{
+    small_buf *b = self;
+    memcpy(b->got + b->got_len, b->buf, n);
+    b->got_len += n;
+    if (b->updates++ == 0 && b->pause_after_first)
+        pg_transport_pause_reading(b->t);
+}
+
+static const pg_protocol_ops small_buf_ops = {
+    .connection_made = sb_made,
+    .get_buffer = sb_get_buffer,
+    .buffer_updated = sb_updated,
+};
+
+static int small_buf_factory(void *arg, pg_protocol *out)
+{
+    out->ops = &small_buf_ops;
+    out->self = arg;
+    return 0;
+}
+
+static void test_buffered_protocol(void **state)
+{
+    (void)state;
+    pg_manual_host *mh;
+    pg_manual_stream *ms;
+    small_buf b = { .pause_after_first = true };
+    assert_int_equal(pg_manual_host_new(&mh), 0);
+    assert_int_equal(pg_manual_stream_new(pg_manual_host_host(mh), 0, small_buf_factory, &b, &ms), 0);
+    pg_manual_host_run(mh);
+    assert_int_equal(pg_manual_stream_feed(ms, "0123456789", 10), 3);
+    pg_transport_resume_reading(b.t);
+    assert_int_equal(pg_manual_stream_feed(ms, "3456789", 7), 7);
+    assert_int_equal(b.got_len, 10);
+    assert_memory_equal(b.got, "0123456789", 10);
+    assert_int_equal(b.updates, 4);
+    assert_int_equal(b.gets, 4);
+    pg_manual_stream_free(ms); /* still open: aborted, freed once lost */
+    pg_manual_host_run(mh);
+    pg_manual_host_free(mh);
+}
+
+/* The same bytes cut anywhere give the same bytes to the protocol and the
+ * same echo: whole, one byte at a time, and at every 2-way split. */
+static void feed_in_pieces(const uint8_t *msg, size_t len, const size_t *cuts, size_t ncuts)
+{
+    mfix f;
+    mfix_start(&f, PG_STREAM_CAN_WRITE_EOF);
+    f.r.hooks.data = echo_data;
+    size_t at = 0;
+    for (size_t i = 0; i <= ncuts; i++) {
+        size_t end = i < ncuts ? cuts[i] : len;
+        assert_int_equal(pg_manual_stream_feed(f.ms, msg + at, end - at), end - at);
+        at = end;
+    }
+    pg_manual_stream_feed_eof(f.ms);
+    pg_manual_host_run(f.mh);
+    assert_int_equal(f.r.rx_len, len);
+    assert_memory_equal(f.r.rx, msg, len);
+    size_t out_len;
+    const uint8_t *out = pg_manual_stream_output(f.ms, &out_len);
+    assert_int_equal(out_len, len);
+    assert_memory_equal(out, msg, len);
+    assert_string_equal(f.r.log, "made data eof lost:ok");
+    mfix_done(&f);
+}
+
+static void test_every_split(void **state)
+{
+    (void)state;
+    static const uint8_t msg[] = "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n";
+    size_t len = sizeof msg - 1;
+    feed_in_pieces(msg, len, NULL, 0);
+    size_t bytes[sizeof msg];
+    for (size_t i = 1; i < len; i++)
+        bytes[i - 1] = i;
+    feed_in_pieces(msg, len, bytes, len - 1);
+    for (size_t cut = 1; cut < len; cut++)
+        feed_in_pieces(msg, len, &cut, 1);
+}
+
+/* A transport that is freed before it ran gets connection_made and
+ * connection_lost, in order, and nothing leaks. */
+static void test_free_before_run(void **state)
+{
+    (void)state;
+    recorder r;
+    recorder_init(&r);
+    pg_manual_host *mh;
+    pg_manual_stream *ms;
+    assert_int_equal(pg_manual_host_new(&mh), 0);
+    assert_int_equal(pg_manual_stream_new(pg_manual_host_host(mh), 0, recorder_factory, &r, &ms), 0);
+    pg_manual_stream_free(ms);
+    while (pg_manual_host_pending(mh))
+        pg_manual_host_run(mh);
+    assert_string_equal(r.log, "made lost:ok");
+    pg_manual_host_free(mh);
+    recorder_free(&r);
+}
+
+static uint64_t fake_now(void *arg)
+{
+    return *(uint64_t *)arg;
+}
+
+static void test_clock(void **state)
+{
+    (void)state;
+    pg_manual_host *mh;
+    assert_int_equal(pg_manual_host_new(&mh), 0);
+    uint64_t now = 12345;
+    pg_manual_host_set_clock(mh, fake_now, &now);
+    pg_host *h = pg_manual_host_host(mh);
+    assert_int_equal(pg_host_now_ms(h), 12345);
+    now = 12400;
+    assert_int_equal(pg_host_now_ms(h), 12400);
+    pg_manual_host_set_clock(mh, NULL, NULL); /* CLOCK_MONOTONIC again */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t before = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    assert_true(pg_host_now_ms(h) >= before);
+    pg_manual_host_free(mh);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    pg_manual_host *mh;
+    pg_manual_stream *ms;
+    recorder r;
+    recorder_init(&r);
+    assert_int_equal(pg_manual_host_new(&mh), 0);
+    assert_int_equal(pg_manual_stream_new(pg_manual_host_host(mh), PG_STREAM_READ_ONLY | PG_STREAM_WRITE_ONLY,
+                                          recorder_factory, &r, &ms),
+                     -EINVAL);
+    assert_int_equal(pg_manual_stream_new(pg_manual_host_host(mh), 0x80, recorder_factory, &r, &ms), -EINVAL);
+    assert_int_equal(pg_manual_stream_new(NULL, 0, recorder_factory, &r, &ms), -EINVAL);
+    assert_false(pg_manual_host_pending(mh));
+    pg_manual_host_free(mh);
+    recorder_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_and_echo),
+        cmocka_unit_test(test_back_pressure_and_close_drains),
+        cmocka_unit_test(test_abort_drops_the_buffer),
+        cmocka_unit_test(test_error_reaches_connection_lost),
+        cmocka_unit_test(test_write_eof_after_drain),
+        cmocka_unit_test(test_eof_keep_open),
+        cmocka_unit_test(test_paused_reading_holds_input),
+        cmocka_unit_test(test_buffered_protocol),
+        cmocka_unit_test(test_every_split),
+        cmocka_unit_test(test_free_before_run),
+        cmocka_unit_test(test_clock),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
