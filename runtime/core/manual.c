@@ -161,7 +161,9 @@ struct pg_manual_stream {
     bool writing; /* the core waits for room */
     bool shut;    /* shutdown_write called */
     bool closed;
-    bool free_on_close; /* freed by the user while the transport still ran */
+    bool free_on_close;
+    pg_manual_sender sender; /* NULL: writes go to the output */
+    void *sender_arg; /* freed by the user while the transport still ran */
 };
 
 static size_t pg__ms_pending(const pg_manual_stream *ms)
@@ -172,6 +174,8 @@ static size_t pg__ms_pending(const pg_manual_stream *ms)
 static ssize_t pg__ms_writev(void *self, const struct iovec *iov, int iovcnt)
 {
     pg_manual_stream *ms = self;
+    if (ms->sender != NULL)
+        return ms->sender(ms->sender_arg, iov, iovcnt);
     size_t room = ms->capacity > pg__ms_pending(ms) ? ms->capacity - pg__ms_pending(ms) : 0;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
@@ -181,7 +185,8 @@ static ssize_t pg__ms_writev(void *self, const struct iovec *iov, int iovcnt)
         return 0;
     if (ms->out_len + take > ms->out_cap) {
         size_t used = pg__ms_pending(ms);
-        memmove(ms->out, ms->out + ms->out_head, used);
+        if (used > 0)
+            memmove(ms->out, ms->out + ms->out_head, used);
         ms->out_head = 0;
         ms->out_len = used;
         if (used + take > ms->out_cap) {
@@ -335,6 +340,23 @@ void pg_manual_stream_set_capacity(pg_manual_stream *ms, size_t capacity)
 {
     ms->capacity = capacity;
     pg__ms_room(ms);
+}
+
+void pg_manual_stream_set_sender(pg_manual_stream *ms, pg_manual_sender sender, void *arg)
+{
+    ms->sender = sender;
+    ms->sender_arg = arg;
+}
+
+bool pg_manual_stream_wants_write(const pg_manual_stream *ms)
+{
+    return ms->writing;
+}
+
+void pg_manual_stream_writable(pg_manual_stream *ms)
+{
+    if (ms->writing && !ms->closed)
+        pg_stream_writable(ms->transport);
 }
 
 bool pg_manual_stream_output_shut(const pg_manual_stream *ms)

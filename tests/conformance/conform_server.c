@@ -1,7 +1,11 @@
 /* conform_server: the protogen server of the conformance suite.
  *
- *   conform_server [--buffered] tcp          listens on 127.0.0.1, a free port
- *   conform_server [--buffered] unix PATH    listens on a Unix socket
+ *   conform_server [--host loop|poll] [--buffered] tcp          listens on 127.0.0.1, a free port
+ *   conform_server [--host loop|poll] [--buffered] unix PATH    listens on a Unix socket
+ *
+ * --host poll runs the protocol in a poll() loop that owns the sockets, on the
+ * manual host (examples/embed-poll's poll_serve) instead of the built-in loop:
+ * the same traces are expected from both.
  *
  * Prints "listening on ADDRESS", serves until SIGTERM, then closes. The same
  * generated protocol serves both: its factory works with any transport.
@@ -12,14 +16,45 @@
 
 #include "conform.h"
 #include "conform_buffered.h"
+#ifdef CONFORM_POLL_HOST
+#include "poll_serve.h"
+#endif
 
 static void stop_loop(void *arg)
 {
     pg_loop_stop(arg);
 }
 
+#ifdef CONFORM_POLL_HOST
+static int serve_on_poll(pg_protocol_factory factory, const char *unix_path)
+{
+    char where[128];
+    int lfd = unix_path != NULL ? poll_listen_unix(unix_path, where, sizeof where)
+                                : poll_listen_tcp("127.0.0.1", 0, where, sizeof where);
+    if (lfd < 0) {
+        fprintf(stderr, "conform_server: %s\n", strerror(-lfd));
+        return 1;
+    }
+    printf("listening on %s\n", where);
+    fflush(stdout);
+    /* Every scenario has ended its connections before the server is stopped. */
+    poll_serve_options opts = { .factory = factory, .tcp_nodelay = unix_path == NULL };
+    return poll_serve(lfd, &opts) == 0 ? 0 : 1;
+}
+#endif
+
 int main(int argc, char **argv)
 {
+    bool poll_host = false;
+    if (argc > 2 && strcmp(argv[1], "--host") == 0) {
+        poll_host = strcmp(argv[2], "poll") == 0;
+        if (!poll_host && strcmp(argv[2], "loop") != 0) {
+            fprintf(stderr, "conform_server: unknown host %s\n", argv[2]);
+            return 2;
+        }
+        argc -= 2;
+        argv += 2;
+    }
     bool buffered = argc > 1 && strcmp(argv[1], "--buffered") == 0;
     if (buffered) {
         argc--;
@@ -27,10 +62,18 @@ int main(int argc, char **argv)
     }
     bool unix_socket = argc == 3 && strcmp(argv[1], "unix") == 0;
     if (!unix_socket && !(argc == 2 && strcmp(argv[1], "tcp") == 0)) {
-        fprintf(stderr, "usage: conform_server [--buffered] tcp | unix PATH\n");
+        fprintf(stderr, "usage: conform_server [--host loop|poll] [--buffered] tcp | unix PATH\n");
         return 2;
     }
     pg_protocol_factory factory = buffered ? conform_buffered_protocol_factory : conform_protocol_factory;
+    if (poll_host) {
+#ifdef CONFORM_POLL_HOST
+        return serve_on_poll(factory, unix_socket ? argv[2] : NULL);
+#else
+        fprintf(stderr, "conform_server: built without the poll host (examples off)\n");
+        return 2;
+#endif
+    }
     pg_loop *loop;
     pg_server *server;
     int rc = pg_loop_new(&loop);

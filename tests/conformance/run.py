@@ -2,7 +2,7 @@
 asyncio server (asyncio_server.py) and against the protogen server built from
 conform.spec (conform_server), and their traces must match once normalised.
 
-    run.py CONFORM_SERVER [PYTHON]
+    run.py CONFORM_SERVER [PYTHON [SERVER_ARGS...]]
 
 Normalising keeps what asyncio guarantees and drops what the kernel decides:
   - a run of data_received lines becomes one, with the bytes added up (how a
@@ -220,9 +220,12 @@ def describe(normalised):
 
 # ---- main ------------------------------------------------------------------
 
-def main(conform_server, python=sys.executable):
+def main(conform_server, python=sys.executable, *server_args):
+    """server_args go to conform_server first (e.g. --host poll: the same
+    protocol on another host of protogen's core)."""
     tmp = tempfile.mkdtemp(prefix="protogen-conformance-")
-    impls = [("asyncio", [python, os.path.join(HERE, "asyncio_server.py")]), ("protogen", [conform_server])]
+    impls = [("asyncio", [python, os.path.join(HERE, "asyncio_server.py")]),
+             ("protogen", [conform_server, *server_args])]
     failures = 0
     ran = 0
     for buffered in (False, True):

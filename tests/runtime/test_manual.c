@@ -326,6 +326,58 @@ static void test_free_before_run(void **state)
     recorder_free(&r);
 }
 
+/* With a sender, writes go out at once; what it refuses is buffered by the
+ * transport until writable, and its error is the connection's. */
+typedef struct sink {
+    uint8_t got[64];
+    size_t len;
+    size_t room;
+    int error;
+} sink;
+
+static ssize_t sink_send(void *arg, const struct iovec *iov, int iovcnt)
+{
+    sink *k = arg;
+    if (k->error)
+        return k->error;
+    size_t took = 0;
+    for (int i = 0; i < iovcnt && k->room > 0; i++) {
+        size_t n = iov[i].iov_len < k->room ? iov[i].iov_len : k->room;
+        memcpy(k->got + k->len, iov[i].iov_base, n);
+        k->len += n;
+        k->room -= n;
+        took += n;
+    }
+    return (ssize_t)took;
+}
+
+static void test_sender(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, 0);
+    sink k = { .room = 4 };
+    pg_manual_stream_set_sender(f.ms, sink_send, &k);
+    pg_transport *t = pg_manual_stream_transport(f.ms);
+    assert_int_equal(pg_transport_write(t, "abcdef", 6), 0);
+    assert_int_equal(k.len, 4);
+    assert_int_equal(pg_transport_get_write_buffer_size(t), 2);
+    assert_true(pg_manual_stream_wants_write(f.ms));
+    size_t len;
+    pg_manual_stream_output(f.ms, &len);
+    assert_int_equal(len, 0); /* nothing goes through the output */
+    k.room = 10;
+    pg_manual_stream_writable(f.ms);
+    assert_int_equal(k.len, 6);
+    assert_memory_equal(k.got, "abcdef", 6);
+    assert_false(pg_manual_stream_wants_write(f.ms));
+    k.error = -EPIPE;
+    assert_int_equal(pg_transport_write(t, "x", 1), 0); /* asyncio: the error goes to connection_lost */
+    pg_manual_host_run(f.mh);
+    assert_string_equal(f.r.log, "made lost:EPIPE");
+    mfix_done(&f);
+}
+
 static uint64_t fake_now(void *arg)
 {
     return *(uint64_t *)arg;
@@ -381,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_buffered_protocol),
         cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_free_before_run),
+        cmocka_unit_test(test_sender),
         cmocka_unit_test(test_clock),
         cmocka_unit_test(test_bad_arguments),
     };

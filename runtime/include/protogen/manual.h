@@ -89,6 +89,21 @@ void pg_manual_stream_consume(pg_manual_stream *ms, size_t n);
  * (and its watermarks) take over, as a socket's send buffer; default 256 KiB.
  * May call protocol callbacks when it grows. */
 void pg_manual_stream_set_capacity(pg_manual_stream *ms, size_t capacity);
+/* Instead of the output: the protocol's writes go straight to sender (e.g.
+ * a non-blocking send() on the user's socket), so that errors reach the
+ * protocol at once as with protogen's own sockets. sender returns the bytes it
+ * took, 0 when none can go now (then watch for writability while
+ * pg_manual_stream_wants_write() and call pg_manual_stream_writable()), or a
+ * negative errno (the connection is broken). Set it before the first
+ * pg_manual_host_run(). */
+typedef ssize_t (*pg_manual_sender)(void *arg, const struct iovec *iov, int iovcnt);
+void pg_manual_stream_set_sender(pg_manual_stream *ms, pg_manual_sender sender, void *arg);
+/* True while the transport waits to send what it buffered. */
+bool pg_manual_stream_wants_write(const pg_manual_stream *ms);
+/* The connection can take more bytes: the transport sends what it buffered.
+ * May call protocol callbacks and end the transport (a close() that drained). */
+void pg_manual_stream_writable(pg_manual_stream *ms);
+
 /* True once the protocol's write_eof() took effect and the output is empty:
  * shut the write side down now. */
 bool pg_manual_stream_output_shut(const pg_manual_stream *ms);
