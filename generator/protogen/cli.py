@@ -30,6 +30,15 @@ class _ArgumentParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+DEFAULT_MAX_ERRORS = 20
+
+
+def _error_limit(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"takes a number of errors, 0 for no limit; got '{text}'")
+    return int(text)
+
+
 def _arguments():
     ap = _ArgumentParser(
         prog="protogen",
@@ -49,6 +58,8 @@ def _arguments():
                     help="also write Make-style dependencies of the outputs to FILE")
     ap.add_argument("-Werror", dest="werror", action="store_true", help="treat warnings as errors")
     ap.add_argument("-w", dest="no_warnings", action="store_true", help="do not report warnings")
+    ap.add_argument("--max-errors", type=_error_limit, default=DEFAULT_MAX_ERRORS, metavar="N",
+                    help=f"stop after N errors (default: {DEFAULT_MAX_ERRORS}; 0: no limit)")
     ap.add_argument("--version", action="version", version=f"protogen {VERSION}")
     return ap
 
@@ -71,12 +82,14 @@ def _use_colour() -> bool:
 
 
 class _Reporter:
-    """Prints diagnostics against the file they belong to, counting them."""
+    """Prints diagnostics against the file they belong to, counting them; after
+    --max-errors errors it says so once and prints nothing more (as compilers do)."""
 
     def __init__(self, args):
         self.args = args
         self.colour = _use_colour()
         self.errors = 0
+        self.stopped = False
         self.sources = {}
 
     def source_lines(self, path):
@@ -95,7 +108,14 @@ class _Reporter:
                     continue
                 if self.args.werror:
                     d = Diagnostic(d.pos, d.message + " [-Werror]", ERROR, d.length, d.notes)
+            if self.stopped:
+                return
             if d.severity == ERROR:
+                if self.errors == self.args.max_errors > 0:
+                    print("protogen: error: too many errors emitted, stopping now "
+                          "(--max-errors N changes the limit, 0 for none)", file=sys.stderr)
+                    self.stopped = True
+                    return
                 self.errors += 1
             print(d.render(path, self.source_lines(path), self.colour), file=sys.stderr)
 

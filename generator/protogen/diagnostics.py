@@ -38,15 +38,34 @@ class Diagnostic:
         out = [head]
         if lines is not None and 1 <= self.pos.line <= len(lines):
             text = lines[self.pos.line - 1].rstrip("\r\n").replace("\t", " ")
+            text, col, length = _window(text, self.pos.col, max(1, self.length))
             gutter = f"{self.pos.line:5d} | "
             pad = " " * (len(gutter) - 2) + "| "
-            caret = "^" + "~" * (max(1, self.length) - 1)
+            caret = "^" + "~" * (length - 1)
             if colour:
                 caret = f"{_GREEN}{caret}{_RESET}"
             out.append(gutter + text)
-            out.append(pad + " " * (self.pos.col - 1) + caret)
+            out.append(pad + " " * (col - 1) + caret)
         out.extend(self.notes)
         return "\n".join(out)
+
+
+MAX_QUOTED = 100   # characters of a source line quoted under a diagnostic, markers included
+_CONTEXT = 30      # of them, how many come before the culprit when the line is cut
+
+
+def _window(text: str, col: int, length: int):
+    """(text, col, length) cut to at most MAX_QUOTED characters around col, each cut end
+    marked with '…', so that a long line costs a bounded amount and the caret still
+    points at the culprit (col and length are moved and clipped to match)."""
+    if len(text) <= MAX_QUOTED:
+        return text, col, length
+    keep = MAX_QUOTED - 2
+    start = max(0, min(col - 1 - _CONTEXT, len(text) - keep))
+    end = start + keep
+    shown = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+    col = col - start + (1 if start else 0)
+    return shown, col, max(1, min(length, len(shown) - col + 1))
 
 
 class SpecError(Exception):

