@@ -5,7 +5,7 @@ import os
 import sys
 
 from protogen import VERSION, check, depfile, drift, emit, parser
-from protogen.diagnostics import ERROR, WARNING, Diagnostic, Position, SpecError
+from protogen.diagnostics import ERROR, WARNING, Diagnostic, SpecError, end_position, source_lines
 
 EXIT_OK, EXIT_SPEC_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -71,10 +71,8 @@ def _read_spec(path):
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        before = data[: e.start]
-        line = before.count(b"\n") + 1
-        col = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
-        raise SpecError([Diagnostic(Position(line, col), f"invalid UTF-8 byte 0x{data[e.start]:02x}")])
+        raise SpecError([Diagnostic(end_position(data[: e.start].decode("utf-8")),
+                                    f"invalid UTF-8 byte 0x{data[e.start]:02x}")])
 
 
 def _use_colour() -> bool:
@@ -95,8 +93,8 @@ class _Reporter:
     def source_lines(self, path):
         if path not in self.sources:
             try:
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    self.sources[path] = f.read().splitlines()
+                with open(path, encoding="utf-8", errors="replace", newline="") as f:
+                    self.sources[path] = source_lines(f.read())
             except OSError:
                 self.sources[path] = None
         return self.sources[path]
@@ -130,7 +128,7 @@ def _run(args) -> int:
     warnings = []
     try:
         text = _read_spec(args.spec)
-        reporter.sources[args.spec] = text.splitlines()
+        reporter.sources[args.spec] = source_lines(text)
         proto = check.check(parser.parse(text), args.spec, warnings)
     except OSError as e:
         print(f"protogen: error: cannot read {args.spec}: {e.strerror}", file=sys.stderr)

@@ -7,7 +7,7 @@ ones the file defines that nothing calls any more: no surprise at link time.
 
 import re
 
-from protogen.diagnostics import NOTE, WARNING, Diagnostic, Position
+from protogen.diagnostics import NOTE, WARNING, Diagnostic, Position, normalized
 
 
 def _prototype(proto, cb) -> str:
@@ -32,8 +32,8 @@ def _definitions(text: str, prefix: str) -> dict:
 def compare(proto, handlers_path):
     """(warnings against the spec, warnings against the handler file)."""
     try:
-        with open(handlers_path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        with open(handlers_path, encoding="utf-8", errors="replace", newline="") as f:
+            text = normalized(f.read())
     except OSError:
         return [], []
     prefix = f"{proto.name}_on_"

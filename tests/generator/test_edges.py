@@ -99,5 +99,65 @@ class ErrorLimit(TempDirTest):
         self.assertEqual(source[caret.index("^"):][:3], "tcq")
 
 
+class LineEndings(TempDirTest):
+    """The line the caret is under is the line the position names."""
+
+    def run_on(self, text):
+        spec = os.path.join(self.tmp, "e.spec")
+        with open(spec, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        r = protogen(spec, "--check")
+        self.assertEqual(r.returncode, 1)
+        return r.stderr.replace(spec, "e.spec")
+
+    def test_cr_only_line_endings_count_as_lines(self):
+        err = self.run_on("protocol echo {\r transport tcp;\r role server;\r kind strem;\r}\r")
+        self.assertEqual(err.splitlines()[:2], ["e.spec:4:7: error: unknown kind 'strem'; did you mean 'stream'?",
+                                                "    4 |  kind strem;"])
+
+    def test_crlf_line_endings(self):
+        err = self.run_on("protocol echo {\r\n transport tcp;\r\n role server;\r\n kind strem;\r\n}\r\n")
+        self.assertEqual(err.splitlines()[:2], ["e.spec:4:7: error: unknown kind 'strem'; did you mean 'stream'?",
+                                                "    4 |  kind strem;"])
+
+    def test_an_invalid_byte_after_cr_line_endings(self):
+        spec = os.path.join(self.tmp, "e.spec")
+        with open(spec, "wb") as f:
+            f.write(b"protocol echo {\r transport tcp;\r role \xff;\r}\r")
+        r = protogen(spec, "--check")
+        self.assertEqual(r.stderr.replace(spec, "e.spec").splitlines()[:2],
+                         ["e.spec:3:7: error: invalid UTF-8 byte 0xff", "    3 |  role \ufffd;"])
+
+    def test_form_feeds_and_other_separators_do_not_end_lines(self):
+        for sep in ("\f", "\v", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"):
+            with self.subTest(sep=repr(sep)):
+                text = f"protocol echo {{\n transport tcp;{sep} role server;\n kind strem;\n}}\n"
+                lines = self.run_on(text).splitlines()
+                if sep in "\f\v":   # blanks to the lexer: the error is the next line's
+                    self.assertEqual(lines[:2], ["e.spec:3:7: error: unknown kind 'strem'; did you mean 'stream'?",
+                                                 "    3 |  kind strem;"])
+                else:                # a character that starts no token, on line 2, quoted as U+FFFD
+                    self.assertTrue(lines[0].startswith("e.spec:2:16: error: unexpected character"), lines[0])
+                    self.assertEqual(lines[1:3], ["    2 |  transport tcp;\ufffd role server;",
+                                                  "      |                ^"])
+                for l in lines:
+                    self.assertNotIn(sep, l)   # never printed raw
+
+    def test_a_handler_file_with_cr_line_endings(self):
+        spec = os.path.join(self.tmp, "echo.spec")
+        with open(spec, "w") as f:
+            f.write("protocol echo { transport tcp; role server; kind stream; callbacks { data_received; } }\n")
+        with open(os.path.join(self.tmp, "echo_handlers.c"), "w", newline="") as f:
+            f.write("#include \"echo.h\"\r\rvoid echo_on_data_received(echo_conn *c, struct echo_state *s,\r"
+                    "    const uint8_t *d, size_t n) { }\r\rvoid echo_on_connection_lost(echo_conn *c, "
+                    "struct echo_state *s, int e) { }\r")
+        r = protogen(spec, "--check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stderr.replace(self.tmp + "/", "").splitlines()
+        self.assertEqual(lines[0], "echo_handlers.c:6:6: warning: 'echo_on_connection_lost' is not declared in "
+                                   "the spec's callbacks: it is never called")
+        self.assertTrue(lines[1].startswith("    6 | void echo_on_connection_lost("), lines[1])
+
+
 if __name__ == "__main__":
     unittest.main()
