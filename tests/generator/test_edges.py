@@ -99,6 +99,48 @@ class ErrorLimit(TempDirTest):
         self.assertEqual(source[caret.index("^"):][:3], "tcq")
 
 
+C11_HEADERS = ("assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal "
+               "stdalign stdarg stdatomic stdbool stddef stdint stdio stdlib stdnoreturn string tgmath "
+               "threads time uchar wchar wctype").split()
+
+
+class ReservedNames(TempDirTest):
+    def check_name(self, name):
+        spec = os.path.join(self.tmp, "n.spec")
+        with open(spec, "w") as f:
+            f.write(f"protocol {name} {{ transport tcp; role server; kind stream; }}\n")
+        return protogen(spec, "--check"), spec
+
+    def test_c_standard_header_names_are_refused_at_the_name(self):
+        for name in [h for h in C11_HEADERS if h != "float"] + ["Errno", "STDIO"]:
+            with self.subTest(name=name):
+                r, spec = self.check_name(name)
+                self.assertEqual(r.returncode, 1)
+                self.assertEqual(r.stderr.splitlines()[0],
+                                 f"{spec}:1:10: error: protocol name '{name}' is the name of a C standard "
+                                 f"header: the generated {name}.h would hide <{name.lower()}.h>")
+
+    def test_a_keyword_is_reported_as_a_keyword(self):
+        r, spec = self.check_name("float")
+        self.assertEqual(r.stderr.splitlines()[0], f"{spec}:1:10: error: protocol name 'float' is a C keyword")
+
+    def test_the_runtime_prefix_is_refused(self):
+        for name, why in (("pg", "is the runtime's prefix"), ("PG", "is the runtime's prefix"),
+                          ("pg_", "uses the runtime's reserved prefix 'pg_'"),
+                          ("pg_echo", "uses the runtime's reserved prefix 'pg_'")):
+            with self.subTest(name=name):
+                r, spec = self.check_name(name)
+                self.assertEqual(r.returncode, 1)
+                self.assertTrue(r.stderr.startswith(f"{spec}:1:10: error: protocol name '{name}' {why}"),
+                                r.stderr)
+
+    def test_names_that_only_resemble_them_are_fine(self):
+        for name in ("errnos", "my_string", "pgx", "pgecho", "timer"):
+            with self.subTest(name=name):
+                r, _ = self.check_name(name)
+                self.assertEqual((r.returncode, r.stderr), (0, ""))
+
+
 class LineEndings(TempDirTest):
     """The line the caret is under is the line the position names."""
 
