@@ -13,6 +13,8 @@ import unittest
 
 from test_generator import EXAMPLE_SPECS, TOP, TempDirTest, protogen, read, tree
 
+sys.path.insert(0, os.path.join(TOP, "generator"))
+
 
 ECHO = EXAMPLE_SPECS[0]
 
@@ -139,6 +141,28 @@ class ReservedNames(TempDirTest):
             with self.subTest(name=name):
                 r, _ = self.check_name(name)
                 self.assertEqual((r.returncode, r.stderr), (0, ""))
+
+
+class Nesting(TempDirTest):
+    def test_deep_braces_get_a_positioned_error(self):
+        for depth in (500, 100_000):
+            with self.subTest(depth=depth):
+                spec = os.path.join(self.tmp, "deep.spec")
+                with open(spec, "w") as f:
+                    f.write("protocol echo {\n    callbacks " + "{ a " * depth + "}" * depth + "\n}\n")
+                r = protogen(spec, "--check")
+                self.assertEqual(r.returncode, 1)
+                self.assertNotIn("internal error", r.stderr)
+                # protocol { callbacks { a {... : the 64th block is the deepest allowed.
+                col = len("    callbacks ") + 1 + 4 * 63
+                self.assertEqual(r.stderr.splitlines()[0],
+                                 f"{spec}:2:{col}: error: blocks nested too deep (the limit is 64)")
+
+    def test_the_limit_itself_is_accepted_by_the_parser(self):
+        from protogen import parser
+
+        spec = parser.parse("protocol echo {" + " a {" * 63 + " }" * 63 + " }")
+        self.assertEqual(spec.name.text, "echo")
 
 
 class LineEndings(TempDirTest):
