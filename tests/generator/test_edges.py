@@ -10,11 +10,13 @@ import os
 import random
 import sys
 import unittest
+from unittest import mock
 
 from test_generator import EXAMPLE_SPECS, TOP, TempDirTest, protogen, read, tree
 
 sys.path.insert(0, os.path.join(TOP, "generator"))
 
+from protogen import emit  # noqa: E402
 
 ECHO = EXAMPLE_SPECS[0]
 
@@ -141,6 +143,99 @@ class ReservedNames(TempDirTest):
             with self.subTest(name=name):
                 r, _ = self.check_name(name)
                 self.assertEqual((r.returncode, r.stderr), (0, ""))
+
+
+class AllOrNothing(TempDirTest):
+    def previous(self, *names):
+        for name in names:
+            with open(os.path.join(self.tmp, name), "w") as f:
+                f.write("previous content\n")
+
+    def leftovers(self):
+        return [n for n in os.listdir(self.tmp) if n.startswith(".protogen-")]
+
+    def test_an_output_that_is_a_directory_changes_nothing_and_is_named(self):
+        self.previous("echo.h")
+        os.mkdir(os.path.join(self.tmp, "echo.c"))
+        before = tree(self.tmp)
+        r = protogen(ECHO, "-o", self.tmp, "--handlers-dir", self.tmp)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stderr, f"protogen: error: cannot write {os.path.join(self.tmp, 'echo.c')}: "
+                                   "Is a directory\n")
+        self.assertEqual(tree(self.tmp), before)
+        self.assertEqual(self.leftovers(), [])
+
+    def test_a_failure_while_replacing_restores_what_was_replaced(self):
+        self.previous("echo.h", "echo.c")
+        before = tree(self.tmp)
+        inode = os.stat(os.path.join(self.tmp, "echo.h")).st_ino
+        source = os.path.join(self.tmp, "echo.c")
+        real_replace = os.replace
+
+        def failing_replace(src, dst):
+            if dst == source and os.path.basename(src).startswith(".protogen-"):
+                raise OSError(5, "Input/output error", src)
+            return real_replace(src, dst)
+
+        outputs = emit.render(_echo_model(), self.tmp, self.tmp)
+        with mock.patch("os.replace", failing_replace):
+            with self.assertRaises(OSError) as caught:
+                emit.write(outputs)
+        self.assertEqual((caught.exception.filename, caught.exception.strerror), (source, "Input/output error"))
+        self.assertEqual(tree(self.tmp), before)
+        self.assertEqual(os.stat(os.path.join(self.tmp, "echo.h")).st_ino, inode)
+        self.assertEqual(self.leftovers(), [])
+
+    def test_without_hard_links_the_backups_are_moved_aside_and_back(self):
+        self.previous("echo.h", "echo.c")
+        before = tree(self.tmp)
+        source = os.path.join(self.tmp, "echo.c")
+        real_replace, real_link = os.replace, os.link
+
+        def failing_replace(src, dst):
+            if dst == source and src.endswith(".tmp"):
+                raise OSError(5, "Input/output error", src)
+            return real_replace(src, dst)
+
+        def no_links_for_backups(src, dst, **kwargs):
+            if dst.endswith(".bak"):
+                raise OSError(1, "Operation not permitted", dst)
+            return real_link(src, dst, **kwargs)
+
+        outputs = emit.render(_echo_model(), self.tmp, self.tmp)
+        with mock.patch("os.replace", failing_replace), mock.patch("os.link", no_links_for_backups):
+            with self.assertRaises(OSError):
+                emit.write(outputs)
+        self.assertEqual(tree(self.tmp), before)
+        self.assertEqual(self.leftovers(), [])
+
+    def test_a_failure_while_replacing_removes_what_was_created(self):
+        source = os.path.join(self.tmp, "echo.c")
+        real_replace = os.replace
+
+        def failing_replace(src, dst):
+            if dst == source:
+                raise OSError(28, "No space left on device", src)
+            return real_replace(src, dst)
+
+        outputs = emit.render(_echo_model(), self.tmp, self.tmp)
+        with mock.patch("os.replace", failing_replace):
+            with self.assertRaises(OSError):
+                emit.write(outputs)
+        self.assertEqual(os.listdir(self.tmp), [])
+
+    def test_a_directory_that_cannot_take_a_file_is_named_not_a_temp_file(self):
+        outputs = emit.render(_echo_model(), os.path.join(self.tmp, "gone"), self.tmp)
+        with self.assertRaises(OSError) as caught:
+            emit.write(outputs)
+        self.assertEqual(caught.exception.filename, os.path.join(self.tmp, "gone", "echo.h"))
+        self.assertEqual(os.listdir(self.tmp), [])
+
+
+def _echo_model():
+    from protogen import check, parser
+
+    return check.check(parser.parse(read(ECHO)), ECHO)
 
 
 class Nesting(TempDirTest):
