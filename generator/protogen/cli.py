@@ -140,8 +140,17 @@ def _run(args) -> int:
 
     handlers_dir = args.handlers_dir or os.path.dirname(args.spec) or "."
     handlers_path = os.path.join(handlers_dir, f"{proto.name}_handlers.c")
+    if os.path.lexists(handlers_path) and not os.path.isfile(handlers_path):
+        what = ("a dangling symbolic link" if not os.path.exists(handlers_path) else
+                "a directory" if os.path.isdir(handlers_path) else "not a regular file")
+        print(f"protogen: error: handler file {handlers_path} is {what}", file=sys.stderr)
+        return EXIT_USAGE
     if os.path.exists(handlers_path):
-        spec_warnings, handler_warnings = drift.compare(proto, handlers_path)
+        try:
+            spec_warnings, handler_warnings = drift.compare(proto, handlers_path)
+        except OSError as e:
+            print(f"protogen: error: cannot read {handlers_path}: {e.strerror}", file=sys.stderr)
+            return EXIT_USAGE
         reporter.report(spec_warnings, args.spec)
         reporter.report(handler_warnings, handlers_path)
     if reporter.errors:

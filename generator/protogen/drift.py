@@ -30,12 +30,9 @@ def _definitions(text: str, prefix: str) -> dict:
 
 
 def compare(proto, handlers_path):
-    """(warnings against the spec, warnings against the handler file)."""
-    try:
-        with open(handlers_path, encoding="utf-8", errors="replace", newline="") as f:
-            text = normalized(f.read())
-    except OSError:
-        return [], []
+    """(warnings against the spec, warnings against the handler file); OSError if it cannot be read."""
+    with open(handlers_path, encoding="utf-8", errors="replace", newline="") as f:
+        text = normalized(f.read())
     prefix = f"{proto.name}_on_"
     defined = _definitions(text, prefix)
     spec_warnings, file_warnings = [], []

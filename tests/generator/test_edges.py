@@ -320,5 +320,25 @@ class LineEndings(TempDirTest):
         self.assertTrue(lines[1].startswith("    6 | void echo_on_connection_lost("), lines[1])
 
 
+class HandlerPath(TempDirTest):
+    def test_a_handler_path_that_is_no_file_is_an_io_error(self):
+        spec = os.path.join(self.tmp, "echo.spec")
+        with open(spec, "w") as f:
+            f.write(read(ECHO))
+        handlers = os.path.join(self.tmp, "echo_handlers.c")
+        for what, make in (("is a directory", os.mkdir),
+                           ("is a dangling symbolic link", lambda p: os.symlink("nowhere.c", p))):
+            for extra in ((), ("--check",)):
+                with self.subTest(what=what, args=extra):
+                    make(handlers)
+                    try:
+                        r = protogen(spec, "-o", self.tmp, *extra)
+                        self.assertEqual(r.returncode, 2)
+                        self.assertEqual(r.stderr, f"protogen: error: handler file {handlers} {what}\n")
+                        self.assertEqual(sorted(os.listdir(self.tmp)), ["echo.spec", "echo_handlers.c"])
+                    finally:
+                        (os.rmdir if os.path.isdir(handlers) and not os.path.islink(handlers) else os.unlink)(handlers)
+
+
 if __name__ == "__main__":
     unittest.main()
