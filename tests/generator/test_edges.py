@@ -16,7 +16,7 @@ from test_generator import EXAMPLE_SPECS, TOP, TempDirTest, protogen, read, tree
 
 sys.path.insert(0, os.path.join(TOP, "generator"))
 
-from protogen import emit  # noqa: E402
+from protogen import drift, emit  # noqa: E402
 
 ECHO = EXAMPLE_SPECS[0]
 
@@ -258,6 +258,55 @@ class Nesting(TempDirTest):
 
         spec = parser.parse("protocol echo {" + " a {" * 63 + " }" * 63 + " }")
         self.assertEqual(spec.name.text, "echo")
+
+
+class HandlerScanIsLinear(unittest.TestCase):
+    """The handler-file check looks at each character a bounded number of times.
+
+    The scan counts the characters it reads (drift.Scan.steps): that, not a clock,
+    shows the work grows with the file and not with its square. Unterminated
+    prototypes made the old regular expression rescan the rest of the file from
+    every one of them (a 288 KB file took 51 s).
+    """
+
+    def steps(self, text):
+        scan = drift.Scan(text, "echo_on_")
+        found = scan.definitions()
+        return found, scan.steps
+
+    def test_unterminated_prototypes(self):
+        for n in (1_000, 4_000):
+            text = "".join(f"void echo_on_x{i}(int a,\n" for i in range(n))
+            found, steps = self.steps(text)
+            self.assertEqual(found, {})
+            self.assertLessEqual(steps, 2 * len(text), n)
+
+    def test_unterminated_comments_and_many_definitions(self):
+        for text in ("/* echo_on_a(\n" * 5_000,
+                     "void echo_on_a(void) {}\n" * 5_000,
+                     "echo_on_a echo_on_b echo_on_c\n" * 5_000,
+                     "void echo_on_a(\n" + "int x,\n" * 20_000 + ") {}\n"):
+            found, steps = self.steps(text)
+            self.assertLessEqual(steps, 2 * len(text), text[:30])
+
+    def test_what_it_finds(self):
+        text = ("#include \"echo.h\"\n"
+                "/* void echo_on_commented(void) { } */\n"
+                "// void echo_on_line_commented(void) { }\n"
+                "void echo_on_proto(int a);\n"
+                "static void\n"
+                "echo_on_data_received(echo_conn *conn, struct echo_state *state,\n"
+                "                      const uint8_t *data, size_t len)\n"
+                "{\n"
+                "    echo_on_call(conn); if (x) { }\n"
+                "}\n"
+                "bool  echo_on_eof_received (echo_conn *c) /* why */ {\n"
+                "    return false;\n"
+                "}\n"
+                "int x = f(echo_on_nested(1)) { };\n")
+        found, _ = self.steps(text)
+        self.assertEqual({k: (p.line, p.col) for k, p in found.items()},
+                         {"data_received": (6, 1), "eof_received": (11, 7)})
 
 
 class LineEndings(TempDirTest):
