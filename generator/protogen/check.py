@@ -13,6 +13,14 @@ C_KEYWORDS = frozenset("""
     _Imaginary _Noreturn _Static_assert _Thread_local bool true false
 """.split())
 
+# A protocol's NAME.h sits in a directory on the include path: named like one of these,
+# it would be included in place of the standard header (file names may ignore case).
+C_STANDARD_HEADERS = frozenset("""
+    assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal
+    stdalign stdarg stdatomic stdbool stddef stdint stdio stdlib stdnoreturn string tgmath
+    threads time uchar wchar wctype
+""".split())
+
 MAX_NAME_LENGTH = 64
 
 
@@ -50,6 +58,12 @@ class _Checker:
         name = name_tok.text
         if name in C_KEYWORDS:
             self.err(name_tok, f"protocol name '{name}' is a C keyword")
+        elif name.lower() in C_STANDARD_HEADERS:
+            self.err(name_tok, f"protocol name '{name}' is the name of a C standard header: "
+                               f"the generated {name}.h would hide <{name.lower()}.h>")
+        elif name.lower() == "pg":
+            self.err(name_tok, f"protocol name '{name}' is the runtime's prefix: the generated names "
+                               f"({name}_conn, {name.upper()}_...) would collide with the runtime's")
         elif name.lower().startswith("pg_"):
             self.err(name_tok, f"protocol name '{name}' uses the runtime's reserved prefix 'pg_'")
         elif name.startswith("_"):

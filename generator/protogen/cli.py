@@ -5,7 +5,7 @@ import os
 import sys
 
 from protogen import VERSION, check, depfile, drift, emit, parser
-from protogen.diagnostics import ERROR, WARNING, Diagnostic, Position, SpecError
+from protogen.diagnostics import ERROR, WARNING, Diagnostic, SpecError, end_position, source_lines
 
 EXIT_OK, EXIT_SPEC_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -30,6 +30,15 @@ class _ArgumentParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+DEFAULT_MAX_ERRORS = 20
+
+
+def _error_limit(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"takes a number of errors, 0 for no limit; got '{text}'")
+    return int(text)
+
+
 def _arguments():
     ap = _ArgumentParser(
         prog="protogen",
@@ -49,6 +58,8 @@ def _arguments():
                     help="also write Make-style dependencies of the outputs to FILE")
     ap.add_argument("-Werror", dest="werror", action="store_true", help="treat warnings as errors")
     ap.add_argument("-w", dest="no_warnings", action="store_true", help="do not report warnings")
+    ap.add_argument("--max-errors", type=_error_limit, default=DEFAULT_MAX_ERRORS, metavar="N",
+                    help=f"stop after N errors (default: {DEFAULT_MAX_ERRORS}; 0: no limit)")
     ap.add_argument("--version", action="version", version=f"protogen {VERSION}")
     return ap
 
@@ -60,10 +71,8 @@ def _read_spec(path):
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        before = data[: e.start]
-        line = before.count(b"\n") + 1
-        col = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
-        raise SpecError([Diagnostic(Position(line, col), f"invalid UTF-8 byte 0x{data[e.start]:02x}")])
+        raise SpecError([Diagnostic(end_position(data[: e.start].decode("utf-8")),
+                                    f"invalid UTF-8 byte 0x{data[e.start]:02x}")])
 
 
 def _use_colour() -> bool:
@@ -71,19 +80,21 @@ def _use_colour() -> bool:
 
 
 class _Reporter:
-    """Prints diagnostics against the file they belong to, counting them."""
+    """Prints diagnostics against the file they belong to, counting them; after
+    --max-errors errors it says so once and prints nothing more (as compilers do)."""
 
     def __init__(self, args):
         self.args = args
         self.colour = _use_colour()
         self.errors = 0
+        self.stopped = False
         self.sources = {}
 
     def source_lines(self, path):
         if path not in self.sources:
             try:
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    self.sources[path] = f.read().splitlines()
+                with open(path, encoding="utf-8", errors="replace", newline="") as f:
+                    self.sources[path] = source_lines(f.read())
             except OSError:
                 self.sources[path] = None
         return self.sources[path]
@@ -95,7 +106,14 @@ class _Reporter:
                     continue
                 if self.args.werror:
                     d = Diagnostic(d.pos, d.message + " [-Werror]", ERROR, d.length, d.notes)
+            if self.stopped:
+                return
             if d.severity == ERROR:
+                if self.errors == self.args.max_errors > 0:
+                    print("protogen: error: too many errors emitted, stopping now "
+                          "(--max-errors N changes the limit, 0 for none)", file=sys.stderr)
+                    self.stopped = True
+                    return
                 self.errors += 1
             print(d.render(path, self.source_lines(path), self.colour), file=sys.stderr)
 
@@ -110,7 +128,7 @@ def _run(args) -> int:
     warnings = []
     try:
         text = _read_spec(args.spec)
-        reporter.sources[args.spec] = text.splitlines()
+        reporter.sources[args.spec] = source_lines(text)
         proto = check.check(parser.parse(text), args.spec, warnings)
     except OSError as e:
         print(f"protogen: error: cannot read {args.spec}: {e.strerror}", file=sys.stderr)
@@ -122,8 +140,17 @@ def _run(args) -> int:
 
     handlers_dir = args.handlers_dir or os.path.dirname(args.spec) or "."
     handlers_path = os.path.join(handlers_dir, f"{proto.name}_handlers.c")
+    if os.path.lexists(handlers_path) and not os.path.isfile(handlers_path):
+        what = ("a dangling symbolic link" if not os.path.exists(handlers_path) else
+                "a directory" if os.path.isdir(handlers_path) else "not a regular file")
+        print(f"protogen: error: handler file {handlers_path} is {what}", file=sys.stderr)
+        return EXIT_USAGE
     if os.path.exists(handlers_path):
-        spec_warnings, handler_warnings = drift.compare(proto, handlers_path)
+        try:
+            spec_warnings, handler_warnings = drift.compare(proto, handlers_path)
+        except OSError as e:
+            print(f"protogen: error: cannot read {handlers_path}: {e.strerror}", file=sys.stderr)
+            return EXIT_USAGE
         reporter.report(spec_warnings, args.spec)
         reporter.report(handler_warnings, handlers_path)
     if reporter.errors:

@@ -37,16 +37,65 @@ class Diagnostic:
             head = f"{head}{self.severity}: {self.message}"
         out = [head]
         if lines is not None and 1 <= self.pos.line <= len(lines):
-            text = lines[self.pos.line - 1].rstrip("\r\n").replace("\t", " ")
+            text, col, length = _window(lines[self.pos.line - 1], self.pos.col, max(1, self.length))
+            text = _shown(text)
             gutter = f"{self.pos.line:5d} | "
             pad = " " * (len(gutter) - 2) + "| "
-            caret = "^" + "~" * (max(1, self.length) - 1)
+            caret = "^" + "~" * (length - 1)
             if colour:
                 caret = f"{_GREEN}{caret}{_RESET}"
             out.append(gutter + text)
-            out.append(pad + " " * (self.pos.col - 1) + caret)
+            out.append(pad + " " * (col - 1) + caret)
         out.extend(self.notes)
         return "\n".join(out)
+
+
+def normalized(text: str) -> str:
+    """text with every line ended by '\n': the one definition of a line that positions,
+    the lexer and quoted lines share. '\r\n' and a lone '\r' end a line too (as in C
+    compilers); form feeds, U+2028 and the other separators str.splitlines() knows do not."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def source_lines(text: str) -> list:
+    """The lines of text, numbered as positions number them (from 1, at index 0); the end
+    of the last line starts none."""
+    lines = normalized(text).split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def end_position(text: str) -> Position:
+    """The position just after text."""
+    lines = normalized(text).split("\n")
+    return Position(len(lines), len(lines[-1]) + 1)
+
+
+def _shown(text: str) -> str:
+    """A quoted line as one printable character per column: blanks as spaces, any other
+    control or separator character as U+FFFD (printed raw it would move the cursor)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else " " if c in "\t\f\v" else "\ufffd" for c in text)
+
+
+MAX_QUOTED = 100   # characters of a source line quoted under a diagnostic, markers included
+_CONTEXT = 30      # of them, how many come before the culprit when the line is cut
+
+
+def _window(text: str, col: int, length: int):
+    """(text, col, length) cut to at most MAX_QUOTED characters around col, each cut end
+    marked with '…', so that a long line costs a bounded amount and the caret still
+    points at the culprit (col and length are moved and clipped to match)."""
+    if len(text) <= MAX_QUOTED:
+        return text, col, length
+    keep = MAX_QUOTED - 2
+    start = max(0, min(col - 1 - _CONTEXT, len(text) - keep))
+    end = start + keep
+    shown = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+    col = col - start + (1 if start else 0)
+    return shown, col, max(1, min(length, len(shown) - col + 1))
 
 
 class SpecError(Exception):

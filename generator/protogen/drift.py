@@ -7,7 +7,7 @@ ones the file defines that nothing calls any more: no surprise at link time.
 
 import re
 
-from protogen.diagnostics import NOTE, WARNING, Diagnostic, Position
+from protogen.diagnostics import NOTE, WARNING, Diagnostic, Position, normalized
 
 
 def _prototype(proto, cb) -> str:
@@ -16,28 +16,83 @@ def _prototype(proto, cb) -> str:
     return f"{cb.returns} {proto.name}_on_{cb.name}({c_params(cb, proto)})"
 
 
-def _definitions(text: str, prefix: str) -> dict:
-    """Handler functions defined in text: name -> Position. Comments are skipped."""
-    code = re.sub(r"/\*.*?\*/|//[^\n]*", lambda m: re.sub(r"[^\n]", " ", m.group(0)), text, flags=re.S)
-    found = {}
-    pattern = re.compile(r"^[\w \t\*]*?\b" + re.escape(prefix) + r"(\w+)\s*\([^;{]*\)\s*\{", re.M)
-    for m in pattern.finditer(code):
-        start = m.start(1) - len(prefix)
-        line = code.count("\n", 0, start) + 1
-        col = start - (code.rfind("\n", 0, start) + 1) + 1
-        found.setdefault(m.group(1), Position(line, col))
-    return found
+_WORD = re.compile(r"\w+")
+
+
+class Scan:
+    """Finds the handler functions a C file defines (name -> Position) in one pass.
+
+    A definition is, at the start of a line after only words, blanks and '*', a name
+    starting with prefix, then '(', and a '{' that comes before any ';' with ')' the
+    last thing before it; comments count as blanks. Every character is read once and
+    steps counts them: a file of prototypes without their ')' or ';' used to make a
+    regular expression rescan the rest of the file from each of them (quadratic).
+    """
+
+    def __init__(self, text: str, prefix: str):
+        self.text = text
+        self.prefix = prefix
+        self.steps = 0
+
+    def definitions(self) -> dict:
+        text, prefix, n = self.text, self.prefix, len(self.text)
+        found = {}
+        i, line, line_start = 0, 1, 0
+        line_ok = True      # only words, ' ', '\t' and '*' since the line began
+        pending = None      # (name, position): a prefixed name that a '(' would make a candidate
+        opened = []         # candidates waiting for the first ';' or '{'; the first one wins
+        last = ""           # the last character that is not blank or in a comment
+        while i < n:
+            c = text[i]
+            if c == "\n":
+                i, line, line_start, line_ok = i + 1, line + 1, i + 1, True
+            elif c in " \t":
+                i += 1
+            elif c.isspace():
+                i, line_ok = i + 1, False
+            elif c == "/" and text.startswith("/*", i):
+                close = text.find("*/", i + 2)
+                stop = n if close < 0 else close + 2
+                newlines = text.count("\n", i, stop)
+                if newlines:
+                    line, line_start, line_ok = line + newlines, text.rfind("\n", i, stop) + 1, True
+                self.steps += stop - i - 1
+                i = stop
+            elif c == "/" and text.startswith("//", i):
+                close = text.find("\n", i)
+                stop = n if close < 0 else close
+                self.steps += stop - i - 1
+                i = stop
+            elif c == "_" or c.isalnum():
+                word = _WORD.match(text, i).group(0)
+                if line_ok and len(word) > len(prefix) and word.startswith(prefix):
+                    pending = (word[len(prefix):], Position(line, i - line_start + 1))
+                else:
+                    pending = None
+                self.steps += len(word) - 1
+                i += len(word)
+                last = word[-1]
+            else:
+                if c == "(" and pending:
+                    opened.append(pending)
+                elif c == "{" and opened and last == ")":
+                    found.setdefault(*opened[0])
+                if c in ";{":
+                    opened.clear()
+                if c != "*":
+                    line_ok = False
+                pending, last = None, c
+                i += 1
+            self.steps += 1
+        return found
 
 
 def compare(proto, handlers_path):
-    """(warnings against the spec, warnings against the handler file)."""
-    try:
-        with open(handlers_path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return [], []
+    """(warnings against the spec, warnings against the handler file); OSError if it cannot be read."""
+    with open(handlers_path, encoding="utf-8", errors="replace", newline="") as f:
+        text = normalized(f.read())
     prefix = f"{proto.name}_on_"
-    defined = _definitions(text, prefix)
+    defined = Scan(text, prefix).definitions()
     spec_warnings, file_warnings = [], []
     declared = {cb.name: cb for cb in proto.user_callbacks}
     for name, cb in declared.items():

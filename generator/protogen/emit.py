@@ -4,8 +4,10 @@ A failed run leaves every file as it was. The handler skeleton is the user's
 file: it is created only when absent and never replaced, even in a race.
 """
 
+import errno
 import functools
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 
@@ -115,49 +117,119 @@ def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS) -> list:
 
 def _temp_beside(path: str, text: str) -> str:
     directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".protogen-", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".protogen-", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise _about(e, path) from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
         os.chmod(tmp, 0o644)
+    except OSError as e:
+        os.unlink(tmp)
+        raise _about(e, path) from e
     except BaseException:
         os.unlink(tmp)
         raise
     return tmp
 
 
+def _about(e: OSError, path: str) -> OSError:
+    """The same error, naming the output rather than a temporary file."""
+    return OSError(e.errno, e.strerror, path)
+
+
+def _check_destination(path: str):
+    """Fails now what os.replace would fail later, before anything is replaced."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+
+
+def _backup(path: str):
+    """A second name for the file at path (None if there is none), so that it can be put
+    back: a hard link, or where there are none the file moved aside."""
+    directory = os.path.dirname(path) or "."
+    while True:
+        backup = os.path.join(directory, f".protogen-{secrets.token_hex(6)}.bak")
+        try:
+            os.link(path, backup, follow_symlinks=False)
+            return backup
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            return None
+        except OSError:
+            try:
+                os.rename(path, backup)
+            except FileNotFoundError:
+                return None
+            return backup
+
+
+@dataclass
+class _Pending:
+    tmp: str
+    final: str
+    user_file: bool
+    backup: str = None
+
+
 def write(outputs) -> list:
-    """Writes the outputs; returns the paths written. Skips an existing user file.
+    """Writes the outputs, all or nothing; returns the paths written. Skips an existing user file.
 
     Generated files are replaced only when their content changed, so builds
-    that track timestamps do not rebuild for nothing.
+    that track timestamps do not rebuild for nothing. Every output is written to
+    a temporary file beside it and every destination checked before any is
+    replaced; if a replace fails all the same, what was replaced is restored from
+    its backup and what was created is removed. Nothing temporary is left behind,
+    and an error names the output, never a temporary file.
     """
-    pending = []   # (tmp, final, user_file)
+    pending = []
     try:
         for out in outputs:
             if out.user_file and os.path.exists(out.path):
                 continue
             if not out.user_file and _same_content(out.path, out.text):
                 continue
-            pending.append((_temp_beside(out.path, out.text), out.path, out.user_file))
-    except BaseException:
-        for tmp, _, _ in pending:
-            os.unlink(tmp)
-        raise
-    written = []
-    for tmp, final, user_file in pending:
-        if user_file:
+            _check_destination(out.path)
+            pending.append(_Pending(_temp_beside(out.path, out.text), out.path, out.user_file))
+        return _replace_all(pending)
+    finally:
+        for p in pending:
+            for leftover in (p.tmp, p.backup):
+                if leftover:
+                    try:
+                        os.unlink(leftover)
+                    except FileNotFoundError:
+                        pass
+
+
+def _replace_all(pending) -> list:
+    done = []   # _Pending whose final path now holds the new content
+    try:
+        for p in pending:
+            if p.user_file:
+                try:
+                    os.link(p.tmp, p.final)   # fails if the file appeared meanwhile: never clobbers
+                except FileExistsError:
+                    continue
+            else:
+                p.backup = _backup(p.final)
+                os.replace(p.tmp, p.final)
+            done.append(p)
+    except OSError as e:
+        for q in reversed(done):
             try:
-                os.link(tmp, final)   # fails if the file appeared meanwhile: never clobbers
-                written.append(final)
-            except FileExistsError:
-                pass
-            finally:
-                os.unlink(tmp)
-        else:
-            os.replace(tmp, final)
-            written.append(final)
-    return written
+                if q.backup:
+                    os.replace(q.backup, q.final)
+                else:
+                    os.unlink(q.final)
+            except OSError:
+                pass   # nothing better to do: the error below is the one to report
+        if p.backup and not os.path.lexists(p.final):
+            os.replace(p.backup, p.final)   # moved aside (no hard links) and not replaced
+        raise _about(e, p.final) from e
+    return [p.final for p in done]
 
 
 def _same_content(path: str, text: str) -> bool:

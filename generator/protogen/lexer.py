@@ -5,7 +5,7 @@ Comments run from '#' to the end of the line. Whitespace separates tokens.
 
 from dataclasses import dataclass
 
-from protogen.diagnostics import Diagnostic, Position
+from protogen.diagnostics import Diagnostic, Position, normalized
 
 NAME, NUMBER, LBRACE, RBRACE, SEMI, EOF = "name", "number", "'{'", "'}'", "';'", "end of file"
 
@@ -40,6 +40,7 @@ def _is_digit(ch: str) -> bool:
 
 def tokenize(text: str, diagnostics: list) -> list:
     """The tokens of text; a character that starts no token is reported and skipped."""
+    text = normalized(text)
     tokens = []
     i, line, line_start = 0, 1, 0
     n = len(text)
@@ -49,7 +50,7 @@ def tokenize(text: str, diagnostics: list) -> list:
         if ch == "\n":
             i += 1
             line, line_start = line + 1, i
-        elif ch in " \t\r\f\v":
+        elif ch in " \t\f\v":
             i += 1
         elif ch == "#":
             while i < n and text[i] != "\n":

@@ -34,11 +34,15 @@ class Spec:
     body: list
 
 
+MAX_NESTING = 64   # blocks inside one another, the protocol's own counted: the language uses 2
+
+
 class _Parser:
     def __init__(self, tokens, diagnostics):
         self.tokens = tokens
         self.i = 0
         self.diagnostics = diagnostics
+        self.depth = 0   # blocks open: block_body and declaration recurse once per level
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -73,6 +77,13 @@ class _Parser:
 
     def block_body(self) -> list:
         """Declarations up to and including the closing brace."""
+        self.depth += 1
+        try:
+            return self.declarations()
+        finally:
+            self.depth -= 1
+
+    def declarations(self) -> list:
         decls = []
         while True:
             tok = self.peek()
@@ -116,6 +127,9 @@ class _Parser:
             values.append(last)
         tok = self.peek()
         if tok.kind == LBRACE and not values:
+            if self.depth >= MAX_NESTING:
+                # Skipped without recursing (skip_declaration counts braces), so any depth is safe.
+                raise error(tok.pos, f"blocks nested too deep (the limit is {MAX_NESTING})")
             self.take()
             return Declaration(name, [], self.block_body())
         if tok.kind == SEMI:
