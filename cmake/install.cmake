@@ -15,6 +15,8 @@ install(PROGRAMS bin/protogen DESTINATION "${CMAKE_INSTALL_BINDIR}")
 install(DIRECTORY generator/protogen DESTINATION "${CMAKE_INSTALL_DATADIR}/protogen/generator"
         FILES_MATCHING PATTERN "*.py" PATTERN "__pycache__" EXCLUDE)
 install(DIRECTORY templates/ DESTINATION "${CMAKE_INSTALL_DATADIR}/protogen/templates")
+# The generator reads its version and the runtime ABI from here (generator/protogen/version.py).
+install(FILES runtime/include/protogen/version.h DESTINATION "${CMAKE_INSTALL_DATADIR}/protogen")
 
 configure_package_config_file(cmake/protogenConfig.cmake.in
   "${CMAKE_CURRENT_BINARY_DIR}/protogenConfig.cmake"

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from protogen import VERSION, check, depfile, drift, emit, parser
+from protogen import VERSION, check, depfile, drift, emit, parser, version
 from protogen.diagnostics import ERROR, WARNING, Diagnostic, Position, SpecError
 
 EXIT_OK, EXIT_SPEC_ERROR, EXIT_USAGE = 0, 1, 2
@@ -167,6 +167,9 @@ def _run(args) -> int:
 
 
 def main(argv=None) -> int:
+    if version.PROBLEM:   # an installation that lost the runtime's version.h
+        print(f"protogen: error: {version.PROBLEM}", file=sys.stderr)
+        return EXIT_USAGE
     args = _arguments().parse_args(argv)
     try:
         return _run(args)

@@ -201,7 +201,8 @@ class LinkableAlone(TempDirTest):
 class CommandLine(TempDirTest):
     def test_version_and_help(self):
         r = protogen("--version")
-        self.assertEqual((r.returncode, r.stdout.strip()), (0, "protogen 0.1.0"))
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout.strip(), r"^protogen \d+\.\d+\.\d+$")   # which one: test_version.py
         r = protogen("--help")
         self.assertEqual(r.returncode, 0)
         self.assertIn("--out-dir", r.stdout)
