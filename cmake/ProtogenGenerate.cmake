@@ -1,8 +1,10 @@
 # protogen_generate(<target> SPEC <file> [OUTPUT_DIR <dir>] [HANDLERS_DIR <dir>] [NO_HANDLERS])
 #
 # Runs protogen on SPEC at build time and compiles the result into <target>:
-#   - <name>.h and <name>.c go to OUTPUT_DIR (default: ${CMAKE_CURRENT_BINARY_DIR}/protogen),
-#     regenerated whenever the spec, the generator or a template changes;
+#   - <name>.h, <name>.c (the protocol) and <name>_bind.c (what ties it to the built-in
+#     loop) go to OUTPUT_DIR (default: ${CMAKE_CURRENT_BINARY_DIR}/protogen), regenerated
+#     whenever the spec, the generator or a template changes; their names come from
+#     `protogen --list-outputs` at configure time;
 #   - OUTPUT_DIR is added to <target>'s include path and protogen::protogen is linked;
 #   - <name>_handlers.c in HANDLERS_DIR (default: beside the spec) is your code. If it
 #     does not exist, the skeleton is written there once, at configure time; it is
@@ -40,43 +42,47 @@ function(protogen_generate target)
   endif()
   file(MAKE_DIRECTORY "${out}")
 
-  # The output names come from the protocol's name: re-read it when the spec changes.
-  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${spec}")
-  file(READ "${spec}" text)
-  string(REGEX REPLACE "#[^\n]*" "" text "${text}")
-  if(NOT text MATCHES "protocol[ \t\r\n]+([A-Za-z_][A-Za-z0-9_]*)")
-    # Let protogen itself report the error, with its position.
-    execute_process(COMMAND "${PROTOGEN_EXECUTABLE}" "${spec}" --emit header -o "${out}"
-                    ERROR_VARIABLE err)
-    message(FATAL_ERROR "protogen_generate(${target}): ${err}")
-  endif()
-  set(name "${CMAKE_MATCH_1}")
-
   set(handlers_dir "${arg_HANDLERS_DIR}")
   if(NOT handlers_dir)
     get_filename_component(handlers_dir "${spec}" DIRECTORY)
   endif()
   get_filename_component(handlers_dir "${handlers_dir}" ABSOLUTE)
 
+  # The generator says what it writes (the header first, the handler skeleton
+  # last): nothing here re-derives it from the spec. Asked again whenever the
+  # spec changes, since the protocol's name may have.
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${spec}")
+  set(generated "header,source,bind")   # what the build regenerates
+  execute_process(COMMAND "${PROTOGEN_EXECUTABLE}" --list-outputs "${spec}" -o "${out}"
+                          --handlers-dir "${handlers_dir}" --emit "${generated},handlers"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE outputs ERROR_VARIABLE err
+                  OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "protogen_generate(${target}): ${err}")
+  endif()
+  string(REPLACE "\n" ";" outputs "${outputs}")
+  list(POP_BACK outputs handlers)
+  list(GET outputs 0 header)
+  get_filename_component(name "${header}" NAME_WE)
+
   # The depfile lists the generator's sources and templates: changing any of
   # them regenerates. --handlers-dir lets protogen report handlers the spec no
   # longer matches.
   add_custom_command(
-    OUTPUT "${out}/${name}.h" "${out}/${name}.c"
-    COMMAND "${PROTOGEN_EXECUTABLE}" "${spec}" --emit header,source -o "${out}"
+    OUTPUT ${outputs}
+    COMMAND "${PROTOGEN_EXECUTABLE}" "${spec}" --emit "${generated}" -o "${out}"
             --handlers-dir "${handlers_dir}" -M "${out}/${name}.d"
     # protogen leaves unchanged files alone; touch them so the rule is satisfied.
-    COMMAND "${CMAKE_COMMAND}" -E touch "${out}/${name}.h" "${out}/${name}.c"
+    COMMAND "${CMAKE_COMMAND}" -E touch ${outputs}
     DEPENDS "${spec}" "${PROTOGEN_EXECUTABLE}"
     DEPFILE "${out}/${name}.d"
     COMMENT "protogen ${arg_SPEC}"
     VERBATIM)
-  target_sources(${target} PRIVATE "${out}/${name}.h" "${out}/${name}.c")
+  target_sources(${target} PRIVATE ${outputs})
   target_include_directories(${target} PRIVATE "${out}")
   target_link_libraries(${target} PRIVATE protogen::protogen)
 
   if(NOT arg_NO_HANDLERS)
-    set(handlers "${handlers_dir}/${name}_handlers.c")
     if(NOT EXISTS "${handlers}")
       execute_process(COMMAND "${PROTOGEN_EXECUTABLE}" "${spec}" --emit handlers
                               --handlers-dir "${handlers_dir}"

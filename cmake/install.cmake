@@ -1,10 +1,15 @@
-# Installs the runtime, the generator and the CMake package, so an outside
-# project can `find_package(protogen)` and call protogen_generate().
+# Installs the runtime (static and shared), the generator, the CMake package and
+# a pkg-config file, so an outside project can `find_package(protogen)` and call
+# protogen_generate(), or build with `pkg-config --cflags --libs protogen`.
 include(CMakePackageConfigHelpers)
 
 set(PROTOGEN_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/protogen")
 
-install(TARGETS protogen_core protogen EXPORT protogenTargets
+set(_protogen_libraries protogen_core protogen)
+if(TARGET protogen_shared)
+  list(APPEND _protogen_libraries protogen_shared)
+endif()
+install(TARGETS ${_protogen_libraries} EXPORT protogenTargets
         ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
         LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
         INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
@@ -15,6 +20,8 @@ install(PROGRAMS bin/protogen DESTINATION "${CMAKE_INSTALL_BINDIR}")
 install(DIRECTORY generator/protogen DESTINATION "${CMAKE_INSTALL_DATADIR}/protogen/generator"
         FILES_MATCHING PATTERN "*.py" PATTERN "__pycache__" EXCLUDE)
 install(DIRECTORY templates/ DESTINATION "${CMAKE_INSTALL_DATADIR}/protogen/templates")
+# The generator reads its version and the runtime ABI from here (generator/protogen/version.py).
+install(FILES runtime/include/protogen/version.h DESTINATION "${CMAKE_INSTALL_DATADIR}/protogen")
 
 configure_package_config_file(cmake/protogenConfig.cmake.in
   "${CMAKE_CURRENT_BINARY_DIR}/protogenConfig.cmake"
@@ -26,3 +33,14 @@ install(FILES "${CMAKE_CURRENT_BINARY_DIR}/protogenConfig.cmake"
               "${CMAKE_CURRENT_BINARY_DIR}/protogenConfigVersion.cmake"
               cmake/ProtogenGenerate.cmake
         DESTINATION "${PROTOGEN_CMAKE_DIR}")
+
+# protogen.pc: paths under ${prefix} where GNUInstallDirs gives relative ones.
+foreach(_dir LIBDIR INCLUDEDIR BINDIR)
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_${_dir}}")
+    set(PROTOGEN_PC_${_dir} "${CMAKE_INSTALL_${_dir}}")
+  else()
+    set(PROTOGEN_PC_${_dir} "\${prefix}/${CMAKE_INSTALL_${_dir}}")
+  endif()
+endforeach()
+configure_file(cmake/protogen.pc.in "${CMAKE_CURRENT_BINARY_DIR}/protogen.pc" @ONLY)
+install(FILES "${CMAKE_CURRENT_BINARY_DIR}/protogen.pc" DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")

@@ -15,7 +15,7 @@ trap cleanup EXIT
 echo "== protogen examples/echo/echo.spec"
 cp "$top/examples/echo/echo.spec" "$work/"
 "$top/bin/protogen" "$work/echo.spec" -o "$work"
-( cd "$work" && wc -l echo.h echo.c echo_handlers.c )
+( cd "$work" && wc -l echo.h echo.c echo_bind.c echo_handlers.c )
 
 echo
 echo "== echo_server --port 0 (PROTOGEN_TRACE on, small kernel send buffer)"

@@ -4,18 +4,20 @@ import argparse
 import os
 import sys
 
-from protogen import VERSION, check, depfile, drift, emit, parser
+from protogen import VERSION, check, depfile, drift, emit, parser, version
 from protogen.diagnostics import ERROR, WARNING, Diagnostic, SpecError, end_position, source_lines
 
 EXIT_OK, EXIT_SPEC_ERROR, EXIT_USAGE = 0, 1, 2
 
 USAGE_EXAMPLES = """\
 examples:
-  protogen echo.spec                 writes echo.h and echo.c here, and echo_handlers.c
-                                     beside echo.spec if it does not exist yet
-  protogen echo.spec -o build/gen    writes echo.h and echo.c into build/gen
+  protogen echo.spec                 writes echo.h, echo.c and echo_bind.c here, and
+                                     echo_handlers.c beside echo.spec if it does not exist yet
+  protogen echo.spec -o build/gen    writes echo.h, echo.c and echo_bind.c into build/gen
   protogen --check echo.spec         checks the spec, writes nothing
-  protogen echo.spec --emit header,source -M build/echo.d
+  protogen --list-outputs echo.spec -o build/gen
+                                     prints the paths it would write, one per line
+  protogen echo.spec --emit header,source,bind -M build/echo.d
                                      what a build system runs: never touches the
                                      handler file, lists dependencies for make/ninja
 
@@ -48,12 +50,18 @@ def _arguments():
     )
     ap.add_argument("spec", help="the protocol spec to compile")
     ap.add_argument("-o", "--out-dir", default=".", metavar="DIR",
-                    help="where to write NAME.h and NAME.c (default: the current directory)")
+                    help="where to write NAME.h, NAME.c and NAME_bind.c (default: the current directory)")
     ap.add_argument("--handlers-dir", metavar="DIR",
                     help="where NAME_handlers.c lives: created there if absent (default: beside the spec)")
     ap.add_argument("--emit", default=",".join(emit.OUTPUTS), metavar="LIST",
-                    help="comma-separated outputs to write: header, source, handlers (default: all)")
-    ap.add_argument("--check", action="store_true", help="check the spec and the handlers; write nothing")
+                    help="comma-separated outputs to write: "
+                         + ", ".join(f"{what} ({planned.filename.format(name='NAME')})"
+                                     for what, planned in emit.PLAN.items()) + " (default: all)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="check the spec and the handlers; write nothing")
+    mode.add_argument("--list-outputs", action="store_true",
+                      help="print the paths of the outputs (--emit) one per line, in the order "
+                           f"{', '.join(emit.OUTPUTS)}, then the depfile's (-M); write nothing")
     ap.add_argument("-M", "--depfile", metavar="FILE",
                     help="also write Make-style dependencies of the outputs to FILE")
     ap.add_argument("-Werror", dest="werror", action="store_true", help="treat warnings as errors")
@@ -136,10 +144,16 @@ def _run(args) -> int:
     except SpecError as e:
         reporter.report(e.diagnostics, args.spec)
         return EXIT_SPEC_ERROR
+    handlers_dir = args.handlers_dir or os.path.dirname(args.spec) or "."
+    if args.list_outputs:   # what a build system asks at configure time: errors only, no warnings
+        for _, path in emit.paths(proto, args.out_dir, handlers_dir, wanted):
+            print(path)
+        if args.depfile:
+            print(args.depfile)
+        return EXIT_OK
     reporter.report(warnings, args.spec)
 
-    handlers_dir = args.handlers_dir or os.path.dirname(args.spec) or "."
-    handlers_path = os.path.join(handlers_dir, f"{proto.name}_handlers.c")
+    [(_, handlers_path)] = emit.paths(proto, args.out_dir, handlers_dir, ["handlers"])
     if os.path.lexists(handlers_path) and not os.path.isfile(handlers_path):
         what = ("a dangling symbolic link" if not os.path.exists(handlers_path) else
                 "a directory" if os.path.isdir(handlers_path) else "not a regular file")
@@ -158,8 +172,8 @@ def _run(args) -> int:
     if args.check:
         return EXIT_OK
 
-    directories = [("--out-dir", args.out_dir)] if {"header", "source"} & set(wanted) else []
-    if "handlers" in wanted:
+    directories = [("--out-dir", args.out_dir)] if any(not emit.PLAN[w].in_handlers_dir for w in wanted) else []
+    if any(emit.PLAN[w].in_handlers_dir for w in wanted):
         directories.append(("--handlers-dir", handlers_dir))
     for what, directory in directories:
         if not os.path.isdir(directory):
@@ -180,6 +194,9 @@ def _run(args) -> int:
 
 
 def main(argv=None) -> int:
+    if version.PROBLEM:   # an installation that lost the runtime's version.h
+        print(f"protogen: error: {version.PROBLEM}", file=sys.stderr)
+        return EXIT_USAGE
     args = _arguments().parse_args(argv)
     try:
         return _run(args)

@@ -15,7 +15,26 @@ import jinja2
 
 from protogen import RUNTIME_ABI, VERSION
 
-OUTPUTS = ("header", "source", "handlers")
+
+@dataclass(frozen=True)
+class Planned:
+    """One output: its template (in the kind's folder), its file name, where it goes."""
+    template: str
+    filename: str          # formatted with the protocol's name
+    in_handlers_dir: bool  # beside the user's handlers, not in the output directory
+    user_file: bool        # the user's: written when absent, never overwritten
+
+
+# The output plan, in the order outputs are listed and written: the one place
+# that names them. NAME.c is the protocol and needs no loop; NAME_bind.c ties it
+# to the built-in one (listen, connect, adopt, bind, spawn...).
+PLAN = {
+    "header": Planned("header.h.j2", "{name}.h", False, False),
+    "source": Planned("source.c.j2", "{name}.c", False, False),
+    "bind": Planned("bind.c.j2", "{name}_bind.c", False, False),
+    "handlers": Planned("handlers.c.j2", "{name}_handlers.c", True, True),
+}
+OUTPUTS = tuple(PLAN)
 
 
 def templates_dir() -> str:
@@ -95,6 +114,13 @@ class Output:
     user_file: bool = False   # never overwritten
 
 
+def paths(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS) -> list:
+    """(what, path) of each wanted output, in the plan's order."""
+    return [(what, os.path.join(handlers_dir if planned.in_handlers_dir else out_dir,
+                                planned.filename.format(name=proto.name)))
+            for what, planned in PLAN.items() if what in emit]
+
+
 def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS) -> list:
     env = _environment()
     context = {
@@ -106,13 +132,9 @@ def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS) -> list:
         "lifecycle": _lifecycle(proto),
     }
     kind = proto.kind.name
-    plan = {
-        "header": (f"{kind}/header.h.j2", os.path.join(out_dir, f"{proto.name}.h"), False),
-        "source": (f"{kind}/source.c.j2", os.path.join(out_dir, f"{proto.name}.c"), False),
-        "handlers": (f"{kind}/handlers.c.j2", os.path.join(handlers_dir, f"{proto.name}_handlers.c"), True),
-    }
-    return [Output(what, path, env.get_template(tpl).render(context), user)
-            for what, (tpl, path, user) in plan.items() if what in emit]
+    return [Output(what, path, env.get_template(f"{kind}/{PLAN[what].template}").render(context),
+                   PLAN[what].user_file)
+            for what, path in paths(proto, out_dir, handlers_dir, emit)]
 
 
 def _temp_beside(path: str, text: str) -> str:

@@ -34,7 +34,7 @@ class Warnings(TempDirTest):
     def test_w_silences_warnings(self):
         r = protogen(PAUSE_ONLY, "-w", "-o", self.tmp, "--handlers-dir", self.tmp)
         self.assertEqual((r.returncode, r.stderr), (0, ""))
-        self.assertEqual(sorted(os.listdir(self.tmp)), ["echo.c", "echo.h", "echo_handlers.c"])
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["echo.c", "echo.h", "echo_bind.c", "echo_handlers.c"])
 
 
 class CheckOnly(TempDirTest):
@@ -49,6 +49,49 @@ class CheckOnly(TempDirTest):
         r = protogen(spec, "--check")
         self.assertEqual(r.returncode, 1)
         self.assertIn("did you mean 'data_received'?", r.stderr)
+
+
+class ListOutputs(TempDirTest):
+    """What CMake's protogen_generate() asks at configure time instead of reading the spec itself."""
+
+    def test_lists_every_output_in_the_plans_order_and_writes_nothing(self):
+        spec = self.copy_spec(EXAMPLE_SPECS[0])
+        out = os.path.join(self.tmp, "gen")
+        r = protogen("--list-outputs", spec, "-o", out)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        self.assertEqual(r.stdout.splitlines(), [os.path.join(out, "echo.h"), os.path.join(out, "echo.c"),
+                                                 os.path.join(out, "echo_bind.c"),
+                                                 os.path.join(self.tmp, "echo_handlers.c")])
+        self.assertEqual(os.listdir(self.tmp), ["echo.spec"])
+
+    def test_the_list_is_what_a_run_writes(self):
+        for spec in EXAMPLE_SPECS:
+            name = os.path.basename(spec)[: -len(".spec")]
+            with self.subTest(spec=name):
+                out = os.path.join(self.tmp, name)
+                os.mkdir(out)
+                args = (spec, "-o", out, "--handlers-dir", out)
+                listed = protogen("--list-outputs", *args).stdout.splitlines()
+                self.assertEqual(protogen(*args).returncode, 0)
+                self.assertEqual(sorted(listed), sorted(os.path.join(out, f) for f in os.listdir(out)))
+
+    def test_emit_chooses_and_the_depfile_comes_last(self):
+        spec = self.copy_spec(EXAMPLE_SPECS[0])
+        r = protogen("--list-outputs", spec, "--emit", "handlers,bind", "-M", "x.d", "--handlers-dir", "h",
+                     "-o", "gen", cwd=self.tmp)
+        self.assertEqual((r.returncode, r.stdout), (0, "gen/echo_bind.c\nh/echo_handlers.c\nx.d\n"))
+
+    def test_errors_as_usual_and_no_warnings(self):
+        r = protogen("--list-outputs", os.path.join(HERE, "errors", "unknown_role.spec"), "-o", self.tmp)
+        self.assertEqual((r.returncode, r.stdout), (1, ""))
+        self.assertRegex(r.stderr, r"^\S*unknown_role\.spec:\d+:\d+: error: ")
+        self.assertNotIn("Traceback", r.stderr)
+        r = protogen("--list-outputs", PAUSE_ONLY, "-o", self.tmp)
+        self.assertEqual((r.returncode, r.stderr, len(r.stdout.splitlines())), (0, "", 4))
+        r = protogen("--list-outputs", "--check", PAUSE_ONLY)
+        self.assertEqual(r.returncode, 2)
+        r = protogen("--list-outputs", PAUSE_ONLY, "--emit", "docs")
+        self.assertEqual((r.returncode, r.stdout), (2, ""))
 
 
 class Depfile(TempDirTest):

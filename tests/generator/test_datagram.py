@@ -42,7 +42,7 @@ class Datagram(unittest.TestCase):
         return out
 
     def compile(self, out, name):
-        for source in (f"{name}.c", f"{name}_handlers.c"):
+        for source in (f"{name}.c", f"{name}_bind.c", f"{name}_handlers.c"):
             r = subprocess.run([CC, "-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only",
                                 "-I", RUNTIME_INCLUDE, "-I", out, os.path.join(out, source)],
                                capture_output=True, text=True, timeout=60)

@@ -10,7 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "generator"))
 
-from protogen import check, parser  # noqa: E402
+from protogen import check, emit, parser  # noqa: E402
 from protogen.diagnostics import SpecError  # noqa: E402
 
 DOCS = [os.path.join(TOP, "docs", "spec-language.md"), os.path.join(TOP, "README.md")]
@@ -32,6 +32,13 @@ class Docs(unittest.TestCase):
     def test_reference_quotes_the_parsers_grammar(self):
         blocks = code_blocks(DOCS[0])
         self.assertIn(parser.GRAMMAR, blocks)
+
+    def test_reference_lists_every_output_of_the_plan(self):
+        with open(DOCS[0]) as f:
+            text = f.read()
+        section = text[text.index("## What protogen writes"):text.index("## The command line")]
+        rows = re.findall(r"^\| `(\w+)` \| `([\w.]+)` \|", section, re.M)
+        self.assertEqual(rows, [(what, planned.filename.format(name="NAME")) for what, planned in emit.PLAN.items()])
 
     def test_every_example_spec_is_valid(self):
         examples = [dedent_block(b) for path in DOCS for b in code_blocks(path)

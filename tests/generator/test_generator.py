@@ -6,6 +6,7 @@ Set PROTOGEN_UPDATE_GOLDEN=1 to rewrite the golden files after an intended chang
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -63,7 +64,7 @@ class GoldenOutput(TempDirTest):
             r = protogen(spec, "-o", out, "--handlers-dir", out)
             self.assertEqual((r.returncode, r.stderr, r.stdout), (0, "", ""))
             files = sorted(os.listdir(out))
-            self.assertEqual(files, sorted([f"{name}.h", f"{name}.c", f"{name}_handlers.c"]))
+            self.assertEqual(files, sorted([f"{name}.h", f"{name}.c", f"{name}_bind.c", f"{name}_handlers.c"]))
             for f in files:
                 golden = os.path.join(HERE, "golden", f)
                 if os.environ.get("PROTOGEN_UPDATE_GOLDEN"):
@@ -98,7 +99,7 @@ class GoldenOutput(TempDirTest):
             out = os.path.join(self.tmp, "c-" + name)
             os.mkdir(out)
             self.assertEqual(protogen(spec, "-o", out, "--handlers-dir", out).returncode, 0)
-            for source in (f"{name}.c", f"{name}_handlers.c"):
+            for source in (f"{name}.c", f"{name}_bind.c", f"{name}_handlers.c"):
                 r = subprocess.run([CC, "-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only",
                                     "-I", RUNTIME_INCLUDE, "-I", out, os.path.join(out, source)],
                                    capture_output=True, text=True, timeout=60)
@@ -154,11 +155,54 @@ class UserFiles(TempDirTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(sorted(os.listdir(self.tmp)), ["echo.c", "echo.h", "echo.spec"])
 
+    def test_emit_bind_alone(self):
+        spec = self.copy_spec(EXAMPLE_SPECS[0])
+        r = protogen(spec, "-o", self.tmp, "--emit", "bind")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["echo.spec", "echo_bind.c"])
+
+
+# What ties a protocol to the built-in loop, none of which NAME.c may need.
+LOOP_SYMBOLS = re.compile(r"^(pg_loop_|pg_tcp_|pg_unix_|pg_udp_|pg_pipe_|pg_server_|pg_stream_adopt_fd$"
+                          r"|pg_datagram_adopt_fd$|pg_subprocess_spawn|epoll_|socket$|bind$|listen$|accept"
+                          r"|connect$)")
+
+
+class LinkableAlone(TempDirTest):
+    """NAME.c is the protocol: it links without the loop; NAME_bind.c is what needs it."""
+
+    def undefined(self, spec, source, *flags):
+        out = os.path.join(self.tmp, os.path.basename(spec) + "-" + "".join(flags))
+        os.makedirs(out, exist_ok=True)
+        self.assertEqual(protogen(spec, "-o", out, "--emit", "header,source,bind").returncode, 0)
+        obj = os.path.join(out, source + ".o")
+        r = subprocess.run([CC, "-std=c11", *flags, "-c", "-I", RUNTIME_INCLUDE, "-I", out,
+                            os.path.join(out, source), "-o", obj], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run(["nm", "-u", "--format=just-symbols", obj], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout.split()
+
+    def test_echo_c_names_no_loop_epoll_or_socket_symbol(self):
+        for flags in ((), ("-O2",)):
+            with self.subTest(flags=flags):
+                names = self.undefined(EXAMPLE_SPECS[0], "echo.c", *flags)
+                self.assertIn("echo_on_data_received", names)   # the check sees undefined names at all
+                self.assertEqual([n for n in names if LOOP_SYMBOLS.match(n)], [])
+
+    def test_every_example_source_is_free_of_the_loop_and_its_bind_file_is_not(self):
+        for spec in EXAMPLE_SPECS:
+            name = os.path.basename(spec)[: -len(".spec")]
+            with self.subTest(spec=name):
+                self.assertEqual([n for n in self.undefined(spec, f"{name}.c") if LOOP_SYMBOLS.match(n)], [])
+                self.assertNotEqual([n for n in self.undefined(spec, f"{name}_bind.c") if LOOP_SYMBOLS.match(n)], [])
+
 
 class CommandLine(TempDirTest):
     def test_version_and_help(self):
         r = protogen("--version")
-        self.assertEqual((r.returncode, r.stdout.strip()), (0, "protogen 0.1.0"))
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout.strip(), r"^protogen \d+\.\d+\.\d+$")   # which one: test_version.py
         r = protogen("--help")
         self.assertEqual(r.returncode, 0)
         self.assertIn("--out-dir", r.stdout)
@@ -171,7 +215,7 @@ class CommandLine(TempDirTest):
             ((EXAMPLE_SPECS[0], "-o", os.path.join(self.tmp, "nowhere")),
              f"protogen: error: --out-dir {os.path.join(self.tmp, 'nowhere')} is not a directory"),
             ((EXAMPLE_SPECS[0], "--emit", "header,docs"),
-             "protogen: error: --emit takes a list of header, source, handlers; got 'header,docs'"),
+             "protogen: error: --emit takes a list of header, source, bind, handlers; got 'header,docs'"),
         ]
         for args, message in cases:
             with self.subTest(args=args):

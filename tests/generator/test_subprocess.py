@@ -43,13 +43,13 @@ class Subprocess(unittest.TestCase):
         os.mkdir(out)
         args = [spec, "-o", out, "--handlers-dir", out, "-w"]
         if not handlers:
-            args += ["--emit", "header,source"]
+            args += ["--emit", "header,source,bind"]
         r = protogen(*args)
         self.assertEqual(r.returncode, 0, r.stderr)
         return out
 
     def compile(self, out, name):
-        for source in (f"{name}.c", f"{name}_handlers.c"):
+        for source in (f"{name}.c", f"{name}_bind.c", f"{name}_handlers.c"):
             r = subprocess.run([CC, *WARNINGS, "-fsyntax-only", "-I", RUNTIME_INCLUDE, "-I", out,
                                 os.path.join(out, source)], capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 0, f"{source}:\n{r.stderr}")
@@ -73,7 +73,7 @@ class Subprocess(unittest.TestCase):
         with open(spec, "w") as f:
             f.write("protocol proc { transport subprocess; role client; kind subprocess; callbacks { process_exited; } }\n")
         self.assertEqual(protogen(spec, "-o", b, "--handlers-dir", b).returncode, 0)
-        for f in ("proc.h", "proc.c", "proc_handlers.c"):
+        for f in ("proc.h", "proc.c", "proc_bind.c", "proc_handlers.c"):
             with open(os.path.join(a, f)) as x, open(os.path.join(b, f)) as y:
                 self.assertEqual(x.read().replace("proc.spec", "X"), y.read().replace("b.spec", "X"), f)
 
@@ -109,7 +109,7 @@ class Subprocess(unittest.TestCase):
         exe = os.path.join(out, "runner")
         flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"] if SANITIZE else []
         r = subprocess.run([CC, *WARNINGS, "-g", *flags, "-I", RUNTIME_INCLUDE, "-I", out, "-o", exe,
-                            os.path.join(out, "main.c"), os.path.join(out, "runner.c"),
+                            os.path.join(out, "main.c"), os.path.join(out, "runner.c"), os.path.join(out, "runner_bind.c"),
                             os.path.join(out, "runner_handlers.c"), RUNTIME_LIB, "-lpthread"],
                            capture_output=True, text=True, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -253,6 +253,11 @@ void *cat_in_context(const cat_in_conn *conn)
     return conn->context;
 }
 
+void cat_in__attach(cat_in_conn *conn, pg_transport *transport)
+{
+    conn->transport = transport;
+}
+
 /* ---- Switching protocols (asyncio's set_protocol) ---- */
 
 int cat_in_switch_protocol(cat_in_conn *conn, pg_protocol_factory factory, void *context,
@@ -305,36 +310,5 @@ int cat_in_switch_protocol(cat_in_conn *conn, pg_protocol_factory factory, void 
     }
     if (conn->depth == 0)
         free(conn);
-    return 0;
-}
-
-/* ---- Making connections ---- */
-
-/* Makes a connection through a runtime function that takes a factory, and
- * learns which connection it made. */
-struct cat_in__made {
-    void *context;
-    cat_in_conn *conn;
-};
-
-static int cat_in__made_factory(void *arg, pg_protocol *out)
-{
-    struct cat_in__made *made = arg;
-    int rc = cat_in_protocol_factory(made->context, out);
-    if (rc == 0)
-        made->conn = out->self;
-    return rc;
-}
-
-int cat_in_connect_pipe(pg_loop *loop, int fd, void *context, cat_in_conn **out)
-{
-    struct cat_in__made made = { .context = context, .conn = NULL };
-    pg_transport *transport;
-    int rc = pg_pipe_connect_read(loop, fd, cat_in__made_factory, &made, &transport);
-    if (rc < 0)
-        return rc;
-    made.conn->transport = transport; /* usable at once; connection_made follows */
-    if (out != NULL)
-        *out = made.conn;
     return 0;
 }

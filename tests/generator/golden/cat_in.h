@@ -81,10 +81,16 @@ void *cat_in_context(const cat_in_conn *conn);
 int cat_in_switch_protocol(cat_in_conn *conn, pg_protocol_factory factory, void *context,
                            const void *pending, size_t len);
 
-/* ---- Making connections ---- */
+/* ---- Protocol instances, for any host ---- */
 
 /* Makes a protocol instance: a pg_protocol_factory for any runtime transport. */
 int cat_in_protocol_factory(void *context, pg_protocol *out);
+
+/* For cat_in_bind.c, not for handlers: ties a connection the factory made
+ * to its transport before connection_made (an adopted socket is usable at once). */
+void cat_in__attach(cat_in_conn *conn, pg_transport *transport);
+
+/* ---- Making connections on protogen's loop (cat_in_bind.c) ---- */
 
 /* Wraps fd, the read end of a pipe (or a FIFO, a character device, or a
  * stream socket used one way), in a read pipe transport (asyncio's

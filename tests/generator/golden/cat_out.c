@@ -258,6 +258,11 @@ void *cat_out_context(const cat_out_conn *conn)
     return conn->context;
 }
 
+void cat_out__attach(cat_out_conn *conn, pg_transport *transport)
+{
+    conn->transport = transport;
+}
+
 /* ---- Switching protocols (asyncio's set_protocol) ---- */
 
 int cat_out_switch_protocol(cat_out_conn *conn, pg_protocol_factory factory, void *context,
@@ -310,36 +315,5 @@ int cat_out_switch_protocol(cat_out_conn *conn, pg_protocol_factory factory, voi
     }
     if (conn->depth == 0)
         free(conn);
-    return 0;
-}
-
-/* ---- Making connections ---- */
-
-/* Makes a connection through a runtime function that takes a factory, and
- * learns which connection it made. */
-struct cat_out__made {
-    void *context;
-    cat_out_conn *conn;
-};
-
-static int cat_out__made_factory(void *arg, pg_protocol *out)
-{
-    struct cat_out__made *made = arg;
-    int rc = cat_out_protocol_factory(made->context, out);
-    if (rc == 0)
-        made->conn = out->self;
-    return rc;
-}
-
-int cat_out_connect_pipe(pg_loop *loop, int fd, void *context, cat_out_conn **out)
-{
-    struct cat_out__made made = { .context = context, .conn = NULL };
-    pg_transport *transport;
-    int rc = pg_pipe_connect_write(loop, fd, cat_out__made_factory, &made, &transport);
-    if (rc < 0)
-        return rc;
-    made.conn->transport = transport; /* usable at once; connection_made follows */
-    if (out != NULL)
-        *out = made.conn;
     return 0;
 }

@@ -79,10 +79,16 @@ void *cat_out_context(const cat_out_conn *conn);
 int cat_out_switch_protocol(cat_out_conn *conn, pg_protocol_factory factory, void *context,
                             const void *pending, size_t len);
 
-/* ---- Making connections ---- */
+/* ---- Protocol instances, for any host ---- */
 
 /* Makes a protocol instance: a pg_protocol_factory for any runtime transport. */
 int cat_out_protocol_factory(void *context, pg_protocol *out);
+
+/* For cat_out_bind.c, not for handlers: ties a connection the factory made
+ * to its transport before connection_made (an adopted socket is usable at once). */
+void cat_out__attach(cat_out_conn *conn, pg_transport *transport);
+
+/* ---- Making connections on protogen's loop (cat_out_bind.c) ---- */
 
 /* Wraps fd, the write end of a pipe (or a FIFO, a character device, or a
  * stream socket used one way), in a write pipe transport (asyncio's

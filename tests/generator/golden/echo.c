@@ -266,6 +266,11 @@ void *echo_context(const echo_conn *conn)
     return conn->context;
 }
 
+void echo__attach(echo_conn *conn, pg_transport *transport)
+{
+    conn->transport = transport;
+}
+
 /* ---- Switching protocols (asyncio's set_protocol) ---- */
 
 int echo_switch_protocol(echo_conn *conn, pg_protocol_factory factory, void *context,
@@ -318,43 +323,5 @@ int echo_switch_protocol(echo_conn *conn, pg_protocol_factory factory, void *con
     }
     if (conn->depth == 0)
         free(conn);
-    return 0;
-}
-
-/* ---- Making connections ---- */
-
-/* Makes a connection through a runtime function that takes a factory, and
- * learns which connection it made. */
-struct echo__made {
-    void *context;
-    echo_conn *conn;
-};
-
-static int echo__made_factory(void *arg, pg_protocol *out)
-{
-    struct echo__made *made = arg;
-    int rc = echo_protocol_factory(made->context, out);
-    if (rc == 0)
-        made->conn = out->self;
-    return rc;
-}
-
-int echo_listen(pg_loop *loop, const char *host, uint16_t port,
-                const pg_listen_options *opts, void *context, pg_server **out)
-{
-    return pg_tcp_listen(loop, host, port, opts, echo_protocol_factory,
-                         context, out);
-}
-
-int echo_adopt(pg_loop *loop, int fd, void *context, echo_conn **out)
-{
-    struct echo__made made = { .context = context, .conn = NULL };
-    pg_transport *transport;
-    int rc = pg_stream_adopt_fd(loop, fd, echo__made_factory, &made, &transport);
-    if (rc < 0)
-        return rc;
-    made.conn->transport = transport; /* usable at once; connection_made follows */
-    if (out != NULL)
-        *out = made.conn;
     return 0;
 }

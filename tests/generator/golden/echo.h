@@ -90,10 +90,16 @@ void *echo_context(const echo_conn *conn);
 int echo_switch_protocol(echo_conn *conn, pg_protocol_factory factory, void *context,
                          const void *pending, size_t len);
 
-/* ---- Making connections ---- */
+/* ---- Protocol instances, for any host ---- */
 
 /* Makes a protocol instance: a pg_protocol_factory for any runtime transport. */
 int echo_protocol_factory(void *context, pg_protocol *out);
+
+/* For echo_bind.c, not for handlers: ties a connection the factory made
+ * to its transport before connection_made (an adopted socket is usable at once). */
+void echo__attach(echo_conn *conn, pg_transport *transport);
+
+/* ---- Making connections on protogen's loop (echo_bind.c) ---- */
 
 /* Listens on host:port (port 0: any free port); every accepted connection gets
  * a echo_conn whose context is `context`. opts may be NULL. */

@@ -264,6 +264,11 @@ void *echo_client_context(const echo_client_conn *conn)
     return conn->context;
 }
 
+void echo_client__attach(echo_client_conn *conn, pg_transport *transport)
+{
+    conn->transport = transport;
+}
+
 /* ---- Switching protocols (asyncio's set_protocol) ---- */
 
 int echo_client_switch_protocol(echo_client_conn *conn, pg_protocol_factory factory, void *context,
@@ -316,78 +321,5 @@ int echo_client_switch_protocol(echo_client_conn *conn, pg_protocol_factory fact
     }
     if (conn->depth == 0)
         free(conn);
-    return 0;
-}
-
-/* ---- Making connections ---- */
-
-/* Makes a connection through a runtime function that takes a factory, and
- * learns which connection it made. */
-struct echo_client__made {
-    void *context;
-    echo_client_conn *conn;
-};
-
-static int echo_client__made_factory(void *arg, pg_protocol *out)
-{
-    struct echo_client__made *made = arg;
-    int rc = echo_client_protocol_factory(made->context, out);
-    if (rc == 0)
-        made->conn = out->self;
-    return rc;
-}
-
-/* Carries the user's context and callback from connect to its completion. */
-struct echo_client__connect_request {
-    void *context;
-    echo_client_connect_cb done;
-    echo_client_conn *conn;
-};
-
-static int echo_client__connect_factory(void *arg, pg_protocol *out)
-{
-    struct echo_client__connect_request *req = arg;
-    int rc = echo_client_protocol_factory(req->context, out);
-    if (rc == 0)
-        req->conn = out->self;
-    return rc;
-}
-
-static void echo_client__connect_done(void *arg, pg_transport *transport, int error)
-{
-    struct echo_client__connect_request req = *(struct echo_client__connect_request *)arg;
-    free(arg);
-    if (transport == NULL) {
-        req.done(req.context, NULL, error);
-        return;
-    }
-    req.conn->transport = transport;
-    req.done(req.context, req.conn, 0);
-}
-
-int echo_client_connect(pg_loop *loop, const char *host, uint16_t port, uint32_t timeout_ms,
-                        void *context, echo_client_connect_cb done)
-{
-    struct echo_client__connect_request *req = malloc(sizeof *req);
-    if (req == NULL)
-        return -ENOMEM;
-    *req = (struct echo_client__connect_request){ .context = context, .done = done, .conn = NULL };
-    int rc = pg_tcp_connect(loop, host, port, timeout_ms,
-                            echo_client__connect_factory, req, echo_client__connect_done, req);
-    if (rc < 0)
-        free(req);
-    return rc;
-}
-
-int echo_client_adopt(pg_loop *loop, int fd, void *context, echo_client_conn **out)
-{
-    struct echo_client__made made = { .context = context, .conn = NULL };
-    pg_transport *transport;
-    int rc = pg_stream_adopt_fd(loop, fd, echo_client__made_factory, &made, &transport);
-    if (rc < 0)
-        return rc;
-    made.conn->transport = transport; /* usable at once; connection_made follows */
-    if (out != NULL)
-        *out = made.conn;
     return 0;
 }

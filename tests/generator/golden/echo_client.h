@@ -90,10 +90,16 @@ void *echo_client_context(const echo_client_conn *conn);
 int echo_client_switch_protocol(echo_client_conn *conn, pg_protocol_factory factory, void *context,
                                 const void *pending, size_t len);
 
-/* ---- Making connections ---- */
+/* ---- Protocol instances, for any host ---- */
 
 /* Makes a protocol instance: a pg_protocol_factory for any runtime transport. */
 int echo_client_protocol_factory(void *context, pg_protocol *out);
+
+/* For echo_client_bind.c, not for handlers: ties a connection the factory made
+ * to its transport before connection_made (an adopted socket is usable at once). */
+void echo_client__attach(echo_client_conn *conn, pg_transport *transport);
+
+/* ---- Making connections on protogen's loop (echo_client_bind.c) ---- */
 
 /* Called once when a connect attempt ends: conn on success (its
  * connection_made has run), or NULL and a negative errno (-ECONNREFUSED,

@@ -253,6 +253,11 @@ void *hello_context(const hello_conn *conn)
     return conn->context;
 }
 
+void hello__attach(hello_conn *conn, pg_transport *transport)
+{
+    conn->transport = transport;
+}
+
 /* ---- Switching protocols (asyncio's set_protocol) ---- */
 
 int hello_switch_protocol(hello_conn *conn, pg_protocol_factory factory, void *context,
@@ -305,43 +310,5 @@ int hello_switch_protocol(hello_conn *conn, pg_protocol_factory factory, void *c
     }
     if (conn->depth == 0)
         free(conn);
-    return 0;
-}
-
-/* ---- Making connections ---- */
-
-/* Makes a connection through a runtime function that takes a factory, and
- * learns which connection it made. */
-struct hello__made {
-    void *context;
-    hello_conn *conn;
-};
-
-static int hello__made_factory(void *arg, pg_protocol *out)
-{
-    struct hello__made *made = arg;
-    int rc = hello_protocol_factory(made->context, out);
-    if (rc == 0)
-        made->conn = out->self;
-    return rc;
-}
-
-int hello_listen(pg_loop *loop, const char *path,
-                 const pg_listen_options *opts, void *context, pg_server **out)
-{
-    return pg_unix_listen(loop, path, opts, hello_protocol_factory,
-                          context, out);
-}
-
-int hello_adopt(pg_loop *loop, int fd, void *context, hello_conn **out)
-{
-    struct hello__made made = { .context = context, .conn = NULL };
-    pg_transport *transport;
-    int rc = pg_stream_adopt_fd(loop, fd, hello__made_factory, &made, &transport);
-    if (rc < 0)
-        return rc;
-    made.conn->transport = transport; /* usable at once; connection_made follows */
-    if (out != NULL)
-        *out = made.conn;
     return 0;
 }

@@ -79,10 +79,16 @@ void *hello_context(const hello_conn *conn);
 int hello_switch_protocol(hello_conn *conn, pg_protocol_factory factory, void *context,
                           const void *pending, size_t len);
 
-/* ---- Making connections ---- */
+/* ---- Protocol instances, for any host ---- */
 
 /* Makes a protocol instance: a pg_protocol_factory for any runtime transport. */
 int hello_protocol_factory(void *context, pg_protocol *out);
+
+/* For hello_bind.c, not for handlers: ties a connection the factory made
+ * to its transport before connection_made (an adopted socket is usable at once). */
+void hello__attach(hello_conn *conn, pg_transport *transport);
+
+/* ---- Making connections on protogen's loop (hello_bind.c) ---- */
 
 /* Listens on the Unix socket path ("@name": Linux's abstract namespace); every accepted connection gets
  * a hello_conn whose context is `context`. opts may be NULL. */

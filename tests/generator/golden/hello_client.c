@@ -256,6 +256,11 @@ void *hello_client_context(const hello_client_conn *conn)
     return conn->context;
 }
 
+void hello_client__attach(hello_client_conn *conn, pg_transport *transport)
+{
+    conn->transport = transport;
+}
+
 /* ---- Switching protocols (asyncio's set_protocol) ---- */
 
 int hello_client_switch_protocol(hello_client_conn *conn, pg_protocol_factory factory, void *context,
@@ -308,78 +313,5 @@ int hello_client_switch_protocol(hello_client_conn *conn, pg_protocol_factory fa
     }
     if (conn->depth == 0)
         free(conn);
-    return 0;
-}
-
-/* ---- Making connections ---- */
-
-/* Makes a connection through a runtime function that takes a factory, and
- * learns which connection it made. */
-struct hello_client__made {
-    void *context;
-    hello_client_conn *conn;
-};
-
-static int hello_client__made_factory(void *arg, pg_protocol *out)
-{
-    struct hello_client__made *made = arg;
-    int rc = hello_client_protocol_factory(made->context, out);
-    if (rc == 0)
-        made->conn = out->self;
-    return rc;
-}
-
-/* Carries the user's context and callback from connect to its completion. */
-struct hello_client__connect_request {
-    void *context;
-    hello_client_connect_cb done;
-    hello_client_conn *conn;
-};
-
-static int hello_client__connect_factory(void *arg, pg_protocol *out)
-{
-    struct hello_client__connect_request *req = arg;
-    int rc = hello_client_protocol_factory(req->context, out);
-    if (rc == 0)
-        req->conn = out->self;
-    return rc;
-}
-
-static void hello_client__connect_done(void *arg, pg_transport *transport, int error)
-{
-    struct hello_client__connect_request req = *(struct hello_client__connect_request *)arg;
-    free(arg);
-    if (transport == NULL) {
-        req.done(req.context, NULL, error);
-        return;
-    }
-    req.conn->transport = transport;
-    req.done(req.context, req.conn, 0);
-}
-
-int hello_client_connect(pg_loop *loop, const char *path, uint32_t timeout_ms,
-                         void *context, hello_client_connect_cb done)
-{
-    struct hello_client__connect_request *req = malloc(sizeof *req);
-    if (req == NULL)
-        return -ENOMEM;
-    *req = (struct hello_client__connect_request){ .context = context, .done = done, .conn = NULL };
-    int rc = pg_unix_connect(loop, path, timeout_ms,
-                             hello_client__connect_factory, req, hello_client__connect_done, req);
-    if (rc < 0)
-        free(req);
-    return rc;
-}
-
-int hello_client_adopt(pg_loop *loop, int fd, void *context, hello_client_conn **out)
-{
-    struct hello_client__made made = { .context = context, .conn = NULL };
-    pg_transport *transport;
-    int rc = pg_stream_adopt_fd(loop, fd, hello_client__made_factory, &made, &transport);
-    if (rc < 0)
-        return rc;
-    made.conn->transport = transport; /* usable at once; connection_made follows */
-    if (out != NULL)
-        *out = made.conn;
     return 0;
 }

@@ -188,33 +188,6 @@ void monitored_protocol_free(pg_subprocess_protocol *protocol)
     protocol->self = NULL;
 }
 
-/* ---- Starting processes ---- */
-
-int monitored_spawn(pg_loop *loop, const pg_subprocess_options *opts, void *context, pg_subprocess **out)
-{
-    pg_subprocess_protocol protocol;
-    int rc = monitored_protocol_factory(context, &protocol);
-    if (rc < 0)
-        return rc;
-    rc = pg_subprocess_spawn(loop, opts, &protocol, out);
-    if (rc < 0)
-        monitored_protocol_free(&protocol); /* no callback was or will be called */
-    return rc;
-}
-
-int monitored_exec(pg_loop *loop, const char *const *argv, void *context, pg_subprocess **out)
-{
-    pg_subprocess_options opts = { .argv = argv };
-    return monitored_spawn(loop, &opts, context, out);
-}
-
-int monitored_shell(pg_loop *loop, const char *command, void *context, pg_subprocess **out)
-{
-    const char *argv[] = { command, NULL };
-    pg_subprocess_options opts = { .argv = argv, .shell = true };
-    return monitored_spawn(loop, &opts, context, out);
-}
-
 /* ---- Transport methods ---- */
 
 pid_t monitored_get_pid(const monitored_conn *conn)

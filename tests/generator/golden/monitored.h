@@ -100,12 +100,14 @@ pg_subprocess *monitored_transport(monitored_conn *conn);
 /* The context pointer given when the process was started. */
 void *monitored_context(const monitored_conn *conn);
 
-/* ---- Starting processes ---- */
+/* ---- Protocol instances, for any host ---- */
 
 /* Makes a protocol instance, for calling pg_subprocess_spawn() yourself; give
  * it back with monitored_protocol_free() if that spawn fails. */
 int monitored_protocol_factory(void *context, pg_subprocess_protocol *out);
 void monitored_protocol_free(pg_subprocess_protocol *protocol);
+
+/* ---- Starting processes on protogen's loop (monitored_bind.c) ---- */
 
 /* Starts the child described by opts (see protogen/subprocess.h) with a new
  * monitored_conn whose context is `context`; connection_made follows. out may be

@@ -267,6 +267,11 @@ void *sink_context(const sink_conn *conn)
     return conn->context;
 }
 
+void sink__attach(sink_conn *conn, pg_transport *transport)
+{
+    conn->transport = transport;
+}
+
 /* ---- Switching protocols (asyncio's set_protocol) ---- */
 
 int sink_switch_protocol(sink_conn *conn, pg_protocol_factory factory, void *context,
@@ -319,43 +324,5 @@ int sink_switch_protocol(sink_conn *conn, pg_protocol_factory factory, void *con
     }
     if (conn->depth == 0)
         free(conn);
-    return 0;
-}
-
-/* ---- Making connections ---- */
-
-/* Makes a connection through a runtime function that takes a factory, and
- * learns which connection it made. */
-struct sink__made {
-    void *context;
-    sink_conn *conn;
-};
-
-static int sink__made_factory(void *arg, pg_protocol *out)
-{
-    struct sink__made *made = arg;
-    int rc = sink_protocol_factory(made->context, out);
-    if (rc == 0)
-        made->conn = out->self;
-    return rc;
-}
-
-int sink_listen(pg_loop *loop, const char *path,
-                const pg_listen_options *opts, void *context, pg_server **out)
-{
-    return pg_unix_listen(loop, path, opts, sink_protocol_factory,
-                          context, out);
-}
-
-int sink_adopt(pg_loop *loop, int fd, void *context, sink_conn **out)
-{
-    struct sink__made made = { .context = context, .conn = NULL };
-    pg_transport *transport;
-    int rc = pg_stream_adopt_fd(loop, fd, sink__made_factory, &made, &transport);
-    if (rc < 0)
-        return rc;
-    made.conn->transport = transport; /* usable at once; connection_made follows */
-    if (out != NULL)
-        *out = made.conn;
     return 0;
 }

@@ -87,10 +87,16 @@ void *sink_context(const sink_conn *conn);
 int sink_switch_protocol(sink_conn *conn, pg_protocol_factory factory, void *context,
                          const void *pending, size_t len);
 
-/* ---- Making connections ---- */
+/* ---- Protocol instances, for any host ---- */
 
 /* Makes a protocol instance: a pg_protocol_factory for any runtime transport. */
 int sink_protocol_factory(void *context, pg_protocol *out);
+
+/* For sink_bind.c, not for handlers: ties a connection the factory made
+ * to its transport before connection_made (an adopted socket is usable at once). */
+void sink__attach(sink_conn *conn, pg_transport *transport);
+
+/* ---- Making connections on protogen's loop (sink_bind.c) ---- */
 
 /* Listens on the Unix socket path ("@name": Linux's abstract namespace); every accepted connection gets
  * a sink_conn whose context is `context`. opts may be NULL. */

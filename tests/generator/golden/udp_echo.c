@@ -220,48 +220,7 @@ void *udp_echo_context(const udp_echo_conn *conn)
     return conn->context;
 }
 
-/* ---- Making endpoints ---- */
-
-/* Makes an endpoint through a runtime function that takes a factory, and
- * learns which endpoint it made. */
-struct udp_echo__made {
-    void *context;
-    udp_echo_conn *conn;
-};
-
-static int udp_echo__made_factory(void *arg, pg_datagram_protocol *out)
+void udp_echo__attach(udp_echo_conn *conn, pg_datagram_transport *transport)
 {
-    struct udp_echo__made *made = arg;
-    int rc = udp_echo_protocol_factory(made->context, out);
-    if (rc == 0)
-        made->conn = out->self;
-    return rc;
-}
-
-/* The endpoint is usable at once (sendto before connection_made is allowed);
- * connection_made follows. */
-static int udp_echo__made_endpoint(struct udp_echo__made *made, pg_datagram_transport *transport,
-                                   udp_echo_conn **out)
-{
-    made->conn->transport = transport;
-    if (out != NULL)
-        *out = made->conn;
-    return 0;
-}
-
-int udp_echo_bind(pg_loop *loop, const char *host, uint16_t port,
-                  const pg_udp_options *opts, void *context, udp_echo_conn **out)
-{
-    struct udp_echo__made made = { .context = context, .conn = NULL };
-    pg_datagram_transport *transport;
-    int rc = pg_udp_bind(loop, host, port, opts, udp_echo__made_factory, &made, &transport);
-    return rc < 0 ? rc : udp_echo__made_endpoint(&made, transport, out);
-}
-
-int udp_echo_adopt(pg_loop *loop, int fd, void *context, udp_echo_conn **out)
-{
-    struct udp_echo__made made = { .context = context, .conn = NULL };
-    pg_datagram_transport *transport;
-    int rc = pg_datagram_adopt_fd(loop, fd, udp_echo__made_factory, &made, &transport);
-    return rc < 0 ? rc : udp_echo__made_endpoint(&made, transport, out);
+    conn->transport = transport;
 }

@@ -79,10 +79,16 @@ pg_datagram_transport *udp_echo_client_transport(udp_echo_client_conn *conn);
 /* The context pointer given when the endpoint was made. */
 void *udp_echo_client_context(const udp_echo_client_conn *conn);
 
-/* ---- Making endpoints ---- */
+/* ---- Protocol instances, for any host ---- */
 
 /* Makes a protocol instance: a pg_datagram_protocol_factory for any datagram transport. */
 int udp_echo_client_protocol_factory(void *context, pg_datagram_protocol *out);
+
+/* For udp_echo_client_bind.c, not for handlers: ties an endpoint the factory made to
+ * its transport before connection_made (sendto works at once). */
+void udp_echo_client__attach(udp_echo_client_conn *conn, pg_datagram_transport *transport);
+
+/* ---- Making endpoints on protogen's loop (udp_echo_client_bind.c) ---- */
 
 /* An endpoint connected to host:port: it talks to that peer only,
  * and learns of a peer with no socket on the port from error_received
