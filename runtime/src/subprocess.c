@@ -60,7 +60,7 @@ struct pg_subprocess {
     bool closed;    /* close() was called */
     bool connected; /* connection_made has run */
     bool finished;  /* connection_lost is scheduled (asyncio's _finished) */
-    bool lost;      /* connection_lost has run */
+    bool lost;      /* connection_lost has returned */
     bool held;      /* the caller holds the transport */
     bool stdin_paused; /* the stdin pipe's flow control, as the protocol was told */
     bool pause_held;   /* stdin paused before connection_made: told right after it */
@@ -108,15 +108,18 @@ static void pg__subprocess_free(pg_subprocess *p)
     free(p);
 }
 
-/* asyncio's _call_connection_lost: the last callback. */
+/* asyncio's _call_connection_lost: the last callback. Lost only once it has
+ * returned, as asyncio clears _proc in its finally: inside it a signal is
+ * still a no-op (not -ESRCH), and a pg_subprocess_release() there only drops
+ * the hold, the memory going here, after the callback. */
 static void pg__subprocess_lost_cb(void *arg)
 {
     pg_subprocess *p = arg;
     assert(p->connected && p->finished && !p->lost);
-    p->lost = true;
     PG__TRACE_ERROR(p->trace_id, "connection_lost", 0);
     if (p->protocol.ops->connection_lost != NULL)
         p->protocol.ops->connection_lost(p->protocol.self, 0);
+    p->lost = true;
     if (!p->held)
         pg__subprocess_free(p);
 }

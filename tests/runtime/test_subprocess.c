@@ -286,6 +286,46 @@ static void test_signals_after_connection_lost_fail_with_esrch(void **state)
     finish(&f);
 }
 
+/* Inside connection_lost the process is still there (asyncio clears _proc
+ * only after the callback): a signal is a no-op, as after process_exited. */
+static void signal_in_connection_lost(subrec *r)
+{
+    assert_int_equal(pg_subprocess_kill(r->proc), 0);
+    assert_int_equal(pg_subprocess_terminate(r->proc), 0);
+    assert_int_equal(pg_subprocess_send_signal(r->proc, SIGHUP), 0);
+}
+
+static void test_signals_in_connection_lost_are_no_ops(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ARGV("sh", "-c", "exit 3"), NULL);
+    f.r.hooks.lost = signal_in_connection_lost;
+    wait_lost(&f);
+    assert_int_equal(returncode(&f), 3);
+    assert_int_equal(pg_subprocess_kill(f.proc), -ESRCH); /* after it: gone */
+    finish(&f);
+}
+
+/* Releasing the hold from inside connection_lost: the memory goes once the
+ * callback has returned, not under its feet (ASan sees any use after free). */
+static void release_in_connection_lost(subrec *r)
+{
+    pg_subprocess_release(r->proc);
+}
+
+static void test_release_in_connection_lost(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ARGV("sh", "-c", "exit 0"), NULL);
+    f.r.hooks.lost = release_in_connection_lost;
+    wait_lost(&f);
+    run_idle(f.loop, 2);
+    subrec_free(&f.r);
+    pg_loop_close(f.loop);
+}
+
 /* test_close_kill_running: close() kills a child that has not exited. */
 static void test_close_kills_running_child(void **state)
 {
@@ -803,6 +843,8 @@ int main(void)
         BOTH(test_terminate),
         BOTH(test_send_signal_sighup),
         BOTH(test_signals_after_connection_lost_fail_with_esrch),
+        BOTH(test_signals_in_connection_lost_are_no_ops),
+        BOTH(test_release_in_connection_lost),
         BOTH(test_close_kills_running_child),
         BOTH(test_close_leaves_finished_child_alone),
         cmocka_unit_test(test_close_from_pipe_data_received),

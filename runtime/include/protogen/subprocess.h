@@ -106,7 +106,9 @@ int pg_subprocess_spawn(pg_loop *loop, const pg_subprocess_options *opts,
                         const pg_subprocess_protocol *protocol, pg_subprocess **out);
 
 /* Drops the caller's hold taken by pg_subprocess_spawn(..., &out). The child
- * and the protocol carry on; the memory goes once connection_lost has run. */
+ * and the protocol carry on; the memory goes once connection_lost has
+ * returned (so releasing from inside connection_lost is safe: the transport
+ * stays valid until that callback returns). */
 void pg_subprocess_release(pg_subprocess *proc);
 
 pid_t pg_subprocess_get_pid(const pg_subprocess *proc);
@@ -123,8 +125,8 @@ bool pg_subprocess_get_returncode(const pg_subprocess *proc, int *returncode);
 pg_transport *pg_subprocess_get_pipe_transport(pg_subprocess *proc, int fd);
 
 /* Sends signo to the child: through its pidfd, so never to another process
- * that reuses the pid. A no-op once the child has exited (as asyncio);
- * -ESRCH after connection_lost. */
+ * that reuses the pid. A no-op once the child has exited (as asyncio), also
+ * inside connection_lost; -ESRCH once connection_lost has returned. */
 int pg_subprocess_send_signal(pg_subprocess *proc, int signo);
 /* SIGTERM. */
 int pg_subprocess_terminate(pg_subprocess *proc);
