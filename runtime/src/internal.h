@@ -129,6 +129,9 @@ typedef struct pg__callback {
 struct pg_loop {
     int epfd;
     bool stopping;
+    bool running;     /* inside an iteration (or pg_loop_close's): no nesting */
+    size_t nwatched;  /* watchers in the epoll set */
+    pg_server *closed_servers; /* kept until pg_loop_close (server.c) */
     int nevents; /* events[0..nevents) is the batch being dispatched */
     uint64_t now_ms;
     /* ready queue: a ring of cap (a power of two) entries */
@@ -205,6 +208,8 @@ size_t pg__stream_sizeof(void);
  * success): accepted connections become stream transports with flags. */
 int pg__server_new(pg_loop *loop, int fd, int backlog, unsigned flags, pg_protocol_factory factory, void *arg,
                    pg_server **out);
+/* Frees the closed servers kept so that a second close is told (-EBADF). */
+void pg__servers_free(pg_loop *loop);
 /* Unix servers: the socket file to remove on close, if it is still ours. */
 int pg__server_set_unlink(pg_server *server, const char *path);
 

@@ -101,9 +101,12 @@ int pg__io_start(pg_loop *loop, pg__io *io, uint32_t events)
     if (want == io->events)
         return 0;
     int r = pg__backend_set(loop, io, io->events, want);
-    if (r == 0)
-        io->events = want;
-    return r;
+    if (r < 0)
+        return r;
+    if (io->events == 0)
+        loop->nwatched++;
+    io->events = want;
+    return 0;
 }
 
 void pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events)
@@ -117,8 +120,10 @@ void pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events)
     assert(r == 0 || want != 0);
     (void)r;
     io->events = want;
-    if (want == 0)
+    if (want == 0) {
+        loop->nwatched--;
         pg__backend_forget(loop, io);
+    }
 }
 
 /* ---- the ready queue ---------------------------------------------------- */
@@ -302,7 +307,7 @@ void pg_loop_stop(pg_loop *loop)
  * (not at all when callbacks are ready), then run the callbacks queued before
  * the iteration, then the I/O handlers, then the timers that were due when the
  * wait ended. Whatever these queue runs in the next iteration. */
-int pg_loop_run_once(pg_loop *loop, int timeout_ms)
+static int pg__loop_iterate(pg_loop *loop, int timeout_ms)
 {
     size_t queued = loop->ready_len;
     uint64_t due;
@@ -335,9 +340,28 @@ int pg_loop_run_once(pg_loop *loop, int timeout_ms)
     return 0;
 }
 
+/* Callbacks run only in here (and in pg_loop_close): a run or close from
+ * one of them would free or reenter what the iteration still uses. asyncio
+ * raises RuntimeError ("already running"); here -EBUSY. */
+int pg_loop_run_once(pg_loop *loop, int timeout_ms)
+{
+    if (loop == NULL)
+        return -EINVAL;
+    if (loop->running)
+        return -EBUSY;
+    loop->running = true;
+    int r = pg__loop_iterate(loop, timeout_ms);
+    loop->running = false;
+    return r;
+}
+
 int pg_loop_run(pg_loop *loop)
 {
     int r;
+    if (loop == NULL)
+        return -EINVAL;
+    if (loop->running)
+        return -EBUSY;
     /* A stop before run still lets one iteration run, without waiting. */
     do
         r = pg_loop_run_once(loop, loop->stopping ? 0 : -1);
@@ -346,13 +370,34 @@ int pg_loop_run(pg_loop *loop)
     return r;
 }
 
-void pg_loop_close(pg_loop *loop)
+/* Something is attached that would outlive the loop: every transport,
+ * server, connect and child holds a ready-queue reservation until its last
+ * callback is queued (active timers hold one each, and do not count: they are
+ * left inactive, as asyncio clears them), and a lookup still running keeps
+ * its eventfd watched. The signalfd is the loop's own. */
+static bool pg__loop_busy(const pg_loop *loop)
+{
+    size_t own = loop->signals != NULL ? 1 : 0;
+    return loop->ready_reserved > loop->timers.len || loop->nwatched > own;
+}
+
+int pg_loop_close(pg_loop *loop)
 {
     if (loop == NULL)
-        return;
-    /* Deferred frees (servers, transports) sit in the queue: run them. */
+        return 0;
+    if (loop->running)
+        return -EBUSY;
+    if (pg__loop_busy(loop))
+        return -EBUSY;
+    /* Last callbacks (connection_lost of transports closed just now) sit in
+     * the queue: run them, and what they queue. */
+    loop->running = true;
     while (loop->ready_len > 0)
         pg__ready_run(loop, loop->ready_len);
+    loop->running = false;
+    if (pg__loop_busy(loop))
+        return -EBUSY; /* one of them opened something */
+    pg__servers_free(loop);
     pg__signals_free(loop);
     pg__timers_free(loop);
     close(loop->epfd);
@@ -363,4 +408,5 @@ void pg_loop_close(pg_loop *loop)
         free(loop->stream_cache[--loop->stream_cached]);
     free(loop->dgram_buf);
     free(loop);
+    return 0;
 }

@@ -2,6 +2,7 @@
  * run_once, signal handlers, close. */
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -313,6 +314,122 @@ static void test_close_runs_queued(void **state)
     assert_string_equal(o.log, "a b");
 }
 
+/* ---- misuse: an error where asyncio raises, never undefined behaviour ---- */
+
+typedef struct nested {
+    pg_loop *loop;
+    int ran;
+    int run_once_rc, run_rc, close_rc;
+} nested;
+
+static void nest(void *arg)
+{
+    nested *n = arg;
+    n->ran++;
+    n->run_once_rc = pg_loop_run_once(n->loop, 0);
+    n->run_rc = pg_loop_run(n->loop);
+    n->close_rc = pg_loop_close(n->loop);
+}
+
+/* asyncio: "This event loop is already running", "Cannot close a running
+ * event loop". Here -EBUSY, and the loop carries on. */
+static void test_run_and_close_inside_a_callback_are_ebusy(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    nested n = { .loop = loop };
+    assert_int_equal(pg_loop_call_soon(loop, nest, &n), 0);
+    RUN_UNTIL(loop, n.ran == 1);
+    assert_int_equal(n.run_once_rc, -EBUSY);
+    assert_int_equal(n.run_rc, -EBUSY);
+    assert_int_equal(n.close_rc, -EBUSY);
+    /* Intact: it still runs callbacks, and closing the same way in
+     * pg_loop_close's own run of the queue is refused too. */
+    n.ran = 0;
+    assert_int_equal(pg_loop_call_soon(loop, nest, &n), 0);
+    assert_int_equal(pg_loop_close(loop), 0);
+    assert_int_equal(n.ran, 1);
+    assert_int_equal(n.close_rc, -EBUSY);
+    assert_int_equal(n.run_once_rc, -EBUSY);
+}
+
+/* A loop with a connection still open is not closed (it leaked, and closing
+ * the connection afterwards reached the freed loop): -EBUSY, and once the
+ * connection is gone, the close succeeds. */
+static void test_close_with_a_connection_open_is_ebusy(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    int sv[2];
+    recorder r;
+    make_socketpair(sv, 0);
+    recorder_init(&r);
+    pg_transport *t;
+    assert_int_equal(pg_stream_adopt_fd(loop, sv[0], recorder_factory, &r, &t), 0);
+    assert_int_equal(pg_loop_close(loop), -EBUSY); /* before connection_made */
+    assert_int_equal(r.made, 0);                   /* nothing ran */
+    RUN_UNTIL(loop, r.made == 1);
+    assert_int_equal(pg_loop_close(loop), -EBUSY);
+    assert_int_equal(pg_transport_write(t, "x", 1), 0);
+    uint8_t buf[4];
+    RUN_UNTIL(loop, drain_socket(sv[1], buf, sizeof buf, NULL) == 1);
+    pg_transport_close(t);
+    assert_int_equal(pg_loop_close(loop), 0); /* connection_lost was queued: it runs */
+    assert_int_equal(r.lost, 1);
+    close(sv[1]);
+    recorder_free(&r);
+}
+
+/* Timers and signal handlers do not keep a loop from closing (asyncio clears
+ * them): the timer is left inactive, the signal unblocked. */
+static void test_close_with_a_timer_and_a_signal_handler(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    order o = { .loop = loop };
+    step a = { .o = &o, .name = "a" };
+    pg_timer_init(&a.timer);
+    assert_int_equal(pg_loop_call_later(loop, &a.timer, 100000, step_run, &a), 0);
+    int count = 0;
+    assert_int_equal(pg_loop_add_signal_handler(loop, SIGUSR1, on_signal, &count), 0);
+    assert_int_equal(pg_loop_close(loop), 0);
+    assert_false(pg_timer_is_active(&a.timer));
+    pg_timer_cancel(&a.timer); /* harmless */
+    sigset_t cur;
+    assert_int_equal(sigprocmask(SIG_BLOCK, NULL, &cur), 0);
+    assert_int_equal(sigismember(&cur, SIGUSR1), 0);
+}
+
+static int accepted;
+
+static int count_accept(void *arg, pg_protocol *out)
+{
+    (void)arg;
+    (void)out;
+    accepted++;
+    return -ECONNREFUSED;
+}
+
+/* pg_server_close twice, one iteration apart, was a use after free: now the
+ * second is -EBADF, as is asking a closed server its address. */
+static void test_server_close_twice_is_ebadf(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    pg_server *server;
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, count_accept, NULL, &server), 0);
+    assert_int_equal(pg_loop_close(loop), -EBUSY); /* a server is open */
+    assert_int_equal(pg_server_close(server), 0);
+    run_idle(loop, 2);
+    assert_int_equal(pg_server_close(server), -EBADF);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    assert_int_equal(pg_server_sockname(server, &ss, &len), -EBADF);
+    assert_int_equal(pg_server_close(server), -EBADF);
+    assert_int_equal(pg_server_close(NULL), -EINVAL);
+    assert_int_equal(pg_loop_close(loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +446,10 @@ int main(void)
         cmocka_unit_test(test_signal_pending_at_removal_is_dropped),
         cmocka_unit_test(test_signal_blocked_before_stays_blocked),
         cmocka_unit_test(test_close_runs_queued),
+        cmocka_unit_test(test_run_and_close_inside_a_callback_are_ebusy),
+        cmocka_unit_test(test_close_with_a_connection_open_is_ebusy),
+        cmocka_unit_test(test_close_with_a_timer_and_a_signal_handler),
+        cmocka_unit_test(test_server_close_twice_is_ebadf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
