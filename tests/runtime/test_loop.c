@@ -1,7 +1,10 @@
 /* The loop: call_soon order, timers (order, cancel, reschedule), stop,
  * run_once, signal handlers, close. */
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -314,6 +317,80 @@ static void test_close_runs_queued(void **state)
     assert_string_equal(o.log, "a b");
 }
 
+/* ---- pg_loop_stop from a plain signal handler -------------------------- */
+
+static pg_loop *stop_target;
+
+static void stop_from_handler(int signo)
+{
+    (void)signo;
+    pg_loop_stop(stop_target); /* async-signal-safe */
+}
+
+typedef struct waker {
+    pid_t tid; /* the loop's thread */
+    pthread_t thread;
+} waker;
+
+/* True while thread tid sits in epoll_wait (its current system call, from
+ * /proc): the signal must come then, not before the wait. */
+static bool in_epoll_wait(pid_t tid)
+{
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    bool yes = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+    if (!yes)
+        return false;
+    long nr = strtol(buf, NULL, 10);
+#ifdef SYS_epoll_wait
+    if (nr == SYS_epoll_wait)
+        return true;
+#endif
+    return nr == SYS_epoll_pwait;
+}
+
+static void *wake_when_waiting(void *arg)
+{
+    waker *w = arg;
+    while (!in_epoll_wait(w->tid))
+        sched_yield();
+    pthread_kill(w->thread, SIGUSR1);
+    return NULL;
+}
+
+/* README: "pg_loop_stop() from a callback or a signal handler ends it". A
+ * plain sigaction handler runs while the loop waits in epoll_wait, which
+ * used to go back to waiting; now the stop wakes it. SIGALRM ends the test
+ * if it does not. */
+static void test_stop_from_a_plain_signal_handler(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    stop_target = loop;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = stop_from_handler;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    waker w = { .tid = (pid_t)syscall(SYS_gettid), .thread = pthread_self() };
+    pthread_t helper;
+    alarm(10);
+    assert_int_equal(pthread_create(&helper, NULL, wake_when_waiting, &w), 0);
+    assert_int_equal(pg_loop_run(loop), 0); /* nothing to do: waits until the signal */
+    alarm(0);
+    assert_int_equal(pthread_join(helper, NULL), 0);
+    assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+    /* The wake-up is used up: the next run_once waits for its timeout. */
+    uint64_t t0 = pg_loop_time_ms(loop);
+    assert_int_equal(pg_loop_run_once(loop, 20), 0);
+    assert_true(pg_loop_time_ms(loop) >= t0 + 20);
+    assert_int_equal(pg_loop_close(loop), 0);
+}
+
 /* ---- misuse: an error where asyncio raises, never undefined behaviour ---- */
 
 typedef struct nested {
@@ -446,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_signal_pending_at_removal_is_dropped),
         cmocka_unit_test(test_signal_blocked_before_stays_blocked),
         cmocka_unit_test(test_close_runs_queued),
+        cmocka_unit_test(test_stop_from_a_plain_signal_handler),
         cmocka_unit_test(test_run_and_close_inside_a_callback_are_ebusy),
         cmocka_unit_test(test_close_with_a_connection_open_is_ebusy),
         cmocka_unit_test(test_close_with_a_timer_and_a_signal_handler),

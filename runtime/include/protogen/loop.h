@@ -29,7 +29,9 @@ int pg_loop_run(pg_loop *loop);
  * nothing, from one of the loop's callbacks. */
 int pg_loop_run_once(pg_loop *loop, int timeout_ms);
 
-/* Makes pg_loop_run() return after the current iteration. Safe from callbacks. */
+/* Makes pg_loop_run() return after the current iteration, waking a loop
+ * that waits for I/O (an eventfd write). Safe from callbacks, and
+ * async-signal-safe: it may be called from a plain sigaction() handler. */
 void pg_loop_stop(pg_loop *loop);
 
 /* Runs the callbacks that are still queued, then frees the loop, its
