@@ -50,8 +50,11 @@ struct pg__io {
 void pg__io_init(pg__io *io, int fd, pg__io_cb cb);
 /* Adds interests; 0 or a negative errno. */
 int pg__io_start(pg_loop *loop, pg__io *io, uint32_t events);
-/* Removes interests; the fd leaves the epoll set when none is left. */
-void pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events);
+/* Removes interests; the fd leaves the epoll set when none is left. A
+ * negative errno when the set could not be changed (a failed MOD): the fd is
+ * then out of the set altogether (never a stale interest that spins the
+ * loop), which its owner must treat as an error of its transport. */
+int pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events);
 
 /* ---- the ready queue (loop.c) ------------------------------------------- *
  * Runtime objects reserve the ready-queue slots they will need later (e.g. the

@@ -118,21 +118,28 @@ int pg__io_start(pg_loop *loop, pg__io *io, uint32_t events)
     return 0;
 }
 
-void pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events)
+int pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events)
 {
     uint32_t want = io->events & ~events;
     if (want == io->events)
-        return;
+        return 0;
     int r = pg__backend_set(loop, io, io->events, want);
-    /* DEL only fails on a bad fd or a missing entry: a bug. A failed MOD
-     * leaves a spurious interest, which dispatch masks out. */
-    assert(r == 0 || want != 0);
-    (void)r;
+    if (r < 0 && want != 0) {
+        /* A failed MOD would leave the removed interest in the set: level-
+         * triggered and masked out by dispatch, it would wake every wait at
+         * once, for ever. Take the fd out altogether (DEL needs no memory)
+         * and tell the owner, for whom it is an error of its transport. */
+        want = 0;
+        (void)pg__backend_set(loop, io, io->events, 0);
+    }
+    /* DEL only fails on a bad fd or a missing entry: a bug. */
+    assert(r == 0 || want == 0);
     io->events = want;
     if (want == 0) {
         loop->nwatched--;
         pg__backend_forget(loop, io);
     }
+    return r;
 }
 
 /* ---- the ready queue ---------------------------------------------------- */

@@ -395,7 +395,11 @@ static void pg__stream_write_ready(pg__stream *s)
     pg__stream_maybe_resume(s); /* may write, close or abort */
     if (s->state == PG__STREAM_LOST || pg__stream_buffered(s) > 0)
         return;
-    pg__io_stop(s->loop, &s->io, PG__IO_WRITE);
+    int r = pg__io_stop(s->loop, &s->io, PG__IO_WRITE);
+    if (r < 0) {
+        pg__stream_force_close(s, r); /* the fd left the epoll set */
+        return;
+    }
     if (s->state == PG__STREAM_CLOSING) {
         /* Drained after close(): connection_lost now, as asyncio does. */
         s->state = PG__STREAM_LOST;
@@ -568,7 +572,9 @@ static void pg__stream_pause_reading(pg_transport *t)
     if (!pg__stream_reading(s))
         return;
     s->rstate = PG__READ_PAUSED;
-    pg__io_stop(s->loop, &s->io, PG__IO_READ);
+    int r = pg__io_stop(s->loop, &s->io, PG__IO_READ);
+    if (r < 0)
+        pg__stream_force_close(s, r); /* the fd left the epoll set */
 }
 
 static void pg__stream_resume_reading(pg_transport *t)
