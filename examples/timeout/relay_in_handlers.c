@@ -12,8 +12,10 @@ void relay_in_on_data_received(relay_in_conn *conn, struct relay_in_state *state
 {
     struct pgtimeout *app = relay_in_context(conn);
     (void)state;
-    if (app->child == NULL || monitored_write(app->child, data, len) == -EPIPE)
-        relay_in_close(conn); /* the child's stdin is gone */
+    /* Once the child closes its stdin, its pipe_connection_lost(0) closes us
+     * (writes meanwhile are dropped, as asyncio's); an error means no stdin. */
+    if (app->child == NULL || monitored_write(app->child, data, len) < 0)
+        relay_in_close(conn);
 }
 
 void relay_in_on_connection_lost(relay_in_conn *conn, struct relay_in_state *state, int error)

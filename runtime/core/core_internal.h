@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "protogen/core.h"
 
@@ -133,6 +135,11 @@ void pg__stream_discard(pg__stream *s);
 
 /* The protocol made by factory(arg), checked: 0 or a negative errno. */
 int pg__make_protocol(pg_protocol_factory factory, void *arg, pg_protocol *out);
+
+/* ---- writes without SIGPIPE (nosigpipe.c) ------------------------------ */
+
+/* writev() that never raises SIGPIPE in the process. */
+ssize_t pg__write_nosigpipe(int fd, const struct iovec *iov, int iovcnt);
 
 /* ---- tracing (trace.c) -------------------------------------------------- */
 

@@ -66,8 +66,7 @@ static int pg__fd_want(pg__fdstream *f, uint32_t events, bool on)
 {
     if (on)
         return pg__io_start(pg__fd_loop(f), &f->io, events);
-    pg__io_stop(pg__fd_loop(f), &f->io, events);
-    return 0;
+    return pg__io_stop(pg__fd_loop(f), &f->io, events); /* on failure the fd left the epoll set */
 }
 
 static int pg__fd_want_read(void *self, bool on)

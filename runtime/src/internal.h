@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,8 +44,11 @@ struct pg__io {
 void pg__io_init(pg__io *io, int fd, pg__io_cb cb);
 /* Adds interests; 0 or a negative errno. */
 int pg__io_start(pg_loop *loop, pg__io *io, uint32_t events);
-/* Removes interests; the fd leaves the epoll set when none is left. */
-void pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events);
+/* Removes interests; the fd leaves the epoll set when none is left. A
+ * negative errno when the set could not be changed (a failed MOD): the fd is
+ * then out of the set altogether (never a stale interest that spins the
+ * loop), which its owner must treat as an error of its transport. */
+int pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events);
 
 /* ---- the ready queue (loop.c) ------------------------------------------- *
  * Runtime objects reserve the ready-queue slots they will need later (e.g. the
@@ -113,7 +117,12 @@ typedef struct pg__callback {
 
 struct pg_loop {
     int epfd;
-    bool stopping;
+    volatile sig_atomic_t stopping; /* set by pg_loop_stop, maybe from a signal handler */
+    volatile sig_atomic_t waiting;  /* pg_loop_run waits in epoll_wait: a stop must wake it */
+    pg__io wake;                    /* the eventfd pg_loop_stop writes then */
+    bool running;     /* inside an iteration (or pg_loop_close's): no nesting */
+    size_t nwatched;  /* watchers in the epoll set */
+    pg_server *closed_servers; /* kept until pg_loop_close (server.c) */
     int nevents; /* events[0..nevents) is the batch being dispatched */
     uint64_t now_ms;
     /* ready queue: a ring of cap (a power of two) entries */
@@ -190,6 +199,8 @@ size_t pg__stream_sizeof(void);
  * success): accepted connections become stream transports with flags. */
 int pg__server_new(pg_loop *loop, int fd, int backlog, unsigned flags, pg_protocol_factory factory, void *arg,
                    pg_server **out);
+/* Frees the closed servers kept so that a second close is told (-EBADF). */
+void pg__servers_free(pg_loop *loop);
 /* Unix servers: the socket file to remove on close, if it is still ours. */
 int pg__server_set_unlink(pg_server *server, const char *path);
 
@@ -221,11 +232,6 @@ void pg__connect_discard(pg__connect *c);
 int pg__resolve_and_connect(pg__connect *c, pg_loop *loop, const char *host, uint16_t port);
 /* Lookups still running, for tests: a loop must not close before they end. */
 size_t pg__resolve_in_flight(void);
-
-/* ---- pipes (pipe.c) ----------------------------------------------------- */
-
-/* writev() that never raises SIGPIPE in the process (see pipe.c). */
-ssize_t pg__write_nosigpipe(int fd, const struct iovec *iov, int iovcnt);
 
 /* ---- datagram transports (datagram.c) ----------------------------------- */
 

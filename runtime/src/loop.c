@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,17 +42,25 @@ static int pg__backend_set(pg_loop *loop, pg__io *io, uint32_t old_events, uint3
     return epoll_ctl(loop->epfd, op, io->fd, &ev) < 0 ? -errno : 0;
 }
 
-/* Waits for events, retrying on EINTR with what is left of the timeout. The
- * clock is read only for a finite wait: the common infinite one costs nothing. */
-static int pg__backend_wait(pg_loop *loop, int timeout_ms)
+/* Waits for events, retrying on EINTR (unless a stop ends pg_loop_run) with
+ * what is left of the timeout. The clock is read only for a finite wait: the
+ * common infinite one costs nothing. */
+static int pg__backend_wait(pg_loop *loop, int timeout_ms, bool stop_wakes)
 {
     uint64_t start = timeout_ms > 0 ? pg__clock_ms() : 0;
+    /* For pg_loop_run: a stop from a signal handler that came before the
+     * wait makes it a poll; one during it interrupts it (EINTR here) or, on
+     * another thread, writes the eventfd (waiting). */
+    loop->waiting = stop_wakes;
+    if (stop_wakes && loop->stopping)
+        timeout_ms = 0;
     for (;;) {
         int n = epoll_wait(loop->epfd, loop->events, PG__MAX_EVENTS, timeout_ms);
-        if (n >= 0)
-            return n;
-        if (errno != EINTR)
-            return -errno;
+        if (n >= 0 || errno != EINTR || (stop_wakes && loop->stopping)) {
+            int err = errno;
+            loop->waiting = 0;
+            return n >= 0 ? n : err == EINTR ? 0 : -err;
+        }
         if (timeout_ms > 0) {
             uint64_t spent = pg__clock_ms() - start;
             timeout_ms = spent >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent;
@@ -101,24 +110,36 @@ int pg__io_start(pg_loop *loop, pg__io *io, uint32_t events)
     if (want == io->events)
         return 0;
     int r = pg__backend_set(loop, io, io->events, want);
-    if (r == 0)
-        io->events = want;
-    return r;
+    if (r < 0)
+        return r;
+    if (io->events == 0)
+        loop->nwatched++;
+    io->events = want;
+    return 0;
 }
 
-void pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events)
+int pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events)
 {
     uint32_t want = io->events & ~events;
     if (want == io->events)
-        return;
+        return 0;
     int r = pg__backend_set(loop, io, io->events, want);
-    /* DEL only fails on a bad fd or a missing entry: a bug. A failed MOD
-     * leaves a spurious interest, which dispatch masks out. */
-    assert(r == 0 || want != 0);
-    (void)r;
+    if (r < 0 && want != 0) {
+        /* A failed MOD would leave the removed interest in the set: level-
+         * triggered and masked out by dispatch, it would wake every wait at
+         * once, for ever. Take the fd out altogether (DEL needs no memory)
+         * and tell the owner, for whom it is an error of its transport. */
+        want = 0;
+        (void)pg__backend_set(loop, io, io->events, 0);
+    }
+    /* DEL only fails on a bad fd or a missing entry: a bug. */
+    assert(r == 0 || want == 0);
     io->events = want;
-    if (want == 0)
+    if (want == 0) {
+        loop->nwatched--;
         pg__backend_forget(loop, io);
+    }
+    return r;
 }
 
 /* ---- the ready queue ---------------------------------------------------- */
@@ -239,6 +260,21 @@ uint8_t *pg__loop_datagram_buffer(pg_loop *loop)
 
 /* ---- the loop ----------------------------------------------------------- */
 
+/* Empties the wake-up eventfd: the stop it carried is in loop->stopping. */
+static void pg__loop_drain_wake(pg_loop *loop)
+{
+    uint64_t n;
+    ssize_t r;
+    PG__RETRY_EINTR(r, read(loop->wake.fd, &n, sizeof n));
+    (void)r; /* EAGAIN: nothing was written */
+}
+
+static void pg__loop_woken(pg__io *io, uint32_t events)
+{
+    (void)events;
+    pg__loop_drain_wake(PG__CONTAINER_OF(io, pg_loop, wake));
+}
+
 int pg_loop_new(pg_loop **out)
 {
     if (out == NULL)
@@ -248,10 +284,19 @@ int pg_loop_new(pg_loop **out)
     if (loop == NULL)
         return -ENOMEM;
     loop->epfd = -1;
+    pg__io_init(&loop->wake, -1, pg__loop_woken);
     int r = pg__backend_init(loop);
     if (r < 0)
         goto fail;
     r = pg__ready_grow(loop);
+    if (r < 0)
+        goto fail;
+    loop->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->wake.fd < 0) {
+        r = -errno;
+        goto fail;
+    }
+    r = pg__io_start(loop, &loop->wake, PG__IO_READ);
     if (r < 0)
         goto fail;
     loop->now_ms = pg__clock_ms();
@@ -260,8 +305,11 @@ int pg_loop_new(pg_loop **out)
     return 0;
 
 fail:
+    if (loop->wake.fd >= 0)
+        close(loop->wake.fd);
     if (loop->epfd >= 0)
         close(loop->epfd);
+    free(loop->ready);
     free(loop);
     return r;
 }
@@ -272,16 +320,25 @@ uint64_t pg_loop_time_ms(const pg_loop *loop)
     return pg__clock_ms();
 }
 
+/* Async-signal-safe: a flag and a write(2) to the eventfd, which wakes an
+ * epoll_wait that a plain sigaction handler's EINTR would only restart. */
 void pg_loop_stop(pg_loop *loop)
 {
-    loop->stopping = true;
+    int saved = errno;
+    loop->stopping = 1;
+    if (loop->waiting) {
+        uint64_t one = 1;
+        ssize_t r = write(loop->wake.fd, &one, sizeof one);
+        (void)r; /* EAGAIN: a wake-up is pending already */
+    }
+    errno = saved;
 }
 
 /* One iteration, in asyncio's order (BaseEventLoop._run_once): wait for I/O
  * (not at all when callbacks are ready), then run the callbacks queued before
  * the iteration, then the I/O handlers, then the timers that were due when the
  * wait ended. Whatever these queue runs in the next iteration. */
-int pg_loop_run_once(pg_loop *loop, int timeout_ms)
+static int pg__loop_iterate(pg_loop *loop, int timeout_ms, bool stop_wakes)
 {
     size_t queued = loop->ready_len;
     uint64_t due;
@@ -297,7 +354,7 @@ int pg_loop_run_once(pg_loop *loop, int timeout_ms)
             timeout_ms = (int)wait;
     }
 
-    int n = pg__backend_wait(loop, timeout_ms < 0 ? -1 : timeout_ms);
+    int n = pg__backend_wait(loop, timeout_ms < 0 ? -1 : timeout_ms, stop_wakes);
     if (n < 0)
         return n;
     loop->nevents = n;
@@ -314,26 +371,74 @@ int pg_loop_run_once(pg_loop *loop, int timeout_ms)
     return 0;
 }
 
-int pg_loop_run(pg_loop *loop)
+/* Callbacks run only in here (and in pg_loop_close): a run or close from
+ * one of them would free or reenter what the iteration still uses. asyncio
+ * raises RuntimeError ("already running"); here -EBUSY. */
+static int pg__loop_run_once(pg_loop *loop, int timeout_ms, bool stop_wakes)
 {
-    int r;
-    /* A stop before run still lets one iteration run, without waiting. */
-    do
-        r = pg_loop_run_once(loop, loop->stopping ? 0 : -1);
-    while (r == 0 && !loop->stopping);
-    loop->stopping = false;
+    if (loop == NULL)
+        return -EINVAL;
+    if (loop->running)
+        return -EBUSY;
+    loop->running = true;
+    int r = pg__loop_iterate(loop, timeout_ms, stop_wakes);
+    loop->running = false;
     return r;
 }
 
-void pg_loop_close(pg_loop *loop)
+int pg_loop_run_once(pg_loop *loop, int timeout_ms)
+{
+    return pg__loop_run_once(loop, timeout_ms, false); /* a stop does not end its wait */
+}
+
+int pg_loop_run(pg_loop *loop)
+{
+    int r;
+    if (loop == NULL)
+        return -EINVAL;
+    if (loop->running)
+        return -EBUSY;
+    /* A stop before run still lets one iteration run, without waiting. */
+    do
+        r = pg__loop_run_once(loop, loop->stopping ? 0 : -1, true);
+    while (r == 0 && !loop->stopping);
+    loop->stopping = 0;
+    pg__loop_drain_wake(loop); /* a stop from the last iteration: used up */
+    return r;
+}
+
+/* Something is attached that would outlive the loop: every transport,
+ * server, connect and child holds a ready-queue reservation until its last
+ * callback is queued (active timers hold one each, and do not count: they are
+ * left inactive, as asyncio clears them), and a lookup still running keeps
+ * its eventfd watched. The signalfd and the wake-up eventfd are the loop's own. */
+static bool pg__loop_busy(const pg_loop *loop)
+{
+    size_t own = 1 + (loop->signals != NULL ? 1 : 0); /* the wake-up eventfd, the signalfd */
+    return loop->ready_reserved > loop->timers.len || loop->nwatched > own;
+}
+
+int pg_loop_close(pg_loop *loop)
 {
     if (loop == NULL)
-        return;
-    /* Deferred frees (servers, transports) sit in the queue: run them. */
+        return 0;
+    if (loop->running)
+        return -EBUSY;
+    if (pg__loop_busy(loop))
+        return -EBUSY;
+    /* Last callbacks (connection_lost of transports closed just now) sit in
+     * the queue: run them, and what they queue. */
+    loop->running = true;
     while (loop->ready_len > 0)
         pg__ready_run(loop, loop->ready_len);
+    loop->running = false;
+    if (pg__loop_busy(loop))
+        return -EBUSY; /* one of them opened something */
+    pg__servers_free(loop);
     pg__signals_free(loop);
     pg__timers_free(loop);
+    pg__io_stop(loop, &loop->wake, PG__IO_READ);
+    close(loop->wake.fd);
     close(loop->epfd);
     free(loop->ready);
     pg__host_cleanup(&loop->host);
@@ -342,4 +447,5 @@ void pg_loop_close(pg_loop *loop)
         free(loop->stream_cache[--loop->stream_cached]);
     free(loop->dgram_buf);
     free(loop);
+    return 0;
 }

@@ -34,6 +34,7 @@ struct pg_server {
     char *unlink_path;
     dev_t dev;
     ino_t ino;
+    pg_server *next_closed; /* on the loop's list once closed */
 };
 
 static void pg__server_accept_one(pg_server *server, int fd)
@@ -122,7 +123,7 @@ int pg__server_new(pg_loop *loop, int fd, int backlog, unsigned flags, pg_protoc
     server->state = PG__SERVER_LISTENING;
     pg_timer_init(&server->retry);
     pg__io_init(&server->io, fd, pg__server_on_io);
-    int r = pg__loop_reserve(loop); /* for the deferred free */
+    int r = pg__loop_reserve(loop); /* held while open: pg_loop_close() refuses until it is closed */
     if (r < 0)
         goto fail;
     r = pg__io_start(loop, &server->io, PG__IO_READ);
@@ -164,17 +165,21 @@ int pg_server_sockname(const pg_server *server, struct sockaddr_storage *addr, s
     return getsockname(server->io.fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
 }
 
-static void pg__server_free(void *arg)
+void pg__servers_free(pg_loop *loop)
 {
-    pg_server *server = arg;
-    free(server->unlink_path);
-    free(server);
+    while (loop->closed_servers != NULL) {
+        pg_server *server = loop->closed_servers;
+        loop->closed_servers = server->next_closed;
+        free(server);
+    }
 }
 
-void pg_server_close(pg_server *server)
+int pg_server_close(pg_server *server)
 {
-    if (server == NULL || server->state == PG__SERVER_CLOSED)
-        return;
+    if (server == NULL)
+        return -EINVAL;
+    if (server->state == PG__SERVER_CLOSED)
+        return -EBADF;
     server->state = PG__SERVER_CLOSED;
     pg_timer_cancel(&server->retry);
     pg__io_stop(server->loop, &server->io, PG__IO_READ);
@@ -186,7 +191,14 @@ void pg_server_close(pg_server *server)
     if (server->unlink_path != NULL && stat(server->unlink_path, &st) == 0 && st.st_dev == server->dev
         && st.st_ino == server->ino)
         (void)unlink(server->unlink_path);
-    /* Freed next turn: the caller (maybe the factory, inside the accept loop)
-     * may still hold it. */
-    pg__loop_call_soon_reserved(server->loop, pg__server_free, server);
+    free(server->unlink_path);
+    server->unlink_path = NULL;
+    /* The struct (no fd, nothing else) stays with the loop until
+     * pg_loop_close: the caller (maybe the factory, inside the accept loop)
+     * may still hold it, and a second close must be told, not a use after
+     * free. */
+    pg__loop_unreserve(server->loop);
+    server->next_closed = server->loop->closed_servers;
+    server->loop->closed_servers = server;
+    return 0;
 }

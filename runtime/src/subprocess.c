@@ -45,7 +45,9 @@ typedef struct pg__subpipe {
     pg_subprocess *proc;
     pg_transport *transport; /* NULL before spawning and after its connection_lost */
     uint8_t fd;
-    bool open; /* a pipe whose connection_lost has not come yet */
+    bool piped; /* the child's fd is a pipe to us (it may be closed since) */
+    bool open;  /* a pipe whose connection_lost has not come yet */
+    size_t high, low; /* stdin: its write buffer limits, kept once it is gone */
 } pg__subpipe;
 
 struct pg_subprocess {
@@ -60,7 +62,7 @@ struct pg_subprocess {
     bool closed;    /* close() was called */
     bool connected; /* connection_made has run */
     bool finished;  /* connection_lost is scheduled (asyncio's _finished) */
-    bool lost;      /* connection_lost has run */
+    bool lost;      /* connection_lost has returned */
     bool held;      /* the caller holds the transport */
     bool stdin_paused; /* the stdin pipe's flow control, as the protocol was told */
     bool pause_held;   /* stdin paused before connection_made: told right after it */
@@ -108,15 +110,18 @@ static void pg__subprocess_free(pg_subprocess *p)
     free(p);
 }
 
-/* asyncio's _call_connection_lost: the last callback. */
+/* asyncio's _call_connection_lost: the last callback. Lost only once it has
+ * returned, as asyncio clears _proc in its finally: inside it a signal is
+ * still a no-op (not -ESRCH), and a pg_subprocess_release() there only drops
+ * the hold, the memory going here, after the callback. */
 static void pg__subprocess_lost_cb(void *arg)
 {
     pg_subprocess *p = arg;
     assert(p->connected && p->finished && !p->lost);
-    p->lost = true;
     PG__TRACE_ERROR(p->trace_id, "connection_lost", 0);
     if (p->protocol.ops->connection_lost != NULL)
         p->protocol.ops->connection_lost(p->protocol.self, 0);
+    p->lost = true;
     if (!p->held)
         pg__subprocess_free(p);
 }
@@ -230,6 +235,8 @@ static void pg__subpipe_connection_lost(void *self, int error)
 {
     pg__subpipe *pipe = self;
     pg_subprocess *p = pipe->proc;
+    /* Still valid here: keep what asyncio's closed pipe object still tells. */
+    pg_transport_get_write_buffer_limits(pipe->transport, &pipe->high, &pipe->low);
     pipe->transport = NULL;
     pipe->open = false;
     pg__subprocess_call(p, PG__SUBEV_PIPE_LOST, pipe->fd, error);
@@ -345,6 +352,7 @@ int pg_subprocess_spawn(pg_loop *loop, const pg_subprocess_options *opts,
         if (streams[fd] == NULL)
             continue;
         pg_protocol adapter = { .ops = &pg__subpipe_ops, .self = pipe };
+        pipe->piped = true;
         pipe->open = true;
         pipe->transport = pg__fdstream_start(streams[fd], &adapter);
     }
@@ -444,4 +452,91 @@ int pg_subprocess_get_extra_info(const pg_subprocess *proc, pg_extra_key key, pg
     memset(out, 0, sizeof *out);
     out->fd = proc->exited ? -1 : pg__child_pidfd(&proc->child);
     return 0;
+}
+
+/* ---- the pipes' methods (asyncio's get_pipe_transport(fd).method()) ------ *
+ * asyncio keeps a closed pipe transport around, which drops writes and still
+ * answers; here the pipe transport is freed with its pipe_connection_lost, so
+ * these answer for it: writes once the pipe is closed are dropped (0), and
+ * its limits are the last ones it had. */
+
+int pg_subprocess_write(pg_subprocess *proc, const void *data, size_t len)
+{
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    if (len > 0 && data == NULL)
+        return -EINVAL;
+    return pg_subprocess_writelines(proc, &iov, 1);
+}
+
+int pg_subprocess_writelines(pg_subprocess *proc, const struct iovec *iov, int iovcnt)
+{
+    const pg__subpipe *in = &proc->pipes[0];
+    if (in->transport != NULL)
+        return pg_transport_writelines(in->transport, iov, iovcnt);
+    return in->piped ? 0 : -EPIPE;
+}
+
+int pg_subprocess_write_eof(pg_subprocess *proc)
+{
+    const pg__subpipe *in = &proc->pipes[0];
+    if (in->transport != NULL)
+        return pg_transport_write_eof(in->transport);
+    return in->piped ? 0 : -EPIPE;
+}
+
+size_t pg_subprocess_get_write_buffer_size(const pg_subprocess *proc)
+{
+    const pg__subpipe *in = &proc->pipes[0];
+    return in->transport != NULL ? pg_transport_get_write_buffer_size(in->transport) : 0;
+}
+
+int pg_subprocess_get_write_buffer_limits(const pg_subprocess *proc, size_t *high, size_t *low)
+{
+    const pg__subpipe *in = &proc->pipes[0];
+    size_t h = in->high, l = in->low;
+    if (!in->piped)
+        return -EPIPE;
+    if (in->transport != NULL)
+        pg_transport_get_write_buffer_limits(in->transport, &h, &l);
+    if (high != NULL)
+        *high = h;
+    if (low != NULL)
+        *low = l;
+    return 0;
+}
+
+int pg_subprocess_set_write_buffer_limits(pg_subprocess *proc, size_t high, size_t low)
+{
+    pg__subpipe *in = &proc->pipes[0];
+    if (in->transport != NULL)
+        return pg_transport_set_write_buffer_limits(in->transport, high, low);
+    if (!in->piped)
+        return -EPIPE;
+    return pg__write_buffer_limits(high, low, &in->high, &in->low);
+}
+
+/* stdout (1) or stderr (2) while its pipe is open; NULL otherwise. */
+static pg_transport *pg__subprocess_read_pipe(const pg_subprocess *proc, int fd)
+{
+    return fd == 1 || fd == 2 ? proc->pipes[fd].transport : NULL;
+}
+
+bool pg_subprocess_is_reading(const pg_subprocess *proc, int fd)
+{
+    const pg_transport *out = pg__subprocess_read_pipe(proc, fd);
+    return out != NULL && pg_transport_is_reading(out);
+}
+
+void pg_subprocess_pause_reading(pg_subprocess *proc, int fd)
+{
+    pg_transport *out = pg__subprocess_read_pipe(proc, fd);
+    if (out != NULL)
+        pg_transport_pause_reading(out);
+}
+
+void pg_subprocess_resume_reading(pg_subprocess *proc, int fd)
+{
+    pg_transport *out = pg__subprocess_read_pipe(proc, fd);
+    if (out != NULL)
+        pg_transport_resume_reading(out);
 }

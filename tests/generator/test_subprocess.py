@@ -117,10 +117,11 @@ class Subprocess(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         lines = r.stdout.splitlines()
         self.assertEqual(lines[0], "made pipes=0,1,2 pid>0")
+        self.assertEqual(lines[1], "reading 1 0 0")
         self.assertEqual(lines[-1], "lost 0 returncode=3")
-        middle = sorted(lines[1:-1])
+        middle = sorted(lines[2:-1])
         self.assertEqual(middle, sorted(["data 1 out", "data 2 err", "pipe_lost 0 0", "pipe_lost 1 0",
-                                         "pipe_lost 2 0", "exited 3", "stdin-closed -32"]))
+                                         "pipe_lost 2 0", "exited 3", "stdin-closed 0 0", "limits 0 4096 1024"]))
         self.assertLess(lines.index("data 1 out"), lines.index("pipe_lost 1 0"))
         self.assertLess(lines.index("data 2 err"), lines.index("pipe_lost 2 0"))
 
@@ -141,6 +142,10 @@ void runner_on_connection_made(runner_conn *conn, struct runner_state *state)
     printf("made pipes=%s%s%s pid%s\n", runner_get_pipe_transport(conn, 0) ? "0" : "",
            runner_get_pipe_transport(conn, 1) ? ",1" : "", runner_get_pipe_transport(conn, 2) ? ",2" : "",
            runner_get_pid(conn) > 0 ? ">0" : "<=0");
+    runner_pause_reading(conn, 2);
+    printf("reading %d %d %d\n", runner_is_reading(conn, 1), runner_is_reading(conn, 2), runner_is_reading(conn, 0));
+    runner_resume_reading(conn, 2);
+    (void)runner_set_write_buffer_limits(conn, 4096, PG_LIMIT_DEFAULT);
 }
 
 void runner_on_pipe_data_received(runner_conn *conn, struct runner_state *state, int fd, const uint8_t *data, size_t len)
@@ -155,7 +160,14 @@ void runner_on_pipe_connection_lost(runner_conn *conn, struct runner_state *stat
     state->events++;
     printf("pipe_lost %d %d\n", fd, error);
     if (fd == 0)
-        printf("stdin-closed %d\n", runner_write(conn, "x", 1)); /* no stdin any more: -EPIPE */
+    {
+        size_t high = 0, low = 0;
+        /* The child closed its stdin: writes are dropped, as asyncio's; the
+         * pipe's last limits (set in connection_made) still tell. */
+        printf("stdin-closed %d %d\n", runner_write(conn, "x", 1), runner_write_eof(conn));
+        int rc = runner_get_write_buffer_limits(conn, &high, &low);
+        printf("limits %d %zu %zu\n", rc, high, low);
+    }
 }
 
 void runner_on_process_exited(runner_conn *conn, struct runner_state *state)

@@ -1,7 +1,11 @@
 /* The loop: call_soon order, timers (order, cancel, reschedule), stop,
  * run_once, signal handlers, close. */
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -313,6 +317,196 @@ static void test_close_runs_queued(void **state)
     assert_string_equal(o.log, "a b");
 }
 
+/* ---- pg_loop_stop from a plain signal handler -------------------------- */
+
+static pg_loop *stop_target;
+
+static void stop_from_handler(int signo)
+{
+    (void)signo;
+    pg_loop_stop(stop_target); /* async-signal-safe */
+}
+
+typedef struct waker {
+    pid_t tid; /* the loop's thread */
+    pthread_t thread;
+} waker;
+
+/* True while thread tid sits in epoll_wait (its current system call, from
+ * /proc): the signal must come then, not before the wait. */
+static bool in_epoll_wait(pid_t tid)
+{
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    bool yes = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+    if (!yes)
+        return false;
+    long nr = strtol(buf, NULL, 10);
+#ifdef SYS_epoll_wait
+    if (nr == SYS_epoll_wait)
+        return true;
+#endif
+    return nr == SYS_epoll_pwait;
+}
+
+static void *wake_when_waiting(void *arg)
+{
+    waker *w = arg;
+    while (!in_epoll_wait(w->tid))
+        sched_yield();
+    pthread_kill(w->thread, SIGUSR1);
+    return NULL;
+}
+
+/* README: "pg_loop_stop() from a callback or a signal handler ends it". A
+ * plain sigaction handler runs while the loop waits in epoll_wait, which
+ * used to go back to waiting; now the stop wakes it. SIGALRM ends the test
+ * if it does not. */
+static void test_stop_from_a_plain_signal_handler(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    stop_target = loop;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = stop_from_handler;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    waker w = { .tid = (pid_t)syscall(SYS_gettid), .thread = pthread_self() };
+    pthread_t helper;
+    alarm(10);
+    assert_int_equal(pthread_create(&helper, NULL, wake_when_waiting, &w), 0);
+    assert_int_equal(pg_loop_run(loop), 0); /* nothing to do: waits until the signal */
+    alarm(0);
+    assert_int_equal(pthread_join(helper, NULL), 0);
+    assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+    /* The wake-up is used up: the next run_once waits for its timeout. */
+    uint64_t t0 = pg_loop_time_ms(loop);
+    assert_int_equal(pg_loop_run_once(loop, 20), 0);
+    assert_true(pg_loop_time_ms(loop) >= t0 + 20);
+    assert_int_equal(pg_loop_close(loop), 0);
+}
+
+/* ---- misuse: an error where asyncio raises, never undefined behaviour ---- */
+
+typedef struct nested {
+    pg_loop *loop;
+    int ran;
+    int run_once_rc, run_rc, close_rc;
+} nested;
+
+static void nest(void *arg)
+{
+    nested *n = arg;
+    n->ran++;
+    n->run_once_rc = pg_loop_run_once(n->loop, 0);
+    n->run_rc = pg_loop_run(n->loop);
+    n->close_rc = pg_loop_close(n->loop);
+}
+
+/* asyncio: "This event loop is already running", "Cannot close a running
+ * event loop". Here -EBUSY, and the loop carries on. */
+static void test_run_and_close_inside_a_callback_are_ebusy(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    nested n = { .loop = loop };
+    assert_int_equal(pg_loop_call_soon(loop, nest, &n), 0);
+    RUN_UNTIL(loop, n.ran == 1);
+    assert_int_equal(n.run_once_rc, -EBUSY);
+    assert_int_equal(n.run_rc, -EBUSY);
+    assert_int_equal(n.close_rc, -EBUSY);
+    /* Intact: it still runs callbacks, and closing the same way in
+     * pg_loop_close's own run of the queue is refused too. */
+    n.ran = 0;
+    assert_int_equal(pg_loop_call_soon(loop, nest, &n), 0);
+    assert_int_equal(pg_loop_close(loop), 0);
+    assert_int_equal(n.ran, 1);
+    assert_int_equal(n.close_rc, -EBUSY);
+    assert_int_equal(n.run_once_rc, -EBUSY);
+}
+
+/* A loop with a connection still open is not closed (it leaked, and closing
+ * the connection afterwards reached the freed loop): -EBUSY, and once the
+ * connection is gone, the close succeeds. */
+static void test_close_with_a_connection_open_is_ebusy(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    int sv[2];
+    recorder r;
+    make_socketpair(sv, 0);
+    recorder_init(&r);
+    pg_transport *t;
+    assert_int_equal(pg_stream_adopt_fd(loop, sv[0], recorder_factory, &r, &t), 0);
+    assert_int_equal(pg_loop_close(loop), -EBUSY); /* before connection_made */
+    assert_int_equal(r.made, 0);                   /* nothing ran */
+    RUN_UNTIL(loop, r.made == 1);
+    assert_int_equal(pg_loop_close(loop), -EBUSY);
+    assert_int_equal(pg_transport_write(t, "x", 1), 0);
+    uint8_t buf[4];
+    RUN_UNTIL(loop, drain_socket(sv[1], buf, sizeof buf, NULL) == 1);
+    pg_transport_close(t);
+    assert_int_equal(pg_loop_close(loop), 0); /* connection_lost was queued: it runs */
+    assert_int_equal(r.lost, 1);
+    close(sv[1]);
+    recorder_free(&r);
+}
+
+/* Timers and signal handlers do not keep a loop from closing (asyncio clears
+ * them): the timer is left inactive, the signal unblocked. */
+static void test_close_with_a_timer_and_a_signal_handler(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    order o = { .loop = loop };
+    step a = { .o = &o, .name = "a" };
+    pg_timer_init(&a.timer);
+    assert_int_equal(pg_loop_call_later(loop, &a.timer, 100000, step_run, &a), 0);
+    int count = 0;
+    assert_int_equal(pg_loop_add_signal_handler(loop, SIGUSR1, on_signal, &count), 0);
+    assert_int_equal(pg_loop_close(loop), 0);
+    assert_false(pg_timer_is_active(&a.timer));
+    pg_timer_cancel(&a.timer); /* harmless */
+    sigset_t cur;
+    assert_int_equal(sigprocmask(SIG_BLOCK, NULL, &cur), 0);
+    assert_int_equal(sigismember(&cur, SIGUSR1), 0);
+}
+
+static int accepted;
+
+static int count_accept(void *arg, pg_protocol *out)
+{
+    (void)arg;
+    (void)out;
+    accepted++;
+    return -ECONNREFUSED;
+}
+
+/* pg_server_close twice, one iteration apart, was a use after free: now the
+ * second is -EBADF, as is asking a closed server its address. */
+static void test_server_close_twice_is_ebadf(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    pg_server *server;
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, count_accept, NULL, &server), 0);
+    assert_int_equal(pg_loop_close(loop), -EBUSY); /* a server is open */
+    assert_int_equal(pg_server_close(server), 0);
+    run_idle(loop, 2);
+    assert_int_equal(pg_server_close(server), -EBADF);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    assert_int_equal(pg_server_sockname(server, &ss, &len), -EBADF);
+    assert_int_equal(pg_server_close(server), -EBADF);
+    assert_int_equal(pg_server_close(NULL), -EINVAL);
+    assert_int_equal(pg_loop_close(loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +523,11 @@ int main(void)
         cmocka_unit_test(test_signal_pending_at_removal_is_dropped),
         cmocka_unit_test(test_signal_blocked_before_stays_blocked),
         cmocka_unit_test(test_close_runs_queued),
+        cmocka_unit_test(test_stop_from_a_plain_signal_handler),
+        cmocka_unit_test(test_run_and_close_inside_a_callback_are_ebusy),
+        cmocka_unit_test(test_close_with_a_connection_open_is_ebusy),
+        cmocka_unit_test(test_close_with_a_timer_and_a_signal_handler),
+        cmocka_unit_test(test_server_close_twice_is_ebadf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

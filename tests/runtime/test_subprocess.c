@@ -286,6 +286,46 @@ static void test_signals_after_connection_lost_fail_with_esrch(void **state)
     finish(&f);
 }
 
+/* Inside connection_lost the process is still there (asyncio clears _proc
+ * only after the callback): a signal is a no-op, as after process_exited. */
+static void signal_in_connection_lost(subrec *r)
+{
+    assert_int_equal(pg_subprocess_kill(r->proc), 0);
+    assert_int_equal(pg_subprocess_terminate(r->proc), 0);
+    assert_int_equal(pg_subprocess_send_signal(r->proc, SIGHUP), 0);
+}
+
+static void test_signals_in_connection_lost_are_no_ops(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ARGV("sh", "-c", "exit 3"), NULL);
+    f.r.hooks.lost = signal_in_connection_lost;
+    wait_lost(&f);
+    assert_int_equal(returncode(&f), 3);
+    assert_int_equal(pg_subprocess_kill(f.proc), -ESRCH); /* after it: gone */
+    finish(&f);
+}
+
+/* Releasing the hold from inside connection_lost: the memory goes once the
+ * callback has returned, not under its feet (ASan sees any use after free). */
+static void release_in_connection_lost(subrec *r)
+{
+    pg_subprocess_release(r->proc);
+}
+
+static void test_release_in_connection_lost(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ARGV("sh", "-c", "exit 0"), NULL);
+    f.r.hooks.lost = release_in_connection_lost;
+    wait_lost(&f);
+    run_idle(f.loop, 2);
+    subrec_free(&f.r);
+    pg_loop_close(f.loop);
+}
+
 /* test_close_kill_running: close() kills a child that has not exited. */
 static void test_close_kills_running_child(void **state)
 {
@@ -488,6 +528,97 @@ static void test_stdin_flow_control(void **state)
     assert_int_equal(f.r.resumes, 1);
     assert_int_equal(f.r.out_total[1], 256 * 1024);
     assert_int_equal(returncode(&f), 0);
+    finish(&f);
+}
+
+/* The pipes' methods on the transport (asyncio's get_pipe_transport(fd).m()):
+ * is_reading and the write buffer limits, while the pipes are open. */
+static void check_pipe_methods(subrec *r)
+{
+    size_t high = 0, low = 0;
+    assert_int_equal(pg_subprocess_get_write_buffer_limits(r->proc, &high, &low), 0);
+    assert_int_equal(high, PG_DEFAULT_HIGH_WATER);
+    assert_int_equal(low, PG_DEFAULT_HIGH_WATER / 4);
+    assert_int_equal(pg_subprocess_set_write_buffer_limits(r->proc, 8192, PG_LIMIT_DEFAULT), 0);
+    assert_int_equal(pg_subprocess_get_write_buffer_limits(r->proc, &high, &low), 0);
+    assert_int_equal(high, 8192);
+    assert_int_equal(low, 2048);
+    assert_int_equal(pg_subprocess_set_write_buffer_limits(r->proc, 1, 2), -EINVAL);
+    assert_int_equal(pg_subprocess_get_write_buffer_size(r->proc), 0);
+
+    assert_true(pg_subprocess_is_reading(r->proc, 1));
+    assert_true(pg_subprocess_is_reading(r->proc, 2));
+    assert_false(pg_subprocess_is_reading(r->proc, 0)); /* a write pipe */
+    assert_false(pg_subprocess_is_reading(r->proc, 3));
+    pg_subprocess_pause_reading(r->proc, 1);
+    assert_false(pg_subprocess_is_reading(r->proc, 1));
+    assert_true(pg_subprocess_is_reading(r->proc, 2));
+    pg_subprocess_resume_reading(r->proc, 1);
+    assert_true(pg_subprocess_is_reading(r->proc, 1));
+}
+
+/* The child closes its stdin: writing to it afterwards is dropped (0), as
+ * asyncio's closed pipe transport drops it, not -EPIPE; the limits are still
+ * the last ones the pipe had. */
+static void write_to_closed_stdin(subrec *r, int fd, int error)
+{
+    assert_int_equal(error, 0);
+    if (fd != 0)
+        return;
+    assert_null(pg_subprocess_get_pipe_transport(r->proc, 0));
+    assert_int_equal(pg_subprocess_write(r->proc, "late", 4), 0);
+    struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+    assert_int_equal(pg_subprocess_writelines(r->proc, &iov, 1), 0);
+    assert_int_equal(pg_subprocess_write_eof(r->proc), 0);
+    assert_int_equal(pg_subprocess_get_write_buffer_size(r->proc), 0);
+    size_t high = 0, low = 0;
+    assert_int_equal(pg_subprocess_get_write_buffer_limits(r->proc, &high, &low), 0);
+    assert_int_equal(high, 8192);
+    assert_int_equal(low, 2048);
+    assert_int_equal(pg_subprocess_set_write_buffer_limits(r->proc, 100, 10), 0);
+    assert_int_equal(pg_subprocess_get_write_buffer_limits(r->proc, &high, &low), 0);
+    assert_int_equal(high, 100);
+    assert_int_equal(low, 10);
+}
+
+static void stdout_done(subrec *r, int fd, int error)
+{
+    write_to_closed_stdin(r, fd, error);
+    if (fd == 1)
+        assert_false(pg_subprocess_is_reading(r->proc, 1)); /* closed */
+}
+
+static void test_pipe_methods_and_writes_after_stdin_closed(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ARGV("sh", "-c", "exec 0<&-; printf out"), NULL);
+    f.r.hooks.made = check_pipe_methods;
+    f.r.hooks.pipe_lost = stdout_done;
+    wait_lost(&f);
+    assert_int_equal(f.r.pipe_lost[0], 1);
+    assert_string_equal(subrec_text(&f.r, 1), "out");
+    assert_int_equal(pg_subprocess_write(f.proc, "after", 5), 0); /* after connection_lost too */
+    finish(&f);
+}
+
+/* Without a stdin pipe there is nothing to write to: -EPIPE. */
+static void test_pipe_methods_without_pipes(void **state)
+{
+    (void)state;
+    fixture f;
+    pg_subprocess_options opts = { .stdio = { PG_STDIO_DEVNULL, PG_STDIO_DEVNULL, PG_STDIO_DEVNULL } };
+    start(&f, ARGV("sh", "-c", "exit 0"), &opts);
+    RUN_UNTIL(f.loop, f.r.made == 1);
+    assert_int_equal(pg_subprocess_write(f.proc, "x", 1), -EPIPE);
+    assert_int_equal(pg_subprocess_write_eof(f.proc), -EPIPE);
+    size_t high, low;
+    assert_int_equal(pg_subprocess_get_write_buffer_limits(f.proc, &high, &low), -EPIPE);
+    assert_int_equal(pg_subprocess_set_write_buffer_limits(f.proc, 10, 1), -EPIPE);
+    assert_false(pg_subprocess_is_reading(f.proc, 1));
+    pg_subprocess_pause_reading(f.proc, 1); /* no-ops */
+    pg_subprocess_resume_reading(f.proc, 2);
+    wait_lost(&f);
     finish(&f);
 }
 
@@ -803,6 +934,8 @@ int main(void)
         BOTH(test_terminate),
         BOTH(test_send_signal_sighup),
         BOTH(test_signals_after_connection_lost_fail_with_esrch),
+        BOTH(test_signals_in_connection_lost_are_no_ops),
+        BOTH(test_release_in_connection_lost),
         BOTH(test_close_kills_running_child),
         BOTH(test_close_leaves_finished_child_alone),
         cmocka_unit_test(test_close_from_pipe_data_received),
@@ -811,6 +944,8 @@ int main(void)
         cmocka_unit_test(test_stdin_reader_gone_with_buffered_data),
         cmocka_unit_test(test_pause_reading_in_connection_made),
         cmocka_unit_test(test_stdin_flow_control),
+        BOTH(test_pipe_methods_and_writes_after_stdin_closed),
+        cmocka_unit_test(test_pipe_methods_without_pipes),
         cmocka_unit_test(test_stdio_devnull),
         cmocka_unit_test(test_stderr_into_stdout),
         cmocka_unit_test(test_environment_and_cwd),

@@ -19,19 +19,29 @@ typedef void (*pg_callback_fn)(void *arg);
 /* Creates a loop. */
 int pg_loop_new(pg_loop **out);
 
-/* Runs until pg_loop_stop() is called. Returns 0 when stopped. */
+/* Runs until pg_loop_stop() is called. Returns 0 when stopped; -EBUSY,
+ * doing nothing, when called from one of the loop's callbacks (asyncio:
+ * "This event loop is already running"). */
 int pg_loop_run(pg_loop *loop);
 
 /* Runs one iteration: waits at most timeout_ms for I/O (-1: until something
- * happens; 0: poll), then runs due timers and ready callbacks. */
+ * happens; 0: poll), then runs due timers and ready callbacks. -EBUSY, doing
+ * nothing, from one of the loop's callbacks. */
 int pg_loop_run_once(pg_loop *loop, int timeout_ms);
 
-/* Makes pg_loop_run() return after the current iteration. Safe from callbacks. */
+/* Makes pg_loop_run() return after the current iteration, waking a loop
+ * that waits for I/O (an eventfd write). Safe from callbacks, and
+ * async-signal-safe: it may be called from a plain sigaction() handler. */
 void pg_loop_stop(pg_loop *loop);
 
-/* Runs the callbacks that are still queued, then frees the loop. Every
- * server, transport and signal handler must have been closed before. */
-void pg_loop_close(pg_loop *loop);
+/* Runs the callbacks that are still queued, then frees the loop, its
+ * signal handlers (the signals are unblocked) and closed servers; active
+ * timers are left inactive. 0 when the loop is gone (NULL: a no-op). -EBUSY,
+ * with the loop and everything on it left intact, when called from one of
+ * the loop's callbacks, or while a server, transport, connect (or its
+ * lookup) or child process is still open: close those, let the loop run
+ * until their connection_lost (or done) has come, and close again. */
+int pg_loop_close(pg_loop *loop);
 
 /* Schedules cb(arg) for the next iteration, where it runs before that
  * iteration's I/O handlers and timers (asyncio's order). Callbacks run in the

@@ -25,13 +25,17 @@ typedef struct pg_listen_options {
                              (e.g. 0660); 0: as the umask leaves them */
 } pg_listen_options;
 
-/* The bound address, e.g. to learn the port chosen for port 0. */
+/* The bound address, e.g. to learn the port chosen for port 0. -EBADF once
+ * the server is closed. */
 int pg_server_sockname(const pg_server *server, struct sockaddr_storage *addr, socklen_t *len);
 
-/* Stops accepting and frees the server (on the next iteration). Connections
- * already accepted stay open. A Unix server also removes its socket file,
- * unless something else has replaced it meanwhile. */
-void pg_server_close(pg_server *server);
+/* Stops accepting and closes the listening socket. Connections already
+ * accepted stay open. A Unix server also removes its socket file, unless
+ * something else has replaced it meanwhile. 0, or -EBADF when the server is
+ * closed already (asyncio's Server.close is a no-op then), -EINVAL for NULL.
+ * The closed server's small struct stays valid until pg_loop_close() frees
+ * it, so that a late call is an error, never a use after free. */
+int pg_server_close(pg_server *server);
 
 /* Called once when a connect attempt ends. On success transport is set and
  * the protocol's connection_made has run; on failure error is a negative

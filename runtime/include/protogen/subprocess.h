@@ -106,7 +106,9 @@ int pg_subprocess_spawn(pg_loop *loop, const pg_subprocess_options *opts,
                         const pg_subprocess_protocol *protocol, pg_subprocess **out);
 
 /* Drops the caller's hold taken by pg_subprocess_spawn(..., &out). The child
- * and the protocol carry on; the memory goes once connection_lost has run. */
+ * and the protocol carry on; the memory goes once connection_lost has
+ * returned (so releasing from inside connection_lost is safe: the transport
+ * stays valid until that callback returns). */
 void pg_subprocess_release(pg_subprocess *proc);
 
 pid_t pg_subprocess_get_pid(const pg_subprocess *proc);
@@ -123,8 +125,8 @@ bool pg_subprocess_get_returncode(const pg_subprocess *proc, int *returncode);
 pg_transport *pg_subprocess_get_pipe_transport(pg_subprocess *proc, int fd);
 
 /* Sends signo to the child: through its pidfd, so never to another process
- * that reuses the pid. A no-op once the child has exited (as asyncio);
- * -ESRCH after connection_lost. */
+ * that reuses the pid. A no-op once the child has exited (as asyncio), also
+ * inside connection_lost; -ESRCH once connection_lost has returned. */
 int pg_subprocess_send_signal(pg_subprocess *proc, int signo);
 /* SIGTERM. */
 int pg_subprocess_terminate(pg_subprocess *proc);
@@ -136,6 +138,29 @@ int pg_subprocess_kill(pg_subprocess *proc);
  * to connection_lost. Idempotent. */
 void pg_subprocess_close(pg_subprocess *proc);
 bool pg_subprocess_is_closing(const pg_subprocess *proc);
+
+/* The pipes, as asyncio's get_pipe_transport(fd).method() (which keeps a
+ * closed pipe object that drops writes and still answers).
+ *
+ * stdin: write, writelines and write_eof act on the stdin pipe; once that
+ * pipe is closed (the child closed its stdin, or after write_eof or close)
+ * writes are dropped and return 0, as asyncio's; -EPIPE when stdin is not a
+ * pipe at all. The write buffer limits are the stdin pipe's (the last ones it
+ * had once it is closed); -EPIPE when stdin is not a pipe. */
+int pg_subprocess_write(pg_subprocess *proc, const void *data, size_t len);
+int pg_subprocess_writelines(pg_subprocess *proc, const struct iovec *iov, int iovcnt);
+int pg_subprocess_write_eof(pg_subprocess *proc);
+/* 0 once the stdin pipe is closed, or when there is none. */
+size_t pg_subprocess_get_write_buffer_size(const pg_subprocess *proc);
+int pg_subprocess_get_write_buffer_limits(const pg_subprocess *proc, size_t *high, size_t *low);
+int pg_subprocess_set_write_buffer_limits(pg_subprocess *proc, size_t high, size_t low);
+
+/* stdout (fd 1) or stderr (fd 2): reading stops and restarts as a read pipe
+ * transport's; no-ops for any other fd, or once that pipe is closed.
+ * is_reading is false then. */
+void pg_subprocess_pause_reading(pg_subprocess *proc, int fd);
+void pg_subprocess_resume_reading(pg_subprocess *proc, int fd);
+bool pg_subprocess_is_reading(const pg_subprocess *proc, int fd);
 
 /* PG_EXTRA_SUBPROCESS: the child's pidfd in .fd, -1 once it is reaped or when
  * reaping falls back to SIGCHLD (asyncio gives the Popen object). -ENOENT for

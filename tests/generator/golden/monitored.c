@@ -237,46 +237,47 @@ int monitored_get_extra_info(const monitored_conn *conn, pg_extra_key key, pg_ex
 
 int monitored_write(monitored_conn *conn, const void *data, size_t len)
 {
-    pg_transport *in = pg_subprocess_get_pipe_transport(conn->transport, 0);
-    return in != NULL ? pg_transport_write(in, data, len) : -EPIPE;
+    return pg_subprocess_write(conn->transport, data, len);
 }
 
 int monitored_writelines(monitored_conn *conn, const struct iovec *iov, int iovcnt)
 {
-    pg_transport *in = pg_subprocess_get_pipe_transport(conn->transport, 0);
-    return in != NULL ? pg_transport_writelines(in, iov, iovcnt) : -EPIPE;
+    return pg_subprocess_writelines(conn->transport, iov, iovcnt);
 }
 
 int monitored_write_eof(monitored_conn *conn)
 {
-    pg_transport *in = pg_subprocess_get_pipe_transport(conn->transport, 0);
-    return in != NULL ? pg_transport_write_eof(in) : -EPIPE;
+    return pg_subprocess_write_eof(conn->transport);
 }
 
 size_t monitored_get_write_buffer_size(const monitored_conn *conn)
 {
-    pg_transport *in = pg_subprocess_get_pipe_transport(conn->transport, 0);
-    return in != NULL ? pg_transport_get_write_buffer_size(in) : 0;
+    return pg_subprocess_get_write_buffer_size(conn->transport);
+}
+
+int monitored_get_write_buffer_limits(const monitored_conn *conn, size_t *high, size_t *low)
+{
+    return pg_subprocess_get_write_buffer_limits(conn->transport, high, low);
 }
 
 int monitored_set_write_buffer_limits(monitored_conn *conn, size_t high, size_t low)
 {
-    pg_transport *in = pg_subprocess_get_pipe_transport(conn->transport, 0);
-    return in != NULL ? pg_transport_set_write_buffer_limits(in, high, low) : -EPIPE;
+    return pg_subprocess_set_write_buffer_limits(conn->transport, high, low);
 }
 
 void monitored_pause_reading(monitored_conn *conn, int fd)
 {
-    pg_transport *out = fd == 0 ? NULL : pg_subprocess_get_pipe_transport(conn->transport, fd);
-    if (out != NULL)
-        pg_transport_pause_reading(out);
+    pg_subprocess_pause_reading(conn->transport, fd);
 }
 
 void monitored_resume_reading(monitored_conn *conn, int fd)
 {
-    pg_transport *out = fd == 0 ? NULL : pg_subprocess_get_pipe_transport(conn->transport, fd);
-    if (out != NULL)
-        pg_transport_resume_reading(out);
+    pg_subprocess_resume_reading(conn->transport, fd);
+}
+
+bool monitored_is_reading(const monitored_conn *conn, int fd)
+{
+    return pg_subprocess_is_reading(conn->transport, fd);
 }
 
 pg_subprocess *monitored_transport(monitored_conn *conn)

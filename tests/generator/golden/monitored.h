@@ -82,18 +82,23 @@ void monitored_close(monitored_conn *conn);
 bool monitored_is_closing(const monitored_conn *conn);
 int monitored_get_extra_info(const monitored_conn *conn, pg_extra_key key, pg_extra_info *out);
 
-/* The child's stdin: its pipe transport's write methods. -EPIPE when stdin is
- * not a pipe, or its pipe is closed already. */
+/* The child's stdin: its pipe transport's write methods. Once that pipe is
+ * closed (the child closed its stdin, or after write_eof) writes are dropped
+ * and return 0, as asyncio's; -EPIPE when stdin is not a pipe. */
 int monitored_write(monitored_conn *conn, const void *data, size_t len);
 int monitored_writelines(monitored_conn *conn, const struct iovec *iov, int iovcnt);
 /* Closes the child's stdin once the buffer has drained: the child reads EOF. */
 int monitored_write_eof(monitored_conn *conn);
 size_t monitored_get_write_buffer_size(const monitored_conn *conn);
+/* The stdin pipe's limits (its last ones once it is closed); -EPIPE without one. */
+int monitored_get_write_buffer_limits(const monitored_conn *conn, size_t *high, size_t *low);
 int monitored_set_write_buffer_limits(monitored_conn *conn, size_t high, size_t low);
 
-/* The child's stdout (fd 1) or stderr (fd 2): stop and restart reading it. */
+/* The child's stdout (fd 1) or stderr (fd 2): stop and restart reading it;
+ * is_reading is false once that pipe is closed, and for any other fd. */
 void monitored_pause_reading(monitored_conn *conn, int fd);
 void monitored_resume_reading(monitored_conn *conn, int fd);
+bool monitored_is_reading(const monitored_conn *conn, int fd);
 
 /* The runtime transport under this process. */
 pg_subprocess *monitored_transport(monitored_conn *conn);
