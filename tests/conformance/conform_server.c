@@ -1,8 +1,10 @@
 /* conform_server: the protogen server of the conformance suite.
  *
- *   conform_server [--buffered] tcp          listens on 127.0.0.1, a free port
- *   conform_server [--buffered] unix PATH    listens on a Unix socket
+ *   conform_server [--host loop|libuv] [--buffered] tcp          listens on 127.0.0.1, a free port
+ *   conform_server [--host loop|libuv] [--buffered] unix PATH    listens on a Unix socket
  *
+ * --host libuv serves on a libuv loop (protogen/uv.h) instead of the built-in
+ * one (loop, the default): the suite runs against both hosts.
  * Prints "listening on ADDRESS", serves until SIGTERM, then closes. The same
  * generated protocol serves both: its factory works with any transport.
  * --buffered serves conform_buffered.spec's protocol instead. */
@@ -12,6 +14,7 @@
 
 #include "conform.h"
 #include "conform_buffered.h"
+#include "conform_uv.h"
 
 static void stop_loop(void *arg)
 {
@@ -20,6 +23,15 @@ static void stop_loop(void *arg)
 
 int main(int argc, char **argv)
 {
+    bool libuv = false;
+    if (argc > 2 && strcmp(argv[1], "--host") == 0) {
+        if (strcmp(argv[2], "libuv") == 0)
+            libuv = true;
+        else if (strcmp(argv[2], "loop") != 0)
+            argc = 0; /* usage */
+        argc -= 2;
+        argv += 2;
+    }
     bool buffered = argc > 1 && strcmp(argv[1], "--buffered") == 0;
     if (buffered) {
         argc--;
@@ -27,10 +39,12 @@ int main(int argc, char **argv)
     }
     bool unix_socket = argc == 3 && strcmp(argv[1], "unix") == 0;
     if (!unix_socket && !(argc == 2 && strcmp(argv[1], "tcp") == 0)) {
-        fprintf(stderr, "usage: conform_server [--buffered] tcp | unix PATH\n");
+        fprintf(stderr, "usage: conform_server [--host loop|libuv] [--buffered] tcp | unix PATH\n");
         return 2;
     }
     pg_protocol_factory factory = buffered ? conform_buffered_protocol_factory : conform_protocol_factory;
+    if (libuv)
+        return conform_serve_libuv(factory, unix_socket ? argv[2] : NULL);
     pg_loop *loop;
     pg_server *server;
     int rc = pg_loop_new(&loop);

@@ -2,7 +2,10 @@
 asyncio server (asyncio_server.py) and against the protogen server built from
 conform.spec (conform_server), and their traces must match once normalised.
 
-    run.py CONFORM_SERVER [PYTHON]
+    run.py CONFORM_SERVER [PYTHON [HOST]]
+
+HOST (loop, the default, or libuv) is the host conform_server runs the
+protocol on (its --host): every host must give asyncio's traces.
 
 Normalising keeps what asyncio guarantees and drops what the kernel decides:
   - a run of data_received lines becomes one, with the bytes added up (how a
@@ -220,9 +223,10 @@ def describe(normalised):
 
 # ---- main ------------------------------------------------------------------
 
-def main(conform_server, python=sys.executable):
+def main(conform_server, python=sys.executable, host="loop"):
     tmp = tempfile.mkdtemp(prefix="protogen-conformance-")
-    impls = [("asyncio", [python, os.path.join(HERE, "asyncio_server.py")]), ("protogen", [conform_server])]
+    impls = [("asyncio", [python, os.path.join(HERE, "asyncio_server.py")]),
+             ("protogen", [conform_server, "--host", host])]
     failures = 0
     ran = 0
     for buffered in (False, True):
