@@ -15,6 +15,12 @@ install(TARGETS ${_protogen_libraries} EXPORT protogenTargets
         INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(DIRECTORY runtime/include/protogen DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(EXPORT protogenTargets NAMESPACE protogen:: DESTINATION "${PROTOGEN_CMAKE_DIR}")
+# protogen::uv in an export set of its own: the package loads it only where
+# libuv is found, so protogen::protogen users need no libuv.
+install(TARGETS protogen_uv EXPORT protogenUvTargets
+        ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
+        INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+install(EXPORT protogenUvTargets NAMESPACE protogen:: DESTINATION "${PROTOGEN_CMAKE_DIR}")
 
 install(PROGRAMS bin/protogen DESTINATION "${CMAKE_INSTALL_BINDIR}")
 install(DIRECTORY generator/protogen DESTINATION "${CMAKE_INSTALL_DATADIR}/protogen/generator"

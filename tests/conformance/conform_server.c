@@ -1,12 +1,13 @@
 /* conform_server: the protogen server of the conformance suite.
  *
- *   conform_server [--host loop|poll] [--buffered] tcp          listens on 127.0.0.1, a free port
- *   conform_server [--host loop|poll] [--buffered] unix PATH    listens on a Unix socket
+ *   conform_server [--host loop|libuv|poll] [--buffered] tcp          listens on 127.0.0.1, a free port
+ *   conform_server [--host loop|libuv|poll] [--buffered] unix PATH    listens on a Unix socket
  *
  * --host poll runs the protocol in a poll() loop that owns the sockets, on the
- * manual host (examples/embed-poll's poll_serve) instead of the built-in loop:
- * the same traces are expected from both.
+ * manual host (examples/embed-poll's poll_serve).
  *
+ * --host libuv serves on a libuv loop (protogen/uv.h) instead of the built-in
+ * one (loop, the default): the suite runs against both hosts.
  * Prints "listening on ADDRESS", serves until SIGTERM, then closes. The same
  * generated protocol serves both: its factory works with any transport.
  * --buffered serves conform_buffered.spec's protocol instead. */
@@ -19,6 +20,7 @@
 #ifdef CONFORM_POLL_HOST
 #include "poll_serve.h"
 #endif
+#include "conform_uv.h"
 
 static void stop_loop(void *arg)
 {
@@ -45,10 +47,11 @@ static int serve_on_poll(pg_protocol_factory factory, const char *unix_path)
 
 int main(int argc, char **argv)
 {
-    bool poll_host = false;
+    bool libuv = false, poll_host = false;
     if (argc > 2 && strcmp(argv[1], "--host") == 0) {
+        libuv = strcmp(argv[2], "libuv") == 0;
         poll_host = strcmp(argv[2], "poll") == 0;
-        if (!poll_host && strcmp(argv[2], "loop") != 0) {
+        if (!libuv && !poll_host && strcmp(argv[2], "loop") != 0) {
             fprintf(stderr, "conform_server: unknown host %s\n", argv[2]);
             return 2;
         }
@@ -62,7 +65,7 @@ int main(int argc, char **argv)
     }
     bool unix_socket = argc == 3 && strcmp(argv[1], "unix") == 0;
     if (!unix_socket && !(argc == 2 && strcmp(argv[1], "tcp") == 0)) {
-        fprintf(stderr, "usage: conform_server [--host loop|poll] [--buffered] tcp | unix PATH\n");
+        fprintf(stderr, "usage: conform_server [--host loop|libuv|poll] [--buffered] tcp | unix PATH\n");
         return 2;
     }
     pg_protocol_factory factory = buffered ? conform_buffered_protocol_factory : conform_protocol_factory;
@@ -74,6 +77,8 @@ int main(int argc, char **argv)
         return 2;
 #endif
     }
+    if (libuv)
+        return conform_serve_libuv(factory, unix_socket ? argv[2] : NULL);
     pg_loop *loop;
     pg_server *server;
     int rc = pg_loop_new(&loop);

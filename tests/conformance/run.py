@@ -4,6 +4,9 @@ conform.spec (conform_server), and their traces must match once normalised.
 
     run.py CONFORM_SERVER [PYTHON [SERVER_ARGS...]]
 
+SERVER_ARGS go to conform_server first: --host loop (the default), libuv or
+poll is the host it runs the protocol on; every host must give asyncio's traces.
+
 Normalising keeps what asyncio guarantees and drops what the kernel decides:
   - a run of data_received lines becomes one, with the bytes added up (how a
     byte stream is cut into reads is the kernel's business; the total is not);
