@@ -176,4 +176,21 @@ void pg__trace_write_error(uint32_t conn, const char *callback, int error);
             pg__trace_write_error((conn), (cb), (err)); \
     } while (0)
 
+/* ---- the read fast path of drivers that embed the core ------------------ */
+
+/* asyncio's is_reading() (see pg__stream_reading in stream.c). */
+static inline bool pg__stream_reads(const pg__stream *s)
+{
+    return s->state == PG__STREAM_OPEN && s->rstate == PG__READ_ACTIVE && !(s->flags & PG_STREAM_WRITE_ONLY);
+}
+
+/* pg_stream_read for a plain protocol (no get_buffer) that the driver saw
+ * reading just before its read: what pg_stream_read would do, inline. */
+static inline void pg__stream_data_received(pg__stream *s, const uint8_t *data, size_t n)
+{
+    PG__TRACE_SIZE(s->trace_id, "data_received", n);
+    if (s->protocol.ops->data_received != NULL)
+        s->protocol.ops->data_received(s->protocol.self, data, n);
+}
+
 #endif

@@ -206,7 +206,7 @@ static void pg__stream_force_close(pg__stream *s, int error)
  * eof_received a second time. Here EOF ends reading for good. */
 static bool pg__stream_reading(const pg__stream *s)
 {
-    return s->state == PG__STREAM_OPEN && s->rstate == PG__READ_ACTIVE && !(s->flags & PG_STREAM_WRITE_ONLY);
+    return pg__stream_reads(s);
 }
 
 static void pg__stream_start_reading_now(pg__stream *s)

@@ -127,17 +127,22 @@ static const pg_stream_driver_ops pg__fd_stream_ops = {
 
 static void pg__fd_read_ready(pg__fdstream *f)
 {
-    pg_transport *t = &f->core.base;
-    if (f->core.flags & PG__STREAM_WRITE_PIPE) {
+    pg__stream *s = &f->core;
+    pg_transport *t = &s->base;
+    if (s->flags & PG__STREAM_WRITE_PIPE) {
         pg_stream_read_eof(t); /* a write pipe's reader went away */
         return;
     }
     uint8_t *buf;
     size_t len;
-    int target = pg_stream_read_buffer(t, PG__READ_BUFFER_SIZE, &buf, &len);
-    if (target < 0)
-        return;
-    if (target == 0) {
+    bool buffered = s->protocol.ops->get_buffer != NULL;
+    if (buffered) {
+        if (pg_stream_read_buffer(t, PG__READ_BUFFER_SIZE, &buf, &len) < 0)
+            return;
+    } else {
+        /* The hot path: a plain protocol reads into the loop's buffer. */
+        if (!pg__stream_reads(s))
+            return;
         len = PG__READ_BUFFER_SIZE;
         buf = pg__loop_read_buffer(pg__fd_loop(f));
         if (buf == NULL) {
@@ -146,21 +151,20 @@ static void pg__fd_read_ready(pg__fdstream *f)
         }
     }
     ssize_t n;
-    if (f->core.flags & PG__STREAM_SOCKET)
+    if (s->flags & PG__STREAM_SOCKET)
         PG__RETRY_EINTR(n, recv(f->io.fd, buf, len, 0));
     else
         PG__RETRY_EINTR(n, read(f->io.fd, buf, len));
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            pg_stream_fail(t, -errno);
-        return;
-    }
-    if (n == 0)
+    if (n > 0) {
+        if (buffered)
+            pg_stream_read_done(t, (size_t)n);
+        else
+            pg__stream_data_received(s, buf, (size_t)n); /* it was reading: all taken */
+    } else if (n == 0) {
         pg_stream_read_eof(t);
-    else if (target == 1)
-        pg_stream_read_done(t, (size_t)n);
-    else
-        (void)pg_stream_read(t, buf, (size_t)n); /* all taken: the protocol was reading */
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        pg_stream_fail(t, -errno);
+    }
 }
 
 static void pg__fd_on_io(pg__io *io, uint32_t events)
