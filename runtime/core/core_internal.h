@@ -178,7 +178,9 @@ void pg__trace_write_error(uint32_t conn, const char *callback, int error);
 
 /* ---- the read fast path of drivers that embed the core ------------------ */
 
-/* asyncio's is_reading() (see pg__stream_reading in stream.c). */
+/* asyncio's is_reading(), except after a kept-open EOF: asyncio still says
+ * true there, and a pause/resume would make it read the EOF and call
+ * eof_received a second time. Here EOF ends reading for good. */
 static inline bool pg__stream_reads(const pg__stream *s)
 {
     return s->state == PG__STREAM_OPEN && s->rstate == PG__READ_ACTIVE && !(s->flags & PG_STREAM_WRITE_ONLY);

@@ -201,14 +201,6 @@ static void pg__stream_force_close(pg__stream *s, int error)
 
 /* ---- reading ------------------------------------------------------------ */
 
-/* asyncio's is_reading(), except after a kept-open EOF: asyncio still says
- * true there, and a pause/resume would make it read the EOF and call
- * eof_received a second time. Here EOF ends reading for good. */
-static bool pg__stream_reading(const pg__stream *s)
-{
-    return pg__stream_reads(s);
-}
-
 static void pg__stream_start_reading_now(pg__stream *s)
 {
     int r = pg__want(s, PG__WANT_READ, true);
@@ -220,7 +212,7 @@ static void pg__stream_start_reading_now(pg__stream *s)
 static void pg__stream_start_reading(void *arg)
 {
     pg__stream *s = arg;
-    if (pg__stream_reading(s))
+    if (pg__stream_reads(s))
         pg__stream_start_reading_now(s);
     else if ((s->flags & PG_STREAM_WRITE_ONLY) && s->state != PG__STREAM_LOST)
         pg__stream_start_reading_now(s); /* a write pipe watches for its reader going away */
@@ -258,14 +250,14 @@ void pg_stream_read_eof(pg_transport *t)
 int pg_stream_read_buffer(pg_transport *t, size_t size_hint, uint8_t **buf, size_t *len)
 {
     pg__stream *s = PG__STREAM(t);
-    if (!pg__stream_reading(s))
+    if (!pg__stream_reads(s))
         return -EAGAIN;
     if (s->protocol.ops->get_buffer == NULL)
         return 0;
     *len = 0;
     PG__TRACE_SIZE(s->trace_id, "get_buffer", size_hint);
     *buf = s->protocol.ops->get_buffer(s->protocol.self, size_hint, len);
-    if (!pg__stream_reading(s))
+    if (!pg__stream_reads(s))
         return -EAGAIN; /* closed or paused from inside get_buffer */
     if (*buf == NULL || *len == 0) {
         /* asyncio: "get_buffer() returned an empty buffer", a fatal error. */
@@ -290,10 +282,8 @@ size_t pg_stream_read(pg_transport *t, const uint8_t *data, size_t n)
     pg__stream *s = PG__STREAM(t);
     if (s->state != PG__STREAM_OPEN)
         return n; /* the connection is ending: nothing more is read */
-    if (s->protocol.ops->get_buffer == NULL && pg__stream_reading(s)) { /* the common case first */
-        PG__TRACE_SIZE(s->trace_id, "data_received", n);
-        if (s->protocol.ops->data_received != NULL)
-            s->protocol.ops->data_received(s->protocol.self, data, n);
+    if (s->protocol.ops->get_buffer == NULL && pg__stream_reads(s)) { /* the common case first */
+        pg__stream_data_received(s, data, n);
         return n;
     }
     size_t taken = 0;
@@ -304,9 +294,7 @@ size_t pg_stream_read(pg_transport *t, const uint8_t *data, size_t n)
         if (r < 0)
             return s->state == PG__STREAM_OPEN ? taken : n; /* paused: the driver holds the rest */
         if (r == 0) {
-            PG__TRACE_SIZE(s->trace_id, "data_received", n - taken);
-            if (s->protocol.ops->data_received != NULL)
-                s->protocol.ops->data_received(s->protocol.self, data + taken, n - taken);
+            pg__stream_data_received(s, data + taken, n - taken);
             return n;
         }
         size_t k = room < n - taken ? room : n - taken;
@@ -505,7 +493,7 @@ static bool pg__stream_is_closing(const pg_transport *t)
 static void pg__stream_pause_reading(pg_transport *t)
 {
     pg__stream *s = PG__STREAM(t);
-    if (!pg__stream_reading(s))
+    if (!pg__stream_reads(s))
         return;
     s->rstate = PG__READ_PAUSED;
     pg__unwant(s, PG__WANT_READ);
@@ -522,7 +510,7 @@ static void pg__stream_resume_reading(pg_transport *t)
 
 static bool pg__stream_is_reading(const pg_transport *t)
 {
-    return pg__stream_reading(PG__STREAM(t));
+    return pg__stream_reads(PG__STREAM(t));
 }
 
 static size_t pg__stream_get_write_buffer_size(const pg_transport *t)

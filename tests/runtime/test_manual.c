@@ -378,6 +378,98 @@ static void test_sender(void **state)
     mfix_done(&f);
 }
 
+/* A host of one's own (pg_host_new): the core reserves what it will defer
+ * when the transport is made, and defers connection_made and the first read
+ * instead of calling them from pg_stream_new. */
+typedef struct counting_host {
+    int reserved;
+    pg_callback_fn fns[8];
+    void *args[8];
+    int queued;
+} counting_host;
+
+static int ch_reserve(void *self)
+{
+    ((counting_host *)self)->reserved++;
+    return 0;
+}
+
+static void ch_unreserve(void *self)
+{
+    ((counting_host *)self)->reserved--;
+}
+
+static void ch_defer(void *self, pg_callback_fn fn, void *arg)
+{
+    counting_host *h = self;
+    assert_true(h->reserved > 0 && h->queued < 8);
+    h->reserved--;
+    h->fns[h->queued] = fn;
+    h->args[h->queued++] = arg;
+}
+
+static uint64_t ch_now(void *self)
+{
+    (void)self;
+    return 7;
+}
+
+static const pg_host_ops counting_host_ops = { ch_reserve, ch_unreserve, ch_defer, ch_now };
+
+static ssize_t null_writev(void *self, const struct iovec *iov, int iovcnt)
+{
+    (void)self;
+    (void)iov;
+    (void)iovcnt;
+    return 0;
+}
+static int null_shutdown(void *self)
+{
+    (void)self;
+    return 0;
+}
+static int null_want(void *self, bool on)
+{
+    (void)self;
+    (void)on;
+    return 0;
+}
+static void null_close(void *self)
+{
+    *(bool *)self = true;
+}
+
+static void test_own_host(void **state)
+{
+    (void)state;
+    static const pg_host_ops missing = { ch_reserve, ch_unreserve, NULL, ch_now };
+    counting_host ch = { 0 };
+    pg_host *host;
+    assert_int_equal(pg_host_new(&missing, &ch, &host), -EINVAL);
+    assert_int_equal(pg_host_new(&counting_host_ops, &ch, &host), 0);
+    assert_int_equal(pg_host_now_ms(host), 7);
+    static const pg_stream_driver_ops null_driver = { null_writev, null_shutdown, null_want, null_want, null_close, NULL };
+    bool closed = false;
+    recorder r;
+    recorder_init(&r);
+    pg_transport *t;
+    assert_int_equal(pg_stream_new(host, &null_driver, &closed, 0, recorder_factory, &r, &t), 0);
+    assert_int_equal(r.made, 0);
+    assert_int_equal(ch.queued, 2);    /* connection_made, the first read */
+    assert_int_equal(ch.reserved, 1);  /* kept for connection_lost */
+    for (int i = 0; i < ch.queued; i++)
+        ch.fns[i](ch.args[i]);
+    assert_int_equal(r.made, 1);
+    pg_transport_abort(t);
+    assert_int_equal(ch.reserved, 0);
+    assert_int_equal(ch.queued, 3);
+    ch.fns[2](ch.args[2]);
+    assert_true(closed);
+    assert_string_equal(r.log, "made lost:ok");
+    pg_host_free(host);
+    recorder_free(&r);
+}
+
 static uint64_t fake_now(void *arg)
 {
     return *(uint64_t *)arg;
@@ -434,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_free_before_run),
         cmocka_unit_test(test_sender),
+        cmocka_unit_test(test_own_host),
         cmocka_unit_test(test_clock),
         cmocka_unit_test(test_bad_arguments),
     };

@@ -278,7 +278,6 @@ int sink_switch_protocol(sink_conn *conn, pg_protocol_factory factory, void *con
                          const void *pending, size_t len)
 {
     pg_transport *transport = conn->transport;
-    pg_protocol current;
     /* Not before connection_made (the runtime's would go to the next protocol
      * too), not after connection_lost. */
     if (transport == NULL || conn->switched || conn->state == SINK_NEW
@@ -287,41 +286,13 @@ int sink_switch_protocol(sink_conn *conn, pg_protocol_factory factory, void *con
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != SINK_FLOW_RUNNING)
         return -EBUSY;
-    int rc = pg_transport_get_protocol(transport, &current);
+    /* The switch itself (factory, set_protocol, connection_made, the pending
+     * bytes) is the runtime's one implementation. */
+    int rc = pg_transport_switch_protocol(transport, factory, context, pending, len);
     if (rc < 0)
-        return rc; /* -ENOTSUP: this transport cannot switch */
-    pg_protocol next = { 0 };
-    rc = factory(context, &next);
-    if (rc < 0)
-        return rc;
-    rc = pg_transport_set_protocol(transport, &next);
-    if (rc < 0)
-        return rc; /* a factory that made no ops */
+        return rc; /* -ENOTSUP: this transport cannot switch; or the factory's error */
     conn->switched = true;
     conn->transport = NULL;
-    /* asyncio leaves connection_made to the caller of set_protocol. */
-    if (next.ops->connection_made != NULL)
-        next.ops->connection_made(next.self, transport);
-    /* Bytes this protocol received that belong to the next one. */
-    const uint8_t *rest = pending;
-    if (len > 0 && next.ops->get_buffer != NULL) {
-        while (len > 0 && !pg_transport_is_closing(transport)) {
-            size_t room = 0;
-            uint8_t *buf = next.ops->get_buffer(next.self, len, &room);
-            if (buf == NULL || room == 0) {
-                pg_transport_abort(transport); /* asyncio: an empty buffer is fatal */
-                break;
-            }
-            size_t n = room < len ? room : len;
-            memcpy(buf, rest, n);
-            if (next.ops->buffer_updated != NULL)
-                next.ops->buffer_updated(next.self, n);
-            rest += n;
-            len -= n;
-        }
-    } else if (len > 0 && next.ops->data_received != NULL) {
-        next.ops->data_received(next.self, rest, len);
-    }
     if (conn->depth == 0)
         free(conn);
     return 0;
