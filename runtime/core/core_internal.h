@@ -176,6 +176,23 @@ void pg__run_clear(pg__dgram_run *run);
 /* sizeof the core's per-endpoint transport, for tests and reports. */
 size_t pg__datagram_core_sizeof(void);
 
+/* ---- subprocess transports (subprocess.c) ------------------------------ */
+
+/* A driver that makes its pipes' stream transports itself (the built-in
+ * loop's fd pipes live in the fd driver's blocks) makes a subprocess in
+ * steps, so that nothing can fail once the child runs: pg__subprocess_alloc()
+ * (may fail; pg__subprocess_discard() undoes it), the pipes' transports
+ * started with pg__subprocess_pipe_protocol() and the PG_STREAM_* flags of
+ * pg__subprocess_pipe_flags(), then pg__subprocess_start() (cannot fail). */
+int pg__subprocess_alloc(pg_host *host, pg_subprocess **out);
+void pg__subprocess_discard(pg_subprocess *p);
+unsigned pg__subprocess_pipe_flags(int fd);
+pg_protocol pg__subprocess_pipe_protocol(pg_subprocess *p, int fd);
+/* pipes[fd]: the pipe's transport, NULL where fd is not a pipe. held: the
+ * caller holds the transport (pg_subprocess_release). */
+void pg__subprocess_start(pg_subprocess *p, const pg_process_driver_ops *ops, void *drv, pid_t pid,
+                          pg_transport *const pipes[3], const pg_subprocess_protocol *protocol, bool held);
+
 /* ---- writes without SIGPIPE (nosigpipe.c) ------------------------------ */
 
 /* writev() that never raises SIGPIPE in the process. */

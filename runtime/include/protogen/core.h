@@ -13,7 +13,8 @@
  *     readiness when the core asks (want_read, want_write) and releases the
  *     connection at the end (close). The fd drivers of the built-in loop are
  *     one kind; a libuv stream, the user's own socket or the in-memory test
- *     drivers are others.
+ *     drivers are others. A subprocess is a process driver
+ *     (pg_process_driver_ops: signals, release) plus a stream driver per pipe.
  *
  * The driver reports what happened with the pg_stream_* / pg_datagram_*
  * event functions below (bytes or datagrams read, EOF, writable, error); the
@@ -32,6 +33,7 @@
 
 #include "protogen/datagram.h"
 #include "protogen/protocol.h"
+#include "protogen/subprocess.h"
 #include "protogen/transport.h"
 
 #ifdef __cplusplus
@@ -202,6 +204,35 @@ void pg_datagram_receive_error(pg_datagram_transport *t, int error);
 void pg_datagram_writable(pg_datagram_transport *t);
 /* The endpoint broke (error < 0), or the driver ends it (0: as abort). */
 void pg_datagram_fail(pg_datagram_transport *t, int error);
+
+/* ---- process drivers ----------------------------------------------------- */
+
+typedef struct pg_process_driver_ops {
+    /* Sends signo to the child, which has not been reaped yet: 0 or a
+     * negative errno. */
+    int (*send_signal)(void *self, int signo);
+    /* The transport is done with the child (after connection_lost, so after
+     * pg_subprocess_exited): release it. The last call the driver gets. */
+    void (*close)(void *self);
+    /* Optional: PG_EXTRA_SUBPROCESS (e.g. the pidfd in .fd), asked only
+     * while the child has not been reaped. */
+    int (*get_extra_info)(void *self, pg_extra_key key, pg_extra_info *out);
+} pg_process_driver_ops;
+
+/* Makes a subprocess transport for a child that runs (pid) behind a process
+ * driver, with a pipe to each fd whose pipe_drivers[fd] is not NULL (moved by
+ * pipe_ops: stdin a write pipe, stdout and stderr read pipes). protocol hears
+ * about all of it in asyncio's order; connection_made follows through the
+ * host's defer. With out, the caller holds the transport until
+ * pg_subprocess_release(), as with pg_subprocess_spawn. On error no callback
+ * is ever called and no driver is called: the child is the caller's. */
+int pg_subprocess_new(pg_host *host, const pg_process_driver_ops *ops, void *driver, pid_t pid,
+                      const pg_stream_driver_ops *pipe_ops, void *const pipe_drivers[3],
+                      const pg_subprocess_protocol *protocol, pg_subprocess **out);
+
+/* The child was reaped: returncode as pg_subprocess_get_returncode() tells
+ * it (the exit status, -N for signal N). Once. */
+void pg_subprocess_exited(pg_subprocess *proc, int returncode);
 
 #ifdef __cplusplus
 }
