@@ -560,3 +560,116 @@ bool pg_manual_datagram_closed(const pg_manual_datagram *md)
 {
     return md->closed;
 }
+
+/* ---- a process: its pipes are manual streams ------------------------------ */
+
+#define PG__MANUAL_SIGNALS 16
+
+struct pg_manual_process {
+    pg_subprocess *proc; /* held until pg_manual_process_free */
+    pg_manual_stream *pipes[3];
+    int signals[PG__MANUAL_SIGNALS];
+    size_t nsignals;
+    bool closed;
+};
+
+static int pg__mp_send_signal(void *self, int signo)
+{
+    pg_manual_process *mp = self;
+    if (mp->nsignals < PG__MANUAL_SIGNALS)
+        mp->signals[mp->nsignals] = signo;
+    mp->nsignals++;
+    return 0;
+}
+
+static void pg__mp_close(void *self)
+{
+    ((pg_manual_process *)self)->closed = true;
+}
+
+static const pg_process_driver_ops pg__manual_process_ops = {
+    .send_signal = pg__mp_send_signal,
+    .close = pg__mp_close,
+    .get_extra_info = NULL,
+};
+
+static void pg__mp_free_pipes(pg_manual_process *mp)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        if (mp->pipes[fd] != NULL) {
+            free(mp->pipes[fd]->out);
+            free(mp->pipes[fd]);
+        }
+    }
+}
+
+int pg_manual_process_new(pg_host *host, pid_t pid, unsigned pipes, const pg_subprocess_protocol *protocol,
+                          pg_manual_process **out)
+{
+    if (out == NULL || (pipes & ~7u) != 0)
+        return -EINVAL;
+    pg_manual_process *mp = calloc(1, sizeof *mp);
+    if (mp == NULL)
+        return -ENOMEM;
+    void *drivers[3] = { NULL, NULL, NULL };
+    for (int fd = 0; fd < 3; fd++) {
+        if (!(pipes & PG_MANUAL_PIPE(fd)))
+            continue;
+        mp->pipes[fd] = calloc(1, sizeof *mp->pipes[fd]);
+        if (mp->pipes[fd] == NULL) {
+            pg__mp_free_pipes(mp);
+            free(mp);
+            return -ENOMEM;
+        }
+        mp->pipes[fd]->capacity = PG__MANUAL_DEFAULT_CAPACITY;
+        drivers[fd] = mp->pipes[fd];
+    }
+    int r = pg_subprocess_new(host, &pg__manual_process_ops, mp, pid, &pg__manual_stream_ops, drivers, protocol,
+                              &mp->proc);
+    if (r < 0) {
+        pg__mp_free_pipes(mp);
+        free(mp);
+        return r;
+    }
+    for (int fd = 0; fd < 3; fd++)
+        if (mp->pipes[fd] != NULL)
+            mp->pipes[fd]->transport = pg_subprocess_get_pipe_transport(mp->proc, fd);
+    *out = mp;
+    return 0;
+}
+
+void pg_manual_process_free(pg_manual_process *mp)
+{
+    if (mp == NULL)
+        return;
+    assert(mp->closed && "pg_manual_process_free before connection_lost");
+    pg_subprocess_release(mp->proc);
+    pg__mp_free_pipes(mp); /* closed with the transport: each pipe's connection_lost came first */
+    free(mp);
+}
+
+pg_subprocess *pg_manual_process_transport(pg_manual_process *mp)
+{
+    return mp->proc;
+}
+
+pg_manual_stream *pg_manual_process_pipe(pg_manual_process *mp, int fd)
+{
+    return fd >= 0 && fd <= 2 ? mp->pipes[fd] : NULL;
+}
+
+void pg_manual_process_exit(pg_manual_process *mp, int returncode)
+{
+    pg_subprocess_exited(mp->proc, returncode);
+}
+
+size_t pg_manual_process_signals(const pg_manual_process *mp, const int **signals)
+{
+    *signals = mp->signals;
+    return mp->nsignals;
+}
+
+bool pg_manual_process_closed(const pg_manual_process *mp)
+{
+    return mp->closed;
+}

@@ -1,5 +1,5 @@
-/* The manual host, stream and datagram endpoint: the core run by a loop the
- * user owns.
+/* The manual host, stream, datagram endpoint and process: the core run by a
+ * loop the user owns.
  *
  * For programs that own their sockets (a poll() or select() loop, a game
  * loop, a test): the user reads bytes and hands them in, takes out what the
@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "protogen/core.h"
 
@@ -169,6 +170,34 @@ bool pg_manual_datagram_wants_write(const pg_manual_datagram *md);
 /* True once the transport is gone (after connection_lost): send what output
  * is left, then free the endpoint. */
 bool pg_manual_datagram_closed(const pg_manual_datagram *md);
+
+/* ---- a process ------------------------------------------------------------ */
+
+/* A subprocess transport over a child the user runs and reaps (or a fake
+ * one, in tests): its pipes are manual streams, its signals are recorded. */
+typedef struct pg_manual_process pg_manual_process;
+
+/* Which of the child's fds are pipes: bit fd (1: stdin, 2: stdout, 4: stderr). */
+#define PG_MANUAL_PIPE(fd) (1u << (fd))
+
+/* Makes the transport for child pid with the pipes asked for; protocol's
+ * connection_made follows at the next pg_manual_host_run(). The transport is
+ * held until pg_manual_process_free(). */
+int pg_manual_process_new(pg_host *host, pid_t pid, unsigned pipes, const pg_subprocess_protocol *protocol,
+                          pg_manual_process **out);
+/* Once closed, frees it and its pipes (releasing the transport). */
+void pg_manual_process_free(pg_manual_process *mp);
+pg_subprocess *pg_manual_process_transport(pg_manual_process *mp);
+/* fd's pipe as a manual stream (feed stdout/stderr, take stdin's output,
+ * feed_eof when the child closes its end), NULL when fd is not a pipe. */
+pg_manual_stream *pg_manual_process_pipe(pg_manual_process *mp, int fd);
+/* The child was reaped with returncode. */
+void pg_manual_process_exit(pg_manual_process *mp, int returncode);
+/* The signals the transport sent the child, in order (up to 16 kept);
+ * returns how many were sent. */
+size_t pg_manual_process_signals(const pg_manual_process *mp, const int **signals);
+/* True once the transport let the child go (after connection_lost). */
+bool pg_manual_process_closed(const pg_manual_process *mp);
 
 #ifdef __cplusplus
 }
