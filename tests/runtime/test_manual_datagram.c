@@ -2,10 +2,14 @@
  * datagram semantics with no kernel. Callback order, sending and the output
  * as a send buffer, back-pressure at the watermarks, error_received from
  * sends and receives, close (flushes) vs abort (drops), connection_lost
- * deferred and once, datagrams held while reading is paused. */
-#include <netinet/in.h>
+ * deferred and once, datagrams held while reading is paused, trace lines. */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <unistd.h>
 
+#include "core_internal.h"
 #include "dgram_recorder.h"
 #include "protogen/manual.h"
 
@@ -429,6 +433,48 @@ static void test_close_drains_while_delivery_is_deferred(void **state)
     dfix_done(&f);
 }
 
+/* ---- tracing ------------------------------------------------------------ */
+
+static void pause_writing_now(dgram_rec *r)
+{
+    assert_int_equal(pg_datagram_transport_set_write_buffer_limits(r->transport, 1, 0), 0);
+}
+
+/* The core writes the trace, so an endpoint on any driver traces exactly as
+ * the built-in loop's. */
+static void test_trace_lines(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/pg_dtrace_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(setenv("PROTOGEN_TRACE", path, 1), 0);
+    pg__trace_reset();
+    dfix f;
+    dfix_start(&f, false);
+    feed(&f, "ping");
+    pg_manual_datagram_feed_error(f.md, -ECONNREFUSED);
+    pg_manual_datagram_set_capacity(f.md, 0);
+    assert_int_equal(send_to_peer(&f, "q"), 0);
+    pause_writing_now(&f.r);
+    pg_manual_datagram_set_capacity(f.md, 1);
+    dfix_done(&f);
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_string_equal(buf, "1 connection_made\n"
+                             "1 datagram_received 4 127.0.0.1:5353\n"
+                             "1 error_received ECONNREFUSED\n"
+                             "1 pause_writing 9\n"
+                             "1 resume_writing 0\n"
+                             "1 connection_lost ok\n");
+    close(fd);
+    unlink(path);
+    unsetenv("PROTOGEN_TRACE");
+    pg__trace_reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_held_while_paused),
         cmocka_unit_test(test_paused_in_connection_made),
         cmocka_unit_test(test_close_drains_while_delivery_is_deferred),
+        cmocka_unit_test(test_trace_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
