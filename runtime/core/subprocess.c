@@ -14,7 +14,7 @@
  * Order, as asyncio: connection_made first; events that happen before it (a
  * child that exits at once, a close() straight after spawning) wait in a
  * small queue and are replayed right after it; connection_lost last, from its
- * own loop turn, once the child is reaped and every pipe has been lost.
+ * own host turn, once the child is reaped and every pipe has been lost.
  *
  * Lifetime: the transport is the runtime's until connection_lost has run, and
  * also the caller's while it holds it (pg_subprocess_spawn's out); it is freed
@@ -40,7 +40,7 @@ typedef struct pg__subevent {
 } pg__subevent;
 
 /* At most: three pipes lost, the exit, connection_lost. Pipe data cannot
- * come before connection_made: it runs in the loop turn that starts reading. */
+ * come before connection_made: it runs in the host turn that starts reading. */
 #define PG__SUBPROCESS_MAX_PENDING 5
 
 /* One of the child's stdin, stdout, stderr, when it is a pipe. */
@@ -189,7 +189,7 @@ static void pg__subprocess_connection_made(void *arg)
     if (p->protocol.ops->connection_made != NULL)
         p->protocol.ops->connection_made(p->protocol.self, p);
     /* Replay what happened before. Whatever happens from now on is
-     * delivered directly, and it can only come later: from the loop. */
+     * delivered directly, and it can only come later: from the host or the driver. */
     for (uint8_t i = 0; i < p->npending; i++)
         pg__subprocess_deliver(p, &p->pending[i]);
     p->npending = 0;
@@ -262,7 +262,7 @@ static void pg__subpipe_pause_writing(void *self)
     pg__subpipe *pipe = self;
     pg_subprocess *p = pipe->proc;
     if (!p->connected) {
-        /* Written to between spawning and the first loop turn: the pause
+        /* Written to between spawning and the first host turn: the pause
          * waits for connection_made, which comes in this same turn. */
         p->pause_held = true;
         return;
