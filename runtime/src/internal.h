@@ -247,7 +247,7 @@ int pg__resolve_and_connect(pg__connect *c, pg_loop *loop, const char *host, uin
 /* Lookups still running, for tests: a loop must not close before they end. */
 size_t pg__resolve_in_flight(void);
 
-/* ---- datagram transports (datagram.c) ----------------------------------- */
+/* ---- fd datagram transports (fd_datagram.c) ----------------------------- */
 
 /* Datagrams read per readiness event (one recvmmsg), and the size of each
  * one's slot in the loop's receive area: every UDP datagram fits. */
@@ -265,7 +265,7 @@ uint8_t *pg__loop_datagram_buffer(pg_loop *loop);
 int pg__datagram_open(pg_loop *loop, int fd, pg_datagram_protocol_factory factory, void *arg,
                       pg_datagram_transport **out);
 
-/* sizeof the per-endpoint transport struct, for tests and reports. */
+/* sizeof an endpoint (the core's transport and the fd driver), for tests and reports. */
 size_t pg__datagram_sizeof(void);
 
 #endif

@@ -40,9 +40,11 @@ libdir=$(pkg-config --variable=libdir protogen)
 # libprotogen.so.0 -> the full version, exporting the API only.
 [ -L "$libdir/libprotogen.so" ] && [ -L "$libdir/libprotogen.so.0" ] && [ -f "$libdir/libprotogen.so.$version" ] \
     || fail "expected libprotogen.so -> libprotogen.so.0 -> libprotogen.so.$version in $libdir"
-readelf -d "$libdir/libprotogen.so.$version" | grep -q 'SONAME.*\[libprotogen\.so\.0\]' || fail "soname"
+# A match is grepped to the end (>/dev/null, not -q): grep -q stops at it, and
+# under pipefail the writer's SIGPIPE would fail the check.
+readelf -d "$libdir/libprotogen.so.$version" | grep 'SONAME.*\[libprotogen\.so\.0\]' >/dev/null || fail "soname"
 ! nm -D --defined-only "$libdir/libprotogen.so.$version" | grep -q ' pg__' || fail "libprotogen.so exports pg__ internals"
-nm -D --defined-only "$libdir/libprotogen.so.$version" | grep -q ' pg_loop_new$' || fail "libprotogen.so lacks pg_loop_new"
+nm -D --defined-only "$libdir/libprotogen.so.$version" | grep ' pg_loop_new$' >/dev/null || fail "libprotogen.so lacks pg_loop_new"
 
 mkdir "$work/pc"
 cp "$src/tests/install/outside/greeter.spec" "$src/tests/install/outside/main.c" "$work/pc/"
@@ -52,7 +54,7 @@ warnings=(-std=c11 -Wall -Wextra -Wpedantic -Werror)
 # shellcheck disable=SC2046,SC2086  # pkg-config's words are meant to split
 "$cc" "${warnings[@]}" $flags -o "$work/pc/greeter-shared" "$work/pc/main.c" "${sources[@]}" \
       $(pkg-config --cflags --libs protogen)
-readelf -d "$work/pc/greeter-shared" | grep -q 'NEEDED.*\[libprotogen\.so\.0\]' || fail "not linked to libprotogen.so.0"
+readelf -d "$work/pc/greeter-shared" | grep 'NEEDED.*\[libprotogen\.so\.0\]' >/dev/null || fail "not linked to libprotogen.so.0"
 out=$(LD_LIBRARY_PATH="$libdir" "$work/pc/greeter-shared")
 [ "$out" = "greeter: built against protogen $version" ] || fail "shared: $out"
 
