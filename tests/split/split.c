@@ -363,7 +363,8 @@ static void trace_read(split_text *raw)
  *    protocol write it in one go; byte by byte the buffer fills and drains
  *    many times. Whether the protocol's writes went above the high
  *    watermark at all does not depend on the cut, since the peer reads only
- *    while the protocol does not (run() below). */
+ *    while the protocol does not, and all of it before its EOF
+ *    (run_fixture() below). */
 typedef struct norm {
     char lines[64][128]; /* the tail that may still reduce; the rest is in out */
     size_t n;
@@ -488,10 +489,11 @@ static bool closing(run *r)
     return t == NULL || pg_transport_is_closing(t);
 }
 
-/* The peer sends the input in the given chunks, then (if the fixture says
- * eof) shuts its write side down, and reads the output only while the
- * protocol does not read, then at the end. A closing transport reads
- * nothing more, as a socket's reader stops: what is left is dropped. */
+/* The peer sends the input in the given chunks and reads the output only
+ * while the protocol does not read; then it reads everything, shuts its
+ * write side down (if the fixture says eof) and reads what follows. A
+ * closing transport reads nothing more, as a socket's reader stops: what is
+ * left of the input is dropped. */
 static void run_fixture(const fixture *f, size_t capacity, const size_t *chunks, size_t n_chunks,
                         run_result *result)
 {
@@ -525,7 +527,9 @@ static void run_fixture(const fixture *f, size_t capacity, const size_t *chunks,
         }
     }
     if (f->eof && !stalled) {
-        while (!closing(&r) && !pg_manual_stream_wants_read(r.ms) && drain_step(&r))
+        /* Everything read first: what the protocol buffered when the EOF
+         * comes would otherwise depend on how the last bytes were cut. */
+        while (!closing(&r) && drain_step(&r))
             ;
         if (!closing(&r) && pg_manual_stream_wants_read(r.ms)) {
             pg_manual_stream_feed_eof(r.ms);
@@ -648,7 +652,8 @@ static void print_as_fixture(const fixture *f, const run_result *r)
     if (f->proto->report != NULL)
         split_text_printf(&t, "[report]\n%s", text_str(&r->report));
     split_text_printf(&t, "[trace]\n%s", text_str(&r->trace));
-    print_message("%s: the whole input gives:\n%s", f->path, text_str(&t));
+    /* stderr: cmocka's print_message cuts at 1 KiB. */
+    fprintf(stderr, "%s: the whole input gives:\n%s", f->path, text_str(&t));
     split_text_free(&t);
 }
 
@@ -662,7 +667,7 @@ static void check_text(const fixture *f, const split_test *st, const cut *c, con
         split_text_escaped(&e, (const uint8_t *)text_str(expected), expected->len);
         split_text_escaped(&a, (const uint8_t *)text_str(actual), actual->len);
     }
-    print_error("%s, capacity %zu, %s: the %s differs\n--- expected\n%s\n--- got\n%s\n", f->path, st->capacity,
+    fprintf(stderr, "%s, capacity %zu, %s: the %s differs\n--- expected\n%s\n--- got\n%s\n", f->path, st->capacity,
                 c->what, what, binary ? text_str(&e) : text_str(expected), binary ? text_str(&a) : text_str(actual));
     split_text_free(&e);
     split_text_free(&a);
