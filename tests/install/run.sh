@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs protogen into a scratch prefix with the README's recipe (Release, no
 # tests, no examples), then builds and runs outside programs against it:
-#   - a CMake project that uses only find_package(protogen) and protogen_generate();
+#   - a CMake project that uses only find_package(protogen) and protogen_generate(),
+#     with a program on the built-in loop and one on the manual host against
+#     protogen::core alone (CORE_ONLY);
 #   - the same program built with `pkg-config --cflags --libs protogen` alone,
 #     against the shared library and against the static one.
 #   run.sh SOURCE_DIR WORK_DIR C_COMPILER SANITIZE(ON|OFF)
@@ -26,6 +28,15 @@ cmake -S "$work/outside" -B "$work/outside-build" -DCMAKE_C_COMPILER="$cc" -DCMA
 test -f "$work/outside/greeter_handlers.c"   # the skeleton, written once at configure time
 cmake --build "$work/outside-build"
 "$work/outside-build/greeter"
+# protogen_generate(... CORE_ONLY): no shouter_bind.c, nothing of the loop in
+# the program, and the protocol runs on the manual host.
+[ ! -e "$work/outside-build/protogen/shouter_bind.c" ] || fail "CORE_ONLY generated shouter_bind.c"
+loopish=$(nm "$work/outside-build/shouter" | grep -E ' (pg_loop_|epoll_|pthread_create)' || true)
+[ -z "$loopish" ] || fail "shouter links the loop: $loopish"
+"$work/outside-build/shouter"
+core=$(find "$work/prefix" -name libprotogen_core.a)
+[ -n "$core" ] || fail "no libprotogen_core.a installed"
+"$src/tests/runtime/core_symbols.sh" "$core"
 
 # ---- Outside CMake: pkg-config only ----
 pc=$(find "$work/prefix" -name protogen.pc)
