@@ -170,10 +170,7 @@ void pg_timer_queue_remove(pg_timer_queue *q, pg_timer *timer)
 
 bool pg_timer_queue_next(const pg_timer_queue *q, uint64_t *due_ms)
 {
-    if (q->len_ == 0)
-        return false;
-    *due_ms = q->items_[0]->due_ms_;
-    return true;
+    return pg__timer_queue_next(q, due_ms);
 }
 
 /* The deferred call: runs the due list in order. */

@@ -357,7 +357,7 @@ PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms,
     } else if (timed) {
         /* Only timers need the clock: a loop without them never reads it. */
         uint64_t due;
-        (void)pg_timer_queue_next(&loop->timers, &due);
+        (void)pg__timer_queue_next(&loop->timers, &due);
         loop->now_ms = pg__clock_ms();
         uint64_t wait = due > loop->now_ms ? due - loop->now_ms : 0;
         if (wait > INT_MAX)
