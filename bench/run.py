@@ -17,8 +17,9 @@ Measured, and printed as Markdown tables (also written to --out):
     instructions under valgrind --tool=callgrind (C servers) and system calls under
     strace -f -c (every server);
   - embedded (issue 10): ping-pong latency of the same echo protocol in a poll() loop
-    that owns its sockets (examples/embed-poll, the manual host) against the built-in
-    loop (examples/echo), in the same run, the two taking turns;
+    that owns its sockets (examples/embed-poll, the manual host) and of the built-in
+    loop nested in a poll() loop (echo_server --nest) against the built-in loop
+    (examples/echo), in the same run, taking turns;
   - bench/generator_bench.py;
 and every figure as a ratio to the hand-written epoll server of the same run.
 --smoke: one short run of everything (CI: it builds and each workload completes).
@@ -203,6 +204,7 @@ def embedded_servers(args):
     return {
         EMBED_FLOOR: [os.path.join(ex, "echo", "echo_server")],
         "poll host": [os.path.join(ex, "embed-poll", "echo_poll_server")],
+        "built-in loop nested in poll()": [os.path.join(ex, "echo", "echo_server"), "--nest"],
     }
 
 
@@ -458,7 +460,8 @@ def counted_section(args, srv, c):
 def embedded_section(args, emb):
     out = ["", f"Embedded: {WORKLOADS[0][0]} against examples/echo's protocol and handlers on two hosts, "
             f"median of {args.runs} runs of {args.duration:g} s, the two taking turns: the built-in loop "
-            "(echo_server) and a poll() loop that owns its sockets on the manual host (echo_poll_server); "
+            "(echo_server), a poll() loop that owns its sockets on the manual host (echo_poll_server), and "
+            "the built-in loop nested in a poll() loop (echo_server --nest: pg_loop_backend_fd/_timeout); "
             f"× = ratio to the {EMBED_FLOOR}.", "",
             "| server | rate | p50 µs | × | p99 µs | × |", "|---|---:|---:|---:|---:|---:|"]
     floor = emb[EMBED_FLOOR]
@@ -557,7 +560,8 @@ def main():
         print("bench: instructions and system calls per message", file=sys.stderr)
         c = counted(args, srv)
     if "embedded" in parts:
-        print(f"bench: embedded, the poll host against the built-in loop ({args.runs} × 2 runs)", file=sys.stderr)
+        print(f"bench: embedded, the poll host and the nested loop against the built-in loop ({args.runs} × 3 runs)",
+              file=sys.stderr)
         emb = embedded(args)
     if "generator" in parts:
         print("bench: generator", file=sys.stderr)
