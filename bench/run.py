@@ -458,8 +458,8 @@ def counted_section(args, srv, c):
 
 
 def embedded_section(args, emb):
-    out = ["", f"Embedded: {WORKLOADS[0][0]} against examples/echo's protocol and handlers on two hosts, "
-            f"median of {args.runs} runs of {args.duration:g} s, the two taking turns: the built-in loop "
+    out = ["", f"Embedded: {WORKLOADS[0][0]} against examples/echo's protocol and handlers, hosted three ways, "
+            f"median of {args.runs} runs of {args.duration:g} s, the servers taking turns: the built-in loop "
             "(echo_server), a poll() loop that owns its sockets on the manual host (echo_poll_server), and "
             "the built-in loop nested in a poll() loop (echo_server --nest: pg_loop_backend_fd/_timeout); "
             f"× = ratio to the {EMBED_FLOOR}.", "",
