@@ -53,8 +53,9 @@ int pg_loop_backend_fd(pg_loop *loop);
 
 /* Milliseconds until the loop has work: 0 when callbacks are ready (or a
  * timer is due), the time to the next timer, -1 when there is neither (wait
- * for the fd alone). Callbacks queued from outside the loop (pg_loop_call_soon
- * between iterations) do not make the fd readable: ask again after them. */
+ * for the fd alone; -EINVAL for a NULL loop). Callbacks queued from outside
+ * the loop (pg_loop_call_soon between iterations) do not make the fd
+ * readable: ask again after them. */
 int pg_loop_backend_timeout(pg_loop *loop);
 
 /* Makes pg_loop_run() return after the current iteration, waking a loop

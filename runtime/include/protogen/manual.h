@@ -38,7 +38,8 @@ extern "C" {
 typedef struct pg_manual_host pg_manual_host;
 
 int pg_manual_host_new(pg_manual_host **out);
-/* Every transport made on it must have ended (pg_manual_stream_closed). */
+/* Every transport made on it must have ended (pg_manual_stream_closed);
+ * timers still active are left inactive. */
 void pg_manual_host_free(pg_manual_host *mh);
 /* The host to make transports on. */
 pg_host *pg_manual_host_host(pg_manual_host *mh);
