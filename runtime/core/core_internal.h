@@ -43,6 +43,16 @@ static inline int pg__host_reserve(pg_host *h) { return h->ops->reserve(h->self)
 static inline void pg__host_unreserve(pg_host *h) { h->ops->unreserve(h->self); }
 static inline void pg__host_defer(pg_host *h, pg_callback_fn fn, void *arg) { h->ops->defer(h->self, fn, arg); }
 
+/* pg_timer_queue_next for the built-in loop's iteration, inline: a loop
+ * without timers pays one test for them. */
+static inline bool pg__timer_queue_next(const pg_timer_queue *q, uint64_t *due_ms)
+{
+    if (q->len_ == 0)
+        return false;
+    *due_ms = q->items_[0]->due_ms_;
+    return true;
+}
+
 /* Keeps buf (the largest, up to PG__SPARE_WBUF_MAX bytes) or frees it. */
 void pg__host_give_wbuf(pg_host *host, uint8_t *buf, size_t cap);
 /* The kept buffer and its capacity, or NULL and 0. */

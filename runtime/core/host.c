@@ -22,7 +22,7 @@ void pg__host_cleanup(pg_host *host)
 int pg_host_new(const pg_host_ops *ops, void *self, pg_host **out)
 {
     if (ops == NULL || ops->reserve == NULL || ops->unreserve == NULL || ops->defer == NULL
-        || ops->now_ms == NULL || out == NULL)
+        || ops->now_ms == NULL || (ops->timer_start == NULL) != (ops->timer_cancel == NULL) || out == NULL)
         return -EINVAL;
     pg_host *host = malloc(sizeof *host);
     if (host == NULL)

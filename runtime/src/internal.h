@@ -91,24 +91,12 @@ void *pg__loop_stream_get(pg_loop *loop);
 /* Keeps a freed transport's block, or frees it when the cache is full. */
 void pg__loop_stream_put(pg_loop *loop, void *block);
 
-/* ---- timers (timer.c) --------------------------------------------------- */
+/* ---- nesting the loop (loop_nest.c) ------------------------------------ */
 
-typedef struct pg__timer_heap {
-    pg_timer **items;
-    size_t len;
-    size_t cap;
-    uint64_t seq;
-} pg__timer_heap;
-
-/* A timer whose callback sits in the ready queue (still active). */
-#define PG__TIMER_QUEUED (SIZE_MAX - 1)
-
-/* The due time of the earliest timer, false when there is none. */
-bool pg__timers_next(const pg_loop *loop, uint64_t *due_ms);
-/* Moves the timers due at now_ms to the ready queue, in (due, seq) order;
- * returns how many. */
-size_t pg__timers_queue_due(pg_loop *loop);
-void pg__timers_free(pg_loop *loop);
+/* Once pg_loop_backend_fd() was asked for, a timerfd in the epoll set wakes
+ * it for the earliest timer: re-arms it when that changed. */
+void pg__loop_nest_sync(pg_loop *loop);
+void pg__loop_nest_free(pg_loop *loop);
 
 /* ---- signals (signal.c) ------------------------------------------------- */
 
@@ -140,7 +128,9 @@ struct pg_loop {
     size_t ready_len;
     size_t ready_cap;
     size_t ready_reserved;
-    pg__timer_heap timers;
+    pg_timer_queue timers; /* pg_loop_call_later's and the host's (loop_host.c) */
+    pg__io timerfd;        /* fd -1 until the loop is nested (loop_nest.c) */
+    uint64_t timerfd_due;  /* what it is armed for; UINT64_MAX: disarmed */
     pg_host host; /* the loop as the core's host (loop_host.c) */
     uint8_t *read_buf;
     void *stream_cache[PG__STREAM_CACHE]; /* freed stream transports, for reuse */

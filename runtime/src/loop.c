@@ -291,6 +291,8 @@ int pg_loop_new(pg_loop **out)
         return -ENOMEM;
     loop->epfd = -1;
     pg__io_init(&loop->wake, -1, pg__loop_woken);
+    pg_timer_queue_init(&loop->timers);
+    loop->timerfd.fd = -1;
     int r = pg__backend_init(loop);
     if (r < 0)
         goto fail;
@@ -349,13 +351,13 @@ void pg_loop_stop(pg_loop *loop)
 PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms, bool stop_wakes)
 {
     size_t queued = loop->ready_len;
-    bool timed = loop->timers.len > 0;
+    bool timed = loop->timers.len_ > 0;
     if (queued > 0) {
         timeout_ms = 0;
     } else if (timed) {
         /* Only timers need the clock: a loop without them never reads it. */
         uint64_t due;
-        (void)pg__timers_next(loop, &due);
+        (void)pg__timer_queue_next(&loop->timers, &due);
         loop->now_ms = pg__clock_ms();
         uint64_t wait = due > loop->now_ms ? due - loop->now_ms : 0;
         if (wait > INT_MAX)
@@ -374,7 +376,9 @@ PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms,
     size_t timers = 0;
     if (timed) {
         loop->now_ms = pg__clock_ms();
-        timers = pg__timers_queue_due(loop);
+        timers = pg_timer_queue_expire(&loop->timers, loop->now_ms);
+        if (loop->timerfd.fd >= 0)
+            pg__loop_nest_sync(loop); /* for the next timer now */
     }
     /* The common iteration (one socket ready, nothing queued) skips the
      * empty queue runs: counted in bench/ per message. */
@@ -428,13 +432,14 @@ int pg_loop_run(pg_loop *loop)
 
 /* Something is attached that would outlive the loop: every transport,
  * server, connect and child holds a ready-queue reservation until its last
- * callback is queued (active timers hold one each, and do not count: they are
+ * callback is queued (waiting timers hold one each, and do not count: they are
  * left inactive, as asyncio clears them), and a lookup still running keeps
- * its eventfd watched. The signalfd and the wake-up eventfd are the loop's own. */
+ * its eventfd watched. The signalfd, the wake-up eventfd and the timerfd are
+ * the loop's own. */
 static bool pg__loop_busy(const pg_loop *loop)
 {
-    size_t own = 1 + (loop->signals != NULL ? 1 : 0); /* the wake-up eventfd, the signalfd */
-    return loop->ready_reserved > loop->timers.len || loop->nwatched > own;
+    size_t own = 1 + (loop->signals != NULL ? 1 : 0) + (loop->timerfd.fd >= 0 ? 1 : 0);
+    return loop->ready_reserved > loop->timers.len_ || loop->nwatched > own;
 }
 
 int pg_loop_close(pg_loop *loop)
@@ -455,7 +460,8 @@ int pg_loop_close(pg_loop *loop)
         return -EBUSY; /* one of them opened something */
     pg__servers_free(loop);
     pg__signals_free(loop);
-    pg__timers_free(loop);
+    pg_timer_queue_free(&loop->timers);
+    pg__loop_nest_free(loop);
     pg__io_stop(loop, &loop->wake, PG__IO_READ);
     close(loop->wake.fd);
     close(loop->epfd);

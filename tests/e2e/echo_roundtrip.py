@@ -1,7 +1,7 @@
 """End to end: the generated echo server and client round-trip 1 MiB over loopback
 while the client holds off reading, and the server's trace shows flow control.
 
-    echo_roundtrip.py ECHO_SERVER ECHO_CLIENT
+    echo_roundtrip.py ECHO_SERVER ECHO_CLIENT [SERVER_ARG...]
 
 The server's PROTOGEN_TRACE goes to a FIFO that this script reads line by line:
 it lets the client read again (SIGUSR1) only once the server has reported
@@ -48,14 +48,14 @@ class Trace:
                 return line
 
 
-def main(server_bin, client_bin):
+def main(server_bin, client_bin, server_args=()):
     deadline = time.monotonic() + DEADLINE_S
     tmp = tempfile.mkdtemp(prefix="protogen-e2e-")
     fifo = os.path.join(tmp, "trace")
     os.mkfifo(fifo)
     trace = Trace(fifo)
     env = dict(os.environ, PROTOGEN_TRACE=fifo)
-    server = subprocess.Popen([server_bin, "--port", "0", "--sndbuf", "16384"],
+    server = subprocess.Popen([server_bin, "--port", "0", "--sndbuf", "16384", *server_args],
                               stdout=subprocess.PIPE, text=True, env=env)
     client = None
     try:
@@ -101,4 +101,4 @@ def main(server_bin, client_bin):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3:])
