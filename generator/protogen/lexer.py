@@ -57,7 +57,7 @@ def _string(text: str, i: int, line: int, line_start: int, diagnostics: list):
         if i >= n or text[i] == "\n":
             diagnostics.append(Diagnostic(pos, "unterminated string: close it with '\"' on the same line",
                                           length=i - start))
-            return None, i
+            return Token(STRING, text[start:i], pos, data=bytes(data)), i   # taken as a string: no cascade
         ch = text[i]
         if ch == '"':
             i += 1
