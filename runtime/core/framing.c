@@ -81,7 +81,10 @@ static int pg__scan_line(const pg_framing *fr, size_t *scanned, const uint8_t *p
         if (hit == NULL)
             break;
         i = (size_t)(hit - p);
-        if (k == 1 || memcmp(p + i + 1 - k, fr->delimiter, k - 1) == 0) {
+        size_t j = 0; /* delimiters are short: a loop, not a call to memcmp */
+        while (j < k - 1 && p[i + 1 - k + j] == fr->delimiter[j])
+            j++;
+        if (j == k - 1) {
             out->size = i + 1;
             out->hdr = 0;
             out->len = i + 1 - k;
@@ -217,13 +220,14 @@ static int pg__framer_next(const pg_framer *f)
 {
     if (f->error != 0 || f->detached || f->ops == NULL)
         return PG__DROP;
-    if (f->transport != NULL && pg_transport_is_closing(f->transport))
+    /* One call per message in the common case: a reading transport is open. */
+    if (f->transport == NULL || pg_transport_is_reading(f->transport))
+        return f->hold != 0 ? PG__HOLD : PG__GO;
+    if (pg_transport_is_closing(f->transport))
         return PG__DROP;
     /* Reading paused by the protocol through the transport holds too; the
      * framer's own pause does not outlive its holds. */
-    if (f->hold != 0 || (f->transport != NULL && !f->paused_reading && !pg_transport_is_reading(f->transport)))
-        return PG__HOLD;
-    return PG__GO;
+    return f->hold != 0 || !f->paused_reading ? PG__HOLD : PG__GO;
 }
 
 static void pg__framer_fail(pg_framer *f, int code, size_t off, const char *reason)
