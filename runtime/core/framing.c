@@ -192,13 +192,19 @@ static void pg__carry_clear(pg_framer *f)
     f->carry_head = f->carry_len = 0;
 }
 
-/* Appends n bytes; false when memory ran out. */
+/* Appends n bytes; false when memory ran out. The buffer doubles, but not
+ * beyond the largest message (held-back input may need more: then exactly
+ * that). */
 static bool pg__carry_append(pg_framer *f, const uint8_t *p, size_t n)
 {
-    if (f->carry_len + n > f->carry_cap) {
+    size_t want = f->carry_len + n;
+    if (want > f->carry_cap) {
         size_t cap = f->carry_cap ? f->carry_cap : 256;
-        while (cap < f->carry_len + n)
+        while (cap < want)
             cap *= 2;
+        size_t limit = pg__framer_limit(f);
+        if (cap > limit)
+            cap = want > limit ? want : limit;
         uint8_t *c = realloc(f->carry, cap);
         if (c == NULL)
             return false;
