@@ -28,6 +28,8 @@ static void take_output(pg_manual_stream *ms, run *r)
 {
     size_t len;
     const uint8_t *p = pg_manual_stream_output(ms, &len);
+    if (len == 0)
+        return;
     assert_true(r->out_len + len <= sizeof r->out);
     memcpy(r->out + r->out_len, p, len);
     r->out_len += len;
