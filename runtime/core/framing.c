@@ -332,6 +332,9 @@ static size_t pg__framer_fill(pg_framer *f, const uint8_t *data, size_t len)
                 pg__framer_keep(f, data + pos, len - pos);
             return len;
         }
+        /* The carry was scanned under the framing in force and found short of
+         * a message, so it is below the largest one: room is at least 1. */
+        assert(f->carry_len < pg__framer_limit(f));
         size_t chunk = len - pos;
         size_t room = pg__framer_limit(f) - f->carry_len;
         if (chunk > room)
