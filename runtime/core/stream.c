@@ -585,6 +585,11 @@ static const pg_transport_ops pg__stream_ops = {
     .get_protocol = pg__stream_get_protocol,
 };
 
+uint32_t pg__transport_trace_id(const pg_transport *t)
+{
+    return t != NULL && t->ops == &pg__stream_ops ? PG__STREAM(t)->trace_id : 0;
+}
+
 /* ---- switching protocols ------------------------------------------------ */
 
 int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, void *arg, const void *pending,
