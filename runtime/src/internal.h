@@ -66,22 +66,6 @@ void pg__loop_cancel_queued(pg_loop *loop, pg_callback_fn cb, void *arg);
  * use; NULL when out of memory. */
 uint8_t *pg__loop_read_buffer(pg_loop *loop);
 
-/* Freed stream transports are kept, a few per loop, for the next connection:
- * connection churn then pays no malloc/free per connection. Not under
- * AddressSanitizer, which must see every free to catch a use after it. */
-#if defined(__SANITIZE_ADDRESS__)
-#define PG__NO_OBJECT_CACHE 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PG__NO_OBJECT_CACHE 1
-#endif
-#endif
-#define PG__STREAM_CACHE 32
-/* A block of pg__fdstream's size from the cache, or NULL. */
-void *pg__loop_stream_get(pg_loop *loop);
-/* Keeps a freed transport's block, or frees it when the cache is full. */
-void pg__loop_stream_put(pg_loop *loop, void *block);
-
 /* ---- timers (timer.c) --------------------------------------------------- */
 
 typedef struct pg__timer_heap {
@@ -134,8 +118,6 @@ struct pg_loop {
     pg__timer_heap timers;
     pg_host host; /* the loop as the core's host (loop_host.c) */
     uint8_t *read_buf;
-    void *stream_cache[PG__STREAM_CACHE]; /* freed stream transports, for reuse */
-    unsigned stream_cached;
     uint8_t *dgram_buf; /* datagram receive area (pg__loop_datagram_buffer) */
     pg__signals *signals;
     struct epoll_event events[PG__MAX_EVENTS];

@@ -149,9 +149,10 @@ static void test_adopt_errors(void **state)
 static void test_transport_size(void **state)
 {
     (void)state;
-    /* Idle connections must stay cheap: no buffer, a small struct. */
+    /* Idle connections must stay cheap: no buffer, a small block. */
     print_message("sizeof(stream transport) = %zu\n", pg__stream_sizeof());
     assert_true(pg__stream_sizeof() <= 128);
+    assert_true(pg__stream_sizeof() <= PG__STREAM_BLOCK);
 }
 
 /* ---- watermarks and limits ---------------------------------------------- */
