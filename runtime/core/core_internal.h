@@ -154,8 +154,8 @@ typedef struct pg__stream {
 #define PG__HANDLE_GEN_SHIFT 48
 
 /* Bytes per block: the core's pg__stream and a driver's fields after it
- * (the fd driver's watcher). */
-#define PG__STREAM_BLOCK 128
+ * (the fd driver's watcher and its server's list of connections). */
+#define PG__STREAM_BLOCK 144
 
 static inline pg__stream *pg__stream_of(const pg_transport *t)
 {

@@ -23,6 +23,9 @@
 struct pg__fdstream {
     pg__stream core; /* first: the transport */
     pg__io io;
+    /* On its server's list of connections while it lives (accepted ones). */
+    pg__fdstream *next_client;
+    pg__fdstream **prev_client;
 };
 _Static_assert(sizeof(pg__fdstream) <= PG__STREAM_BLOCK, "an fd stream fits in one of the core's blocks");
 
@@ -91,6 +94,11 @@ static void pg__fd_close(void *self)
     pg__fdstream *f = self;
     pg__io_stop(pg__fd_loop(f), &f->io, PG__IO_READ | PG__IO_WRITE);
     close(f->io.fd);
+    if (f->prev_client != NULL) { /* leaves its server's list */
+        *f->prev_client = f->next_client;
+        if (f->next_client != NULL)
+            f->next_client->prev_client = f->prev_client;
+    }
     pg__stream_block_put(f->core.host, &f->core);
 }
 
@@ -193,6 +201,8 @@ int pg__fdstream_alloc(pg_loop *loop, int fd, unsigned flags, pg__fdstream **out
         return r;
     }
     pg__io_init(&f->io, fd, pg__fd_on_io);
+    f->next_client = NULL;
+    f->prev_client = NULL;
     *out = f;
     return 0;
 }
@@ -226,6 +236,31 @@ int pg__fdstream_open(pg_loop *loop, int fd, unsigned flags, pg_protocol_factory
     if (out != NULL)
         *out = t;
     return 0;
+}
+
+/* ---- a server's list of connections ------------------------------------ */
+
+void pg__fdstream_join(pg_transport *t, pg__fdstream **list)
+{
+    pg__fdstream *f = (pg__fdstream *)(void *)pg__stream_of(t);
+    assert(f->prev_client == NULL);
+    f->next_client = *list;
+    if (*list != NULL)
+        (*list)->prev_client = &f->next_client;
+    f->prev_client = list;
+    *list = f;
+}
+
+void pg__fdstream_close_list(pg__fdstream *list, bool abort)
+{
+    for (pg__fdstream *f = list, *next; f != NULL; f = next) {
+        next = f->next_client;
+        pg_transport *t = pg__stream_handle(&f->core);
+        if (abort)
+            pg_transport_abort(t);
+        else
+            pg_transport_close(t);
+    }
 }
 
 /* ---- public: adopting a connected socket -------------------------------- */

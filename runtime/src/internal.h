@@ -175,6 +175,12 @@ int pg__fdstream_open(pg_loop *loop, int fd, unsigned flags, pg_protocol_factory
 /* sizeof the per-connection transport block, for tests and reports. */
 size_t pg__stream_sizeof(void);
 
+/* Puts t (an fd stream) first on a server's list of connections; it leaves
+ * the list when it ends, after its connection_lost. */
+void pg__fdstream_join(pg_transport *t, pg__fdstream **list);
+/* Closes (or aborts) every transport on the list, newest first. */
+void pg__fdstream_close_list(pg__fdstream *list, bool abort);
+
 /* ---- listening and connecting stream sockets (server.c, connect.c) ------ */
 
 /* Makes a server of a bound, listening, non-blocking socket (taken over on

@@ -1,6 +1,7 @@
 /* Stream socket servers, whatever the address family (TCP, Unix): accepting
- * (asyncio's _accept_connection), back-off when out of fds, closing, and the
- * Unix socket file's removal on close. */
+ * (asyncio's _accept_connection), back-off when out of fds, the list of
+ * accepted connections (asyncio's Server._clients, for close_clients and
+ * abort_clients), closing, and the Unix socket file's removal on close. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -30,6 +31,9 @@ struct pg_server {
     unsigned flags; /* PG__STREAM_* for accepted connections */
     bool nodelay;   /* TCP: accepted sockets get TCP_NODELAY */
     pg__server_state state;
+    /* The accepted connections that live (fd_stream.c keeps the links);
+     * kept after close, as asyncio keeps Server._clients. */
+    pg__fdstream *clients;
     /* Unix path servers: the socket file, removed on close if still ours. */
     char *unlink_path;
     dev_t dev;
@@ -41,8 +45,11 @@ static void pg__server_accept_one(pg_server *server, int fd)
 {
     if (server->nodelay)
         pg__socket_nodelay(fd);
-    if (pg__fdstream_open(server->loop, fd, server->flags, server->factory, server->arg, NULL) < 0)
+    pg_transport *t;
+    if (pg__fdstream_open(server->loop, fd, server->flags, server->factory, server->arg, &t) < 0)
         close(fd); /* refused by the factory, or no memory: no protocol exists */
+    else
+        pg__fdstream_join(t, &server->clients);
 }
 
 static void pg__server_resume(void *arg)
@@ -200,5 +207,24 @@ int pg_server_close(pg_server *server)
     pg__loop_unreserve(server->loop);
     server->next_closed = server->loop->closed_servers;
     server->loop->closed_servers = server;
+    return 0;
+}
+
+/* asyncio 3.13's Server.close_clients / abort_clients. Closing a transport
+ * never ends it at once (connection_lost is deferred), so the list stays as
+ * it is during the walk; the next link is read first all the same. */
+int pg_server_close_clients(pg_server *server)
+{
+    if (server == NULL)
+        return -EINVAL;
+    pg__fdstream_close_list(server->clients, false);
+    return 0;
+}
+
+int pg_server_abort_clients(pg_server *server)
+{
+    if (server == NULL)
+        return -EINVAL;
+    pg__fdstream_close_list(server->clients, true);
     return 0;
 }

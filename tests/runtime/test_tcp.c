@@ -1,6 +1,6 @@
 /* TCP over loopback: listen on port 0, connect round trips over 127.0.0.1
  * and ::1, refused and timed-out connects, peer reset, listen options, server
- * close, address parsing and formatting. */
+ * close, closing a server's clients, address parsing and formatting. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -452,6 +452,25 @@ static void test_server_close_in_factory(void **state)
     pg_loop_close(loop);
 }
 
+/* A raw client connected to port on 127.0.0.1 (the server accepts it later). */
+static int connect_raw(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                               .sin_port = htons(port) };
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    return fd;
+}
+
+/* True once the peer of fd has closed it (EOF or reset). */
+static bool closed_by_peer(int fd)
+{
+    uint8_t byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 static void test_accept_out_of_fds_backs_off(void **state)
 {
     (void)state;
@@ -503,6 +522,112 @@ static void test_accept_out_of_fds_backs_off(void **state)
     pg_server_close(srv.server);
     server_ctx_free(&srv);
     pg_loop_close(loop);
+}
+
+/* ---- closing a server's clients (asyncio 3.13's close_clients) ---------- */
+
+/* connection_lost in the order it came. */
+static recorder *lost_order[MAX_CONNS];
+static int n_lost;
+
+static void note_lost(recorder *r, int error)
+{
+    (void)error;
+    lost_order[n_lost++] = r;
+}
+
+/* n clients of srv, accepted and connected; the server's sockets have a
+ * small send buffer, so that a write stays buffered in the transport. */
+static void accept_clients(pg_loop *loop, server_ctx *srv, int *fds, int n)
+{
+    n_lost = 0;
+    srv->hooks.lost = note_lost;
+    pg_listen_options opts = { .send_buffer_size = 4096 };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, &opts, server_factory, srv, &srv->server), 0);
+    for (int i = 0; i < n; i++) {
+        fds[i] = connect_raw(server_port(srv->server));
+        RUN_UNTIL(loop, srv->n == i + 1 && srv->conns[i].made == 1); /* in this order */
+        set_nonblocking(fds[i]);
+    }
+}
+
+static void test_close_clients(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { 0 };
+    int fds[3];
+    accept_clients(loop, &srv, fds, 3);
+    static uint8_t big[256 * 1024];
+    assert_int_equal(pg_transport_write(srv.conns[0].transport, big, sizeof big), 0);
+    assert_true(pg_transport_get_write_buffer_size(srv.conns[0].transport) > 0);
+
+    assert_int_equal(pg_server_close_clients(srv.server), 0);
+    /* Newest first; each one gracefully: the idle ones end at once, the
+     * busy one once its client has read everything. */
+    RUN_UNTIL(loop, n_lost == 2);
+    assert_ptr_equal(lost_order[0], &srv.conns[2]);
+    assert_ptr_equal(lost_order[1], &srv.conns[1]);
+    assert_true(closed_by_peer(fds[1]) && closed_by_peer(fds[2]));
+    assert_int_equal(srv.conns[0].lost, 0);
+    size_t got = 0;
+    bool eof = false;
+    RUN_UNTIL(loop, (got += drain_socket(fds[0], NULL, 0, &eof), eof));
+    assert_int_equal(got, sizeof big);
+    RUN_UNTIL(loop, n_lost == 3);
+    assert_ptr_equal(lost_order[2], &srv.conns[0]);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(srv.conns[i].lost_error, 0);
+
+    assert_int_equal(pg_server_close_clients(srv.server), 0); /* none left */
+    assert_int_equal(pg_server_close(srv.server), 0);
+    assert_int_equal(pg_server_close_clients(NULL), -EINVAL);
+    assert_int_equal(pg_server_abort_clients(NULL), -EINVAL);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    server_ctx_free(&srv);
+    assert_int_equal(pg_loop_close(loop), 0);
+}
+
+/* From connection_lost: the connection being lost is still the server's. */
+static void abort_clients_in_lost(recorder *r, int error)
+{
+    note_lost(r, error);
+    assert_int_equal(pg_server_abort_clients(r->user), 0);
+}
+
+static void test_abort_clients_after_server_close(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { 0 };
+    int fds[3];
+    accept_clients(loop, &srv, fds, 3);
+    static uint8_t big[256 * 1024];
+    assert_int_equal(pg_transport_write(srv.conns[0].transport, big, sizeof big), 0);
+    assert_int_equal(pg_server_close(srv.server), 0); /* the clients stay the server's */
+
+    /* The last one's end aborts the others from its connection_lost. */
+    srv.conns[2].user = srv.server;
+    srv.conns[2].hooks.lost = abort_clients_in_lost;
+    pg_transport_abort(srv.conns[2].transport);
+    RUN_UNTIL(loop, n_lost == 3);
+    assert_ptr_equal(lost_order[0], &srv.conns[2]);
+    assert_ptr_equal(lost_order[1], &srv.conns[1]);
+    assert_ptr_equal(lost_order[2], &srv.conns[0]);
+    size_t got = 0;
+    bool eof = false;
+    RUN_UNTIL(loop, (got += drain_socket(fds[0], NULL, 0, &eof), eof));
+    assert_true(got < sizeof big); /* aborted: the buffer was dropped */
+    for (int i = 0; i < 3; i++)
+        assert_true(closed_by_peer(fds[i]));
+    assert_int_equal(pg_server_abort_clients(srv.server), 0); /* none left */
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    server_ctx_free(&srv);
+    assert_int_equal(pg_loop_close(loop), 0);
 }
 
 static int refuse(void *arg, pg_protocol *out)
@@ -580,6 +705,8 @@ int main(void)
         cmocka_unit_test(test_server_close_in_factory),
         cmocka_unit_test(test_factory_refuses),
         cmocka_unit_test(test_accept_out_of_fds_backs_off),
+        cmocka_unit_test(test_close_clients),
+        cmocka_unit_test(test_abort_clients_after_server_close),
         cmocka_unit_test(test_format_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
