@@ -1,6 +1,7 @@
 /* TCP over loopback: listen on port 0, connect round trips over 127.0.0.1
  * and ::1, refused and timed-out connects, peer reset, listen options, server
- * close, closing a server's clients, address parsing and formatting. */
+ * close, clients beyond the fd limit, closing a server's clients, address
+ * parsing and formatting. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -463,6 +464,29 @@ static int connect_raw(uint16_t port)
     return fd;
 }
 
+/* Lowers the soft fd limit to n (the fds below it must all be open, so that
+ * no new one can be made); false when this system does not allow it. */
+static bool lower_fd_limit(rlim_t n, struct rlimit *saved)
+{
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, saved), 0);
+    struct rlimit low = *saved;
+    low.rlim_cur = n;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0 || dup(0) >= 0) {
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, saved), 0);
+        return false;
+    }
+    return true;
+}
+
+/* The lowest free fd. */
+static int lowest_free_fd(void)
+{
+    int fd = dup(0);
+    assert_true(fd >= 0);
+    close(fd);
+    return fd;
+}
+
 /* True once the peer of fd has closed it (EOF or reset). */
 static bool closed_by_peer(int fd)
 {
@@ -474,26 +498,26 @@ static bool closed_by_peer(int fd)
 static void test_accept_out_of_fds_backs_off(void **state)
 {
     (void)state;
-    /* accept4 fails with EMFILE: the server stops accepting for a second
+    /* accept4 fails with EMFILE and the spare descriptor cannot help (the
+     * limit is below it): the server stops accepting for a second
      * (asyncio's ACCEPT_RETRY_DELAY) instead of spinning, then resumes. */
     pg_loop *loop;
     assert_int_equal(pg_loop_new(&loop), 0);
     server_ctx srv = { 0 };
+    int listening = lowest_free_fd();
     assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, server_factory, &srv, &srv.server), 0);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                               .sin_port = htons(server_port(srv.server)) };
-    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    /* The server's spare descriptor comes right after its socket. */
+    char path[64], target[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", listening + 1);
+    ssize_t len = readlink(path, target, sizeof target - 1);
+    assert_true(len > 0);
+    target[len] = '\0';
+    assert_string_equal(target, "/dev/null");
+    uint16_t port = server_port(srv.server);
+    int fd = connect_raw(port);
 
-    struct rlimit saved, low;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
-    int next = dup(0); /* the lowest free fd: a limit there leaves none */
-    assert_true(next >= 0);
-    close(next);
-    low = saved;
-    low.rlim_cur = (rlim_t)next;
-    if (setrlimit(RLIMIT_NOFILE, &low) != 0 || dup(0) >= 0) {
-        assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    struct rlimit saved;
+    if (!lower_fd_limit((rlim_t)listening + 1, &saved)) {
         close(fd);
         pg_server_close(srv.server);
         pg_loop_close(loop);
@@ -505,10 +529,10 @@ static void test_accept_out_of_fds_backs_off(void **state)
     assert_int_equal(srv.n, 0);
     run_idle(loop, 3); /* not spinning on the readable socket */
     assert_int_equal(srv.n, 0);
+    assert_int_equal(pg_server_connections_shed(srv.server), 0);
     /* Under valgrind the fd limit is emulated and the first connection is
      * dropped; a second one shows the server accepting again either way. */
-    int fd2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_int_equal(connect(fd2, (struct sockaddr *)&sin, sizeof sin), 0);
+    int fd2 = connect_raw(port);
     RUN_UNTIL(loop, srv.n >= 1 && srv.conns[0].made == 1);
     assert_true(pg_loop_time_ms(loop) - t0 >= 900);
 
@@ -522,6 +546,86 @@ static void test_accept_out_of_fds_backs_off(void **state)
     pg_server_close(srv.server);
     server_ctx_free(&srv);
     pg_loop_close(loop);
+}
+
+static size_t count_lines(const char *path, const char *line)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char buf[256];
+    size_t n = 0;
+    while (fgets(buf, sizeof buf, f) != NULL)
+        n += strcmp(buf, line) == 0;
+    fclose(f);
+    return n;
+}
+
+/* Beyond the fd limit a client is accepted and closed at once (libuv's
+ * spare descriptor) instead of waiting unanswered in the backlog; counted
+ * and traced; the server keeps listening, and accepts again once fds are
+ * free. */
+static void test_clients_beyond_the_fd_limit_are_closed_at_once(void **state)
+{
+    (void)state;
+    char trace[] = "/tmp/protogen-test-shed-XXXXXX";
+    int tfd = mkstemp(trace);
+    assert_true(tfd >= 0);
+    close(tfd);
+    assert_int_equal(setenv("PROTOGEN_TRACE", trace, 1), 0);
+    pg__trace_reset();
+
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { 0 };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, server_factory, &srv, &srv.server), 0);
+    uint16_t port = server_port(srv.server);
+    int a = connect_raw(port), b = connect_raw(port);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* made now, connected once out of fds */
+    assert_true(c >= 0);
+
+    struct rlimit saved;
+    if (!lower_fd_limit((rlim_t)lowest_free_fd(), &saved)) {
+        close(a);
+        close(b);
+        close(c);
+        pg_server_close(srv.server);
+        pg_loop_close(loop);
+        unsetenv("PROTOGEN_TRACE");
+        pg__trace_reset();
+        unlink(trace);
+        skip();
+    }
+    RUN_UNTIL(loop, closed_by_peer(a) && closed_by_peer(b));
+    assert_int_equal(pg_server_connections_shed(srv.server), 2);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                               .sin_port = htons(port) };
+    assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof sin), 0);
+    RUN_UNTIL(loop, closed_by_peer(c)); /* again, while it helps */
+    assert_int_equal(pg_server_connections_shed(srv.server), 3);
+    run_idle(loop, 3);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    assert_int_equal(srv.n, 0); /* no protocol was made for them */
+
+    int d = connect_raw(port); /* fds again: accepted as usual, at once */
+    RUN_UNTIL(loop, srv.n == 1 && srv.conns[0].made == 1);
+    assert_int_equal(pg_server_connections_shed(srv.server), 3);
+    pg_transport_close(srv.conns[0].transport);
+    RUN_UNTIL(loop, srv.conns[0].lost == 1);
+    close(a);
+    close(b);
+    close(c);
+    close(d);
+    pg_server_close(srv.server);
+    assert_int_equal(pg_server_connections_shed(srv.server), 3); /* still there after close */
+    assert_int_equal(pg_server_connections_shed(NULL), 0);
+    server_ctx_free(&srv);
+    pg_loop_close(loop);
+
+    unsetenv("PROTOGEN_TRACE");
+    pg__trace_reset();
+    assert_int_equal(count_lines(trace, "0 connections_shed 2\n"), 1);
+    assert_int_equal(count_lines(trace, "0 connections_shed 1\n"), 1);
+    unlink(trace);
 }
 
 /* ---- closing a server's clients (asyncio 3.13's close_clients) ---------- */
@@ -705,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_server_close_in_factory),
         cmocka_unit_test(test_factory_refuses),
         cmocka_unit_test(test_accept_out_of_fds_backs_off),
+        cmocka_unit_test(test_clients_beyond_the_fd_limit_are_closed_at_once),
         cmocka_unit_test(test_close_clients),
         cmocka_unit_test(test_abort_clients_after_server_close),
         cmocka_unit_test(test_format_address),

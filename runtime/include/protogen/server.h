@@ -47,6 +47,14 @@ int pg_server_close(pg_server *server);
 int pg_server_close_clients(pg_server *server);
 int pg_server_abort_clients(pg_server *server);
 
+/* Clients beyond the process's fd limit: when accept fails with EMFILE or
+ * ENFILE, the server gives up a spare descriptor it holds for this, accepts
+ * the waiting clients and closes each at once (they see their connection
+ * closed instead of waiting in the backlog), then takes the spare back; when
+ * that cannot help, it stops accepting for a second. This counts the clients
+ * closed so (the trace says "0 connections_shed <n>"). 0 for NULL. */
+uint64_t pg_server_connections_shed(const pg_server *server);
+
 /* Called once when a connect attempt ends. On success transport is set and
  * the protocol's connection_made has run; on failure error is a negative
  * errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...) and no protocol instance was
