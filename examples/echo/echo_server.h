@@ -7,9 +7,9 @@
 struct echo_state;
 
 struct echo_server {
-    /* Open connections, to close them on shutdown where the host has no
-     * pg_server that knows them (libuv: examples/embed-libuv); echo_server
-     * asks its server instead (pg_server_abort_clients). */
+    /* Open connections, to close them on shutdown where no pg_server knows
+     * them (examples/embed-libuv and embed-poll listen on their own);
+     * echo_server asks its server instead (pg_server_abort_clients). */
     struct echo_state *connections;
     size_t open_connections;
 };
