@@ -176,12 +176,13 @@ void pg__stream_block_put(pg_host *host, pg__stream *s);
 void pg__stream_blocks_free(pg_host *host);
 
 /* A driver that keeps the transport inside its own block (a block from
- * pg__stream_block_get, one per connection) makes it in two steps, so that a protocol is made only once
- * nothing can fail any more: pg__stream_init() reserves the host's deferred
- * calls (it may fail, and then no protocol exists yet); pg__stream_start()
- * attaches the protocol and defers connection_made and the first read (it
- * cannot fail). pg__stream_discard() undoes an init that is never started.
- * Such a driver's close() gives the block back (pg__stream_block_put). */
+ * pg__stream_block_get, one per connection) makes it in two steps, so that
+ * a protocol is made only once nothing can fail any more: pg__stream_init()
+ * reserves the host's deferred calls (it may fail, and then no protocol
+ * exists yet); pg__stream_start() attaches the protocol and defers
+ * connection_made and the first read (it cannot fail). pg__stream_discard()
+ * undoes an init that is never started. Such a driver's close() gives the
+ * block back (pg__stream_block_put). */
 int pg__stream_init(pg__stream *s, pg_host *host, const pg_stream_driver_ops *ops, void *drv, unsigned flags);
 pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol);
 void pg__stream_discard(pg__stream *s);
