@@ -88,7 +88,7 @@ int main(int argc, char **argv)
 
     /* Shut down: stop accepting, abort what is still open, let connection_lost run. */
     pg_server_close(listener);
-    echo_server_abort_all(&server);
+    pg_server_abort_clients(listener);
     while (server.open_connections > 0 && rc == 0)
         rc = pg_loop_run_once(loop, -1);
     pg_loop_remove_signal_handler(loop, SIGINT);

@@ -10,10 +10,15 @@ void pg__host_init(pg_host *host, const pg_host_ops *ops, void *self)
     host->self = self;
     host->spare_wbuf = NULL;
     host->spare_wbuf_cap = 0;
+    host->free_blocks = NULL;
+    host->slabs = NULL;
+    host->stale_calls = 0;
+    host->stale_assert = true;
 }
 
 void pg__host_cleanup(pg_host *host)
 {
+    pg__stream_blocks_free(host);
     free(host->spare_wbuf);
     host->spare_wbuf = NULL;
     host->spare_wbuf_cap = 0;

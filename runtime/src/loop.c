@@ -239,24 +239,6 @@ uint8_t *pg__loop_read_buffer_alloc(pg_loop *loop)
     return loop->read_buf;
 }
 
-void *pg__loop_stream_get(pg_loop *loop)
-{
-    return loop->stream_cached > 0 ? loop->stream_cache[--loop->stream_cached] : NULL;
-}
-
-void pg__loop_stream_put(pg_loop *loop, void *block)
-{
-#ifdef PG__NO_OBJECT_CACHE
-    (void)loop;
-#else
-    if (loop->stream_cached < PG__STREAM_CACHE) {
-        loop->stream_cache[loop->stream_cached++] = block;
-        return;
-    }
-#endif
-    free(block);
-}
-
 uint8_t *pg__loop_datagram_buffer(pg_loop *loop)
 {
     if (loop->dgram_buf == NULL)
@@ -468,8 +450,6 @@ int pg_loop_close(pg_loop *loop)
     free(loop->ready);
     pg__host_cleanup(&loop->host);
     free(loop->read_buf);
-    while (loop->stream_cached > 0)
-        free(loop->stream_cache[--loop->stream_cached]);
     free(loop->dgram_buf);
     free(loop);
     return 0;

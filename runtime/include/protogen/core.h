@@ -66,8 +66,10 @@ typedef struct pg_host_ops {
 } pg_host_ops;
 
 /* A host as the core sees it: the table, its pointer, and what the core keeps
- * per host (a spare write buffer). Made once per loop, freed after its last
- * transport is gone. */
+ * per host (a spare write buffer, and the memory of its transports' blocks,
+ * reused but given back only here, so that a handle kept past
+ * connection_lost is always told apart and dropped). Made once per loop,
+ * freed after its last transport is gone. */
 typedef struct pg_host pg_host;
 
 int pg_host_new(const pg_host_ops *ops, void *self, pg_host **out);
