@@ -35,6 +35,12 @@ static size_t pg__stream_buffered(const pg__stream *s)
 
 /* ---- stale handles ------------------------------------------------------ */
 
+/* The generation a handle carries (its block's when it was made). */
+static inline uint16_t pg__handle_gen(const pg_transport *t)
+{
+    return (uint16_t)((uintptr_t)t >> PG__HANDLE_GEN_SHIFT);
+}
+
 /* A call through a handle kept past connection_lost: a bug of the caller,
  * which asyncio forgives (a lost transport drops writes and ignores the
  * rest). Counted; debug builds stop here. */
@@ -49,7 +55,7 @@ static void pg__stream_stale(const pg__stream *s)
 static inline pg__stream *pg__live(const pg_transport *t)
 {
     pg__stream *s = pg__stream_of(t);
-    if (s->gen == (uint16_t)((uintptr_t)t >> PG__HANDLE_GEN_SHIFT))
+    if (s->gen == pg__handle_gen(t))
         return s;
     pg__stream_stale(s);
     return NULL;
@@ -447,16 +453,14 @@ static int pg__stream_writelines(pg_transport *t, const struct iovec *iov, int i
 
 static int pg__stream_write(pg_transport *t, const void *data, size_t len)
 {
-    pg__stream *s = pg__live(t);
-    if (s == NULL)
-        return 0; /* stale: dropped, as on a lost transport */
-    if (len > 0 && data == NULL)
-        return -EINVAL;
+    pg__stream *s = pg__stream_of(t);
     struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-    /* The hot path of every request/response protocol: an open stream with
-     * nothing queued sends at once, without writelines' generality. */
-    if (s->state == PG__STREAM_OPEN && s->wstate == PG__WRITE_OPEN && s->wlen == s->whead && len > 0
-        && !(s->flags & PG_STREAM_READ_ONLY)) {
+    /* The hot path of every request/response protocol: a live handle of an
+     * open stream with nothing queued sends at once, without writelines'
+     * generality. One chain of tests; a stale handle, bad arguments and
+     * every other state take the path below. */
+    if (s->gen == pg__handle_gen(t) && s->state == PG__STREAM_OPEN && s->wstate == PG__WRITE_OPEN
+        && s->wlen == s->whead && len > 0 && data != NULL && !(s->flags & PG_STREAM_READ_ONLY)) {
         ssize_t n = s->drv_ops->writev(s->drv, &iov, 1);
         if (n == (ssize_t)len)
             return 0;
@@ -465,6 +469,10 @@ static int pg__stream_write(pg_transport *t, const void *data, size_t len)
         pg__stream_force_close(s, (int)n);
         return 0;
     }
+    if (pg__live(t) == NULL)
+        return 0; /* stale: dropped, as on a lost transport */
+    if (len > 0 && data == NULL)
+        return -EINVAL;
     return pg__stream_writelines_now(s, &iov, 1);
 }
 

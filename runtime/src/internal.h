@@ -99,7 +99,6 @@ typedef struct pg__callback {
 struct pg_loop {
     int epfd;
     volatile sig_atomic_t stopping; /* set by pg_loop_stop, maybe from a signal handler */
-    volatile sig_atomic_t waiting;  /* pg_loop_run waits in epoll_wait: a stop must wake it */
     pg__io wake;                    /* the eventfd pg_loop_stop writes then */
     bool running;     /* inside an iteration (or pg_loop_close's): no nesting */
     size_t nwatched;  /* watchers in the epoll set */

@@ -44,27 +44,18 @@ static int pg__backend_set(pg_loop *loop, pg__io *io, uint32_t old_events, uint3
 
 /* Waits for events, retrying on EINTR (unless a stop ends pg_loop_run) with
  * what is left of the timeout. The clock is read only for a finite wait: the
- * common infinite one costs nothing. */
+ * common infinite one costs nothing. A stop, whenever it came, has made the
+ * wake-up eventfd readable: the wait returns at once (pg_loop_stop). */
 PG__HOT_INLINE static inline int pg__backend_wait(pg_loop *loop, int timeout_ms, bool stop_wakes)
 {
     uint64_t start = timeout_ms > 0 ? pg__clock_ms() : 0;
-    /* For pg_loop_run: a stop from a signal handler that came before the
-     * wait makes it a poll; one during it interrupts it (EINTR here) or, on
-     * another thread, writes the eventfd (waiting). */
-    loop->waiting = stop_wakes;
-    if (stop_wakes && loop->stopping)
-        timeout_ms = 0;
     for (;;) {
         int n = epoll_wait(loop->epfd, loop->events, PG__MAX_EVENTS, timeout_ms);
-        if (n >= 0) {
-            loop->waiting = 0;
+        if (n >= 0)
             return n;
-        }
         int err = errno;
-        if (err != EINTR || (stop_wakes && loop->stopping)) {
-            loop->waiting = 0;
+        if (err != EINTR || (stop_wakes && loop->stopping))
             return err == EINTR ? 0 : -err;
-        }
         if (timeout_ms > 0) {
             uint64_t spent = pg__clock_ms() - start;
             timeout_ms = spent >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent;
@@ -311,16 +302,17 @@ uint64_t pg_loop_time_ms(const pg_loop *loop)
 }
 
 /* Async-signal-safe: a flag and a write(2) to the eventfd, which wakes an
- * epoll_wait that a plain sigaction handler's EINTR would only restart. */
+ * epoll_wait that a plain sigaction handler's EINTR would only restart, one
+ * on another thread, and one still to come (a stop just before the wait).
+ * Always written: a stop is rare, and the iteration then needs no flag of
+ * its own to close that window (pg_loop_run drains it at its end). */
 void pg_loop_stop(pg_loop *loop)
 {
     int saved = errno;
     loop->stopping = 1;
-    if (loop->waiting) {
-        uint64_t one = 1;
-        ssize_t r = write(loop->wake.fd, &one, sizeof one);
-        (void)r; /* EAGAIN: a wake-up is pending already */
-    }
+    uint64_t one = 1;
+    ssize_t r = write(loop->wake.fd, &one, sizeof one);
+    (void)r; /* EAGAIN: a wake-up is pending already */
     errno = saved;
 }
 
