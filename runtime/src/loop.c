@@ -381,6 +381,10 @@ static int pg__loop_run_once(pg_loop *loop, int timeout_ms, bool stop_wakes)
 
 int pg_loop_run_once(pg_loop *loop, int timeout_ms)
 {
+    /* A stop is for pg_loop_run: it stays pending (stopping), but its
+     * wake-up must not cut this wait short, nor every later one. */
+    if (loop != NULL && loop->stopping && !loop->running)
+        pg__loop_drain_wake(loop);
     return pg__loop_run_once(loop, timeout_ms, false); /* a stop does not end its wait */
 }
 
@@ -392,11 +396,13 @@ int pg_loop_run(pg_loop *loop)
     if (loop->running)
         return -EBUSY;
     /* Callbacks see the loop running for the whole run, as between the
-     * iterations nothing else runs. A stop before run still lets one
-     * iteration run, without waiting. */
+     * iterations nothing else runs. */
     loop->running = true;
+    /* A stop made before (its wake-up maybe drained by run_once): one
+     * iteration, without waiting. Later stops wake the wait themselves. */
+    int timeout_ms = loop->stopping ? 0 : -1;
     do
-        r = pg__loop_iterate(loop, -1, true); /* a stop makes the wait a poll */
+        r = pg__loop_iterate(loop, timeout_ms, true);
     while (r == 0 && !loop->stopping);
     loop->running = false;
     loop->stopping = 0;
