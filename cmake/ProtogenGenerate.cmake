@@ -1,14 +1,21 @@
-# protogen_generate(<target> SPEC <file> [OUTPUT_DIR <dir>] [HANDLERS_DIR <dir>] [NO_HANDLERS])
+# protogen_generate(<target> SPEC <file> [OUTPUT_DIR <dir>] [HANDLERS_DIR <dir>] [NO_HANDLERS]
+#                   [CORE_ONLY])
 #
 # Runs protogen on SPEC at build time and compiles the result into <target>:
 #   - <name>.h, <name>.c (the protocol) and <name>_bind.c (what ties it to the built-in
 #     loop) go to OUTPUT_DIR (default: ${CMAKE_CURRENT_BINARY_DIR}/protogen), regenerated
 #     whenever the spec, the generator or a template changes; their names come from
 #     `protogen --list-outputs` at configure time;
-#   - OUTPUT_DIR is added to <target>'s include path and protogen::protogen is linked;
+#   - OUTPUT_DIR is added to <target>'s include path and protogen::protogen is linked
+#     (protogen::core with CORE_ONLY);
 #   - <name>_handlers.c in HANDLERS_DIR (default: beside the spec) is your code. If it
 #     does not exist, the skeleton is written there once, at configure time; it is
 #     never overwritten. It is added to <target> unless NO_HANDLERS is given.
+#   - CORE_ONLY: for a protocol run on a host of your own (protogen/manual.h, a
+#     libuv host, a test's memory driver): <name>_bind.c is neither generated nor
+#     compiled, and <target> links protogen::core (the sans-I/O core: no loop, no
+#     thread) instead of protogen::protogen. Use it for every spec of a target or
+#     for none: protogen::protogen holds the core too.
 #
 # PROTOGEN_EXECUTABLE must name bin/protogen (set by the protogen package or source tree).
 
@@ -28,7 +35,7 @@ if(NOT _protogen_rc EQUAL 0)
 endif()
 
 function(protogen_generate target)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "NO_HANDLERS" "SPEC;OUTPUT_DIR;HANDLERS_DIR" "")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "NO_HANDLERS;CORE_ONLY" "SPEC;OUTPUT_DIR;HANDLERS_DIR" "")
   if(NOT arg_SPEC)
     message(FATAL_ERROR "protogen_generate(${target}): SPEC is required")
   endif()
@@ -53,6 +60,11 @@ function(protogen_generate target)
   # spec changes, since the protocol's name may have.
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${spec}")
   set(generated "header,source,bind")   # what the build regenerates
+  set(runtime protogen::protogen)
+  if(arg_CORE_ONLY)
+    set(generated "header,source")        # no NAME_bind.c: nothing of the loop
+    set(runtime protogen::core)
+  endif()
   execute_process(COMMAND "${PROTOGEN_EXECUTABLE}" --list-outputs "${spec}" -o "${out}"
                           --handlers-dir "${handlers_dir}" --emit "${generated},handlers"
                   RESULT_VARIABLE rc OUTPUT_VARIABLE outputs ERROR_VARIABLE err
@@ -80,7 +92,7 @@ function(protogen_generate target)
     VERBATIM)
   target_sources(${target} PRIVATE ${outputs})
   target_include_directories(${target} PRIVATE "${out}")
-  target_link_libraries(${target} PRIVATE protogen::protogen)
+  target_link_libraries(${target} PRIVATE ${runtime})
 
   if(NOT arg_NO_HANDLERS)
     if(NOT EXISTS "${handlers}")

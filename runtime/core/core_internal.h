@@ -136,6 +136,63 @@ void pg__stream_discard(pg__stream *s);
 /* The protocol made by factory(arg), checked: 0 or a negative errno. */
 int pg__make_protocol(pg_protocol_factory factory, void *arg, pg_protocol *out);
 
+/* ---- runs of datagrams (datagram_run.c) --------------------------------- */
+
+/* Datagrams stored back to back in one buffer: a datagram transport's send
+ * queue and the datagrams it holds while the protocol does not read, the
+ * memory driver's output. Each record is a header, the address, the payload
+ * (or an error in the payload's place), padded to 8 bytes; records
+ * [head, len) of buf are live. An empty run holds no memory. */
+typedef struct pg__dgram_run {
+    uint8_t *buf;
+    size_t head;
+    size_t len;
+    size_t cap;
+    size_t count; /* records */
+} pg__dgram_run;
+
+/* One record, as pointers into the run. */
+typedef struct pg__dgram_view {
+    const uint8_t *data;
+    size_t len;
+    const struct sockaddr *addr; /* NULL: none */
+    socklen_t addrlen;
+    int error; /* not 0: an error in the datagram's place (data, len unused) */
+    size_t size; /* the record's bytes in the run */
+} pg__dgram_view;
+
+/* Appends a datagram (error 0) or an error; -ENOMEM or -EMSGSIZE leave the
+ * run as it was. */
+int pg__run_push(pg__dgram_run *run, const void *data, size_t len, const struct sockaddr *addr, socklen_t addrlen,
+                 int error);
+/* The record at offset at (head for the first); the next is at at + v->size. */
+void pg__run_peek(const pg__dgram_run *run, size_t at, pg__dgram_view *v);
+/* Drops the first record, of size bytes. */
+void pg__run_pop(pg__dgram_run *run, size_t size);
+void pg__run_clear(pg__dgram_run *run);
+
+/* ---- datagram transports (datagram.c) ----------------------------------- */
+
+/* sizeof the core's per-endpoint transport, for tests and reports. */
+size_t pg__datagram_core_sizeof(void);
+
+/* ---- subprocess transports (subprocess.c) ------------------------------ */
+
+/* A driver that makes its pipes' stream transports itself (the built-in
+ * loop's fd pipes live in the fd driver's blocks) makes a subprocess in
+ * steps, so that nothing can fail once the child runs: pg__subprocess_alloc()
+ * (may fail; pg__subprocess_discard() undoes it), the pipes' transports
+ * started with pg__subprocess_pipe_protocol() and the PG_STREAM_* flags of
+ * pg__subprocess_pipe_flags(), then pg__subprocess_start() (cannot fail). */
+int pg__subprocess_alloc(pg_host *host, pg_subprocess **out);
+void pg__subprocess_discard(pg_subprocess *p);
+unsigned pg__subprocess_pipe_flags(int fd);
+pg_protocol pg__subprocess_pipe_protocol(pg_subprocess *p, int fd);
+/* pipes[fd]: the pipe's transport, NULL where fd is not a pipe. held: the
+ * caller holds the transport (pg_subprocess_release). */
+void pg__subprocess_start(pg_subprocess *p, const pg_process_driver_ops *ops, void *drv, pid_t pid,
+                          pg_transport *const pipes[3], const pg_subprocess_protocol *protocol, bool held);
+
 /* ---- writes without SIGPIPE (nosigpipe.c) ------------------------------ */
 
 /* writev() that never raises SIGPIPE in the process. */

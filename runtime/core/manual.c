@@ -368,3 +368,308 @@ bool pg_manual_stream_closed(const pg_manual_stream *ms)
 {
     return ms->closed;
 }
+
+/* ---- a datagram endpoint: the output is the driver's "send buffer" ------- */
+
+#define PG__MANUAL_DEFAULT_DATAGRAMS 64
+
+struct pg_manual_datagram {
+    pg_datagram_transport *transport; /* NULL once closed */
+    pg__dgram_run out;                /* datagrams sent, not yet consumed */
+    size_t capacity;                  /* datagrams out holds */
+    int send_error;                   /* the next send fails with it */
+    bool reading;
+    bool writing; /* the core waits for room */
+    bool closed;
+    bool free_on_close;
+};
+
+static int pg__md_send(void *self, const pg_datagram_out *msgs, int n)
+{
+    pg_manual_datagram *md = self;
+    if (md->send_error != 0) {
+        int error = md->send_error;
+        md->send_error = 0;
+        return error;
+    }
+    int i = 0;
+    for (; i < n && md->out.count < md->capacity; i++) {
+        int r = pg__run_push(&md->out, msgs[i].data, msgs[i].len, msgs[i].addr, msgs[i].addrlen, 0);
+        if (r < 0)
+            return i > 0 ? i : r;
+    }
+    return i;
+}
+
+static int pg__md_want_read(void *self, bool on)
+{
+    ((pg_manual_datagram *)self)->reading = on;
+    return 0;
+}
+
+static int pg__md_want_write(void *self, bool on)
+{
+    ((pg_manual_datagram *)self)->writing = on;
+    return 0;
+}
+
+static void pg__md_close(void *self)
+{
+    pg_manual_datagram *md = self;
+    md->transport = NULL;
+    md->reading = md->writing = false;
+    md->closed = true;
+    if (md->free_on_close) {
+        pg__run_clear(&md->out);
+        free(md);
+    }
+}
+
+static const pg_datagram_driver_ops pg__manual_datagram_ops = {
+    .send = pg__md_send,
+    .want_read = pg__md_want_read,
+    .want_write = pg__md_want_write,
+    .close = pg__md_close,
+    .get_extra_info = NULL,
+};
+
+int pg_manual_datagram_new(pg_host *host, const struct sockaddr *peer, socklen_t peerlen,
+                           pg_datagram_protocol_factory factory, void *arg, pg_manual_datagram **out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    pg_manual_datagram *md = calloc(1, sizeof *md);
+    if (md == NULL)
+        return -ENOMEM;
+    md->capacity = PG__MANUAL_DEFAULT_DATAGRAMS;
+    int r = pg_datagram_new(host, &pg__manual_datagram_ops, md, peer, peerlen, factory, arg, &md->transport);
+    if (r < 0) {
+        free(md);
+        return r;
+    }
+    *out = md;
+    return 0;
+}
+
+void pg_manual_datagram_free(pg_manual_datagram *md)
+{
+    if (md == NULL)
+        return;
+    if (!md->closed) {
+        /* Still running: abort it; connection_lost comes at the next run. */
+        md->free_on_close = true;
+        pg_datagram_fail(md->transport, 0);
+        return;
+    }
+    pg__run_clear(&md->out);
+    free(md);
+}
+
+pg_datagram_transport *pg_manual_datagram_transport(pg_manual_datagram *md)
+{
+    return md->transport;
+}
+
+void pg_manual_datagram_feed(pg_manual_datagram *md, const void *data, size_t len, const struct sockaddr *addr,
+                             socklen_t addrlen)
+{
+    if (!md->closed)
+        pg_datagram_received(md->transport, data, len, addr, addrlen);
+}
+
+void pg_manual_datagram_feed_error(pg_manual_datagram *md, int error)
+{
+    if (!md->closed && error < 0)
+        pg_datagram_receive_error(md->transport, error);
+}
+
+void pg_manual_datagram_fail(pg_manual_datagram *md, int error)
+{
+    if (!md->closed)
+        pg_datagram_fail(md->transport, error);
+}
+
+bool pg_manual_datagram_wants_read(const pg_manual_datagram *md)
+{
+    return md->reading;
+}
+
+const uint8_t *pg_manual_datagram_output(const pg_manual_datagram *md, size_t *len, const struct sockaddr **addr,
+                                         socklen_t *addrlen)
+{
+    if (md->out.count == 0) {
+        *len = 0;
+        *addr = NULL;
+        *addrlen = 0;
+        return NULL;
+    }
+    pg__dgram_view v;
+    pg__run_peek(&md->out, md->out.head, &v);
+    *len = v.len;
+    *addr = v.addr;
+    *addrlen = v.addrlen;
+    return v.data;
+}
+
+size_t pg_manual_datagram_output_count(const pg_manual_datagram *md)
+{
+    return md->out.count;
+}
+
+/* Room in the output: the core may send what it queued. */
+static void pg__md_room(pg_manual_datagram *md)
+{
+    /* The core sends a bounded batch per writable event: again while room
+     * is left and datagrams went. */
+    while (md->writing && !md->closed && md->out.count < md->capacity) {
+        size_t before = md->out.count;
+        pg_datagram_writable(md->transport);
+        if (md->out.count == before)
+            break;
+    }
+}
+
+void pg_manual_datagram_consume(pg_manual_datagram *md)
+{
+    assert(md->out.count > 0);
+    if (md->out.count == 0)
+        return;
+    pg__dgram_view v;
+    pg__run_peek(&md->out, md->out.head, &v);
+    pg__run_pop(&md->out, v.size);
+    pg__md_room(md);
+}
+
+void pg_manual_datagram_set_capacity(pg_manual_datagram *md, size_t datagrams)
+{
+    md->capacity = datagrams;
+    pg__md_room(md);
+}
+
+void pg_manual_datagram_fail_next_send(pg_manual_datagram *md, int error)
+{
+    md->send_error = error < 0 ? error : -EIO;
+}
+
+bool pg_manual_datagram_wants_write(const pg_manual_datagram *md)
+{
+    return md->writing;
+}
+
+bool pg_manual_datagram_closed(const pg_manual_datagram *md)
+{
+    return md->closed;
+}
+
+/* ---- a process: its pipes are manual streams ------------------------------ */
+
+#define PG__MANUAL_SIGNALS 16
+
+struct pg_manual_process {
+    pg_subprocess *proc; /* held until pg_manual_process_free */
+    pg_manual_stream *pipes[3];
+    int signals[PG__MANUAL_SIGNALS];
+    size_t nsignals;
+    bool closed;
+};
+
+static int pg__mp_send_signal(void *self, int signo)
+{
+    pg_manual_process *mp = self;
+    if (mp->nsignals < PG__MANUAL_SIGNALS)
+        mp->signals[mp->nsignals] = signo;
+    mp->nsignals++;
+    return 0;
+}
+
+static void pg__mp_close(void *self)
+{
+    ((pg_manual_process *)self)->closed = true;
+}
+
+static const pg_process_driver_ops pg__manual_process_ops = {
+    .send_signal = pg__mp_send_signal,
+    .close = pg__mp_close,
+    .get_extra_info = NULL,
+};
+
+static void pg__mp_free_pipes(pg_manual_process *mp)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        if (mp->pipes[fd] != NULL) {
+            free(mp->pipes[fd]->out);
+            free(mp->pipes[fd]);
+        }
+    }
+}
+
+int pg_manual_process_new(pg_host *host, pid_t pid, unsigned pipes, const pg_subprocess_protocol *protocol,
+                          pg_manual_process **out)
+{
+    if (out == NULL || (pipes & ~7u) != 0)
+        return -EINVAL;
+    pg_manual_process *mp = calloc(1, sizeof *mp);
+    if (mp == NULL)
+        return -ENOMEM;
+    void *drivers[3] = { NULL, NULL, NULL };
+    for (int fd = 0; fd < 3; fd++) {
+        if (!(pipes & PG_MANUAL_PIPE(fd)))
+            continue;
+        mp->pipes[fd] = calloc(1, sizeof *mp->pipes[fd]);
+        if (mp->pipes[fd] == NULL) {
+            pg__mp_free_pipes(mp);
+            free(mp);
+            return -ENOMEM;
+        }
+        mp->pipes[fd]->capacity = PG__MANUAL_DEFAULT_CAPACITY;
+        drivers[fd] = mp->pipes[fd];
+    }
+    int r = pg_subprocess_new(host, &pg__manual_process_ops, mp, pid, &pg__manual_stream_ops, drivers, protocol,
+                              &mp->proc);
+    if (r < 0) {
+        pg__mp_free_pipes(mp);
+        free(mp);
+        return r;
+    }
+    for (int fd = 0; fd < 3; fd++)
+        if (mp->pipes[fd] != NULL)
+            mp->pipes[fd]->transport = pg_subprocess_get_pipe_transport(mp->proc, fd);
+    *out = mp;
+    return 0;
+}
+
+void pg_manual_process_free(pg_manual_process *mp)
+{
+    if (mp == NULL)
+        return;
+    assert(mp->closed && "pg_manual_process_free before connection_lost");
+    pg_subprocess_release(mp->proc);
+    pg__mp_free_pipes(mp); /* closed with the transport: each pipe's connection_lost came first */
+    free(mp);
+}
+
+pg_subprocess *pg_manual_process_transport(pg_manual_process *mp)
+{
+    return mp->proc;
+}
+
+pg_manual_stream *pg_manual_process_pipe(pg_manual_process *mp, int fd)
+{
+    return fd >= 0 && fd <= 2 ? mp->pipes[fd] : NULL;
+}
+
+void pg_manual_process_exit(pg_manual_process *mp, int returncode)
+{
+    pg_subprocess_exited(mp->proc, returncode);
+}
+
+size_t pg_manual_process_signals(const pg_manual_process *mp, const int **signals)
+{
+    *signals = mp->signals;
+    return mp->nsignals;
+}
+
+bool pg_manual_process_closed(const pg_manual_process *mp)
+{
+    return mp->closed;
+}

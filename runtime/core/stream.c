@@ -616,17 +616,22 @@ int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, v
     /* asyncio leaves connection_made to the caller of set_protocol. */
     if (next.ops->connection_made != NULL)
         next.ops->connection_made(next.self, t);
-    /* Bytes the current protocol read that belong to the next one. */
+    /* Bytes the current protocol read that belong to the next one, traced
+     * as the next protocol's reads: the trace then says the same whether
+     * they came in the read that carried the switch or in a later one. */
     if (len == 0)
         return 0;
+    uint32_t trace_id = t->ops == &pg__stream_ops ? PG__STREAM(t)->trace_id : 0;
     const uint8_t *rest = pending;
     if (next.ops->get_buffer == NULL) {
+        PG__TRACE_SIZE(trace_id, "data_received", len);
         if (next.ops->data_received != NULL)
             next.ops->data_received(next.self, rest, len);
         return 0;
     }
     while (len > 0 && !pg_transport_is_closing(t)) {
         size_t room = 0;
+        PG__TRACE_SIZE(trace_id, "get_buffer", len);
         uint8_t *buf = next.ops->get_buffer(next.self, len, &room);
         if (buf == NULL || room == 0) {
             pg_transport_abort(t); /* asyncio: an empty buffer is fatal */
@@ -634,6 +639,7 @@ int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, v
         }
         size_t k = room < len ? room : len;
         memcpy(buf, rest, k);
+        PG__TRACE_SIZE(trace_id, "buffer_updated", k);
         if (next.ops->buffer_updated != NULL)
             next.ops->buffer_updated(next.self, k);
         rest += k;

@@ -36,13 +36,20 @@ size_t pg__stream_sizeof(void)
 
 /* ---- the driver table --------------------------------------------------- */
 
-static ssize_t pg__fd_writev(void *self, const struct iovec *iov, int iovcnt)
+static ssize_t pg__fd_result(ssize_t n)
+{
+    if (n >= 0)
+        return n;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+}
+
+/* Sockets: send/sendmsg with MSG_NOSIGNAL (their own table, so that the
+ * per-message write decides nothing about the fd's kind). */
+static ssize_t pg__fd_socket_writev(void *self, const struct iovec *iov, int iovcnt)
 {
     pg__fdstream *f = self;
     ssize_t n;
-    if (!(f->core.flags & PG__STREAM_SOCKET)) {
-        n = pg__write_nosigpipe(f->io.fd, iov, iovcnt);
-    } else if (iovcnt == 1) {
+    if (iovcnt == 1) {
         PG__RETRY_EINTR(n, send(f->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL));
     } else {
         struct msghdr msg;
@@ -51,9 +58,14 @@ static ssize_t pg__fd_writev(void *self, const struct iovec *iov, int iovcnt)
         msg.msg_iovlen = (size_t)iovcnt;
         PG__RETRY_EINTR(n, sendmsg(f->io.fd, &msg, MSG_NOSIGNAL));
     }
-    if (n >= 0)
-        return n;
-    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    return pg__fd_result(n);
+}
+
+/* Pipes: writev with SIGPIPE held off. */
+static ssize_t pg__fd_pipe_writev(void *self, const struct iovec *iov, int iovcnt)
+{
+    pg__fdstream *f = self;
+    return pg__fd_result(pg__write_nosigpipe(f->io.fd, iov, iovcnt));
 }
 
 static int pg__fd_shutdown_write(void *self)
@@ -114,8 +126,17 @@ static int pg__fd_get_extra_info(void *self, pg_extra_key key, pg_extra_info *ou
     }
 }
 
-static const pg_stream_driver_ops pg__fd_stream_ops = {
-    .writev = pg__fd_writev,
+static const pg_stream_driver_ops pg__fd_socket_ops = {
+    .writev = pg__fd_socket_writev,
+    .shutdown_write = pg__fd_shutdown_write,
+    .want_read = pg__fd_want_read,
+    .want_write = pg__fd_want_write,
+    .close = pg__fd_close,
+    .get_extra_info = pg__fd_get_extra_info,
+};
+
+static const pg_stream_driver_ops pg__fd_pipe_ops = {
+    .writev = pg__fd_pipe_writev,
     .shutdown_write = pg__fd_shutdown_write,
     .want_read = pg__fd_want_read,
     .want_write = pg__fd_want_write,
@@ -125,11 +146,14 @@ static const pg_stream_driver_ops pg__fd_stream_ops = {
 
 /* ---- readiness ---------------------------------------------------------- */
 
-static void pg__fd_read_ready(pg__fdstream *f)
+/* Reads what is ready. Inlined twice: for a connected socket (socket true,
+ * never a write pipe), the hot path, with its branches decided at compile
+ * time; and for everything else. */
+PG__HOT_INLINE static inline void pg__fd_read_ready(pg__fdstream *f, bool socket)
 {
     pg__stream *s = &f->core;
     pg_transport *t = &s->base;
-    if (s->flags & PG__STREAM_WRITE_PIPE) {
+    if (!socket && (s->flags & PG__STREAM_WRITE_PIPE)) {
         pg_stream_read_eof(t); /* a write pipe's reader went away */
         return;
     }
@@ -151,7 +175,7 @@ static void pg__fd_read_ready(pg__fdstream *f)
         }
     }
     ssize_t n;
-    if (s->flags & PG__STREAM_SOCKET)
+    if (socket || (s->flags & PG__STREAM_SOCKET))
         PG__RETRY_EINTR(n, recv(f->io.fd, buf, len, 0));
     else
         PG__RETRY_EINTR(n, read(f->io.fd, buf, len));
@@ -167,14 +191,24 @@ static void pg__fd_read_ready(pg__fdstream *f)
     }
 }
 
-static void pg__fd_on_io(pg__io *io, uint32_t events)
+PG__HOT_INLINE static inline void pg__fd_ready(pg__io *io, uint32_t events, bool socket)
 {
     pg__fdstream *f = PG__CONTAINER_OF(io, pg__fdstream, io);
     if (events & PG__IO_READ)
-        pg__fd_read_ready(f);
+        pg__fd_read_ready(f, socket);
     /* Last: writable may free the transport. */
     if ((events & PG__IO_WRITE) && (f->io.events & PG__IO_WRITE))
         pg_stream_writable(&f->core.base);
+}
+
+static void pg__fd_on_socket_io(pg__io *io, uint32_t events)
+{
+    pg__fd_ready(io, events, true);
+}
+
+static void pg__fd_on_io(pg__io *io, uint32_t events)
+{
+    pg__fd_ready(io, events, false);
 }
 
 /* ---- creation ----------------------------------------------------------- */
@@ -185,12 +219,14 @@ int pg__fdstream_alloc(pg_loop *loop, int fd, unsigned flags, pg__fdstream **out
     pg__fdstream *f = pg__loop_stream_get(loop);
     if (f == NULL && (f = malloc(sizeof *f)) == NULL)
         return -ENOMEM;
-    int r = pg__stream_init(&f->core, pg__loop_host(loop), &pg__fd_stream_ops, f, flags);
+    const pg_stream_driver_ops *ops = (flags & PG__STREAM_SOCKET) ? &pg__fd_socket_ops : &pg__fd_pipe_ops;
+    int r = pg__stream_init(&f->core, pg__loop_host(loop), ops, f, flags);
     if (r < 0) {
         pg__loop_stream_put(loop, f);
         return r;
     }
-    pg__io_init(&f->io, fd, pg__fd_on_io);
+    bool socket = (flags & (PG__STREAM_SOCKET | PG__STREAM_WRITE_PIPE)) == PG__STREAM_SOCKET;
+    pg__io_init(&f->io, fd, socket ? pg__fd_on_socket_io : pg__fd_on_io);
     *out = f;
     return 0;
 }

@@ -1,305 +1,55 @@
-/* The subprocess transport (asyncio's BaseSubprocessTransport, in
- * Lib/asyncio/base_subprocess.py): a child, up to three pipe transports to
- * its stdin, stdout and stderr, and the protocol that hears about all of them.
- *
- * The pipes are ordinary stream transports (stream.c's read and write pipe
- * modes), each with a small internal protocol that forwards its callbacks to
- * the subprocess protocol with the pipe's fd added (asyncio's
- * WriteSubprocessPipeProto / ReadSubprocessPipeProto).
- *
- * Order, as asyncio: connection_made first; events that happen before it (a
- * child that exits at once, a close() straight after spawning) wait in a
- * small queue and are replayed right after it; connection_lost last, from its
- * own loop turn, once the child is reaped and every pipe has been lost.
- *
- * Lifetime: the transport is the runtime's until connection_lost has run, and
- * also the caller's while it holds it (pg_subprocess_spawn's out); it is freed
- * when both are done. */
-#include <signal.h>
-#include <stdio.h>
+/* Subprocesses on the built-in loop: pg_subprocess_spawn and the fd process
+ * driver. The child is started by subprocess_spawn.c and reaped by
+ * subprocess_reap.c (pidfd, or SIGCHLD); its pipes are fd stream transports;
+ * every rule of the transport is the core's (runtime/core/subprocess.c). */
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "subprocess_internal.h"
 
-/* The events asyncio passes through _call(): queued before connection_made. */
-typedef enum pg__subevent_kind {
-    PG__SUBEV_PIPE_LOST,
-    PG__SUBEV_EXITED,
-    PG__SUBEV_LOST,
-} pg__subevent_kind;
-
-typedef struct pg__subevent {
-    uint8_t kind; /* pg__subevent_kind */
-    uint8_t fd;
-    int error;
-} pg__subevent;
-
-/* At most: three pipes lost, the exit, connection_lost. Pipe data cannot
- * come before connection_made: it runs in the loop turn that starts reading. */
-#define PG__SUBPROCESS_MAX_PENDING 5
-
-/* One of the child's stdin, stdout, stderr, when it is a pipe. */
-typedef struct pg__subpipe {
-    pg_subprocess *proc;
-    pg_transport *transport; /* NULL before spawning and after its connection_lost */
-    uint8_t fd;
-    bool piped; /* the child's fd is a pipe to us (it may be closed since) */
-    bool open;  /* a pipe whose connection_lost has not come yet */
-    size_t high, low; /* stdin: its write buffer limits, kept once it is gone */
-} pg__subpipe;
-
-struct pg_subprocess {
-    pg_loop *loop;
-    pg_subprocess_protocol protocol;
+/* The driver's block: the child the loop waits for, and its transport. */
+typedef struct pg__fdproc {
     pg__child child;
-    pg__subpipe pipes[3];
-    pid_t pid;
-    int returncode;
-    uint32_t trace_id;
-    bool exited;    /* reaped: returncode is set */
-    bool closed;    /* close() was called */
-    bool connected; /* connection_made has run */
-    bool finished;  /* connection_lost is scheduled (asyncio's _finished) */
-    bool lost;      /* connection_lost has returned */
-    bool held;      /* the caller holds the transport */
-    bool stdin_paused; /* the stdin pipe's flow control, as the protocol was told */
-    bool pause_held;   /* stdin paused before connection_made: told right after it */
-    uint8_t npending;
-    pg__subevent pending[PG__SUBPROCESS_MAX_PENDING];
+    pg_subprocess *proc;
+} pg__fdproc;
+
+static int pg__fdproc_send_signal(void *self, int signo)
+{
+    pg__fdproc *f = self;
+    return pg__child_signal(&f->child, signo);
+}
+
+/* After connection_lost, so after the exit: the child was reaped and its
+ * watcher is gone already. */
+static void pg__fdproc_close(void *self)
+{
+    free(self);
+}
+
+static int pg__fdproc_get_extra_info(void *self, pg_extra_key key, pg_extra_info *out)
+{
+    pg__fdproc *f = self;
+    (void)key;
+    out->fd = pg__child_pidfd(&f->child);
+    return 0;
+}
+
+static const pg_process_driver_ops pg__fdproc_ops = {
+    .send_signal = pg__fdproc_send_signal,
+    .close = pg__fdproc_close,
+    .get_extra_info = pg__fdproc_get_extra_info,
 };
 
-/* ---- tracing: "<conn> <callback> [<fd>] [<detail>]" ---------------------- */
-
-/* The callback's name with a number after it: the trace writers' <callback>. */
-static const char *pg__subprocess_trace_name(char *buf, size_t size, const char *callback, int n)
+static void pg__fdproc_exited(pg__child *child, int returncode)
 {
-    snprintf(buf, size, "%s %d", callback, n);
-    return buf;
+    pg__fdproc *f = PG__CONTAINER_OF(child, pg__fdproc, child);
+    pg_subprocess_exited(f->proc, returncode);
 }
 
-static void pg__subprocess_trace_data(const pg_subprocess *p, int fd, size_t len)
+/* stdin's write pipe also notices its reader going away (an fd driver bit). */
+static unsigned pg__fdproc_pipe_flags(int fd)
 {
-    if (pg__trace_fd < 0)
-        return;
-    char name[48];
-    PG__TRACE_SIZE(p->trace_id, pg__subprocess_trace_name(name, sizeof name, "pipe_data_received", fd), len);
+    return pg__subprocess_pipe_flags(fd) | (fd == 0 ? PG__STREAM_WATCH_READER : 0u);
 }
-
-static void pg__subprocess_trace_pipe_lost(const pg_subprocess *p, int fd, int error)
-{
-    if (pg__trace_fd < 0)
-        return;
-    char name[48];
-    PG__TRACE_ERROR(p->trace_id, pg__subprocess_trace_name(name, sizeof name, "pipe_connection_lost", fd), error);
-}
-
-static void pg__subprocess_trace_exited(const pg_subprocess *p)
-{
-    if (pg__trace_fd < 0)
-        return;
-    char name[48];
-    PG__TRACE(p->trace_id, pg__subprocess_trace_name(name, sizeof name, "process_exited", p->returncode));
-}
-
-/* ---- the protocol's callbacks, in order ---------------------------------- */
-
-static void pg__subprocess_free(pg_subprocess *p)
-{
-    free(p);
-}
-
-/* asyncio's _call_connection_lost: the last callback. Lost only once it has
- * returned, as asyncio clears _proc in its finally: inside it a signal is
- * still a no-op (not -ESRCH), and a pg_subprocess_release() there only drops
- * the hold, the memory going here, after the callback. */
-static void pg__subprocess_lost_cb(void *arg)
-{
-    pg_subprocess *p = arg;
-    assert(p->connected && p->finished && !p->lost);
-    PG__TRACE_ERROR(p->trace_id, "connection_lost", 0);
-    if (p->protocol.ops->connection_lost != NULL)
-        p->protocol.ops->connection_lost(p->protocol.self, 0);
-    p->lost = true;
-    if (!p->held)
-        pg__subprocess_free(p);
-}
-
-static void pg__subprocess_deliver(pg_subprocess *p, const pg__subevent *ev)
-{
-    const pg_subprocess_protocol_ops *ops = p->protocol.ops;
-    switch ((pg__subevent_kind)ev->kind) {
-    case PG__SUBEV_PIPE_LOST:
-        pg__subprocess_trace_pipe_lost(p, ev->fd, ev->error);
-        if (ops->pipe_connection_lost != NULL)
-            ops->pipe_connection_lost(p->protocol.self, ev->fd, ev->error);
-        break;
-    case PG__SUBEV_EXITED:
-        pg__subprocess_trace_exited(p);
-        if (ops->process_exited != NULL)
-            ops->process_exited(p->protocol.self);
-        break;
-    case PG__SUBEV_LOST:
-        /* From a turn of its own, as asyncio's call_soon: the callbacks
-         * before it have all returned. */
-        pg__loop_call_soon_reserved(p->loop, pg__subprocess_lost_cb, p);
-        break;
-    }
-}
-
-/* asyncio's _call: now, or after connection_made when it has not run yet. */
-static void pg__subprocess_call(pg_subprocess *p, pg__subevent_kind kind, int fd, int error)
-{
-    pg__subevent ev = { .kind = (uint8_t)kind, .fd = (uint8_t)fd, .error = error };
-    if (p->connected) {
-        pg__subprocess_deliver(p, &ev);
-        return;
-    }
-    assert(p->npending < PG__SUBPROCESS_MAX_PENDING);
-    p->pending[p->npending++] = ev;
-}
-
-/* asyncio's _try_finish: connection_lost once the child is reaped and every
- * pipe is lost. */
-static void pg__subprocess_try_finish(pg_subprocess *p)
-{
-    if (p->finished || !p->exited)
-        return;
-    for (int fd = 0; fd < 3; fd++)
-        if (p->pipes[fd].open)
-            return;
-    p->finished = true;
-    pg__subprocess_call(p, PG__SUBEV_LOST, 0, 0);
-}
-
-static void pg__subprocess_pause_writing(pg_subprocess *p);
-
-static void pg__subprocess_connection_made(void *arg)
-{
-    pg_subprocess *p = arg;
-    assert(!p->connected);
-    p->connected = true;
-    PG__TRACE(p->trace_id, "connection_made");
-    if (p->protocol.ops->connection_made != NULL)
-        p->protocol.ops->connection_made(p->protocol.self, p);
-    /* Replay what happened before. Whatever happens from now on is
-     * delivered directly, and it can only come later: from the loop. */
-    for (uint8_t i = 0; i < p->npending; i++)
-        pg__subprocess_deliver(p, &p->pending[i]);
-    p->npending = 0;
-    if (p->pause_held && p->pipes[0].transport != NULL) {
-        p->pause_held = false;
-        pg__subprocess_pause_writing(p);
-    }
-}
-
-static void pg__subprocess_exited(pg__child *child, int returncode)
-{
-    pg_subprocess *p = PG__CONTAINER_OF(child, pg_subprocess, child);
-    assert(!p->exited);
-    p->exited = true;
-    p->returncode = returncode;
-    pg__subprocess_call(p, PG__SUBEV_EXITED, 0, 0);
-    pg__subprocess_try_finish(p);
-}
-
-/* ---- the pipes' protocol (asyncio's *SubprocessPipeProto) ---------------- */
-
-static void pg__subpipe_connection_made(void *self, pg_transport *transport)
-{
-    pg__subpipe *pipe = self;
-    assert(pipe->transport == transport);
-    (void)pipe;
-    (void)transport;
-}
-
-static void pg__subpipe_data_received(void *self, const uint8_t *data, size_t len)
-{
-    pg__subpipe *pipe = self;
-    pg_subprocess *p = pipe->proc;
-    /* The pipes start reading after the subprocess's connection_made. */
-    assert(p->connected);
-    pg__subprocess_trace_data(p, pipe->fd, len);
-    if (p->protocol.ops->pipe_data_received != NULL)
-        p->protocol.ops->pipe_data_received(p->protocol.self, pipe->fd, data, len);
-}
-
-static bool pg__subpipe_eof_received(void *self)
-{
-    (void)self;
-    return false; /* a read pipe closes at EOF; pipe_connection_lost tells */
-}
-
-static void pg__subpipe_connection_lost(void *self, int error)
-{
-    pg__subpipe *pipe = self;
-    pg_subprocess *p = pipe->proc;
-    /* Still valid here: keep what asyncio's closed pipe object still tells. */
-    pg_transport_get_write_buffer_limits(pipe->transport, &pipe->high, &pipe->low);
-    pipe->transport = NULL;
-    pipe->open = false;
-    pg__subprocess_call(p, PG__SUBEV_PIPE_LOST, pipe->fd, error);
-    pg__subprocess_try_finish(p);
-}
-
-static void pg__subprocess_pause_writing(pg_subprocess *p)
-{
-    p->stdin_paused = true;
-    PG__TRACE_SIZE(p->trace_id, "pause_writing", pg_transport_get_write_buffer_size(p->pipes[0].transport));
-    if (p->protocol.ops->pause_writing != NULL)
-        p->protocol.ops->pause_writing(p->protocol.self);
-}
-
-static void pg__subpipe_pause_writing(void *self)
-{
-    pg__subpipe *pipe = self;
-    pg_subprocess *p = pipe->proc;
-    if (!p->connected) {
-        /* Written to between spawning and the first loop turn: the pause
-         * waits for connection_made, which comes in this same turn. */
-        p->pause_held = true;
-        return;
-    }
-    pg__subprocess_pause_writing(p);
-}
-
-static void pg__subpipe_resume_writing(void *self)
-{
-    pg__subpipe *pipe = self;
-    pg_subprocess *p = pipe->proc;
-    if (!p->stdin_paused) {
-        p->pause_held = false; /* a pause the protocol never heard of */
-        return;
-    }
-    p->stdin_paused = false;
-    PG__TRACE_SIZE(p->trace_id, "resume_writing", pg_transport_get_write_buffer_size(pipe->transport));
-    if (p->protocol.ops->resume_writing != NULL)
-        p->protocol.ops->resume_writing(p->protocol.self);
-}
-
-static const pg_protocol_ops pg__subpipe_ops = {
-    .connection_made = pg__subpipe_connection_made,
-    .data_received = pg__subpipe_data_received,
-    .eof_received = pg__subpipe_eof_received,
-    .connection_lost = pg__subpipe_connection_lost,
-    .pause_writing = pg__subpipe_pause_writing,
-    .resume_writing = pg__subpipe_resume_writing,
-};
-
-/* stdin is a write pipe that notices its reader going away; stdout and
- * stderr are read pipes. None is traced: its events are the subprocess's. */
-static unsigned pg__subpipe_flags(int fd)
-{
-    if (fd == 0)
-        return PG__STREAM_WRITE_PIPE | PG__STREAM_WATCH_READER | PG__STREAM_CAN_WRITE_EOF | PG__STREAM_UNTRACED;
-    return PG__STREAM_READ_PIPE | PG__STREAM_UNTRACED;
-}
-
-/* ---- spawning ------------------------------------------------------------ */
-
-/* Two ready-queue slots: connection_made and connection_lost. */
-#define PG__SUBPROCESS_SLOTS 2
 
 int pg_subprocess_spawn(pg_loop *loop, const pg_subprocess_options *opts,
                         const pg_subprocess_protocol *protocol, pg_subprocess **out)
@@ -310,53 +60,40 @@ int pg_subprocess_spawn(pg_loop *loop, const pg_subprocess_options *opts,
     if (r < 0)
         return r;
 
-    pg_subprocess *p = calloc(1, sizeof *p);
-    if (p == NULL)
+    pg__fdproc *f = calloc(1, sizeof *f);
+    if (f == NULL)
         return -ENOMEM;
+    pg_subprocess *p = NULL;
     pg__fdstream *streams[3] = { NULL, NULL, NULL };
     pg__stdio_pipes pipes;
-    int reserved = 0;
     pid_t pid;
 
-    for (; reserved < PG__SUBPROCESS_SLOTS; reserved++)
-        if ((r = pg__loop_reserve(loop)) < 0)
-            goto fail;
+    if ((r = pg__subprocess_alloc(pg__loop_host(loop), &p)) < 0)
+        goto fail;
     if ((r = pg__stdio_pipes_open(opts, &pipes)) < 0)
         goto fail;
     /* Everything that can fail before the child exists... */
     for (int fd = 0; fd < 3; fd++)
-        if (pipes.parent[fd] >= 0 && (r = pg__fdstream_alloc(loop, pipes.parent[fd], pg__subpipe_flags(fd), &streams[fd])) < 0)
+        if (pipes.parent[fd] >= 0 && (r = pg__fdstream_alloc(loop, pipes.parent[fd], pg__fdproc_pipe_flags(fd), &streams[fd])) < 0)
             goto fail_pipes;
     if ((r = pg__spawn(opts, &pipes, &pid)) < 0)
         goto fail_pipes;
     pg__stdio_pipes_close_child(&pipes);
     /* ...and the one thing after. */
-    if ((r = pg__child_watch(loop, &p->child, pid, pg__subprocess_exited)) < 0) {
+    f->proc = p;
+    if ((r = pg__child_watch(loop, &f->child, pid, pg__fdproc_exited)) < 0) {
         pg__child_kill_and_reap(pid);
         goto fail_pipes;
     }
 
-    p->loop = loop;
-    p->protocol = *protocol;
-    p->pid = pid;
-    p->held = out != NULL;
-    p->trace_id = pg__trace_new_conn();
-    /* The pipes first, as asyncio connects them before the protocol's
-     * connection_made: a write to stdin inside it then pauses at once. The
-     * pipes' connection_made, first reads and this connection_made all run in
-     * the same loop turn, so no pipe data can come before it. */
+    pg_transport *transports[3] = { NULL, NULL, NULL };
     for (int fd = 0; fd < 3; fd++) {
-        pg__subpipe *pipe = &p->pipes[fd];
-        pipe->proc = p;
-        pipe->fd = (uint8_t)fd;
-        if (streams[fd] == NULL)
-            continue;
-        pg_protocol adapter = { .ops = &pg__subpipe_ops, .self = pipe };
-        pipe->piped = true;
-        pipe->open = true;
-        pipe->transport = pg__fdstream_start(streams[fd], &adapter);
+        if (streams[fd] != NULL) {
+            pg_protocol adapter = pg__subprocess_pipe_protocol(p, fd);
+            transports[fd] = pg__fdstream_start(streams[fd], &adapter);
+        }
     }
-    pg__loop_call_soon_reserved(loop, pg__subprocess_connection_made, p);
+    pg__subprocess_start(p, &pg__fdproc_ops, f, pid, transports, protocol, out != NULL);
     if (out != NULL)
         *out = p;
     return 0;
@@ -367,176 +104,8 @@ fail_pipes:
             pg__fdstream_discard(streams[fd]);
     pg__stdio_pipes_close(&pipes);
 fail:
-    while (reserved-- > 0)
-        pg__loop_unreserve(loop);
-    free(p);
+    if (p != NULL)
+        pg__subprocess_discard(p);
+    free(f);
     return r;
-}
-
-void pg_subprocess_release(pg_subprocess *proc)
-{
-    assert(proc->held && "pg_subprocess_release without a hold");
-    proc->held = false;
-    if (proc->lost)
-        pg__subprocess_free(proc);
-}
-
-/* ---- the transport's methods --------------------------------------------- */
-
-pid_t pg_subprocess_get_pid(const pg_subprocess *proc)
-{
-    return proc->pid;
-}
-
-bool pg_subprocess_get_returncode(const pg_subprocess *proc, int *returncode)
-{
-    if (!proc->exited)
-        return false;
-    if (returncode != NULL)
-        *returncode = proc->returncode;
-    return true;
-}
-
-pg_transport *pg_subprocess_get_pipe_transport(pg_subprocess *proc, int fd)
-{
-    if (fd < 0 || fd > 2)
-        return NULL;
-    return proc->pipes[fd].transport;
-}
-
-int pg_subprocess_send_signal(pg_subprocess *proc, int signo)
-{
-    if (signo < 0 || signo >= NSIG)
-        return -EINVAL;
-    if (proc->lost)
-        return -ESRCH; /* asyncio: ProcessLookupError once the transport is done */
-    if (proc->exited)
-        return 0; /* asyncio (Popen.send_signal): nothing to signal any more */
-    return pg__child_signal(&proc->child, signo);
-}
-
-int pg_subprocess_terminate(pg_subprocess *proc)
-{
-    return pg_subprocess_send_signal(proc, SIGTERM);
-}
-
-int pg_subprocess_kill(pg_subprocess *proc)
-{
-    return pg_subprocess_send_signal(proc, SIGKILL);
-}
-
-void pg_subprocess_close(pg_subprocess *proc)
-{
-    if (proc->closed)
-        return;
-    proc->closed = true;
-    for (int fd = 0; fd < 3; fd++)
-        if (proc->pipes[fd].transport != NULL)
-            pg_transport_close(proc->pipes[fd].transport);
-    /* asyncio kills a child that has not exited yet, and does not wait. */
-    if (!proc->exited)
-        (void)pg__child_signal(&proc->child, SIGKILL);
-}
-
-bool pg_subprocess_is_closing(const pg_subprocess *proc)
-{
-    return proc->closed;
-}
-
-int pg_subprocess_get_extra_info(const pg_subprocess *proc, pg_extra_key key, pg_extra_info *out)
-{
-    if (out == NULL)
-        return -EINVAL;
-    if (key != PG_EXTRA_SUBPROCESS)
-        return -ENOENT;
-    memset(out, 0, sizeof *out);
-    out->fd = proc->exited ? -1 : pg__child_pidfd(&proc->child);
-    return 0;
-}
-
-/* ---- the pipes' methods (asyncio's get_pipe_transport(fd).method()) ------ *
- * asyncio keeps a closed pipe transport around, which drops writes and still
- * answers; here the pipe transport is freed with its pipe_connection_lost, so
- * these answer for it: writes once the pipe is closed are dropped (0), and
- * its limits are the last ones it had. */
-
-int pg_subprocess_write(pg_subprocess *proc, const void *data, size_t len)
-{
-    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-    if (len > 0 && data == NULL)
-        return -EINVAL;
-    return pg_subprocess_writelines(proc, &iov, 1);
-}
-
-int pg_subprocess_writelines(pg_subprocess *proc, const struct iovec *iov, int iovcnt)
-{
-    const pg__subpipe *in = &proc->pipes[0];
-    if (in->transport != NULL)
-        return pg_transport_writelines(in->transport, iov, iovcnt);
-    return in->piped ? 0 : -EPIPE;
-}
-
-int pg_subprocess_write_eof(pg_subprocess *proc)
-{
-    const pg__subpipe *in = &proc->pipes[0];
-    if (in->transport != NULL)
-        return pg_transport_write_eof(in->transport);
-    return in->piped ? 0 : -EPIPE;
-}
-
-size_t pg_subprocess_get_write_buffer_size(const pg_subprocess *proc)
-{
-    const pg__subpipe *in = &proc->pipes[0];
-    return in->transport != NULL ? pg_transport_get_write_buffer_size(in->transport) : 0;
-}
-
-int pg_subprocess_get_write_buffer_limits(const pg_subprocess *proc, size_t *high, size_t *low)
-{
-    const pg__subpipe *in = &proc->pipes[0];
-    size_t h = in->high, l = in->low;
-    if (!in->piped)
-        return -EPIPE;
-    if (in->transport != NULL)
-        pg_transport_get_write_buffer_limits(in->transport, &h, &l);
-    if (high != NULL)
-        *high = h;
-    if (low != NULL)
-        *low = l;
-    return 0;
-}
-
-int pg_subprocess_set_write_buffer_limits(pg_subprocess *proc, size_t high, size_t low)
-{
-    pg__subpipe *in = &proc->pipes[0];
-    if (in->transport != NULL)
-        return pg_transport_set_write_buffer_limits(in->transport, high, low);
-    if (!in->piped)
-        return -EPIPE;
-    return pg__write_buffer_limits(high, low, &in->high, &in->low);
-}
-
-/* stdout (1) or stderr (2) while its pipe is open; NULL otherwise. */
-static pg_transport *pg__subprocess_read_pipe(const pg_subprocess *proc, int fd)
-{
-    return fd == 1 || fd == 2 ? proc->pipes[fd].transport : NULL;
-}
-
-bool pg_subprocess_is_reading(const pg_subprocess *proc, int fd)
-{
-    const pg_transport *out = pg__subprocess_read_pipe(proc, fd);
-    return out != NULL && pg_transport_is_reading(out);
-}
-
-void pg_subprocess_pause_reading(pg_subprocess *proc, int fd)
-{
-    pg_transport *out = pg__subprocess_read_pipe(proc, fd);
-    if (out != NULL)
-        pg_transport_pause_reading(out);
-}
-
-void pg_subprocess_resume_reading(pg_subprocess *proc, int fd)
-{
-    pg_transport *out = pg__subprocess_read_pipe(proc, fd);
-    if (out != NULL)
-        pg_transport_resume_reading(out);
 }

@@ -1,4 +1,4 @@
-/* Between the subprocess transport (subprocess.c), spawning
+/* Between the built-in loop's subprocess driver (subprocess.c), spawning
  * (subprocess_spawn.c) and reaping (subprocess_reap.c). Not public. */
 #ifndef PROTOGEN_SUBPROCESS_INTERNAL_H
 #define PROTOGEN_SUBPROCESS_INTERNAL_H

@@ -1,7 +1,7 @@
 /* TCP: listening sockets and connects over IPv4 and IPv6, address parsing and
  * formatting. Accepting is server.c's, connecting connect.c's (shared with
- * Unix sockets), name resolution resolve.c's; connected sockets become stream
- * transports (stream.c). */
+ * Unix sockets), name resolution resolve.c's, address formatting the core's
+ * (format_address.c); connected sockets become stream transports. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,41 +19,6 @@
 #define PG__DEFAULT_BACKLOG 100
 
 #define PG__TCP_FLAGS (PG__STREAM_SOCKET | PG__STREAM_CAN_WRITE_EOF)
-
-/* ---- addresses ---------------------------------------------------------- */
-
-int pg_format_address(const struct sockaddr *addr, char *buf, size_t size)
-{
-    if (addr == NULL || (buf == NULL && size > 0))
-        return -EINVAL;
-    char host[INET6_ADDRSTRLEN];
-    int n;
-    if (addr->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)addr;
-        if (inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host) == NULL)
-            return -errno;
-        n = snprintf(buf, size, "%s:%u", host, (unsigned)ntohs(sin->sin_port));
-    } else if (addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)addr;
-        if (inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host) == NULL)
-            return -errno;
-        n = snprintf(buf, size, "[%s]:%u", host, (unsigned)ntohs(sin6->sin6_port));
-    } else if (addr->sa_family == AF_UNIX) {
-        const struct sockaddr_un *sun = (const struct sockaddr_un *)(const void *)addr;
-        if (sun->sun_path[0] == '\0' && sun->sun_path[1] != '\0') /* abstract: not NUL-terminated */
-            n = snprintf(buf, size, "@%.*s", (int)strnlen(sun->sun_path + 1, sizeof sun->sun_path - 1),
-                         sun->sun_path + 1);
-        else
-            n = snprintf(buf, size, "%.*s", (int)strnlen(sun->sun_path, sizeof sun->sun_path), sun->sun_path);
-    } else {
-        return -EAFNOSUPPORT;
-    }
-    if (n < 0)
-        return -EINVAL;
-    if ((size_t)n >= size)
-        return -ENOSPC;
-    return n;
-}
 
 /* ---- servers ------------------------------------------------------------ */
 

@@ -1,6 +1,6 @@
 /* UDP endpoints (asyncio's create_datagram_endpoint with local_addr or
  * remote_addr): the socket, its options, bind or connect. The endpoint itself
- * is a datagram transport (datagram.c). */
+ * is a datagram transport (fd_datagram.c, over the core's datagram.c). */
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs protogen into a scratch prefix with the README's recipe (Release, no
 # tests, no examples), then builds and runs outside programs against it:
-#   - a CMake project that uses only find_package(protogen) and protogen_generate();
+#   - a CMake project that uses only find_package(protogen) and protogen_generate(),
+#     with a program on the built-in loop and one on the manual host against
+#     protogen::core alone (CORE_ONLY);
 #   - the same program built with `pkg-config --cflags --libs protogen` alone,
 #     against the shared library and against the static one.
 #   run.sh SOURCE_DIR WORK_DIR C_COMPILER SANITIZE(ON|OFF)
@@ -26,6 +28,15 @@ cmake -S "$work/outside" -B "$work/outside-build" -DCMAKE_C_COMPILER="$cc" -DCMA
 test -f "$work/outside/greeter_handlers.c"   # the skeleton, written once at configure time
 cmake --build "$work/outside-build"
 "$work/outside-build/greeter"
+# protogen_generate(... CORE_ONLY): no shouter_bind.c, nothing of the loop in
+# the program, and the protocol runs on the manual host.
+[ ! -e "$work/outside-build/protogen/shouter_bind.c" ] || fail "CORE_ONLY generated shouter_bind.c"
+loopish=$(nm "$work/outside-build/shouter" | grep -E ' (pg_loop_|epoll_|pthread_create)' || true)
+[ -z "$loopish" ] || fail "shouter links the loop: $loopish"
+"$work/outside-build/shouter"
+core=$(find "$work/prefix" -name libprotogen_core.a)
+[ -n "$core" ] || fail "no libprotogen_core.a installed"
+"$src/tests/runtime/core_symbols.sh" "$core"
 
 # ---- Outside CMake: pkg-config only ----
 pc=$(find "$work/prefix" -name protogen.pc)
@@ -40,9 +51,11 @@ libdir=$(pkg-config --variable=libdir protogen)
 # libprotogen.so.0 -> the full version, exporting the API only.
 [ -L "$libdir/libprotogen.so" ] && [ -L "$libdir/libprotogen.so.0" ] && [ -f "$libdir/libprotogen.so.$version" ] \
     || fail "expected libprotogen.so -> libprotogen.so.0 -> libprotogen.so.$version in $libdir"
-readelf -d "$libdir/libprotogen.so.$version" | grep -q 'SONAME.*\[libprotogen\.so\.0\]' || fail "soname"
+# A match is grepped to the end (>/dev/null, not -q): grep -q stops at it, and
+# under pipefail the writer's SIGPIPE would fail the check.
+readelf -d "$libdir/libprotogen.so.$version" | grep 'SONAME.*\[libprotogen\.so\.0\]' >/dev/null || fail "soname"
 ! nm -D --defined-only "$libdir/libprotogen.so.$version" | grep -q ' pg__' || fail "libprotogen.so exports pg__ internals"
-nm -D --defined-only "$libdir/libprotogen.so.$version" | grep -q ' pg_loop_new$' || fail "libprotogen.so lacks pg_loop_new"
+nm -D --defined-only "$libdir/libprotogen.so.$version" | grep ' pg_loop_new$' >/dev/null || fail "libprotogen.so lacks pg_loop_new"
 
 mkdir "$work/pc"
 cp "$src/tests/install/outside/greeter.spec" "$src/tests/install/outside/main.c" "$work/pc/"
@@ -52,7 +65,7 @@ warnings=(-std=c11 -Wall -Wextra -Wpedantic -Werror)
 # shellcheck disable=SC2046,SC2086  # pkg-config's words are meant to split
 "$cc" "${warnings[@]}" $flags -o "$work/pc/greeter-shared" "$work/pc/main.c" "${sources[@]}" \
       $(pkg-config --cflags --libs protogen)
-readelf -d "$work/pc/greeter-shared" | grep -q 'NEEDED.*\[libprotogen\.so\.0\]' || fail "not linked to libprotogen.so.0"
+readelf -d "$work/pc/greeter-shared" | grep 'NEEDED.*\[libprotogen\.so\.0\]' >/dev/null || fail "not linked to libprotogen.so.0"
 out=$(LD_LIBRARY_PATH="$libdir" "$work/pc/greeter-shared")
 [ "$out" = "greeter: built against protogen $version" ] || fail "shared: $out"
 

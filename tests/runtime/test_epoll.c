@@ -4,7 +4,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "dgram_recorder.h"
 
 int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
@@ -53,11 +53,37 @@ static void test_failed_mod_in_pause_reading(void **state)
     stream_fixture_done(&f);
 }
 
+/* A datagram endpoint: the queue drains and the write watcher goes (READ
+ * stays: a MOD); the MOD fails. Before, the result was ignored: the fd was out
+ * of the epoll set, the endpoint deaf for ever and nothing ended it. */
+static void test_failed_mod_when_the_datagram_queue_drains(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    int sv[2];
+    dgram_rec r;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    make_dgram_pair(sv, 4096);
+    dgram_rec_init(&r);
+    assert_int_equal(pg_datagram_adopt_fd(loop, sv[0], dgram_rec_factory, &r, NULL), 0);
+    RUN_UNTIL(loop, r.made == 1);
+    fill_dgram_socket(sv[0]);
+    assert_int_equal(pg_datagram_transport_sendto(r.transport, "abc", 3, NULL, 0), 0);
+    assert_int_equal(pg_datagram_transport_get_write_buffer_size(r.transport), 3 + PG_DATAGRAM_OVERHEAD);
+    fail_mod_fd = sv[0];
+    RUN_UNTIL(loop, (drain_dgram_socket(sv[1], NULL, 0), r.lost == 1));
+    assert_int_equal(r.lost_error, -ENOMEM);
+    assert_int_equal(fail_mod_fd, -1);
+    pg_loop_close(loop);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_failed_mod_when_the_buffer_drains),
         cmocka_unit_test(test_failed_mod_in_pause_reading),
+        cmocka_unit_test(test_failed_mod_when_the_datagram_queue_drains),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

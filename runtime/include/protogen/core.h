@@ -8,15 +8,18 @@
  *   - a host (pg_host_ops): runs deferred calls in order, soon after the
  *     current callback returns, and tells the time. The built-in loop is one
  *     host; a libuv loop or the user's own poll() loop are others.
- *   - a driver (pg_stream_driver_ops), one per connection: moves the bytes
- *     (writev, shutdown_write), watches readiness when the core asks
- *     (want_read, want_write) and releases the connection at the end (close).
- *     The fd driver of the built-in loop is one; a libuv stream, the user's
- *     own socket or the in-memory test driver are others.
+ *   - a driver, one per connection: moves the bytes (pg_stream_driver_ops:
+ *     writev, shutdown_write; pg_datagram_driver_ops: send), watches
+ *     readiness when the core asks (want_read, want_write) and releases the
+ *     connection at the end (close). The fd drivers of the built-in loop are
+ *     one kind; a libuv stream, the user's own socket or the in-memory test
+ *     drivers are others. A subprocess is a process driver
+ *     (pg_process_driver_ops: signals, release) plus a stream driver per pipe.
  *
- * The driver reports what happened with the pg_stream_* event functions
- * below (bytes read, EOF, writable, error); the protocol sees exactly the
- * callbacks, in exactly the order, that asyncio would give it.
+ * The driver reports what happened with the pg_stream_* / pg_datagram_*
+ * event functions below (bytes or datagrams read, EOF, writable, error); the
+ * protocol sees exactly the callbacks, in exactly the order, that asyncio
+ * would give it.
  *
  * Integer results are 0 or a negative errno value. */
 #ifndef PROTOGEN_CORE_H
@@ -28,7 +31,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "protogen/datagram.h"
 #include "protogen/protocol.h"
+#include "protogen/subprocess.h"
 #include "protogen/transport.h"
 
 #ifdef __cplusplus
@@ -140,6 +145,94 @@ void pg_stream_fail(pg_transport *t, int error);
  * The current protocol gets no further callback. */
 int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, void *arg, const void *pending,
                                  size_t len);
+
+/* ---- datagram drivers --------------------------------------------------- */
+
+/* One datagram to send: addr is NULL on a connected endpoint. */
+typedef struct pg_datagram_out {
+    const void *data;
+    size_t len;
+    const struct sockaddr *addr;
+    socklen_t addrlen;
+} pg_datagram_out;
+
+typedef struct pg_datagram_driver_ops {
+    /* Sends what can go now of msgs[0..n) (n >= 1), in order: how many were
+     * sent, 0 when none can go now (the core queues the rest, asks for
+     * want_write and waits for pg_datagram_writable), or a negative errno when
+     * msgs[0] failed (the core drops it, tells error_received, and the
+     * transport stays open). */
+    int (*send)(void *self, const pg_datagram_out *msgs, int n);
+    /* As for streams: start or stop reporting datagrams (pg_datagram_received)
+     * and writability (pg_datagram_writable); 0 or a negative errno, which
+     * ends the endpoint. Datagrams reported after want_read(false) (the rest
+     * of a batch already read) are kept by the core and delivered once the
+     * protocol reads again. */
+    int (*want_read)(void *self, bool on);
+    int (*want_write)(void *self, bool on);
+    /* The transport is done (after connection_lost): release the endpoint.
+     * The last call the driver gets. */
+    void (*close)(void *self);
+    /* Optional (NULL: -ENOENT for every key). PG_EXTRA_PEERNAME is the core's
+     * (the peer given to pg_datagram_new). */
+    int (*get_extra_info)(void *self, pg_extra_key key, pg_extra_info *out);
+} pg_datagram_driver_ops;
+
+/* Makes a datagram transport over a driver. peer (peerlen bytes) is a
+ * connected endpoint's peer, NULL for an unconnected one. factory(arg) makes
+ * the protocol (last, once nothing can fail); connection_made and the first
+ * want_read follow through the host's defer. On error no protocol callback is
+ * ever called and the driver is not called. */
+int pg_datagram_new(pg_host *host, const pg_datagram_driver_ops *ops, void *driver, const struct sockaddr *peer,
+                    socklen_t peerlen, pg_datagram_protocol_factory factory, void *arg,
+                    pg_datagram_transport **out);
+
+/* ---- events from the datagram driver ------------------------------------ */
+
+/* One datagram of len bytes (0 allowed) from addr (NULL: unknown); the
+ * memory is the driver's, valid during the call. Dropped once the transport
+ * is closing. */
+void pg_datagram_received(pg_datagram_transport *t, const uint8_t *data, size_t len, const struct sockaddr *addr,
+                          socklen_t addrlen);
+/* An error of the receive path that the protocol hears through
+ * error_received, in order with the datagrams (-EMSGSIZE: a datagram did not
+ * fit; -ECONNREFUSED: an ICMP error on a connected endpoint). The transport
+ * stays open. */
+void pg_datagram_receive_error(pg_datagram_transport *t, int error);
+/* The driver can take more datagrams (after want_write(true)). May end the
+ * transport (a close() that drained): callers touch it no more. */
+void pg_datagram_writable(pg_datagram_transport *t);
+/* The endpoint broke (error < 0), or the driver ends it (0: as abort). */
+void pg_datagram_fail(pg_datagram_transport *t, int error);
+
+/* ---- process drivers ----------------------------------------------------- */
+
+typedef struct pg_process_driver_ops {
+    /* Sends signo to the child, which has not been reaped yet: 0 or a
+     * negative errno. */
+    int (*send_signal)(void *self, int signo);
+    /* The transport is done with the child (after connection_lost, so after
+     * pg_subprocess_exited): release it. The last call the driver gets. */
+    void (*close)(void *self);
+    /* Optional: PG_EXTRA_SUBPROCESS (e.g. the pidfd in .fd), asked only
+     * while the child has not been reaped. */
+    int (*get_extra_info)(void *self, pg_extra_key key, pg_extra_info *out);
+} pg_process_driver_ops;
+
+/* Makes a subprocess transport for a child that runs (pid) behind a process
+ * driver, with a pipe to each fd whose pipe_drivers[fd] is not NULL (moved by
+ * pipe_ops: stdin a write pipe, stdout and stderr read pipes). protocol hears
+ * about all of it in asyncio's order; connection_made follows through the
+ * host's defer. With out, the caller holds the transport until
+ * pg_subprocess_release(), as with pg_subprocess_spawn. On error no callback
+ * is ever called and no driver is called: the child is the caller's. */
+int pg_subprocess_new(pg_host *host, const pg_process_driver_ops *ops, void *driver, pid_t pid,
+                      const pg_stream_driver_ops *pipe_ops, void *const pipe_drivers[3],
+                      const pg_subprocess_protocol *protocol, pg_subprocess **out);
+
+/* The child was reaped: returncode as pg_subprocess_get_returncode() tells
+ * it (the exit status, -N for signal N). Once. */
+void pg_subprocess_exited(pg_subprocess *proc, int returncode);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/* The manual host and stream: the core run by a loop the user owns.
+/* The manual host, stream, datagram endpoint and process: the core run by a
+ * loop the user owns.
  *
  * For programs that own their sockets (a poll() or select() loop, a game
  * loop, a test): the user reads bytes and hands them in, takes out what the
@@ -26,6 +27,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include "protogen/core.h"
 
@@ -112,6 +115,89 @@ bool pg_manual_stream_output_shut(const pg_manual_stream *ms);
  * an abort, which drops only the transport's own buffer), then close the
  * connection and free the stream. */
 bool pg_manual_stream_closed(const pg_manual_stream *ms);
+
+/* ---- a datagram endpoint ------------------------------------------------ */
+
+typedef struct pg_manual_datagram pg_manual_datagram;
+
+/* Makes a datagram transport whose datagrams the user moves: a connected
+ * endpoint when peer is not NULL (sendto then takes NULL or that address),
+ * else an unconnected one. factory(arg) makes the protocol; connection_made
+ * follows at the next pg_manual_host_run(). */
+int pg_manual_datagram_new(pg_host *host, const struct sockaddr *peer, socklen_t peerlen,
+                           pg_datagram_protocol_factory factory, void *arg, pg_manual_datagram **out);
+/* As pg_manual_stream_free: frees it once closed, else aborts the transport
+ * and frees it after connection_lost. */
+void pg_manual_datagram_free(pg_manual_datagram *md);
+/* The transport (NULL once closed). */
+pg_datagram_transport *pg_manual_datagram_transport(pg_manual_datagram *md);
+
+/* A datagram from addr (NULL: unknown). Fed while the protocol does not read
+ * (before connection_made, or paused), it is kept and delivered once it
+ * reads again, as the rest of a batch a socket driver has read already;
+ * check pg_manual_datagram_wants_read() before reading a socket. Dropped
+ * once the transport is closing. */
+void pg_manual_datagram_feed(pg_manual_datagram *md, const void *data, size_t len, const struct sockaddr *addr,
+                             socklen_t addrlen);
+/* A receive error (e.g. -ECONNREFUSED): error_received, in order with the
+ * datagrams fed. */
+void pg_manual_datagram_feed_error(pg_manual_datagram *md, int error);
+/* The endpoint broke (a negative errno) or the user ends it (0, as abort). */
+void pg_manual_datagram_fail(pg_manual_datagram *md, int error);
+/* True while the protocol reads (watch for readability). */
+bool pg_manual_datagram_wants_read(const pg_manual_datagram *md);
+
+/* The first datagram the protocol sent and not yet consumed, its length and
+ * its address (NULL on a connected endpoint); NULL when there is none. Valid
+ * until the next consume. */
+const uint8_t *pg_manual_datagram_output(const pg_manual_datagram *md, size_t *len, const struct sockaddr **addr,
+                                         socklen_t *addrlen);
+/* How many sent datagrams wait in the output. */
+size_t pg_manual_datagram_output_count(const pg_manual_datagram *md);
+/* The first datagram of the output was sent: drops it. May call protocol
+ * callbacks (resume_writing) and end the transport (a close() that drained). */
+void pg_manual_datagram_consume(pg_manual_datagram *md);
+/* How many datagrams the output holds before the transport's own queue (and
+ * its watermarks) take over, as a socket's send buffer; default 64. May call
+ * protocol callbacks when it grows. */
+void pg_manual_datagram_set_capacity(pg_manual_datagram *md, size_t datagrams);
+/* The next datagram sent fails with error (a negative errno, e.g.
+ * -ECONNREFUSED) instead of reaching the output: the protocol hears of it
+ * through error_received. */
+void pg_manual_datagram_fail_next_send(pg_manual_datagram *md, int error);
+/* True while the transport waits to send datagrams it queued. */
+bool pg_manual_datagram_wants_write(const pg_manual_datagram *md);
+/* True once the transport is gone (after connection_lost): send what output
+ * is left, then free the endpoint. */
+bool pg_manual_datagram_closed(const pg_manual_datagram *md);
+
+/* ---- a process ------------------------------------------------------------ */
+
+/* A subprocess transport over a child the user runs and reaps (or a fake
+ * one, in tests): its pipes are manual streams, its signals are recorded. */
+typedef struct pg_manual_process pg_manual_process;
+
+/* Which of the child's fds are pipes: bit fd (1: stdin, 2: stdout, 4: stderr). */
+#define PG_MANUAL_PIPE(fd) (1u << (fd))
+
+/* Makes the transport for child pid with the pipes asked for; protocol's
+ * connection_made follows at the next pg_manual_host_run(). The transport is
+ * held until pg_manual_process_free(). */
+int pg_manual_process_new(pg_host *host, pid_t pid, unsigned pipes, const pg_subprocess_protocol *protocol,
+                          pg_manual_process **out);
+/* Once closed, frees it and its pipes (releasing the transport). */
+void pg_manual_process_free(pg_manual_process *mp);
+pg_subprocess *pg_manual_process_transport(pg_manual_process *mp);
+/* fd's pipe as a manual stream (feed stdout/stderr, take stdin's output,
+ * feed_eof when the child closes its end), NULL when fd is not a pipe. */
+pg_manual_stream *pg_manual_process_pipe(pg_manual_process *mp, int fd);
+/* The child was reaped with returncode. */
+void pg_manual_process_exit(pg_manual_process *mp, int returncode);
+/* The signals the transport sent the child, in order (up to 16 kept);
+ * returns how many were sent. */
+size_t pg_manual_process_signals(const pg_manual_process *mp, const int **signals);
+/* True once the transport let the child go (after connection_lost). */
+bool pg_manual_process_closed(const pg_manual_process *mp);
 
 #ifdef __cplusplus
 }

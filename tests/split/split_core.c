@@ -1,0 +1,103 @@
+/* Generated protocols fed at every split, linked against protogen::core
+ * alone (protogen_generate(... CORE_ONLY)): examples/echo's server,
+ * examples/handshake's hello and sink, the conformance suite's conform and
+ * conform_buffered, tests/generated's sw_line and sw_bulk, each with its
+ * handlers unchanged. Here is only what their mains would give them: a
+ * context, and what handshake.h asks its program for. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "conform.h"
+#include "conform_buffered.h"
+#include "echo.h"
+#include "echo_server.h"
+#include "handshake.h"
+#include "hello.h"
+#include "split.h"
+#include "switch_test.h"
+
+static void *zeroed(size_t size)
+{
+    void *p = calloc(1, size);
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+/* ---- echo ---------------------------------------------------------------- */
+
+static void *echo_new(const char *arg)
+{
+    (void)arg;
+    return zeroed(sizeof(struct echo_server));
+}
+
+static void echo_report(void *context, split_text *out)
+{
+    struct echo_server *server = context;
+    split_text_printf(out, "open connections %zu\n", server->open_connections);
+}
+
+/* ---- handshake: hello, then sink ------------------------------------------- */
+
+bool handshake_track(struct handshake_server *server, pg_transport *t)
+{
+    if (server->n_open == HANDSHAKE_MAX_CONNECTIONS)
+        return false;
+    server->open[server->n_open++] = t;
+    return true;
+}
+
+void handshake_untrack(struct handshake_server *server, pg_transport *t)
+{
+    for (size_t i = 0; i < server->n_open; i++)
+        if (server->open[i] == t)
+            server->open[i] = server->open[--server->n_open];
+}
+
+static void *handshake_new(const char *arg)
+{
+    (void)arg;
+    return zeroed(sizeof(struct handshake_server)); /* not stop_when_idle: there is no loop to stop */
+}
+
+static void handshake_report(void *context, split_text *out)
+{
+    struct handshake_server *server = context;
+    split_text_printf(out, "tracked %zu\n", server->n_open);
+}
+
+/* ---- sw_line, then sw_bulk --------------------------------------------------- */
+
+/* arg: the size of the buffer sw_bulk lends (small: pending bytes take several). */
+static void *switch_new(const char *arg)
+{
+    struct switch_test *t = zeroed(sizeof *t);
+    t->switch_on_newline = true;
+    t->buffer_size = arg != NULL ? (size_t)strtoul(arg, NULL, 10) : 0;
+    return t;
+}
+
+/* line_data (how many data_received) depends on the cut: not reported. */
+static void switch_report(void *context, split_text *out)
+{
+    struct switch_test *t = context;
+    split_text_printf(out, "line made %d lost %d switch %d\n", t->line_made, t->line_lost, t->switch_rc);
+    split_text_printf(out, "bulk made %d eof %d lost %d\n", t->bulk_made, t->bulk_eof, t->bulk_lost);
+    split_text_printf(out, "bulk got ");
+    split_text_escaped(out, t->rx, t->rx_len);
+    split_text_printf(out, "\n");
+}
+
+static const split_protocol protocols[] = {
+    { "echo", PG_STREAM_CAN_WRITE_EOF, echo_protocol_factory, echo_new, echo_report, free },
+    { "hello", PG_STREAM_CAN_WRITE_EOF, hello_protocol_factory, handshake_new, handshake_report, free },
+    { "conform", PG_STREAM_CAN_WRITE_EOF, conform_protocol_factory, NULL, NULL, NULL },
+    { "conform_buffered", PG_STREAM_CAN_WRITE_EOF, conform_buffered_protocol_factory, NULL, NULL, NULL },
+    { "sw_line", PG_STREAM_CAN_WRITE_EOF, sw_line_protocol_factory, switch_new, switch_report, free },
+};
+
+int main(int argc, char **argv)
+{
+    return split_main(argc, argv, protocols, sizeof protocols / sizeof protocols[0]);
+}
