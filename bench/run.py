@@ -1,7 +1,7 @@
 """protogen's benchmark (issue 7): the echo example against hand-written epoll, libuv and asyncio.
 
     run.py [--build DIR] [--runs N] [--duration SEC] [--idle N] [--count N] [--smoke] [--out FILE]
-           [--only timed,idle,counted,generator]
+           [--only timed,idle,counted,embedded,generator]
 
 DIR (default build-bench) holds the Release build of bench/CMakeLists.txt. Every
 server prints "listening on HOST:PORT" and takes --port 0; each one is started
@@ -16,6 +16,10 @@ Measured, and printed as Markdown tables (also written to --out):
   - per echoed message, on fixed counts with a run of no messages subtracted: user-space
     instructions under valgrind --tool=callgrind (C servers) and system calls under
     strace -f -c (every server);
+  - embedded (issue 10): ping-pong latency of the same echo protocol in a poll() loop
+    that owns its sockets (examples/embed-poll, the manual host) and of the built-in
+    loop nested in a poll() loop (echo_server --nest) against the built-in loop
+    (examples/echo), in the same run, taking turns;
   - bench/generator_bench.py;
 and every figure as a ratio to the hand-written epoll server of the same run.
 --smoke: one short run of everything (CI: it builds and each workload completes).
@@ -191,6 +195,37 @@ def timed(args, srv):
     return med
 
 
+# The same protocol and handlers on two hosts: what embedding costs in latency.
+EMBED_FLOOR = "built-in loop"
+
+
+def embedded_servers(args):
+    ex = os.path.join(args.build, "protogen", "examples")
+    return {
+        EMBED_FLOOR: [os.path.join(ex, "echo", "echo_server")],
+        "poll host": [os.path.join(ex, "embed-poll", "echo_poll_server")],
+        "built-in loop nested in poll()": [os.path.join(ex, "echo", "echo_server"), "--nest"],
+    }
+
+
+def embedded(args):
+    """{server: median rate, p50, p99} of ping-pong 1×64 B, the servers taking turns."""
+    srv = embedded_servers(args)
+    wargs = WORKLOADS[0][1]
+    runs = {}
+    names = list(srv)
+    for run in range(args.runs):
+        for name in names[run % len(names):] + names[:run % len(names)]:
+            proc = start_server(srv[name])
+            try:
+                r = loadgen(args, proc.port, wargs + ["--duration", str(args.duration)], proc.pid)
+            finally:
+                proc.stop()
+            runs.setdefault(name, []).append({"rate": r["messages"] / r["seconds"], "p50": r["p50_us"],
+                                              "p99": r["p99_us"]})
+    return {k: {f: statistics.median(d[f] for d in v) for f in v[0]} for k, v in runs.items()}
+
+
 def vm_rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
@@ -317,7 +352,7 @@ def cmd_output(cmd):
 def source_state():
     head = cmd_output(["git", "-C", TOP, "log", "-1", "--format=%h %ad", "--date=format:%Y-%m-%d %H:%M"])
     dirty = cmd_output(["git", "-C", TOP, "status", "--porcelain", "--", "runtime", "templates", "generator",
-                        "examples/echo", "cmake"])
+                        "examples/echo", "examples/embed-poll", "cmake"])
     return f"protogen at {head}" + (" plus uncommitted changes to runtime/templates/generator" if dirty else "")
 
 
@@ -348,7 +383,7 @@ def fmt(v):
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
-def report(args, srv, t, mem, c, gen, notes):
+def report(args, srv, t, mem, c, emb, gen, notes):
     out = ["# protogen benchmark (issue 7)", "", *[f"- {m}" for m in machine()], ""]
     if t:
         out += timed_section(args, srv, t)
@@ -356,8 +391,10 @@ def report(args, srv, t, mem, c, gen, notes):
         out += idle_section(args, srv, mem)
     if c:
         out += counted_section(args, srv, c)
+    if emb:
+        out += embedded_section(args, emb)
     out += ["", "Issue 7's targets, for protogen:", "", "| target | measured | met |", "|---|---|---|"]
-    for row in targets(t, mem, c, args):
+    for row in targets(t, mem, c, emb, args):
         out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
     if gen:
         out += ["", "Generator (bench/generator_bench.py):", "", "```", gen.strip(), "```"]
@@ -420,6 +457,20 @@ def counted_section(args, srv, c):
     return out
 
 
+def embedded_section(args, emb):
+    out = ["", f"Embedded: {WORKLOADS[0][0]} against examples/echo's protocol and handlers, hosted three ways, "
+            f"median of {args.runs} runs of {args.duration:g} s, the servers taking turns: the built-in loop "
+            "(echo_server), a poll() loop that owns its sockets on the manual host (echo_poll_server), and "
+            "the built-in loop nested in a poll() loop (echo_server --nest: pg_loop_backend_fd/_timeout); "
+            f"× = ratio to the {EMBED_FLOOR}.", "",
+            "| server | rate | p50 µs | × | p99 µs | × |", "|---|---:|---:|---:|---:|---:|"]
+    floor = emb[EMBED_FLOOR]
+    for name, r in emb.items():
+        out.append(f"| {name} | {fmt(r['rate'])} req/s | {r['p50']:.1f} | {ratio(r['p50'], floor['p50'])} | "
+                   f"{r['p99']:.1f} | {ratio(r['p99'], floor['p99'])} |")
+    return out
+
+
 def extra_calls(p, e):
     """System calls protogen makes per message beyond the hand-written server's."""
     same = {"epoll_pwait": "epoll_wait"}
@@ -430,7 +481,7 @@ def extra_calls(p, e):
     return ", ".join(f"{k} +{v:.2f}" for k, v in sorted(extra.items(), key=lambda kv: -kv[1]))
 
 
-def targets(t, mem, c, args):
+def targets(t, mem, c, emb, args):
     rows = []
     for (wname, wargs, _), conns in zip(counted_workloads(args) if c else [], (1, 100, 10, 1)):
         p, e = c[(wname, "protogen")], c[(wname, FLOOR)]
@@ -453,6 +504,10 @@ def targets(t, mem, c, args):
         rows.append(("idle RSS ≤ 512 B per connection, several (≥ 3) times less than asyncio's",
                      f"{mem['protogen']:.0f} B; asyncio {mem['asyncio'] / max(mem['protogen'], 1):.1f}× that",
                      mem["protogen"] <= 512 and mem["asyncio"] >= 3 * mem["protogen"]))
+    if emb:
+        p, b = emb["poll host"], emb[EMBED_FLOOR]
+        rows.append((f"poll-hosted echo's p50 ≤ 1.3× the built-in loop's (issue 10): {WORKLOADS[0][0]}",
+                     f"{p['p50']:.1f} vs {b['p50']:.1f} µs ({p['p50'] / b['p50']:.2f}×)", p["p50"] <= 1.3 * b["p50"]))
     if t:
         churn = WORKLOADS[3][0]
         p, e = t[(churn, "protogen")], t[(churn, FLOOR)]
@@ -470,7 +525,7 @@ def main():
     ap.add_argument("--count", type=int, default=5000, help="messages per counted run")
     ap.add_argument("--gen-runs", type=int, default=15)
     ap.add_argument("--smoke", action="store_true", help="one short run of everything")
-    ap.add_argument("--only", default="timed,idle,counted,generator",
+    ap.add_argument("--only", default="timed,idle,counted,embedded,generator",
                     help="comma-separated parts to run (default: all); counted alone is the quick, exact check")
     ap.add_argument("--out", help="also write the report here (default: BUILD/bench-results.md)")
     args = ap.parse_args()
@@ -494,7 +549,7 @@ def main():
 
     srv = servers(args)
     parts = set(args.only.split(","))
-    t = mem = c = gen = None
+    t = mem = c = emb = gen = None
     if "timed" in parts:
         print(f"bench: timed workloads ({args.runs} × {len(WORKLOADS)} × {len(srv)} runs)", file=sys.stderr)
         t = timed(args, srv)
@@ -504,6 +559,10 @@ def main():
     if "counted" in parts:
         print("bench: instructions and system calls per message", file=sys.stderr)
         c = counted(args, srv)
+    if "embedded" in parts:
+        print(f"bench: embedded, the poll host and the nested loop against the built-in loop ({args.runs} × 3 runs)",
+              file=sys.stderr)
+        emb = embedded(args)
     if "generator" in parts:
         print("bench: generator", file=sys.stderr)
         r = subprocess.run([sys.executable, os.path.join(HERE, "generator_bench.py"), "--runs", str(args.gen_runs)],
@@ -511,7 +570,7 @@ def main():
         if r.returncode != 0:
             raise RuntimeError(f"generator_bench.py: {r.stderr}")
         gen = r.stdout
-    text = report(args, srv, t, mem, c, gen, notes)
+    text = report(args, srv, t, mem, c, emb, gen, notes)
     print(text)
     with open(args.out or os.path.join(args.build, "bench-results.md"), "w") as f:
         f.write(text)

@@ -1,11 +1,15 @@
 /* echo_server: a TCP echo server built on the protocol generated from echo.spec.
  *
- *   echo_server [--host HOST] [--port PORT] [--sndbuf BYTES]
+ *   echo_server [--host HOST] [--port PORT] [--sndbuf BYTES] [--nest]
  *
  * Prints "listening on HOST:PORT" once it accepts connections (PORT 0 picks a
  * free port), and stops cleanly on SIGINT or SIGTERM. --sndbuf shrinks the
- * kernel's send buffer of each connection, so back-pressure shows with little data. */
+ * kernel's send buffer of each connection, so back-pressure shows with little
+ * data. --nest runs the loop inside a poll() loop of the program's own
+ * (pg_loop_backend_fd, pg_loop_backend_timeout), as a program with a loop of
+ * its own would embed it. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +19,29 @@
 #include "echo_server.h"
 #include "options.h"
 
+static bool nested, stopped;
+
 static void stop_loop(void *arg)
 {
+    stopped = true;
     pg_loop_stop(arg);
+}
+
+/* pg_loop_run(), the way an outer loop nests it: wait for the loop's fd as
+ * long as it allows, then one iteration that does not wait. */
+static int run_nested(pg_loop *loop)
+{
+    int rc = 0;
+    int fd = pg_loop_backend_fd(loop);
+    if (fd < 0)
+        return fd;
+    while (!stopped && rc == 0) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, pg_loop_backend_timeout(loop)) < 0 && errno != EINTR)
+            return -errno;
+        rc = pg_loop_run_once(loop, 0);
+    }
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -28,7 +52,11 @@ int main(int argc, char **argv)
         if (option_string(argc, argv, &i, "--host", &host) || option_long(argc, argv, &i, "--port", 0, 65535, &port)
             || option_long(argc, argv, &i, "--sndbuf", 0, 1 << 30, &sndbuf))
             continue;
-        fprintf(stderr, "usage: %s [--host HOST] [--port PORT] [--sndbuf BYTES]\n", argv[0]);
+        if (strcmp(argv[i], "--nest") == 0) {
+            nested = true;
+            continue;
+        }
+        fprintf(stderr, "usage: %s [--host HOST] [--port PORT] [--sndbuf BYTES] [--nest]\n", argv[0]);
         return 2;
     }
 
@@ -56,11 +84,11 @@ int main(int argc, char **argv)
 
     pg_loop_add_signal_handler(loop, SIGINT, stop_loop, loop);
     pg_loop_add_signal_handler(loop, SIGTERM, stop_loop, loop);
-    rc = pg_loop_run(loop);
+    rc = nested ? run_nested(loop) : pg_loop_run(loop);
 
     /* Shut down: stop accepting, abort what is still open, let connection_lost run. */
     pg_server_close(listener);
-    echo_server_abort_all(&server);
+    pg_server_abort_clients(listener);
     while (server.open_connections > 0 && rc == 0)
         rc = pg_loop_run_once(loop, -1);
     pg_loop_remove_signal_handler(loop, SIGINT);

@@ -7,7 +7,10 @@
 struct echo_state;
 
 struct echo_server {
-    struct echo_state *connections; /* open connections, to close them on shutdown */
+    /* Open connections, to close them on shutdown where no pg_server knows
+     * them (examples/embed-libuv and embed-poll listen on their own);
+     * echo_server asks its server instead (pg_server_abort_clients). */
+    struct echo_state *connections;
     size_t open_connections;
 };
 

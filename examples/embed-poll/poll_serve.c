@@ -227,7 +227,7 @@ int poll_serve(int lfd, const poll_serve_options *opts)
     bool stopping = false;
     int rc = 0;
     for (;;) {
-        pg_manual_host_run(mh); /* connection_made, connection_lost, ... */
+        pg_manual_host_run(mh); /* connection_made, connection_lost, due timers, ... */
         /* Replay held input, shut write sides, forget connections that ended. */
         for (size_t i = 0; i < n;) {
             struct conn *c = &conns[i];
@@ -262,8 +262,10 @@ int poll_serve(int lfd, const poll_serve_options *opts)
             short events = (short)((wants_input(&conns[i]) ? POLLIN : 0) | (out ? POLLOUT : 0));
             fds[nfds++] = (struct pollfd){ .fd = conns[i].fd, .events = events };
         }
-        struct timespec zero = { 0, 0 };
-        if (ppoll(fds, nfds, pg_manual_host_pending(mh) ? &zero : NULL, &during_poll) < 0) {
+        /* Until the host has work: deferred calls (0) or the next timer. */
+        int timeout = pg_manual_host_timeout(mh);
+        struct timespec wait = { timeout / 1000, (long)(timeout % 1000) * 1000000L };
+        if (ppoll(fds, nfds, timeout < 0 ? NULL : &wait, &during_poll) < 0) {
             if (errno == EINTR)
                 continue;
             rc = -errno;

@@ -14,8 +14,8 @@
 struct handshake_server {
     pg_loop *loop;
     bool stop_when_idle; /* --inetd: one connection, then exit */
-    /* Open connections, whichever protocol has them now, to abort on shutdown. */
-    pg_transport *open[HANDSHAKE_MAX_CONNECTIONS];
+    /* Open connections, whichever protocol has them now (the server aborts
+     * them on shutdown with pg_server_abort_clients). */
     size_t n_open;
 };
 
@@ -27,7 +27,8 @@ static inline uint32_t handshake_checksum(uint32_t sum, const uint8_t *data, siz
     return sum;
 }
 
-bool handshake_track(struct handshake_server *server, pg_transport *t);
-void handshake_untrack(struct handshake_server *server, pg_transport *t);
+/* A connection opens (false: too many) and ends. */
+bool handshake_track(struct handshake_server *server);
+void handshake_untrack(struct handshake_server *server);
 
 #endif

@@ -18,7 +18,7 @@ const size_t hello_state_size = sizeof(struct hello_state);
 void hello_on_connection_made(hello_conn *conn, struct hello_state *state)
 {
     (void)state;
-    if (!handshake_track(hello_context(conn), hello_transport(conn)))
+    if (!handshake_track(hello_context(conn)))
         hello_abort(conn); /* too many connections */
 }
 
@@ -54,5 +54,5 @@ void hello_on_connection_lost(hello_conn *conn, struct hello_state *state, int e
 {
     (void)state;
     (void)error;
-    handshake_untrack(hello_context(conn), hello_transport(conn));
+    handshake_untrack(hello_context(conn));
 }

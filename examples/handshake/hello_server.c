@@ -18,22 +18,17 @@
 #include "handshake.h"
 #include "hello.h"
 
-bool handshake_track(struct handshake_server *server, pg_transport *t)
+bool handshake_track(struct handshake_server *server)
 {
     if (server->n_open == HANDSHAKE_MAX_CONNECTIONS)
         return false;
-    server->open[server->n_open++] = t;
+    server->n_open++;
     return true;
 }
 
-void handshake_untrack(struct handshake_server *server, pg_transport *t)
+void handshake_untrack(struct handshake_server *server)
 {
-    for (size_t i = 0; i < server->n_open; i++) {
-        if (server->open[i] == t) {
-            server->open[i] = server->open[--server->n_open];
-            break;
-        }
-    }
+    server->n_open--;
     if (server->stop_when_idle && server->n_open == 0)
         pg_loop_stop(server->loop);
 }
@@ -64,11 +59,16 @@ int main(int argc, char **argv)
 
     struct handshake_server server = { .stop_when_idle = inetd };
     pg_server *listener = NULL;
+    pg_transport *adopted = NULL; /* --inetd's connection, whichever protocol has it */
     int rc = pg_loop_new(&server.loop);
-    if (rc == 0 && inetd)
-        rc = hello_adopt(server.loop, STDIN_FILENO, &server, NULL);
-    else if (rc == 0)
+    if (rc == 0 && inetd) {
+        hello_conn *conn;
+        rc = hello_adopt(server.loop, STDIN_FILENO, &server, &conn);
+        if (rc == 0)
+            adopted = hello_transport(conn);
+    } else if (rc == 0) {
         rc = hello_listen(server.loop, path, NULL, &server, &listener);
+    }
     if (rc < 0) {
         fprintf(stderr, "hello_server: %s: %s\n", inetd ? "cannot adopt stdin" : path, strerror(-rc));
         if (server.loop != NULL)
@@ -85,10 +85,13 @@ int main(int argc, char **argv)
     rc = pg_loop_run(server.loop);
 
     /* Shut down: stop accepting (the socket file goes), abort what is open. */
-    pg_server_close(listener);
     server.stop_when_idle = false;
-    for (size_t i = server.n_open; i-- > 0;)
-        pg_transport_abort(server.open[i]);
+    if (listener != NULL) {
+        pg_server_close(listener);
+        pg_server_abort_clients(listener);
+    } else if (server.n_open > 0) {
+        pg_transport_abort(adopted); /* still open: its handle is still its own */
+    }
     while (server.n_open > 0 && rc == 0)
         rc = pg_loop_run_once(server.loop, -1);
     pg_loop_remove_signal_handler(server.loop, SIGINT);

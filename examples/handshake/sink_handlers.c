@@ -42,5 +42,5 @@ void sink_on_connection_lost(sink_conn *conn, struct sink_state *state, int erro
 {
     (void)state;
     (void)error;
-    handshake_untrack(sink_context(conn), sink_transport(conn));
+    handshake_untrack(sink_context(conn));
 }

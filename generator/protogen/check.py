@@ -4,7 +4,7 @@ import os
 
 from protogen import model
 from protogen.diagnostics import WARNING, Diagnostic, SpecError, did_you_mean
-from protogen.lexer import NAME, NUMBER, Token
+from protogen.lexer import NAME, NUMBER, STRING, Token
 
 C_KEYWORDS = frozenset("""
     auto break case char const continue default do double else enum extern float for goto if
@@ -51,7 +51,7 @@ class _Checker:
     # -- the protocol level ------------------------------------------------
 
     SETTINGS = ("transport", "role", "kind")
-    BLOCKS = ("callbacks", "watermarks")
+    BLOCKS = ("callbacks", "watermarks", "framing")
 
     def protocol(self):
         name_tok = self.spec.name
@@ -98,6 +98,7 @@ class _Checker:
         role, kind = self.compatibility(seen, transport, role, kind)
 
         declared = self.callbacks(seen.get("callbacks"), kind)
+        framing = self.framing(seen.get("framing"), transport, role, kind, declared)
         if kind is not None:
             self.required_callbacks(kind, declared, seen["callbacks"].name if "callbacks" in seen else seen["kind"].values[0])
         watermarks = self.watermarks(seen.get("watermarks"))
@@ -119,7 +120,8 @@ class _Checker:
             declared=frozenset(declared),
             callback_positions={name: tok.pos for name, tok in declared.items()},
             watermarks=watermarks,
-            callbacks=kind.callbacks,
+            callbacks=kind.callbacks + (model.FRAMING_CALLBACKS if framing else ()),
+            framing=framing,
         )
 
     def compatibility(self, seen, transport, role, kind):
@@ -177,12 +179,14 @@ class _Checker:
         if decl.body is None:
             self.err(decl.name, f"'{key}' takes a block: {key} {{ ... }}")
             return []
+        if decl.values:
+            self.err(decl.values[0], f"'{key}' takes a block and no value: {key} {{ ... }}")
         return decl.body
 
     def callbacks(self, decl, kind):
         if decl is None:
             return {}
-        names = [cb.name for cb in kind.callbacks] if kind else None
+        names = [cb.name for cb in kind.callbacks + model.FRAMING_CALLBACKS] if kind else None
         declared = {}
         for item in self.block_items(decl, "callbacks"):
             cb = item.name.text
@@ -267,6 +271,179 @@ class _Checker:
             self.err(where, f"high watermark {format_size(high)} is above the limit of {format_size(model.MAX_WATERMARK)}")
             return None
         return model.Watermarks(high, low)
+
+    # -- framing -----------------------------------------------------------
+
+    FRAMING_KEYS = {
+        "line": ("delimiter", "max"),
+        "length": ("width", "endian", "offset", "header", "includes_header", "max"),
+    }
+    NOT_FRAMED = {
+        "buffered": "a buffered protocol reads into its own buffer (get_buffer); use kind stream",
+        "datagram": "datagrams are whole messages already",
+        "subprocess": "a subprocess protocol receives the child's output with 'pipe_data_received'",
+    }
+
+    def framing(self, decl, transport, role, kind, declared):
+        """The checked framing (model.Framing), or None when absent or broken (reported)."""
+        framed = [declared[cb.name] for cb in model.FRAMING_CALLBACKS if cb.name in declared]
+        if decl is None:
+            for tok in framed:
+                self.err(tok, f"callback '{tok.text}' needs a 'framing' declaration, "
+                              f"e.g. framing line {{ delimiter \"\\n\"; max 8KiB; }}")
+            return None
+        if decl.body is None:
+            self.err(decl.name, "'framing' takes a block: framing line { delimiter \"\\n\"; max 8KiB; }")
+            return None
+        if not decl.values:
+            self.err(decl.name, f"'framing' needs a kind: one of {', '.join(model.FRAMING_KINDS)}")
+            return None
+        if len(decl.values) > 1:
+            self.err(decl.values[1], f"'framing' takes one kind, found {len(decl.values)} values")
+            return None
+        what = decl.values[0]
+        if what.kind != NAME or what.text not in model.FRAMING_KINDS:
+            hint = did_you_mean(what.text, model.FRAMING_KINDS) if what.kind == NAME else ""
+            self.err(what, f"unknown framing '{what.text}'{hint or '; expected one of ' + ', '.join(model.FRAMING_KINDS)}")
+            return None
+        if what.text not in model.FRAMING_SUPPORTED:
+            self.err(what, f"framing '{what.text}' is not supported yet by this version of protogen")
+            return None
+        if kind is not None and kind.name != "stream":
+            self.err(decl.name, f"framing needs kind stream, not '{kind.name}': {self.NOT_FRAMED[kind.name]}")
+            return None
+        if transport is not None and transport.name == "pipe" and role == "write":
+            self.err(decl.name, "framing on a write pipe: it never reads")
+            return None
+        if "data_received" in declared:
+            self.err(declared["data_received"], "'data_received' cannot be declared with a framing: "
+                                                "the framer receives the bytes, 'message_received' the messages")
+            return None
+        if "message_received" not in declared:
+            self.err(decl.name, "framing is declared but 'message_received' is not among the callbacks: "
+                                "nothing would receive the messages")
+            return None
+        items = self.framing_items(decl, what.text)
+        if items is None:
+            return None
+        return self.framing_line(decl, items) if what.text == "line" else self.framing_length(decl, items)
+
+    def framing_items(self, decl, kind):
+        """{key: declaration} of the block, or None when a key is unknown or repeated (reported)."""
+        keys = self.FRAMING_KEYS[kind]
+        items, ok = {}, True
+        for item in decl.body:
+            key = item.name.text
+            if key not in keys:
+                hint = did_you_mean(key, keys) or f"; framing {kind} takes {', '.join(keys)}"
+                self.err(item.name, f"unknown key '{key}' in framing {kind}{hint}")
+                ok = False
+            elif key in items:
+                self.err(item.name, f"duplicate '{key}' (first declared at line {items[key].name.pos.line})")
+                ok = False
+            elif item.body is not None:
+                self.err(item.name, f"'{key}' takes a value, not a block")
+                ok = False
+            elif len(item.values) != 1:
+                where = item.values[1] if item.values else item.name
+                self.err(where, f"'{key}' takes one value" + (f", found {len(item.values)}" if item.values else ""))
+                ok = False
+            else:
+                items[key] = item
+        return items if ok else None
+
+    def framing_max(self, decl, items):
+        if "max" not in items:
+            self.err(decl.name, "framing needs 'max', the largest message it accepts, e.g. 'max 8KiB;'")
+            return None
+        size = self.size(items["max"], "max")
+        if size == 0:
+            self.err(items["max"].values[0], "max must be at least 1B")
+            return None
+        return size
+
+    def framing_line(self, decl, items):
+        delimiter = None
+        if "delimiter" not in items:
+            self.err(decl.name, "framing line needs a 'delimiter', e.g. 'delimiter \"\\r\\n\";'")
+        else:
+            tok = items["delimiter"].values[0]
+            if tok.kind != STRING:
+                self.err(tok, f"the delimiter is a string in double quotes, e.g. \"\\n\", not '{tok.text}'")
+            elif not tok.data:
+                self.err(tok, "the delimiter is empty")
+            elif len(tok.data) > 255:
+                self.err(tok, f"the delimiter is {len(tok.data)} bytes long; the limit is 255")
+            else:
+                delimiter = tok.data
+        size = self.framing_max(decl, items)
+        if delimiter is None or size is None:
+            return None
+        return model.Framing("line", size, delimiter=delimiter)
+
+    def framing_byte_count(self, items, key):
+        """A plain number 0..255 (offset, header), or None (reported)."""
+        tok = items[key].values[0]
+        if tok.kind != NUMBER or tok.unit:
+            self.err(tok, f"'{key}' takes a number of bytes without a unit, e.g. '{key} 4;'")
+            return None
+        if tok.value > 255:
+            self.err(tok, f"'{key}' {tok.value} is above the limit of 255 bytes")
+            return None
+        return tok.value
+
+    def framing_length(self, decl, items):
+        ok = True
+        width = None
+        if "width" not in items:
+            self.err(decl.name, "framing length needs a 'width': 1, 2, 4, 8 or varint")
+            ok = False
+        else:
+            tok = items["width"].values[0]
+            if tok.kind == NAME and tok.text == "varint":
+                width = 0
+            elif tok.kind == NUMBER and not tok.unit and tok.value in (1, 2, 4, 8):
+                width = tok.value
+            else:
+                self.err(tok, f"width '{tok.text}' is not one of 1, 2, 4, 8, varint")
+                ok = False
+        big_endian = True
+        if "endian" in items:
+            tok = items["endian"].values[0]
+            if width == 0:
+                self.err(tok, "a varint has no endianness: leave 'endian' out")
+                ok = False
+            elif tok.kind != NAME or tok.text not in ("big", "little"):
+                self.err(tok, f"endian '{tok.text}' is not big or little")
+                ok = False
+            else:
+                big_endian = tok.text == "big"
+        includes_header = False
+        if "includes_header" in items:
+            tok = items["includes_header"].values[0]
+            if tok.kind != NAME or tok.text not in ("yes", "no"):
+                self.err(tok, f"includes_header takes yes or no, not '{tok.text}'")
+                ok = False
+            else:
+                includes_header = tok.text == "yes"
+        offset = self.framing_byte_count(items, "offset") if "offset" in items else 0
+        header = None
+        if "header" in items:
+            header = self.framing_byte_count(items, "header")
+            if width == 0 and header is not None:
+                self.err(items["header"].values[0], "a varint's header ends with the varint: leave 'header' out")
+                ok = False
+        size = self.framing_max(decl, items)
+        if not ok or width is None or offset is None or size is None or ("header" in items and header is None):
+            return None
+        if width and header is None:
+            header = offset + width
+        if width and offset + width > header:
+            self.err(items["header"].values[0], f"header {header} is too short for a {width}-byte length "
+                                                f"at offset {offset}: it needs at least {offset + width} bytes")
+            return None
+        return model.Framing("length", size, width=width, big_endian=big_endian, offset=offset,
+                             header=header or 0, includes_header=includes_header)
 
     def size(self, item, what):
         if item.body is not None:

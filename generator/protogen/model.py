@@ -15,6 +15,7 @@ class Callback:
     runtime_params: tuple = ()   # the runtime's own parameter list, after `void *self`
     default_return: str = ""     # what an undeclared callback returns (asyncio's default)
     doc: str = ""
+    runtime: bool = True         # a runtime protocol op; False: made by the generated code (framing)
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,53 @@ STREAM_CALLBACKS = (
              doc="The write buffer drained to the low watermark: writing may go on."),
 )
 
+# Framing's callbacks, which the generated code calls from the framer (a
+# stream protocol with a 'framing' declaration has them).
+FRAMING_CALLBACKS = (
+    Callback("message_received", "void", (("const uint8_t *", "data"), ("size_t", "len")), runtime=False,
+             doc="One whole message, as the framing declares it: a line without its delimiter, a\n"
+                 "length-prefixed payload without its header. The memory is the runtime's: copy\n"
+                 "what you keep."),
+    Callback("protocol_error", "bool", (("int", "code"), ("uint64_t", "pos"), ("const char *", "reason")),
+             default_return="false", runtime=False,
+             doc="The input broke the framing (code -EMSGSIZE: too big; -EPROTO: malformed) at\n"
+                 "byte pos of the stream; no message follows. Return true to keep the\n"
+                 "connection open (you close it), false to close it once what is written is sent."),
+)
+FRAMING_KINDS = ("line", "length", "rules")
+FRAMING_SUPPORTED = ("line", "length")
+# The largest 'max' a framing may declare (the runtime's PG_FRAMING_MAX).
+MAX_MESSAGE = 1024 ** 3
+
+
+@dataclass(frozen=True)
+class Framing:
+    kind: str                     # "line" or "length"
+    max: int                      # the largest payload, in bytes
+    delimiter: bytes = b""        # line
+    width: int = 0                # length: 1, 2, 4, 8, or 0 for a varint
+    big_endian: bool = True
+    offset: int = 0               # of the length field in the header
+    header: int = 0               # the header's size (fixed widths)
+    includes_header: bool = False
+
+    @property
+    def c_delimiter(self) -> str:
+        """The delimiter as a C string literal's body."""
+        named = {13: "\\r", 10: "\\n", 9: "\\t"}
+        return "".join(named.get(b) or (chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}")
+                       for b in self.delimiter)
+
+
 STREAM_LIFECYCLE = Lifecycle(
     states=("new", "open", "eof", "lost"),
     transitions={
         ("new", "connection_made"): "open",
         ("open", "data_received"): "open",
+        ("open", "message_received"): "open",
+        ("open", "protocol_error"): "open",
+        ("eof", "message_received"): "eof",     # input held back before the EOF
+        ("eof", "protocol_error"): "eof",
         ("open", "eof_received"): "eof",
         ("open", "connection_lost"): "lost",
         ("eof", "connection_lost"): "lost",
@@ -260,11 +303,17 @@ class Protocol:
     watermarks: Watermarks = None
     callbacks: tuple = field(default=())   # the kind's callbacks, all of them
     callback_positions: dict = field(default_factory=dict)   # declared name -> Position in the spec
+    framing: Framing = None
 
     @property
     def role_template(self):
         """The templates/stream/<name>.c.j2 that makes this protocol's connections."""
         return "pipe" if self.transport.name == "pipe" else self.role
+
+    @property
+    def runtime_callbacks(self):
+        """The callbacks of the runtime's pg_protocol_ops (not framing's)."""
+        return tuple(cb for cb in self.callbacks if cb.runtime)
 
     @property
     def user_callbacks(self):

@@ -9,21 +9,21 @@ from dataclasses import dataclass, field
 
 from protogen import lexer
 from protogen.diagnostics import Diagnostic, Position, SpecError, error
-from protogen.lexer import EOF, LBRACE, NAME, NUMBER, RBRACE, SEMI, Token
+from protogen.lexer import EOF, LBRACE, NAME, NUMBER, RBRACE, SEMI, STRING, Token
 
 
 GRAMMAR = """\
 spec        = "protocol" name "{" { declaration } "}" ;
 declaration = name { value } ";"              (* values on the same line as the name *)
-            | name "{" { declaration } "}" ;
-value       = name | number ;
+            | name { value } "{" { declaration } "}" ;
+value       = name | number | string ;
 """
 
 
 @dataclass
 class Declaration:
     name: Token
-    values: list = field(default_factory=list)   # of Token (NAME or NUMBER)
+    values: list = field(default_factory=list)   # of Token (NAME, NUMBER or STRING)
     body: list = None                             # of Declaration, for blocks
 
 
@@ -122,16 +122,16 @@ class _Parser:
         last = name
         # Values sit on their declaration's line: a name on the next line is
         # taken as a forgotten ';', the commonest slip, and reported as such.
-        while self.peek().kind in (NAME, NUMBER) and self.peek().pos.line == last.pos.line:
+        while self.peek().kind in (NAME, NUMBER, STRING) and self.peek().pos.line == last.pos.line:
             last = self.take()
             values.append(last)
         tok = self.peek()
-        if tok.kind == LBRACE and not values:
+        if tok.kind == LBRACE:
             if self.depth >= MAX_NESTING:
                 # Skipped without recursing (skip_declaration counts braces), so any depth is safe.
                 raise error(tok.pos, f"blocks nested too deep (the limit is {MAX_NESTING})")
             self.take()
-            return Declaration(name, [], self.block_body())
+            return Declaration(name, values, self.block_body())
         if tok.kind == SEMI:
             self.take()
             return Declaration(name, values)

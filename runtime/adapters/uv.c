@@ -41,6 +41,8 @@ struct pg_uv_host {
     pg_host *core;
     uv_idle_t idle;   /* dispatch before poll; keeps poll from blocking */
     uv_check_t check; /* dispatch right after poll's I/O callbacks */
+    uv_timer_t timer; /* armed for the earliest of the core's timers */
+    pg_timer_queue timers;
     /* The FIFO of deferred calls, a ring: len queued from head, and room for
      * `reserved` more always (len + reserved <= cap), so defer never allocates. */
     pg__uv_call *calls;
@@ -120,11 +122,54 @@ static uint64_t pg__uv_now_ms(void *self)
     return uv_now(h->loop);
 }
 
+/* One uv_timer_t for all the core's timers, which wait in a pg_timer_queue:
+ * a record of the core's needs no libuv handle (and no uv_close) of its own. */
+static void pg__uv_on_timer(uv_timer_t *timer);
+
+static void pg__uv_arm(pg_uv_host *h)
+{
+    uint64_t due;
+    if (!pg_timer_queue_next(&h->timers, &due)) {
+        uv_timer_stop(&h->timer); /* a cancelled timer keeps the loop alive no longer */
+        return;
+    }
+    uint64_t now = uv_now(h->loop);
+    (void)uv_timer_start(&h->timer, pg__uv_on_timer, due > now ? due - now : 0, 0); /* cannot fail: cb given */
+}
+
+static void pg__uv_on_timer(uv_timer_t *timer)
+{
+    pg_uv_host *h = timer->data;
+    /* The due timers' callbacks run from the dispatch, after what was
+     * deferred before. */
+    pg_timer_queue_expire(&h->timers, uv_now(h->loop));
+    pg__uv_arm(h);
+}
+
+static int pg__uv_timer_start(void *self, pg_timer *timer, uint64_t delay_ms)
+{
+    pg_uv_host *h = self;
+    uint64_t now = uv_now(h->loop);
+    int r = pg_timer_queue_add(&h->timers, timer, delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms);
+    if (r == 0)
+        pg__uv_arm(h);
+    return r;
+}
+
+static void pg__uv_timer_cancel(void *self, pg_timer *timer)
+{
+    pg_uv_host *h = self;
+    pg_timer_queue_remove(&h->timers, timer);
+    pg__uv_arm(h);
+}
+
 static const pg_host_ops pg__uv_host_ops = {
     .reserve = pg__uv_reserve,
     .unreserve = pg__uv_unreserve,
     .defer = pg__uv_defer,
     .now_ms = pg__uv_now_ms,
+    .timer_start = pg__uv_timer_start,
+    .timer_cancel = pg__uv_timer_cancel,
 };
 
 int pg_uv_host_new(uv_loop_t *loop, pg_uv_host **out)
@@ -142,11 +187,14 @@ int pg_uv_host_new(uv_loop_t *loop, pg_uv_host **out)
         free(h);
         return r;
     }
-    uv_idle_init(loop, &h->idle); /* both always succeed */
+    uv_idle_init(loop, &h->idle); /* all three always succeed */
     uv_check_init(loop, &h->check);
+    uv_timer_init(loop, &h->timer);
     h->idle.data = h;
     h->check.data = h;
-    h->open_handles = 2;
+    h->timer.data = h;
+    h->open_handles = 3;
+    pg_timer_queue_init(&h->timers);
     *out = h;
     return 0;
 }
@@ -176,10 +224,13 @@ void pg_uv_host_free(pg_uv_host *host)
 {
     if (host == NULL)
         return;
-    /* Every transport is gone: nothing is queued or reserved any more. */
+    /* Timers still waiting are left inactive (and give their reservations
+     * back); every transport is gone: nothing is queued or reserved any more. */
+    pg_timer_queue_free(&host->timers);
     assert(host->streams == 0 && host->len == 0 && host->reserved == 0);
     uv_close((uv_handle_t *)&host->idle, pg__uv_host_closed);
     uv_close((uv_handle_t *)&host->check, pg__uv_host_closed);
+    uv_close((uv_handle_t *)&host->timer, pg__uv_host_closed);
 }
 
 /* ---- the stream driver -------------------------------------------------- */

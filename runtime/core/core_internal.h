@@ -13,6 +13,15 @@
 
 #include "protogen/core.h"
 
+/* Under AddressSanitizer the stream pool poisons its free blocks. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PG__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PG__ASAN 1
+#endif
+#endif
+
 #define PG__CONTAINER_OF(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
 /* Retries a system call while it fails with EINTR; r gets the result. */
@@ -31,6 +40,13 @@ struct pg_host {
      * allocating while idle connections hold none. */
     uint8_t *spare_wbuf;
     size_t spare_wbuf_cap;
+    /* The stream blocks (stream_pool.c): free ones, and every slab. */
+    void *free_blocks;
+    void *slabs;
+    /* Calls through stale handles, dropped; debug builds assert on them
+     * unless stale_assert is off (tests of the drop turn it off). */
+    uint64_t stale_calls;
+    bool stale_assert;
 };
 
 #define PG__SPARE_WBUF_MAX ((size_t)1024 * 1024)
@@ -42,6 +58,16 @@ void pg__host_cleanup(pg_host *host);
 static inline int pg__host_reserve(pg_host *h) { return h->ops->reserve(h->self); }
 static inline void pg__host_unreserve(pg_host *h) { h->ops->unreserve(h->self); }
 static inline void pg__host_defer(pg_host *h, pg_callback_fn fn, void *arg) { h->ops->defer(h->self, fn, arg); }
+
+/* pg_timer_queue_next for the built-in loop's iteration, inline: a loop
+ * without timers pays one test for them. */
+static inline bool pg__timer_queue_next(const pg_timer_queue *q, uint64_t *due_ms)
+{
+    if (q->len_ == 0)
+        return false;
+    *due_ms = q->items_[0]->due_ms_;
+    return true;
+}
 
 /* Keeps buf (the largest, up to PG__SPARE_WBUF_MAX bytes) or frees it. */
 void pg__host_give_wbuf(pg_host *host, uint8_t *buf, size_t cap);
@@ -93,13 +119,25 @@ typedef enum pg__proto_state {
 #define PG__WANT_WRITE 2u
 
 /* pg__stream.flags: the public PG_STREAM_* and these. */
-#define PG__STREAM_OWNED 16u /* made by pg_stream_new: the core frees it */
+#define PG__STREAM_OWNED 16u /* made by pg_stream_new: the core gives the block back */
 /* Bits the core leaves to a driver that embeds it (the fd driver's). */
 #define PG__STREAM_DRIVER_BITS 0xe0u
 
 typedef struct pg__stream {
-    pg_transport base; /* first: the public header */
+    /* What a stale handle reads of its block, first (stream_pool.c keeps
+     * these bytes of a free block intact): */
+    pg_transport base; /* the public header */
     pg_host *host;
+    uint16_t gen;      /* this connection's generation: its handles carry it */
+    int16_t lost_error; /* a negative errno, or 0 */
+    uint32_t trace_id;
+    uint8_t state;  /* pg__stream_state */
+    uint8_t wstate; /* pg__write_state */
+    uint8_t rstate; /* pg__read_state */
+    uint8_t flow;   /* pg__flow_state */
+    uint8_t proto;  /* pg__proto_state */
+    uint8_t flags;  /* PG_STREAM_*, PG__STREAM_* */
+    uint8_t want;   /* PG__WANT_*: what the driver was last asked for */
     const pg_stream_driver_ops *drv_ops;
     void *drv;
     pg_protocol protocol;
@@ -111,24 +149,50 @@ typedef struct pg__stream {
     size_t wcap;
     size_t high;
     size_t low;
-    int lost_error;
-    uint32_t trace_id;
-    uint8_t state;  /* pg__stream_state */
-    uint8_t wstate; /* pg__write_state */
-    uint8_t rstate; /* pg__read_state */
-    uint8_t flow;   /* pg__flow_state */
-    uint8_t proto;  /* pg__proto_state */
-    uint8_t flags;  /* PG_STREAM_*, PG__STREAM_* */
-    uint8_t want;   /* PG__WANT_*: what the driver was last asked for */
 } pg__stream;
 
-/* A driver that keeps the transport inside its own block (one allocation
- * per connection) makes it in two steps, so that a protocol is made only once
- * nothing can fail any more: pg__stream_init() reserves the host's deferred
- * calls (it may fail, and then no protocol exists yet); pg__stream_start()
- * attaches the protocol and defers connection_made and the first read (it
- * cannot fail). pg__stream_discard() undoes an init that is never started.
- * Such a driver's close() frees the block. */
+/* ---- handles and blocks (stream_pool.c) ---------------------------------- *
+ * A handle is the block's address with the connection's generation in the
+ * top 16 bits (PG__HANDLE_ADDR_MASK, transport.h). The block's generation
+ * moves on once connection_lost has run, so every handle of that connection
+ * is stale from then on, whatever uses the block next. Blocks come from a
+ * pool of the host and go back to malloc only with the host: a stale handle
+ * always points to a block with a generation to compare, never to freed
+ * memory. A block whose 16 bits are used up (generation 0) is retired, never
+ * reused: no handle ever matches a later connection. */
+
+#define PG__HANDLE_GEN_SHIFT 48
+
+/* Bytes per block: the core's pg__stream and a driver's fields after it
+ * (the fd driver's watcher and its server's list of connections). */
+#define PG__STREAM_BLOCK 144
+
+static inline pg__stream *pg__stream_of(const pg_transport *t)
+{
+    return (pg__stream *)((uintptr_t)t & PG__HANDLE_ADDR_MASK);
+}
+
+static inline pg_transport *pg__stream_handle(const pg__stream *s)
+{
+    return (pg_transport *)((uintptr_t)s | (uintptr_t)s->gen << PG__HANDLE_GEN_SHIFT);
+}
+
+/* A free block (PG__STREAM_BLOCK bytes, for pg__stream_init), or NULL when
+ * out of memory. */
+pg__stream *pg__stream_block_get(pg_host *host);
+/* Gives a block back to its host's pool (retired instead at generation 0). */
+void pg__stream_block_put(pg_host *host, pg__stream *s);
+/* Frees every block of the host (all free by then). */
+void pg__stream_blocks_free(pg_host *host);
+
+/* A driver that keeps the transport inside its own block (a block from
+ * pg__stream_block_get, one per connection) makes it in two steps, so that
+ * a protocol is made only once nothing can fail any more: pg__stream_init()
+ * reserves the host's deferred calls (it may fail, and then no protocol
+ * exists yet); pg__stream_start() attaches the protocol and defers
+ * connection_made and the first read (it cannot fail). pg__stream_discard()
+ * undoes an init that is never started. Such a driver's close() gives the
+ * block back (pg__stream_block_put). */
 int pg__stream_init(pg__stream *s, pg_host *host, const pg_stream_driver_ops *ops, void *drv, unsigned flags);
 pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol);
 void pg__stream_discard(pg__stream *s);
@@ -216,6 +280,10 @@ void pg__trace_write(uint32_t conn, const char *callback);
 void pg__trace_write_size(uint32_t conn, const char *callback, size_t n);
 /* error 0 → "ok", else the errno's name. */
 void pg__trace_write_error(uint32_t conn, const char *callback, int error);
+/* "<conn> protocol_error <ERRNO> <pos>" (framing.c). */
+void pg__trace_write_protocol_error(uint32_t conn, int code, uint64_t pos);
+/* The trace number of a core stream transport's instance; 0 for others. */
+uint32_t pg__transport_trace_id(const pg_transport *t);
 
 #define PG__TRACE(conn, cb)                         \
     do {                                            \

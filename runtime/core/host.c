@@ -10,10 +10,15 @@ void pg__host_init(pg_host *host, const pg_host_ops *ops, void *self)
     host->self = self;
     host->spare_wbuf = NULL;
     host->spare_wbuf_cap = 0;
+    host->free_blocks = NULL;
+    host->slabs = NULL;
+    host->stale_calls = 0;
+    host->stale_assert = true;
 }
 
 void pg__host_cleanup(pg_host *host)
 {
+    pg__stream_blocks_free(host);
     free(host->spare_wbuf);
     host->spare_wbuf = NULL;
     host->spare_wbuf_cap = 0;
@@ -22,7 +27,7 @@ void pg__host_cleanup(pg_host *host)
 int pg_host_new(const pg_host_ops *ops, void *self, pg_host **out)
 {
     if (ops == NULL || ops->reserve == NULL || ops->unreserve == NULL || ops->defer == NULL
-        || ops->now_ms == NULL || out == NULL)
+        || ops->now_ms == NULL || (ops->timer_start == NULL) != (ops->timer_cancel == NULL) || out == NULL)
         return -EINVAL;
     pg_host *host = malloc(sizeof *host);
     if (host == NULL)

@@ -1,5 +1,6 @@
 /* The manual host and stream (protogen/manual.h): the core driven by a loop
  * the user owns, and by protogen's tests with no kernel at all. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +25,7 @@ struct pg_manual_host {
     size_t reserved; /* invariant: len + reserved <= cap */
     uint64_t (*now_ms)(void *arg);
     void *now_arg;
+    pg_timer_queue timers;
 };
 
 static int pg__mh_grow(pg_manual_host *mh)
@@ -85,11 +87,25 @@ static uint64_t pg__mh_now_ms(void *self)
     return mh->now_ms(mh->now_arg);
 }
 
+static int pg__mh_timer_start(void *self, pg_timer *timer, uint64_t delay_ms)
+{
+    pg_manual_host *mh = self;
+    uint64_t now = pg__mh_now_ms(mh);
+    return pg_timer_queue_add(&mh->timers, timer, delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms);
+}
+
+static void pg__mh_timer_cancel(void *self, pg_timer *timer)
+{
+    pg_timer_queue_remove(&((pg_manual_host *)self)->timers, timer);
+}
+
 static const pg_host_ops pg__manual_host_ops = {
     .reserve = pg__mh_reserve,
     .unreserve = pg__mh_unreserve,
     .defer = pg__mh_defer,
     .now_ms = pg__mh_now_ms,
+    .timer_start = pg__mh_timer_start,
+    .timer_cancel = pg__mh_timer_cancel,
 };
 
 int pg_manual_host_new(pg_manual_host **out)
@@ -104,6 +120,7 @@ int pg_manual_host_new(pg_manual_host **out)
         return -ENOMEM;
     }
     pg__host_init(&mh->host, &pg__manual_host_ops, mh);
+    pg_timer_queue_init(&mh->timers);
     mh->now_ms = pg__monotonic_ms;
     *out = mh;
     return 0;
@@ -113,6 +130,7 @@ void pg_manual_host_free(pg_manual_host *mh)
 {
     if (mh == NULL)
         return;
+    pg_timer_queue_free(&mh->timers);
     pg__host_cleanup(&mh->host);
     free(mh->ring);
     free(mh);
@@ -125,6 +143,9 @@ pg_host *pg_manual_host_host(pg_manual_host *mh)
 
 size_t pg_manual_host_run(pg_manual_host *mh)
 {
+    /* Timers due now join the queue behind the calls deferred before. */
+    if (mh->timers.len_ > 0)
+        pg_timer_queue_expire(&mh->timers, pg__mh_now_ms(mh));
     size_t n = mh->len;
     for (size_t i = 0; i < n; i++) {
         pg__deferred d = mh->ring[mh->head];
@@ -138,6 +159,24 @@ size_t pg_manual_host_run(pg_manual_host *mh)
 bool pg_manual_host_pending(const pg_manual_host *mh)
 {
     return mh->len > 0;
+}
+
+bool pg_manual_host_next_deadline(const pg_manual_host *mh, uint64_t *due_ms)
+{
+    return pg_timer_queue_next(&mh->timers, due_ms);
+}
+
+int pg_manual_host_timeout(pg_manual_host *mh)
+{
+    if (mh->len > 0)
+        return 0;
+    uint64_t due;
+    if (!pg_timer_queue_next(&mh->timers, &due))
+        return -1;
+    uint64_t now = pg__mh_now_ms(mh);
+    if (due <= now)
+        return 0;
+    return due - now > INT_MAX ? INT_MAX : (int)(due - now);
 }
 
 void pg_manual_host_set_clock(pg_manual_host *mh, uint64_t (*now_ms)(void *arg), void *arg)

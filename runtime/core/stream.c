@@ -14,19 +14,45 @@
  *     resume_writing runs from writable, for a moment after they drained);
  *   - connection_lost runs once, from a reserved deferred call (or directly
  *     from writable when a close() drains, as asyncio does), and then the
- *     driver's close() ends the connection: nothing may use the transport
- *     afterwards. */
+ *     driver's close() ends the connection, and the block's generation moves
+ *     on: a call through a handle of the connection is stale from then on,
+ *     detected by every transport method here and dropped, whoever holds the
+ *     block next. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core_internal.h"
 
-#define PG__STREAM(t) ((pg__stream *)(void *)(t))
+/* The stream behind a handle the driver holds (a driver calls only while
+ * its transport lives). */
+#define PG__STREAM(t) pg__stream_of(t)
 
 static size_t pg__stream_buffered(const pg__stream *s)
 {
     return s->wlen - s->whead;
+}
+
+/* ---- stale handles ------------------------------------------------------ */
+
+/* A call through a handle kept past connection_lost: a bug of the caller,
+ * which asyncio forgives (a lost transport drops writes and ignores the
+ * rest). Counted; debug builds stop here. */
+static void pg__stream_stale(const pg__stream *s)
+{
+    s->host->stale_calls++;
+    assert(!s->host->stale_assert && "a pg_transport used after its connection_lost");
+}
+
+/* The stream behind the handle of a transport method, or NULL when the
+ * handle is stale (its generation is not its block's any more). */
+static inline pg__stream *pg__live(const pg_transport *t)
+{
+    pg__stream *s = pg__stream_of(t);
+    if (s->gen == (uint16_t)((uintptr_t)t >> PG__HANDLE_GEN_SHIFT))
+        return s;
+    pg__stream_stale(s);
+    return NULL;
 }
 
 /* ---- the driver --------------------------------------------------------- */
@@ -153,7 +179,7 @@ static void pg__stream_connection_made(void *arg)
     s->proto = PG__PROTO_CONNECTED;
     PG__TRACE(s->trace_id, "connection_made");
     if (s->protocol.ops->connection_made != NULL)
-        s->protocol.ops->connection_made(s->protocol.self, &s->base);
+        s->protocol.ops->connection_made(s->protocol.self, pg__stream_handle(s));
     /* Bytes written before connection_made may already be above high. */
     pg__stream_maybe_pause(s);
 }
@@ -173,9 +199,10 @@ static void pg__stream_finish(pg__stream *s, int error)
     pg__host_give_wbuf(s->host, s->wbuf, s->wcap);
     const pg_stream_driver_ops *ops = s->drv_ops;
     void *drv = s->drv;
+    s->gen++; /* every handle of this connection is stale from here on */
     if (s->flags & PG__STREAM_OWNED)
-        free(s);
-    ops->close(drv); /* frees s when the driver holds it */
+        pg__stream_block_put(s->host, s);
+    ops->close(drv); /* gives the block back when the driver holds it */
 }
 
 static void pg__stream_lost_cb(void *arg)
@@ -194,7 +221,7 @@ static void pg__stream_force_close(pg__stream *s, int error)
     if (pg__stream_buffered(s) > 0)
         pg__wbuf_clear(s);
     s->state = PG__STREAM_LOST;
-    s->lost_error = error;
+    s->lost_error = (int16_t)(error >= INT16_MIN ? error : -EIO); /* errnos fit in 16 bits */
     pg__unwant_all(s);
     pg__host_defer(s->host, pg__stream_lost_cb, s);
 }
@@ -218,7 +245,7 @@ static void pg__stream_start_reading(void *arg)
         pg__stream_start_reading_now(s); /* a write pipe watches for its reader going away */
 }
 
-static void pg__stream_close(pg_transport *t);
+static void pg__stream_close_now(pg__stream *s);
 
 void pg_stream_read_eof(pg_transport *t)
 {
@@ -242,7 +269,7 @@ void pg_stream_read_eof(pg_transport *t)
         s->rstate = PG__READ_EOF;
         pg__unwant(s, PG__WANT_READ);
     } else {
-        pg__stream_close(&s->base);
+        pg__stream_close_now(s);
     }
 }
 
@@ -373,9 +400,8 @@ static int pg__stream_buffer_rest(pg__stream *s, const struct iovec *iov, int io
     return 0;
 }
 
-static int pg__stream_writelines(pg_transport *t, const struct iovec *iov, int iovcnt)
+static int pg__stream_writelines_now(pg__stream *s, const struct iovec *iov, int iovcnt)
 {
-    pg__stream *s = PG__STREAM(t);
     if (iovcnt < 0 || (iovcnt > 0 && iov == NULL))
         return -EINVAL;
     size_t total = 0;
@@ -413,9 +439,17 @@ static int pg__stream_writelines(pg_transport *t, const struct iovec *iov, int i
     return pg__stream_buffer_rest(s, iov, iovcnt, sent, total - sent);
 }
 
+static int pg__stream_writelines(pg_transport *t, const struct iovec *iov, int iovcnt)
+{
+    pg__stream *s = pg__live(t);
+    return s != NULL ? pg__stream_writelines_now(s, iov, iovcnt) : 0; /* stale: dropped */
+}
+
 static int pg__stream_write(pg_transport *t, const void *data, size_t len)
 {
-    pg__stream *s = PG__STREAM(t);
+    pg__stream *s = pg__live(t);
+    if (s == NULL)
+        return 0; /* stale: dropped, as on a lost transport */
     if (len > 0 && data == NULL)
         return -EINVAL;
     struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
@@ -431,17 +465,19 @@ static int pg__stream_write(pg_transport *t, const void *data, size_t len)
         pg__stream_force_close(s, (int)n);
         return 0;
     }
-    return pg__stream_writelines(t, &iov, 1);
+    return pg__stream_writelines_now(s, &iov, 1);
 }
 
 static int pg__stream_write_eof(pg_transport *t)
 {
-    pg__stream *s = PG__STREAM(t);
+    pg__stream *s = pg__live(t);
+    if (s == NULL)
+        return 0; /* stale: as on a lost transport */
     if (!(s->flags & PG_STREAM_CAN_WRITE_EOF))
         return -ENOTSUP;
     if (s->flags & PG_STREAM_WRITE_ONLY) {
         /* A pipe's EOF is its closing: flush, close, connection_lost(0). */
-        pg__stream_close(t);
+        pg__stream_close_now(s);
         return 0;
     }
     if (s->state != PG__STREAM_OPEN || s->wstate != PG__WRITE_OPEN)
@@ -456,14 +492,14 @@ static int pg__stream_write_eof(pg_transport *t)
 
 static bool pg__stream_can_write_eof(const pg_transport *t)
 {
-    return (PG__STREAM(t)->flags & PG_STREAM_CAN_WRITE_EOF) != 0;
+    const pg__stream *s = pg__live(t);
+    return s != NULL && (s->flags & PG_STREAM_CAN_WRITE_EOF) != 0;
 }
 
 /* ---- closing ------------------------------------------------------------ */
 
-static void pg__stream_close(pg_transport *t)
+static void pg__stream_close_now(pg__stream *s)
 {
-    pg__stream *s = PG__STREAM(t);
     if (s->state != PG__STREAM_OPEN)
         return;
     s->state = PG__STREAM_CLOSING;
@@ -478,22 +514,32 @@ static void pg__stream_close(pg_transport *t)
     /* else writable flushes, then calls connection_lost(0) */
 }
 
+static void pg__stream_close(pg_transport *t)
+{
+    pg__stream *s = pg__live(t);
+    if (s != NULL)
+        pg__stream_close_now(s);
+}
+
 static void pg__stream_abort(pg_transport *t)
 {
-    pg__stream_force_close(PG__STREAM(t), 0);
+    pg__stream *s = pg__live(t);
+    if (s != NULL)
+        pg__stream_force_close(s, 0);
 }
 
 static bool pg__stream_is_closing(const pg_transport *t)
 {
-    return PG__STREAM(t)->state != PG__STREAM_OPEN;
+    const pg__stream *s = pg__live(t);
+    return s == NULL || s->state != PG__STREAM_OPEN;
 }
 
 /* ---- flow control ------------------------------------------------------- */
 
 static void pg__stream_pause_reading(pg_transport *t)
 {
-    pg__stream *s = PG__STREAM(t);
-    if (!pg__stream_reads(s))
+    pg__stream *s = pg__live(t);
+    if (s == NULL || !pg__stream_reads(s))
         return;
     s->rstate = PG__READ_PAUSED;
     pg__unwant(s, PG__WANT_READ);
@@ -501,8 +547,8 @@ static void pg__stream_pause_reading(pg_transport *t)
 
 static void pg__stream_resume_reading(pg_transport *t)
 {
-    pg__stream *s = PG__STREAM(t);
-    if (s->state != PG__STREAM_OPEN || s->rstate != PG__READ_PAUSED || (s->flags & PG_STREAM_WRITE_ONLY))
+    pg__stream *s = pg__live(t);
+    if (s == NULL || s->state != PG__STREAM_OPEN || s->rstate != PG__READ_PAUSED || (s->flags & PG_STREAM_WRITE_ONLY))
         return;
     s->rstate = PG__READ_ACTIVE;
     pg__stream_start_reading_now(s);
@@ -510,26 +556,30 @@ static void pg__stream_resume_reading(pg_transport *t)
 
 static bool pg__stream_is_reading(const pg_transport *t)
 {
-    return pg__stream_reads(PG__STREAM(t));
+    const pg__stream *s = pg__live(t);
+    return s != NULL && pg__stream_reads(s);
 }
 
 static size_t pg__stream_get_write_buffer_size(const pg_transport *t)
 {
-    return pg__stream_buffered(PG__STREAM(t));
+    const pg__stream *s = pg__live(t);
+    return s != NULL ? pg__stream_buffered(s) : 0;
 }
 
 static void pg__stream_get_write_buffer_limits(const pg_transport *t, size_t *high, size_t *low)
 {
-    const pg__stream *s = PG__STREAM(t);
+    const pg__stream *s = pg__live(t);
     if (high != NULL)
-        *high = s->high;
+        *high = s != NULL ? s->high : 0;
     if (low != NULL)
-        *low = s->low;
+        *low = s != NULL ? s->low : 0;
 }
 
 static int pg__stream_set_write_buffer_limits(pg_transport *t, size_t high, size_t low)
 {
-    pg__stream *s = PG__STREAM(t);
+    pg__stream *s = pg__live(t);
+    if (s == NULL)
+        return -EBADF;
     int r = pg__write_buffer_limits(high, low, &s->high, &s->low);
     if (r == 0)
         pg__stream_maybe_pause(s); /* never resumes */
@@ -538,7 +588,9 @@ static int pg__stream_set_write_buffer_limits(pg_transport *t, size_t high, size
 
 static int pg__stream_get_extra_info(const pg_transport *t, pg_extra_key key, pg_extra_info *out)
 {
-    const pg__stream *s = PG__STREAM(t);
+    const pg__stream *s = pg__live(t);
+    if (s == NULL)
+        return -EBADF;
     if (out == NULL)
         return -EINVAL;
     memset(out, 0, sizeof *out);
@@ -552,17 +604,23 @@ static int pg__stream_get_extra_info(const pg_transport *t, pg_extra_key key, pg
  * at each read, so a buffered protocol can replace a plain one and back. */
 static int pg__stream_set_protocol(pg_transport *t, const pg_protocol *protocol)
 {
+    pg__stream *s = pg__live(t);
+    if (s == NULL)
+        return -EBADF;
     if (protocol == NULL || protocol->ops == NULL)
         return -EINVAL;
-    PG__STREAM(t)->protocol = *protocol;
+    s->protocol = *protocol;
     return 0;
 }
 
 static int pg__stream_get_protocol(const pg_transport *t, pg_protocol *out)
 {
+    const pg__stream *s = pg__live(t);
+    if (s == NULL)
+        return -EBADF;
     if (out == NULL)
         return -EINVAL;
-    *out = PG__STREAM(t)->protocol;
+    *out = s->protocol;
     return 0;
 }
 
@@ -585,6 +643,11 @@ static const pg_transport_ops pg__stream_ops = {
     .get_protocol = pg__stream_get_protocol,
 };
 
+uint32_t pg__transport_trace_id(const pg_transport *t)
+{
+    return t != NULL && pg__transport_ops(t) == &pg__stream_ops ? PG__STREAM(t)->trace_id : 0;
+}
+
 /* ---- switching protocols ------------------------------------------------ */
 
 int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, void *arg, const void *pending,
@@ -592,11 +655,11 @@ int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, v
 {
     if (t == NULL || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
-    if (t->ops == &pg__stream_ops) {
-        const pg__stream *s = PG__STREAM(t);
+    if (pg__transport_ops(t) == &pg__stream_ops) {
+        const pg__stream *s = pg__live(t);
         /* Not before connection_made (the runtime's would go to the next
          * protocol too), not after connection_lost. */
-        if (s->proto != PG__PROTO_CONNECTED)
+        if (s == NULL || s->proto != PG__PROTO_CONNECTED)
             return -EINVAL;
         /* The next protocol would get a resume_writing without its pause. */
         if (s->flow != PG__FLOW_RUNNING)
@@ -621,7 +684,7 @@ int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, v
      * they came in the read that carried the switch or in a later one. */
     if (len == 0)
         return 0;
-    uint32_t trace_id = t->ops == &pg__stream_ops ? PG__STREAM(t)->trace_id : 0;
+    uint32_t trace_id = pg__transport_ops(t) == &pg__stream_ops ? PG__STREAM(t)->trace_id : 0;
     const uint8_t *rest = pending;
     if (next.ops->get_buffer == NULL) {
         PG__TRACE_SIZE(trace_id, "data_received", len);
@@ -665,7 +728,9 @@ int pg__make_protocol(pg_protocol_factory factory, void *arg, pg_protocol *out)
 int pg__stream_init(pg__stream *s, pg_host *host, const pg_stream_driver_ops *ops, void *drv, unsigned flags)
 {
     assert(host != NULL && ops != NULL);
+    uint16_t gen = s->gen; /* the block's (pg__stream_block_get): older handles stay stale */
     memset(s, 0, sizeof *s);
+    s->gen = gen;
     for (int reserved = 0; reserved < PG__STREAM_SLOTS; reserved++) {
         int r = pg__host_reserve(host);
         if (r < 0) {
@@ -703,7 +768,7 @@ pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol)
     /* asyncio: call_soon(connection_made); call_soon(_add_reader). */
     pg__host_defer(s->host, pg__stream_connection_made, s);
     pg__host_defer(s->host, pg__stream_start_reading, s);
-    return &s->base;
+    return pg__stream_handle(s);
 }
 
 int pg_stream_new(pg_host *host, const pg_stream_driver_ops *ops, void *driver, unsigned flags,
@@ -714,12 +779,12 @@ int pg_stream_new(pg_host *host, const pg_stream_driver_ops *ops, void *driver, 
         || ops->want_write == NULL || ops->close == NULL || factory == NULL || (flags & ~known) != 0
         || (flags & (PG_STREAM_READ_ONLY | PG_STREAM_WRITE_ONLY)) == (PG_STREAM_READ_ONLY | PG_STREAM_WRITE_ONLY))
         return -EINVAL;
-    pg__stream *s = malloc(sizeof *s);
+    pg__stream *s = pg__stream_block_get(host);
     if (s == NULL)
         return -ENOMEM;
     int r = pg__stream_init(s, host, ops, driver, flags | PG__STREAM_OWNED);
     if (r < 0) {
-        free(s);
+        pg__stream_block_put(host, s);
         return r;
     }
     /* Last: from here on nothing can fail, so the protocol never leaks. */
@@ -727,7 +792,7 @@ int pg_stream_new(pg_host *host, const pg_stream_driver_ops *ops, void *driver, 
     r = pg__make_protocol(factory, arg, &protocol);
     if (r < 0) {
         pg__stream_discard(s);
-        free(s);
+        pg__stream_block_put(host, s);
         return r;
     }
     pg_transport *t = pg__stream_start(s, &protocol);

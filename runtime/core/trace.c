@@ -191,3 +191,13 @@ void pg__trace_write_error(uint32_t conn, const char *callback, int error)
     else
         pg__trace_line(line, snprintf(line, sizeof line, "%" PRIu32 " %s E%d\n", conn, callback, -error));
 }
+
+void pg__trace_write_protocol_error(uint32_t conn, int code, uint64_t pos)
+{
+    char line[PG__TRACE_LINE_MAX];
+    const char *name = strerrorname_np(-code);
+    if (name != NULL)
+        pg__trace_line(line, snprintf(line, sizeof line, "%" PRIu32 " protocol_error %s %" PRIu64 "\n", conn, name, pos));
+    else
+        pg__trace_line(line, snprintf(line, sizeof line, "%" PRIu32 " protocol_error E%d %" PRIu64 "\n", conn, -code, pos));
+}

@@ -3,8 +3,9 @@
  * read/write (pipes) and watches readiness through the loop's epoll set;
  * every rule of the transport is the core's (runtime/core/stream.c).
  *
- * The core's transport lives inside this driver's block (one allocation per
- * connection), and closed blocks go back to the loop's cache. */
+ * The core's transport lives inside this driver's block, one of the core's
+ * stream blocks (the loop's pool: a closed connection's block serves the
+ * next one, and a handle kept past connection_lost is told apart). */
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -18,11 +19,15 @@
 
 /* The fd driver's own flags (PG__STREAM_SOCKET, PG__STREAM_WATCH_READER) are
  * kept in the core's flags, in the bits it leaves to drivers, and the loop is
- * the core's host: the block stays within 128 bytes. */
+ * the core's host: the block stays within PG__STREAM_BLOCK bytes. */
 struct pg__fdstream {
     pg__stream core; /* first: the transport */
     pg__io io;
+    /* On its server's list of connections while it lives (accepted ones). */
+    pg__fdstream *next_client;
+    pg__fdstream **prev_client;
 };
+_Static_assert(sizeof(pg__fdstream) <= PG__STREAM_BLOCK, "an fd stream fits in one of the core's blocks");
 
 static pg_loop *pg__fd_loop(const pg__fdstream *f)
 {
@@ -101,7 +106,12 @@ static void pg__fd_close(void *self)
     pg__fdstream *f = self;
     pg__io_stop(pg__fd_loop(f), &f->io, PG__IO_READ | PG__IO_WRITE);
     close(f->io.fd);
-    pg__loop_stream_put(pg__fd_loop(f), f);
+    if (f->prev_client != NULL) { /* leaves its server's list */
+        *f->prev_client = f->next_client;
+        if (f->next_client != NULL)
+            f->next_client->prev_client = f->prev_client;
+    }
+    pg__stream_block_put(f->core.host, &f->core);
 }
 
 static int pg__fd_get_extra_info(void *self, pg_extra_key key, pg_extra_info *out)
@@ -216,26 +226,27 @@ static void pg__fd_on_io(pg__io *io, uint32_t events)
 int pg__fdstream_alloc(pg_loop *loop, int fd, unsigned flags, pg__fdstream **out)
 {
     assert(fd >= 0 && out != NULL);
-    pg__fdstream *f = pg__loop_stream_get(loop);
-    if (f == NULL && (f = malloc(sizeof *f)) == NULL)
+    pg__fdstream *f = (pg__fdstream *)(void *)pg__stream_block_get(pg__loop_host(loop));
+    if (f == NULL)
         return -ENOMEM;
     const pg_stream_driver_ops *ops = (flags & PG__STREAM_SOCKET) ? &pg__fd_socket_ops : &pg__fd_pipe_ops;
     int r = pg__stream_init(&f->core, pg__loop_host(loop), ops, f, flags);
     if (r < 0) {
-        pg__loop_stream_put(loop, f);
+        pg__stream_block_put(pg__loop_host(loop), &f->core);
         return r;
     }
     bool socket = (flags & (PG__STREAM_SOCKET | PG__STREAM_WRITE_PIPE)) == PG__STREAM_SOCKET;
     pg__io_init(&f->io, fd, socket ? pg__fd_on_socket_io : pg__fd_on_io);
+    f->next_client = NULL;
+    f->prev_client = NULL;
     *out = f;
     return 0;
 }
 
 void pg__fdstream_discard(pg__fdstream *f)
 {
-    pg_loop *loop = pg__fd_loop(f);
     pg__stream_discard(&f->core);
-    pg__loop_stream_put(loop, f);
+    pg__stream_block_put(f->core.host, &f->core);
 }
 
 pg_transport *pg__fdstream_start(pg__fdstream *f, const pg_protocol *protocol)
@@ -261,6 +272,31 @@ int pg__fdstream_open(pg_loop *loop, int fd, unsigned flags, pg_protocol_factory
     if (out != NULL)
         *out = t;
     return 0;
+}
+
+/* ---- a server's list of connections ------------------------------------ */
+
+void pg__fdstream_join(pg_transport *t, pg__fdstream **list)
+{
+    pg__fdstream *f = (pg__fdstream *)(void *)pg__stream_of(t);
+    assert(f->prev_client == NULL);
+    f->next_client = *list;
+    if (*list != NULL)
+        (*list)->prev_client = &f->next_client;
+    f->prev_client = list;
+    *list = f;
+}
+
+void pg__fdstream_close_list(pg__fdstream *list, bool abort)
+{
+    for (pg__fdstream *f = list, *next; f != NULL; f = next) {
+        next = f->next_client;
+        pg_transport *t = pg__stream_handle(&f->core);
+        if (abort)
+            pg_transport_abort(t);
+        else
+            pg_transport_close(t);
+    }
 }
 
 /* ---- public: adopting a connected socket -------------------------------- */

@@ -75,40 +75,12 @@ void pg__loop_cancel_queued(pg_loop *loop, pg_callback_fn cb, void *arg);
  * struct) is the inline fast path of every read. */
 uint8_t *pg__loop_read_buffer_alloc(pg_loop *loop);
 
-/* Freed stream transports are kept, a few per loop, for the next connection:
- * connection churn then pays no malloc/free per connection. Not under
- * AddressSanitizer, which must see every free to catch a use after it. */
-#if defined(__SANITIZE_ADDRESS__)
-#define PG__NO_OBJECT_CACHE 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PG__NO_OBJECT_CACHE 1
-#endif
-#endif
-#define PG__STREAM_CACHE 32
-/* A block of pg__fdstream's size from the cache, or NULL. */
-void *pg__loop_stream_get(pg_loop *loop);
-/* Keeps a freed transport's block, or frees it when the cache is full. */
-void pg__loop_stream_put(pg_loop *loop, void *block);
+/* ---- nesting the loop (loop_nest.c) ------------------------------------ */
 
-/* ---- timers (timer.c) --------------------------------------------------- */
-
-typedef struct pg__timer_heap {
-    pg_timer **items;
-    size_t len;
-    size_t cap;
-    uint64_t seq;
-} pg__timer_heap;
-
-/* A timer whose callback sits in the ready queue (still active). */
-#define PG__TIMER_QUEUED (SIZE_MAX - 1)
-
-/* The due time of the earliest timer, false when there is none. */
-bool pg__timers_next(const pg_loop *loop, uint64_t *due_ms);
-/* Moves the timers due at now_ms to the ready queue, in (due, seq) order;
- * returns how many. */
-size_t pg__timers_queue_due(pg_loop *loop);
-void pg__timers_free(pg_loop *loop);
+/* Once pg_loop_backend_fd() was asked for, a timerfd in the epoll set wakes
+ * it for the earliest timer: re-arms it when that changed. */
+void pg__loop_nest_sync(pg_loop *loop);
+void pg__loop_nest_free(pg_loop *loop);
 
 /* ---- signals (signal.c) ------------------------------------------------- */
 
@@ -141,11 +113,11 @@ struct pg_loop {
     size_t ready_len;
     size_t ready_cap;
     size_t ready_reserved;
-    pg__timer_heap timers;
+    pg_timer_queue timers; /* pg_loop_call_later's and the host's (loop_host.c) */
+    pg__io timerfd;        /* fd -1 until the loop is nested (loop_nest.c) */
+    uint64_t timerfd_due;  /* what it is armed for; UINT64_MAX: disarmed */
     pg_host host; /* the loop as the core's host (loop_host.c) */
     uint8_t *read_buf;
-    void *stream_cache[PG__STREAM_CACHE]; /* freed stream transports, for reuse */
-    unsigned stream_cached;
     uint8_t *dgram_buf; /* datagram receive area (pg__loop_datagram_buffer) */
     pg__signals *signals;
     struct epoll_event events[PG__MAX_EVENTS];
@@ -207,6 +179,12 @@ int pg__fdstream_open(pg_loop *loop, int fd, unsigned flags, pg_protocol_factory
 
 /* sizeof the per-connection transport block, for tests and reports. */
 size_t pg__stream_sizeof(void);
+
+/* Puts t (an fd stream) first on a server's list of connections; it leaves
+ * the list when it ends, after its connection_lost. */
+void pg__fdstream_join(pg_transport *t, pg__fdstream **list);
+/* Closes (or aborts) every transport on the list, newest first. */
+void pg__fdstream_close_list(pg__fdstream *list, bool abort);
 
 /* ---- listening and connecting stream sockets (server.c, connect.c) ------ */
 

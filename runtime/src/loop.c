@@ -239,24 +239,6 @@ uint8_t *pg__loop_read_buffer_alloc(pg_loop *loop)
     return loop->read_buf;
 }
 
-void *pg__loop_stream_get(pg_loop *loop)
-{
-    return loop->stream_cached > 0 ? loop->stream_cache[--loop->stream_cached] : NULL;
-}
-
-void pg__loop_stream_put(pg_loop *loop, void *block)
-{
-#ifdef PG__NO_OBJECT_CACHE
-    (void)loop;
-#else
-    if (loop->stream_cached < PG__STREAM_CACHE) {
-        loop->stream_cache[loop->stream_cached++] = block;
-        return;
-    }
-#endif
-    free(block);
-}
-
 uint8_t *pg__loop_datagram_buffer(pg_loop *loop)
 {
     if (loop->dgram_buf == NULL)
@@ -291,6 +273,8 @@ int pg_loop_new(pg_loop **out)
         return -ENOMEM;
     loop->epfd = -1;
     pg__io_init(&loop->wake, -1, pg__loop_woken);
+    pg_timer_queue_init(&loop->timers);
+    loop->timerfd.fd = -1;
     int r = pg__backend_init(loop);
     if (r < 0)
         goto fail;
@@ -349,13 +333,13 @@ void pg_loop_stop(pg_loop *loop)
 PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms, bool stop_wakes)
 {
     size_t queued = loop->ready_len;
-    bool timed = loop->timers.len > 0;
+    bool timed = loop->timers.len_ > 0;
     if (queued > 0) {
         timeout_ms = 0;
     } else if (timed) {
         /* Only timers need the clock: a loop without them never reads it. */
         uint64_t due;
-        (void)pg__timers_next(loop, &due);
+        (void)pg__timer_queue_next(&loop->timers, &due);
         loop->now_ms = pg__clock_ms();
         uint64_t wait = due > loop->now_ms ? due - loop->now_ms : 0;
         if (wait > INT_MAX)
@@ -374,7 +358,9 @@ PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms,
     size_t timers = 0;
     if (timed) {
         loop->now_ms = pg__clock_ms();
-        timers = pg__timers_queue_due(loop);
+        timers = pg_timer_queue_expire(&loop->timers, loop->now_ms);
+        if (loop->timerfd.fd >= 0)
+            pg__loop_nest_sync(loop); /* for the next timer now */
     }
     /* The common iteration (one socket ready, nothing queued) skips the
      * empty queue runs: counted in bench/ per message. */
@@ -428,15 +414,15 @@ int pg_loop_run(pg_loop *loop)
 
 /* Something is attached that would outlive the loop: every transport,
  * server, connect and child holds a ready-queue reservation until its last
- * callback is queued (active timers hold one each, and do not count: they are
+ * callback is queued (waiting timers hold one each, and do not count: they are
  * left inactive, as asyncio clears them), and a lookup still running keeps
- * its eventfd watched. The signalfd and the wake-up eventfd are the loop's own.
- * reserved and watched are held by what pg_loop_close may end itself
- * (pending connects), and do not count either. */
+ * its eventfd watched. The signalfd, the wake-up eventfd and the timerfd are
+ * the loop's own. reserved and watched are held by what pg_loop_close may end
+ * itself (pending connects), and do not count either. */
 static bool pg__loop_busy(const pg_loop *loop, size_t reserved, size_t watched)
 {
-    size_t own = 1 + (loop->signals != NULL ? 1 : 0) + watched; /* the wake-up eventfd, the signalfd */
-    return loop->ready_reserved > loop->timers.len + reserved || loop->nwatched > own;
+    size_t own = 1 + (loop->signals != NULL ? 1 : 0) + (loop->timerfd.fd >= 0 ? 1 : 0) + watched;
+    return loop->ready_reserved > loop->timers.len_ + reserved || loop->nwatched > own;
 }
 
 static void pg__loop_drain(pg_loop *loop)
@@ -466,15 +452,14 @@ int pg_loop_close(pg_loop *loop)
         return -EBUSY; /* one of them opened something */
     pg__servers_free(loop);
     pg__signals_free(loop);
-    pg__timers_free(loop);
+    pg_timer_queue_free(&loop->timers);
+    pg__loop_nest_free(loop);
     pg__io_stop(loop, &loop->wake, PG__IO_READ);
     close(loop->wake.fd);
     close(loop->epfd);
     free(loop->ready);
     pg__host_cleanup(&loop->host);
     free(loop->read_buf);
-    while (loop->stream_cached > 0)
-        free(loop->stream_cache[--loop->stream_cached]);
     free(loop->dgram_buf);
     free(loop);
     return 0;

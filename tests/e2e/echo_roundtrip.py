@@ -1,16 +1,19 @@
 """End to end: the generated echo server and client round-trip 1 MiB over loopback
 while the client holds off reading, and the server's trace shows flow control.
 
-    echo_roundtrip.py ECHO_SERVER ECHO_CLIENT
+    echo_roundtrip.py ECHO_SERVER ECHO_CLIENT [SERVER_ARG...]
 
 The server's PROTOGEN_TRACE goes to a FIFO that this script reads line by line:
 it lets the client read again (SIGUSR1) only once the server has reported
-pause_writing, so the test waits on events, never on sleeps.
+pause_writing, so the test waits on events, never on sleeps. Then two idle
+connections are left open and the server is stopped with SIGTERM: it aborts
+them (each one's connection_lost runs) and exits 0.
 """
 
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -48,14 +51,14 @@ class Trace:
                 return line
 
 
-def main(server_bin, client_bin):
+def main(server_bin, client_bin, server_args=()):
     deadline = time.monotonic() + DEADLINE_S
     tmp = tempfile.mkdtemp(prefix="protogen-e2e-")
     fifo = os.path.join(tmp, "trace")
     os.mkfifo(fifo)
     trace = Trace(fifo)
     env = dict(os.environ, PROTOGEN_TRACE=fifo)
-    server = subprocess.Popen([server_bin, "--port", "0", "--sndbuf", "16384"],
+    server = subprocess.Popen([server_bin, "--port", "0", "--sndbuf", "16384", *server_args],
                               stdout=subprocess.PIPE, text=True, env=env)
     client = None
     try:
@@ -86,8 +89,18 @@ def main(server_bin, client_bin):
         assert events[-2:] == ["eof_received", "connection_lost"], events[-3:]
         assert trace.lines[-1] == "1 connection_lost ok", trace.lines[-1]
 
+        # Shutting down with connections open: the server aborts them (connection_lost ok) and exits.
+        idle = [socket.create_connection(("127.0.0.1", int(port))) for _ in range(2)]
+        trace.until(lambda l: l == "2 connection_made", deadline)
+        trace.until(lambda l: l == "3 connection_made", deadline)
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=max(1, deadline - time.monotonic())) == 0, "server did not stop cleanly"
+        ends = {trace.until(lambda l: l.split()[1] == "connection_lost", deadline) for _ in idle}
+        assert ends == {"2 connection_lost ok", "3 connection_lost ok"}, ends
+        for sock in idle:
+            sock.settimeout(max(1, deadline - time.monotonic()))
+            assert sock.recv(1) == b"", "an open connection outlived the server"
+            sock.close()
         print(f"round trip of {PAYLOAD} bytes; server trace: {len(trace.lines)} lines, "
               f"{flow.count('pause_writing')} pause_writing, {flow.count('resume_writing')} resume_writing")
     finally:
@@ -101,4 +114,4 @@ def main(server_bin, client_bin):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3:])

@@ -8,6 +8,8 @@ connect_accepted_socket).
    hello_client says HELLO, sends 1 MiB, gets the count and checksum back.
    The server's trace shows the switch: data_received of the handshake line,
    then get_buffer/buffer_updated of the buffered protocol, on one connection.
+   A second connection, past its handshake, is still open when the server is
+   stopped (SIGTERM): the server aborts it and exits 0.
 2. This script accepts a TCP connection itself and hands the accepted socket
    to hello_server --inetd as its stdin; it then talks the protocol directly.
 """
@@ -46,16 +48,25 @@ def serve_path(server_bin, client_bin, path, tmp):
                                 capture_output=True, text=True, timeout=TIMEOUT_S)
         assert client.returncode == 0, client.stderr
         assert client.stdout == f"ok {1 << 20} bytes\n", client.stdout
+        # A connection still open (switched to the sink already) when the server stops: aborted.
+        idle = socket.socket(socket.AF_UNIX)
+        idle.settimeout(TIMEOUT_S)
+        idle.connect("\0" + path[1:] if path.startswith("@") else path)
+        idle.sendall(b"HELLO idle\n")
+        assert idle.recv(64) == b"WELCOME idle\n"
     finally:
         server.terminate()
         assert server.wait(timeout=TIMEOUT_S) == 0
+    assert idle.recv(1) == b"", "an open connection outlived the server"
+    idle.close()
     if not path.startswith("@"):
         assert not os.path.exists(path), "the socket file outlived the server"
     with open(trace) as f:
         lines = normalised(f.read())
     os.unlink(trace)
     assert lines == ["1 connection_made", "1 data_received", "1 get_buffer/buffer_updated",
-                     "1 eof_received", "1 connection_lost ok"], lines
+                     "1 eof_received", "1 connection_lost ok",
+                     "2 connection_made", "2 data_received", "2 connection_lost ok"], lines
 
 
 def serve_adopted(server_bin):

@@ -37,7 +37,11 @@ VOCABULARY = ["protocol", "transport", "role", "kind", "callbacks", "watermarks"
 VOCABULARY += ["datagram", "datagram_received", "error_received"]
 SEEDS += [os.path.join(TOP, "examples", "timeout", "monitored.spec")]
 VOCABULARY += ["subprocess", "pipe_data_received", "pipe_connection_lost", "process_exited"]
-TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+[A-Za-z]*|[{};]|#[^\n]*|\s+|.", re.S)
+SEEDS += [os.path.join(TOP, "examples", "lines", "lines.spec"), os.path.join(TOP, "tests", "generated", "lenp.spec")]
+VOCABULARY += ["framing", "line", "length", "rules", "delimiter", "max", "width", "endian", "offset", "header",
+               "includes_header", "varint", "big", "little", "yes", "no", "message_received", "protocol_error",
+               '"\\r\\n"', '"\\n"', '""', '"\\x0"', '"\\q"', '"', '"\\', "8KiB", "1GiB", "2GiB", "3", "255", "256"]
+TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|[A-Za-z_][A-Za-z0-9_]*|\d+[A-Za-z]*|[{};]|#[^\n]*|\s+|.', re.S)
 
 
 def mutate(text: str, rng: random.Random) -> bytes:

@@ -233,12 +233,6 @@ bool no_children_left(void)
     return waitpid(-1, &status, WNOHANG) == -1 && errno == ECHILD;
 }
 
-bool under_valgrind(void)
-{
-    const char *preload = getenv("LD_PRELOAD");
-    return preload != NULL && strstr(preload, "vgpreload") != NULL;
-}
-
 bool have_pidfd(void)
 {
     long fd = syscall(SYS_pidfd_open, getpid(), 0);

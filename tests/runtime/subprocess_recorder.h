@@ -69,10 +69,6 @@ int count_zombie_children(void);
 /* True when this process has no child at all, running or zombie. */
 bool no_children_left(void);
 
-/* True under valgrind, whose fork-like clone keeps posix_spawn from telling
- * a failed exec (the child exits 127 instead). */
-bool under_valgrind(void);
-
 /* True when the kernel (and whatever runs us) gives pidfds. */
 bool have_pidfd(void);
 

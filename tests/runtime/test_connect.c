@@ -128,7 +128,7 @@ static void test_default_timeout(void **state)
     uint64_t before = pg_loop_time_ms(loop);
     assert_int_equal(pg_tcp_connect(loop, "127.0.0.1", d.port, 0, client_factory, &c, client_done, &c), 0);
     uint64_t due;
-    assert_true(pg__timers_next(loop, &due));
+    assert_true(pg_timer_queue_next(&loop->timers, &due));
     assert_true(due >= before + PG_CONNECT_DEFAULT_TIMEOUT_MS);
     assert_true(due <= pg_loop_time_ms(loop) + PG_CONNECT_DEFAULT_TIMEOUT_MS);
     /* PG_CONNECT_NO_TIMEOUT: none. */
@@ -136,7 +136,7 @@ static void test_default_timeout(void **state)
     recorder_init(&n.rec);
     assert_int_equal(pg_tcp_connect(loop, "127.0.0.1", d.port, PG_CONNECT_NO_TIMEOUT, client_factory, &n,
                                     client_done, &n), 0);
-    assert_int_equal(loop->timers.len, 1);
+    assert_int_equal(loop->timers.len_, 1);
     assert_int_equal(pg_loop_close(loop), 0); /* cancels both */
     assert_int_equal(c.done_calls, 1);
     assert_int_equal(c.error, -ECANCELED);

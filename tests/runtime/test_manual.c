@@ -414,7 +414,8 @@ static uint64_t ch_now(void *self)
     return 7;
 }
 
-static const pg_host_ops counting_host_ops = { ch_reserve, ch_unreserve, ch_defer, ch_now };
+/* No timers: they are optional. */
+static const pg_host_ops counting_host_ops = { ch_reserve, ch_unreserve, ch_defer, ch_now, NULL, NULL };
 
 static ssize_t null_writev(void *self, const struct iovec *iov, int iovcnt)
 {
@@ -442,12 +443,16 @@ static void null_close(void *self)
 static void test_own_host(void **state)
 {
     (void)state;
-    static const pg_host_ops missing = { ch_reserve, ch_unreserve, NULL, ch_now };
+    static const pg_host_ops missing = { ch_reserve, ch_unreserve, NULL, ch_now, NULL, NULL };
     counting_host ch = { 0 };
     pg_host *host;
     assert_int_equal(pg_host_new(&missing, &ch, &host), -EINVAL);
     assert_int_equal(pg_host_new(&counting_host_ops, &ch, &host), 0);
     assert_int_equal(pg_host_now_ms(host), 7);
+    pg_timer timer;
+    pg_timer_init(&timer);
+    assert_int_equal(pg_host_timer_start(host, &timer, 1, ch_unreserve, NULL), -ENOTSUP);
+    assert_false(pg_timer_is_active(&timer));
     static const pg_stream_driver_ops null_driver = { null_writev, null_shutdown, null_want, null_want, null_close, NULL };
     bool closed = false;
     recorder r;

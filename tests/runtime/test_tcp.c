@@ -1,6 +1,7 @@
 /* TCP over loopback: listen on port 0, connect round trips over 127.0.0.1
  * and ::1, refused and timed-out connects, peer reset, listen options, server
- * close, address parsing and formatting. */
+ * close, clients beyond the fd limit, closing a server's clients, address
+ * parsing and formatting. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -464,29 +465,73 @@ static void test_server_close_in_factory(void **state)
     pg_loop_close(loop);
 }
 
+/* A raw client connected to port on 127.0.0.1 (the server accepts it later). */
+static int connect_raw(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                               .sin_port = htons(port) };
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    return fd;
+}
+
+/* Lowers the soft fd limit to n (the fds below it must all be open, so that
+ * no new one can be made); false when this system does not allow it. */
+static bool lower_fd_limit(rlim_t n, struct rlimit *saved)
+{
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, saved), 0);
+    struct rlimit low = *saved;
+    low.rlim_cur = n;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0 || dup(0) >= 0) {
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, saved), 0);
+        return false;
+    }
+    return true;
+}
+
+/* The lowest free fd. */
+static int lowest_free_fd(void)
+{
+    int fd = dup(0);
+    assert_true(fd >= 0);
+    close(fd);
+    return fd;
+}
+
+/* True once the peer of fd has closed it (EOF or reset). */
+static bool closed_by_peer(int fd)
+{
+    uint8_t byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 static void test_accept_out_of_fds_backs_off(void **state)
 {
     (void)state;
-    /* accept4 fails with EMFILE: the server stops accepting for a second
+    /* accept4 fails with EMFILE and the spare descriptor cannot help (the
+     * limit is below it): the server stops accepting for a second
      * (asyncio's ACCEPT_RETRY_DELAY) instead of spinning, then resumes. */
+    if (under_valgrind())
+        skip(); /* no EMFILE from the kernel there */
     pg_loop *loop;
     assert_int_equal(pg_loop_new(&loop), 0);
     server_ctx srv = { 0 };
+    int listening = lowest_free_fd();
     assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, server_factory, &srv, &srv.server), 0);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                               .sin_port = htons(server_port(srv.server)) };
-    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    /* The server's spare descriptor comes right after its socket. */
+    char path[64], target[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", listening + 1);
+    ssize_t len = readlink(path, target, sizeof target - 1);
+    assert_true(len > 0);
+    target[len] = '\0';
+    assert_string_equal(target, "/dev/null");
+    uint16_t port = server_port(srv.server);
+    int fd = connect_raw(port);
 
-    struct rlimit saved, low;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
-    int next = dup(0); /* the lowest free fd: a limit there leaves none */
-    assert_true(next >= 0);
-    close(next);
-    low = saved;
-    low.rlim_cur = (rlim_t)next;
-    if (setrlimit(RLIMIT_NOFILE, &low) != 0 || dup(0) >= 0) {
-        assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    struct rlimit saved;
+    if (!lower_fd_limit((rlim_t)listening + 1, &saved)) {
         close(fd);
         pg_server_close(srv.server);
         pg_loop_close(loop);
@@ -498,10 +543,8 @@ static void test_accept_out_of_fds_backs_off(void **state)
     assert_int_equal(srv.n, 0);
     run_idle(loop, 3); /* not spinning on the readable socket */
     assert_int_equal(srv.n, 0);
-    /* Under valgrind the fd limit is emulated and the first connection is
-     * dropped; a second one shows the server accepting again either way. */
-    int fd2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_int_equal(connect(fd2, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(pg_server_connections_shed(srv.server), 0);
+    int fd2 = connect_raw(port);
     RUN_UNTIL(loop, srv.n >= 1 && srv.conns[0].made == 1);
     assert_true(pg_loop_time_ms(loop) - t0 >= 900);
 
@@ -515,6 +558,194 @@ static void test_accept_out_of_fds_backs_off(void **state)
     pg_server_close(srv.server);
     server_ctx_free(&srv);
     pg_loop_close(loop);
+}
+
+static size_t count_lines(const char *path, const char *line)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char buf[256];
+    size_t n = 0;
+    while (fgets(buf, sizeof buf, f) != NULL)
+        n += strcmp(buf, line) == 0;
+    fclose(f);
+    return n;
+}
+
+/* Beyond the fd limit a client is accepted and closed at once (libuv's
+ * spare descriptor) instead of waiting unanswered in the backlog; counted
+ * and traced; the server keeps listening, and accepts again once fds are
+ * free. */
+static void test_clients_beyond_the_fd_limit_are_closed_at_once(void **state)
+{
+    (void)state;
+    if (under_valgrind())
+        skip(); /* no EMFILE from the kernel there */
+    char trace[] = "/tmp/protogen-test-shed-XXXXXX";
+    int tfd = mkstemp(trace);
+    assert_true(tfd >= 0);
+    close(tfd);
+    assert_int_equal(setenv("PROTOGEN_TRACE", trace, 1), 0);
+    pg__trace_reset();
+
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { 0 };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, server_factory, &srv, &srv.server), 0);
+    uint16_t port = server_port(srv.server);
+    int a = connect_raw(port), b = connect_raw(port);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* made now, connected once out of fds */
+    assert_true(c >= 0);
+
+    struct rlimit saved;
+    if (!lower_fd_limit((rlim_t)lowest_free_fd(), &saved)) {
+        close(a);
+        close(b);
+        close(c);
+        pg_server_close(srv.server);
+        pg_loop_close(loop);
+        unsetenv("PROTOGEN_TRACE");
+        pg__trace_reset();
+        unlink(trace);
+        skip();
+    }
+    RUN_UNTIL(loop, closed_by_peer(a) && closed_by_peer(b));
+    assert_int_equal(pg_server_connections_shed(srv.server), 2);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                               .sin_port = htons(port) };
+    assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof sin), 0);
+    RUN_UNTIL(loop, closed_by_peer(c)); /* again, while it helps */
+    assert_int_equal(pg_server_connections_shed(srv.server), 3);
+    run_idle(loop, 3);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    assert_int_equal(srv.n, 0); /* no protocol was made for them */
+
+    int d = connect_raw(port); /* fds again: accepted as usual, at once */
+    RUN_UNTIL(loop, srv.n == 1 && srv.conns[0].made == 1);
+    assert_int_equal(pg_server_connections_shed(srv.server), 3);
+    pg_transport_close(srv.conns[0].transport);
+    RUN_UNTIL(loop, srv.conns[0].lost == 1);
+    close(a);
+    close(b);
+    close(c);
+    close(d);
+    pg_server_close(srv.server);
+    assert_int_equal(pg_server_connections_shed(srv.server), 3); /* still there after close */
+    assert_int_equal(pg_server_connections_shed(NULL), 0);
+    server_ctx_free(&srv);
+    pg_loop_close(loop);
+
+    unsetenv("PROTOGEN_TRACE");
+    pg__trace_reset();
+    assert_int_equal(count_lines(trace, "0 connections_shed 2\n"), 1);
+    assert_int_equal(count_lines(trace, "0 connections_shed 1\n"), 1);
+    unlink(trace);
+}
+
+/* ---- closing a server's clients (asyncio 3.13's close_clients) ---------- */
+
+/* connection_lost in the order it came. */
+static recorder *lost_order[MAX_CONNS];
+static int n_lost;
+
+static void note_lost(recorder *r, int error)
+{
+    (void)error;
+    lost_order[n_lost++] = r;
+}
+
+/* n clients of srv, accepted and connected; the server's sockets have a
+ * small send buffer, so that a write stays buffered in the transport. */
+static void accept_clients(pg_loop *loop, server_ctx *srv, int *fds, int n)
+{
+    n_lost = 0;
+    srv->hooks.lost = note_lost;
+    pg_listen_options opts = { .send_buffer_size = 4096 };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, &opts, server_factory, srv, &srv->server), 0);
+    for (int i = 0; i < n; i++) {
+        fds[i] = connect_raw(server_port(srv->server));
+        RUN_UNTIL(loop, srv->n == i + 1 && srv->conns[i].made == 1); /* in this order */
+        set_nonblocking(fds[i]);
+    }
+}
+
+static void test_close_clients(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { 0 };
+    int fds[3];
+    accept_clients(loop, &srv, fds, 3);
+    static uint8_t big[256 * 1024];
+    assert_int_equal(pg_transport_write(srv.conns[0].transport, big, sizeof big), 0);
+    assert_true(pg_transport_get_write_buffer_size(srv.conns[0].transport) > 0);
+
+    assert_int_equal(pg_server_close_clients(srv.server), 0);
+    /* Newest first; each one gracefully: the idle ones end at once, the
+     * busy one once its client has read everything. */
+    RUN_UNTIL(loop, n_lost == 2);
+    assert_ptr_equal(lost_order[0], &srv.conns[2]);
+    assert_ptr_equal(lost_order[1], &srv.conns[1]);
+    assert_true(closed_by_peer(fds[1]) && closed_by_peer(fds[2]));
+    assert_int_equal(srv.conns[0].lost, 0);
+    size_t got = 0;
+    bool eof = false;
+    RUN_UNTIL(loop, (got += drain_socket(fds[0], NULL, 0, &eof), eof));
+    assert_int_equal(got, sizeof big);
+    RUN_UNTIL(loop, n_lost == 3);
+    assert_ptr_equal(lost_order[2], &srv.conns[0]);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(srv.conns[i].lost_error, 0);
+
+    assert_int_equal(pg_server_close_clients(srv.server), 0); /* none left */
+    assert_int_equal(pg_server_close(srv.server), 0);
+    assert_int_equal(pg_server_close_clients(NULL), -EINVAL);
+    assert_int_equal(pg_server_abort_clients(NULL), -EINVAL);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    server_ctx_free(&srv);
+    assert_int_equal(pg_loop_close(loop), 0);
+}
+
+/* From connection_lost: the connection being lost is still the server's. */
+static void abort_clients_in_lost(recorder *r, int error)
+{
+    note_lost(r, error);
+    assert_int_equal(pg_server_abort_clients(r->user), 0);
+}
+
+static void test_abort_clients_after_server_close(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    server_ctx srv = { 0 };
+    int fds[3];
+    accept_clients(loop, &srv, fds, 3);
+    static uint8_t big[256 * 1024];
+    assert_int_equal(pg_transport_write(srv.conns[0].transport, big, sizeof big), 0);
+    assert_int_equal(pg_server_close(srv.server), 0); /* the clients stay the server's */
+
+    /* The last one's end aborts the others from its connection_lost. */
+    srv.conns[2].user = srv.server;
+    srv.conns[2].hooks.lost = abort_clients_in_lost;
+    pg_transport_abort(srv.conns[2].transport);
+    RUN_UNTIL(loop, n_lost == 3);
+    assert_ptr_equal(lost_order[0], &srv.conns[2]);
+    assert_ptr_equal(lost_order[1], &srv.conns[1]);
+    assert_ptr_equal(lost_order[2], &srv.conns[0]);
+    size_t got = 0;
+    bool eof = false;
+    RUN_UNTIL(loop, (got += drain_socket(fds[0], NULL, 0, &eof), eof));
+    assert_true(got < sizeof big); /* aborted: the buffer was dropped */
+    for (int i = 0; i < 3; i++)
+        assert_true(closed_by_peer(fds[i]));
+    assert_int_equal(pg_server_abort_clients(srv.server), 0); /* none left */
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    server_ctx_free(&srv);
+    assert_int_equal(pg_loop_close(loop), 0);
 }
 
 static int refuse(void *arg, pg_protocol *out)
@@ -592,6 +823,9 @@ int main(void)
         cmocka_unit_test(test_server_close_in_factory),
         cmocka_unit_test(test_factory_refuses),
         cmocka_unit_test(test_accept_out_of_fds_backs_off),
+        cmocka_unit_test(test_clients_beyond_the_fd_limit_are_closed_at_once),
+        cmocka_unit_test(test_close_clients),
+        cmocka_unit_test(test_abort_clients_after_server_close),
         cmocka_unit_test(test_format_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

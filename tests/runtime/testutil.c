@@ -137,6 +137,12 @@ void run_idle(pg_loop *loop, int n)
         assert_int_equal(pg_loop_run_once(loop, 0), 0);
 }
 
+bool under_valgrind(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+    return preload != NULL && strstr(preload, "vgpreload") != NULL;
+}
+
 void set_nonblocking(int fd)
 {
     int fl = fcntl(fd, F_GETFL);

@@ -77,6 +77,11 @@ size_t fill_socket(int fd);
 size_t drain_socket(int fd, uint8_t *buf, size_t cap, bool *eof);
 void set_nonblocking(int fd);
 
+/* True under valgrind: its fork-like clone keeps posix_spawn from telling a
+ * failed exec (the child exits 127 instead), and it emulates RLIMIT_NOFILE
+ * (the kernel never says EMFILE: valgrind closes what lands above the limit). */
+bool under_valgrind(void);
+
 /* A stream transport adopted over one end of a socketpair, the other end a
  * raw peer the test drives. */
 typedef struct stream_fixture {

@@ -40,19 +40,17 @@ static void echo_report(void *context, split_text *out)
 
 /* ---- handshake: hello, then sink ------------------------------------------- */
 
-bool handshake_track(struct handshake_server *server, pg_transport *t)
+bool handshake_track(struct handshake_server *server)
 {
     if (server->n_open == HANDSHAKE_MAX_CONNECTIONS)
         return false;
-    server->open[server->n_open++] = t;
+    server->n_open++;
     return true;
 }
 
-void handshake_untrack(struct handshake_server *server, pg_transport *t)
+void handshake_untrack(struct handshake_server *server)
 {
-    for (size_t i = 0; i < server->n_open; i++)
-        if (server->open[i] == t)
-            server->open[i] = server->open[--server->n_open];
+    server->n_open--;
 }
 
 static void *handshake_new(const char *arg)

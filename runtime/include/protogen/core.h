@@ -6,7 +6,7 @@
  * world (docs/embedding.md has the full contract and three complete hosts):
  *
  *   - a host (pg_host_ops): runs deferred calls in order, soon after the
- *     current callback returns, and tells the time. The built-in loop is one
+ *     current callback returns, runs timers and tells the time. The built-in loop is one
  *     host; a libuv loop or the user's own poll() loop are others.
  *   - a driver, one per connection: moves the bytes (pg_stream_driver_ops:
  *     writev, shutdown_write; pg_datagram_driver_ops: send), watches
@@ -34,13 +34,12 @@
 #include "protogen/datagram.h"
 #include "protogen/protocol.h"
 #include "protogen/subprocess.h"
+#include "protogen/timer.h"
 #include "protogen/transport.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef void (*pg_callback_fn)(void *arg);
 
 /* ---- hosts -------------------------------------------------------------- */
 
@@ -57,17 +56,67 @@ typedef struct pg_host_ops {
     void (*defer)(void *self, pg_callback_fn fn, void *arg);
     /* Monotonic milliseconds (asyncio's loop.time()). */
     uint64_t (*now_ms)(void *self);
+    /* Timers (protogen/timer.h), optional: both or neither (NULL:
+     * pg_host_timer_start gives -ENOTSUP). timer_start gets an inactive
+     * timer whose host and callback the core has set, due delay_ms after
+     * now_ms(): 0 or -ENOMEM. timer_cancel gets an active one. A host that
+     * keeps them in a pg_timer_queue (below) follows every rule of timer.h. */
+    int (*timer_start)(void *self, pg_timer *timer, uint64_t delay_ms);
+    void (*timer_cancel)(void *self, pg_timer *timer);
 } pg_host_ops;
 
 /* A host as the core sees it: the table, its pointer, and what the core keeps
- * per host (a spare write buffer). Made once per loop, freed after its last
- * transport is gone. */
+ * per host (a spare write buffer, and the memory of its transports' blocks,
+ * reused but given back only here, so that a handle kept past
+ * connection_lost is always told apart and dropped). Made once per loop,
+ * freed after its last transport is gone. */
 typedef struct pg_host pg_host;
 
 int pg_host_new(const pg_host_ops *ops, void *self, pg_host **out);
 void pg_host_free(pg_host *host);
 /* The host's clock (its now_ms). */
 uint64_t pg_host_now_ms(pg_host *host);
+
+/* Calls cb(arg) from the host's dispatch in delay_ms milliseconds: a
+ * one-shot timer on a caller-owned record (protogen/timer.h), rescheduled if
+ * it is active, cancelled with pg_timer_cancel(). 0, -EINVAL, -ENOMEM, or
+ * -ENOTSUP when the host has no timers. */
+int pg_host_timer_start(pg_host *host, pg_timer *timer, uint64_t delay_ms, pg_callback_fn cb, void *arg);
+
+/* ---- for hosts: a timer queue --------------------------------------------
+ * What protogen's own hosts keep their timers in, for a host of one's own
+ * too: a heap by deadline, then start order. Each waiting timer holds one
+ * reservation of its host (pg_host_ops.reserve), so that expiring is a
+ * defer() that cannot fail: one deferred call runs the timers that fell due
+ * (and skips those cancelled meanwhile). The host wakes itself for
+ * pg_timer_queue_next() and then calls pg_timer_queue_expire(). The queue
+ * must outlive that deferred call. */
+typedef struct pg_timer_queue { /* fields private */
+    pg_timer **items_; /* the heap */
+    size_t len_;
+    size_t cap_;
+    uint64_t seq_;
+    pg_timer **due_; /* fell due, their callbacks to run (NULL: cancelled) */
+    size_t due_len_;
+    size_t due_cap_;
+    bool due_queued_; /* the call that runs them is deferred */
+} pg_timer_queue;
+
+void pg_timer_queue_init(pg_timer_queue *q);
+/* For timer_start: queues an inactive timer (its host set), due at due_ms
+ * on the host's clock. 0 or -ENOMEM (the timer stays inactive). */
+int pg_timer_queue_add(pg_timer_queue *q, pg_timer *timer, uint64_t due_ms);
+/* For timer_cancel: makes an active timer inactive. */
+void pg_timer_queue_remove(pg_timer_queue *q, pg_timer *timer);
+/* The earliest deadline; false when no timer waits. */
+bool pg_timer_queue_next(const pg_timer_queue *q, uint64_t *due_ms);
+/* Moves the timers due at now_ms to the list one deferred call runs, in
+ * (deadline, start) order, behind the calls deferred before; returns how
+ * many calls it deferred (0 or 1). */
+size_t pg_timer_queue_expire(pg_timer_queue *q, uint64_t now_ms);
+/* Frees the queue: timers still in it are left inactive and give their
+ * reservations back. */
+void pg_timer_queue_free(pg_timer_queue *q);
 
 /* ---- stream drivers ----------------------------------------------------- */
 

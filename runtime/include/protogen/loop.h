@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protogen/timer.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -28,6 +30,33 @@ int pg_loop_run(pg_loop *loop);
  * happens; 0: poll), then runs due timers and ready callbacks. -EBUSY, doing
  * nothing, from one of the loop's callbacks. */
 int pg_loop_run_once(pg_loop *loop, int timeout_ms);
+
+/* Nesting the loop in another one (libuv's uv_backend_fd/uv_backend_timeout):
+ * instead of pg_loop_run(), the outer loop (poll, select, another epoll, a
+ * GUI toolkit's fd watch) waits until pg_loop_backend_fd() is readable, at
+ * most pg_loop_backend_timeout() milliseconds, then calls
+ * pg_loop_run_once(loop, 0); again. No tick, no busy polling: I/O and timers
+ * (a timerfd in the loop's epoll set, made on the first call) make the fd
+ * readable.
+ *
+ *     int fd = pg_loop_backend_fd(loop);
+ *     for (;;) {
+ *         struct pollfd p = { .fd = fd, .events = POLLIN };
+ *         poll(&p, 1, pg_loop_backend_timeout(loop));    // with the outer loop's own fds
+ *         pg_loop_run_once(loop, 0);
+ *     }
+ *
+ * The fd (the loop's epoll fd) belongs to the loop: watch it for reading,
+ * never read, close or change it. A negative errno when the timerfd cannot
+ * be made. */
+int pg_loop_backend_fd(pg_loop *loop);
+
+/* Milliseconds until the loop has work: 0 when callbacks are ready (or a
+ * timer is due), the time to the next timer, -1 when there is neither (wait
+ * for the fd alone; -EINVAL for a NULL loop). Callbacks queued from outside
+ * the loop (pg_loop_call_soon between iterations) do not make the fd
+ * readable: ask again after them. */
+int pg_loop_backend_timeout(pg_loop *loop);
 
 /* Makes pg_loop_run() return after the current iteration, waking a loop
  * that waits for I/O (an eventfd write). Safe from callbacks, and
@@ -53,31 +82,12 @@ int pg_loop_call_soon(pg_loop *loop, pg_callback_fn cb, void *arg);
 /* The loop's monotonic clock, in milliseconds (asyncio's loop.time()). */
 uint64_t pg_loop_time_ms(const pg_loop *loop);
 
-/* A one-shot timer. The caller owns the memory (embed it in your own
- * struct); it must stay valid while the timer is active. Fields are private. */
-typedef struct pg_timer {
-    pg_loop *loop_;
-    pg_callback_fn cb_;
-    void *arg_;
-    uint64_t due_ms_;
-    uint64_t seq_;
-    size_t heap_index_; /* SIZE_MAX when not scheduled */
-} pg_timer;
-
-/* Prepares a timer for use; call once before pg_loop_call_later(). */
-void pg_timer_init(pg_timer *timer);
-
-/* Schedules cb(arg) in delay_ms milliseconds (asyncio's call_later). A timer
+/* Schedules cb(arg) in delay_ms milliseconds (asyncio's call_later) on a
+ * caller-owned pg_timer (protogen/timer.h: init, cancel, is_active). A timer
  * that is already active is rescheduled. Timers due at the same time fire in
  * the order they were scheduled. */
 int pg_loop_call_later(pg_loop *loop, pg_timer *timer, uint64_t delay_ms,
                        pg_callback_fn cb, void *arg);
-
-/* Cancels the timer if it is active; a no-op otherwise. */
-void pg_timer_cancel(pg_timer *timer);
-
-/* True while the timer is scheduled and has not fired or been cancelled. */
-bool pg_timer_is_active(const pg_timer *timer);
 
 /* Calls cb(arg) from the loop (not from a signal context) whenever signal
  * signo arrives (asyncio's add_signal_handler). The signal is blocked in the

@@ -12,8 +12,8 @@
  *   pg_manual_stream *ms;
  *   pg_manual_stream_new(pg_manual_host_host(mh), PG_STREAM_CAN_WRITE_EOF, factory, arg, &ms);
  *   for (;;) {
- *       pg_manual_host_run(mh);                        // connection_made, connection_lost, ...
- *       poll: POLLIN if pg_manual_stream_wants_read(ms), POLLOUT if output is waiting
+ *       pg_manual_host_run(mh);                        // connection_made, connection_lost, timers...
+ *       poll, at most pg_manual_host_timeout(mh) ms: POLLIN if pg_manual_stream_wants_read(ms), POLLOUT if output is waiting
  *       readable: n = recv(...); taken = pg_manual_stream_feed(ms, buf, n) (0 bytes: feed_eof)
  *       output:   p = pg_manual_stream_output(ms, &len); sent = send(p, len); pg_manual_stream_consume(ms, sent)
  *       pg_manual_stream_output_shut(ms): shutdown(SHUT_WR)
@@ -41,18 +41,30 @@ extern "C" {
 typedef struct pg_manual_host pg_manual_host;
 
 int pg_manual_host_new(pg_manual_host **out);
-/* Every transport made on it must have ended (pg_manual_stream_closed). */
+/* Every transport made on it must have ended (pg_manual_stream_closed);
+ * timers still active are left inactive. */
 void pg_manual_host_free(pg_manual_host *mh);
 /* The host to make transports on. */
 pg_host *pg_manual_host_host(pg_manual_host *mh);
-/* Runs the deferred calls queued before this call, in order (those they
- * queue wait for the next run); returns how many ran. Call it after every
- * batch of events, until pg_manual_host_pending() is false. */
+/* Runs the deferred calls queued before this call, in order, then the
+ * callbacks of the timers due now (those they queue, and timers that fall
+ * due meanwhile, wait for the next run); returns how many deferred calls ran
+ * (the timers due take one). Call it after every batch of events, until
+ * pg_manual_host_pending() is false, and when pg_manual_host_timeout() has
+ * passed. */
 size_t pg_manual_host_run(pg_manual_host *mh);
 /* True when deferred calls wait: poll without blocking. */
 bool pg_manual_host_pending(const pg_manual_host *mh);
+/* Timers (pg_host_timer_start, core.h) run from pg_manual_host_run() once
+ * the clock reaches their deadline. The earliest deadline on the host's clock
+ * (false: no timer waits), as nghttp2's and quicly's "next deadline"... */
+bool pg_manual_host_next_deadline(const pg_manual_host *mh, uint64_t *due_ms);
+/* ...or as poll()'s timeout: 0 when deferred calls wait or a timer is due,
+ * the milliseconds to the next timer, -1 when there is neither. */
+int pg_manual_host_timeout(pg_manual_host *mh);
 /* The clock the core reads (monotonic milliseconds); NULL restores the
- * default, CLOCK_MONOTONIC. Tests set their own. */
+ * default, CLOCK_MONOTONIC. Tests set their own and advance it; timers fall
+ * due at the next pg_manual_host_run(). */
 void pg_manual_host_set_clock(pg_manual_host *mh, uint64_t (*now_ms)(void *arg), void *arg);
 
 /* ---- a stream --------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include "protogen/protocol.h"
 #include "protogen/transport.h"
 #include "protogen/core.h"
+#include "protogen/framing.h"
 #include "protogen/manual.h"
 #include "protogen/server.h"
 #include "protogen/tcp.h"

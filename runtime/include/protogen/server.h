@@ -37,6 +37,24 @@ int pg_server_sockname(const pg_server *server, struct sockaddr_storage *addr, s
  * it, so that a late call is an error, never a use after free. */
 int pg_server_close(pg_server *server);
 
+/* asyncio 3.13's Server.close_clients() and abort_clients(): closes (or
+ * aborts) every connection the server accepted that is still alive, newest
+ * first; each one's connection_lost follows from the loop, as after
+ * pg_transport_close() or pg_transport_abort(). A connection is the server's
+ * until its connection_lost has run. Also after pg_server_close(), which
+ * leaves accepted connections open (until pg_loop_close() frees the
+ * server). 0, or -EINVAL for NULL. */
+int pg_server_close_clients(pg_server *server);
+int pg_server_abort_clients(pg_server *server);
+
+/* Clients beyond the process's fd limit: when accept fails with EMFILE or
+ * ENFILE, the server gives up a spare descriptor it holds for this, accepts
+ * the waiting clients and closes each at once (they see their connection
+ * closed instead of waiting in the backlog), then takes the spare back; when
+ * that cannot help, it stops accepting for a second. This counts the clients
+ * closed so (the trace says "0 connections_shed <n>"). 0 for NULL. */
+uint64_t pg_server_connections_shed(const pg_server *server);
+
 /* Called once when a connect attempt ends. On success transport is set and
  * the protocol's connection_made has run; on failure error is a negative
  * errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...) and no protocol instance was

@@ -65,49 +65,60 @@ struct pg_transport {
     const pg_transport_ops *ops;
 };
 
+/* A stream transport's handle is its block's address with the connection's
+ * generation in the top 16 bits, which no user-space address uses on 64-bit
+ * Linux: the runtime tells a handle kept past connection_lost from the
+ * handle of a later connection in the same block, and drops the call. The
+ * table is reached through the address alone. */
+#define PG__HANDLE_ADDR_MASK ((uintptr_t)0xffffffffffffu)
+
+static inline const pg_transport_ops *pg__transport_ops(const pg_transport *t)
+{ return ((const pg_transport *)((uintptr_t)t & PG__HANDLE_ADDR_MASK))->ops; }
+
 /* Sends at once what the kernel takes, buffers the rest. Zero bytes: no-op.
- * After write_eof(): -EPIPE. After the connection is lost: dropped, 0. */
+ * After write_eof(): -EPIPE. After the connection is lost: dropped, 0; also
+ * through a stream handle kept past connection_lost (docs/runtime.md). */
 static inline int pg_transport_write(pg_transport *t, const void *data, size_t len)
-{ return t->ops->write(t, data, len); }
+{ return pg__transport_ops(t)->write(t, data, len); }
 
 /* Like write() for several buffers at once, gathered with one writev. */
 static inline int pg_transport_writelines(pg_transport *t, const struct iovec *iov, int iovcnt)
-{ return t->ops->writelines(t, iov, iovcnt); }
+{ return pg__transport_ops(t)->writelines(t, iov, iovcnt); }
 
 /* Shuts down the write side once the buffer has drained. -ENOTSUP when the
  * transport cannot (see can_write_eof). No-op when closing or already done. */
-static inline int pg_transport_write_eof(pg_transport *t) { return t->ops->write_eof(t); }
-static inline bool pg_transport_can_write_eof(const pg_transport *t) { return t->ops->can_write_eof(t); }
+static inline int pg_transport_write_eof(pg_transport *t) { return pg__transport_ops(t)->write_eof(t); }
+static inline bool pg_transport_can_write_eof(const pg_transport *t) { return pg__transport_ops(t)->can_write_eof(t); }
 
 /* Stops reading, flushes the buffer, then connection_lost(0). Idempotent. */
-static inline void pg_transport_close(pg_transport *t) { t->ops->close(t); }
+static inline void pg_transport_close(pg_transport *t) { pg__transport_ops(t)->close(t); }
 
 /* Drops the buffer and closes now; connection_lost(0) on the next iteration. */
-static inline void pg_transport_abort(pg_transport *t) { t->ops->abort(t); }
+static inline void pg_transport_abort(pg_transport *t) { pg__transport_ops(t)->abort(t); }
 
-static inline bool pg_transport_is_closing(const pg_transport *t) { return t->ops->is_closing(t); }
+static inline bool pg_transport_is_closing(const pg_transport *t) { return pg__transport_ops(t)->is_closing(t); }
 
 /* Idempotent; no effect once closing. */
-static inline void pg_transport_pause_reading(pg_transport *t) { t->ops->pause_reading(t); }
-static inline void pg_transport_resume_reading(pg_transport *t) { t->ops->resume_reading(t); }
-static inline bool pg_transport_is_reading(const pg_transport *t) { return t->ops->is_reading(t); }
+static inline void pg_transport_pause_reading(pg_transport *t) { pg__transport_ops(t)->pause_reading(t); }
+static inline void pg_transport_resume_reading(pg_transport *t) { pg__transport_ops(t)->resume_reading(t); }
+static inline bool pg_transport_is_reading(const pg_transport *t) { return pg__transport_ops(t)->is_reading(t); }
 
 /* Bytes buffered in user space (not counting the kernel's socket buffer). */
 static inline size_t pg_transport_get_write_buffer_size(const pg_transport *t)
-{ return t->ops->get_write_buffer_size(t); }
+{ return pg__transport_ops(t)->get_write_buffer_size(t); }
 
 static inline void pg_transport_get_write_buffer_limits(const pg_transport *t, size_t *high, size_t *low)
-{ t->ops->get_write_buffer_limits(t, high, low); }
+{ pg__transport_ops(t)->get_write_buffer_limits(t, high, low); }
 
 /* asyncio's rules: both PG_LIMIT_DEFAULT → high 64 KiB, low 16 KiB; only high
  * → low = high/4; only low → high = 4*low; high < low → -EINVAL. May call
  * pause_writing at once; never resume_writing. */
 static inline int pg_transport_set_write_buffer_limits(pg_transport *t, size_t high, size_t low)
-{ return t->ops->set_write_buffer_limits(t, high, low); }
+{ return pg__transport_ops(t)->set_write_buffer_limits(t, high, low); }
 
 /* -ENOENT when the transport has no such information. */
 static inline int pg_transport_get_extra_info(const pg_transport *t, pg_extra_key key, pg_extra_info *out)
-{ return t->ops->get_extra_info(t, key, out); }
+{ return pg__transport_ops(t)->get_extra_info(t, key, out); }
 
 /* asyncio's set_protocol: every later callback goes to protocol instead (a
  * stream protocol may be replaced by a buffered one and back). The runtime
@@ -116,11 +127,11 @@ static inline int pg_transport_get_extra_info(const pg_transport *t, pg_extra_ke
  * connection_made yourself if it needs one). -ENOTSUP when the transport
  * cannot switch, -EINVAL for a protocol without ops. */
 static inline int pg_transport_set_protocol(pg_transport *t, const pg_protocol *protocol)
-{ return t->ops->set_protocol != NULL ? t->ops->set_protocol(t, protocol) : -ENOTSUP; }
+{ return pg__transport_ops(t)->set_protocol != NULL ? pg__transport_ops(t)->set_protocol(t, protocol) : -ENOTSUP; }
 
 /* asyncio's get_protocol: the protocol that gets the callbacks now. */
 static inline int pg_transport_get_protocol(const pg_transport *t, pg_protocol *out)
-{ return t->ops->get_protocol != NULL ? t->ops->get_protocol(t, out) : -ENOTSUP; }
+{ return pg__transport_ops(t)->get_protocol != NULL ? pg__transport_ops(t)->get_protocol(t, out) : -ENOTSUP; }
 
 #ifdef __cplusplus
 }

@@ -34,8 +34,10 @@ extern "C" {
 
 /* A libuv loop as a host of the core: deferred calls run in FIFO order from
  * a uv_idle_t/uv_check_t pair (the idle handle also keeps the loop from
- * blocking in poll while calls are queued). One per loop, before any of its
- * transports. */
+ * blocking in poll while calls are queued); timers (pg_host_timer_start) on
+ * the loop's clock (uv_now) wait for one uv_timer_t, which keeps the loop
+ * alive while one is active, and run from that dispatch. One per loop,
+ * before any of its transports. */
 typedef struct pg_uv_host pg_uv_host;
 
 int pg_uv_host_new(uv_loop_t *loop, pg_uv_host **out);
@@ -46,7 +48,8 @@ pg_host *pg_uv_host_core(pg_uv_host *host);
 
 uv_loop_t *pg_uv_host_loop(const pg_uv_host *host);
 
-/* After the last transport's connection_lost: closes the host's handles; its
+/* After the last transport's connection_lost (timers still active are left
+ * inactive): closes the host's handles; its
  * memory is released from their close callbacks, so run the loop until it
  * returns (uv_run(loop, UV_RUN_DEFAULT)) before uv_loop_close(). */
 void pg_uv_host_free(pg_uv_host *host);

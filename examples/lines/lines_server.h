@@ -1,0 +1,17 @@
+/* What the lines server's main and its handlers share. */
+#ifndef LINES_SERVER_H
+#define LINES_SERVER_H
+
+#include <stddef.h>
+
+struct lines_state;
+
+struct lines_server {
+    struct lines_state *connections; /* open connections, to close them on shutdown */
+    size_t open_connections;
+};
+
+/* Aborts every open connection; each one's connection_lost follows. */
+void lines_server_abort_all(struct lines_server *server);
+
+#endif

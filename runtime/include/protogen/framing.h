@@ -1,0 +1,171 @@
+/* Framing: a stream's bytes in, whole messages out (sans-I/O, in the core).
+ *
+ * A framer sits between a stream transport's data_received and the
+ * protocol's messages. The spec's `framing` declaration (docs/spec-language.md)
+ * becomes a pg_framing descriptor; generated code embeds one pg_framer per
+ * connection and feeds it every read. The framer:
+ *
+ *   - delivers a message lying whole in the read without copying it; only a
+ *     message that straddles reads is kept, in a carry-over buffer allocated
+ *     on first need and bounded by the framing's max;
+ *   - stops between messages while it is held (writing paused, reading paused
+ *     by the protocol): the rest of the read is kept, the transport stops
+ *     reading, and the kept input is delivered when the last hold is
+ *     released — memory stays bounded by the watermarks plus one read;
+ *   - reports oversize or malformed input once (errors are sticky) with a
+ *     code, the byte position in the stream and a reason; unless the protocol
+ *     keeps the connection open, the transport is closed once what is already
+ *     written has been flushed;
+ *   - can change framing between messages: "the next n bytes are one raw
+ *     message" (a counted body), or another descriptor, and back.
+ *
+ * Each framing kind is a scanner that finds the end of the next message in
+ * contiguous bytes starting at the message's first byte, resuming where it
+ * stopped (pg_framer.scanned), so that a generated scanner (the coming
+ * `rules` kind, re2c with storable state) fits the same loop.
+ *
+ * Integer results are 0 or a negative errno value. */
+#ifndef PROTOGEN_FRAMING_H
+#define PROTOGEN_FRAMING_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protogen/protocol.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum pg_framing_kind {
+    PG_FRAMING_LINE = 1, /* payload, then a delimiter */
+    PG_FRAMING_LENGTH,   /* a header holding the payload's length, then the payload */
+} pg_framing_kind;
+
+/* The width of a varint (LEB128, 7 bits a byte, low group first) length. */
+#define PG_FRAMING_VARINT 0
+/* The largest max a framing may declare. */
+#define PG_FRAMING_MAX ((size_t)1 << 30)
+
+typedef struct pg_framing {
+    pg_framing_kind kind;
+    size_t max; /* the largest payload accepted (1..PG_FRAMING_MAX) */
+    /* PG_FRAMING_LINE: the delimiter (1..255 bytes), not part of the payload. */
+    const uint8_t *delimiter;
+    size_t delimiter_len;
+    /* PG_FRAMING_LENGTH: the length field is `width` bytes (1, 2, 4, 8 or
+     * PG_FRAMING_VARINT) at `offset` in a header of `header` bytes (fixed
+     * widths; a varint's header ends with the varint). includes_header: the
+     * length counts the header too. */
+    uint8_t width;
+    bool big_endian;
+    uint8_t offset;
+    uint8_t header;
+    bool includes_header;
+} pg_framing;
+
+/* Checks a descriptor: 0 or -EINVAL. */
+int pg_framing_check(const pg_framing *framing);
+
+/* One message, valid during the callback only. */
+typedef struct pg_message {
+    const uint8_t *data; /* the payload: a line without its delimiter, a body without its header */
+    size_t len;
+    const uint8_t *header; /* PG_FRAMING_LENGTH: the header; else NULL */
+    size_t header_len;
+    uint64_t pos; /* the stream offset of the message's first byte */
+} pg_message;
+
+/* Protocol error codes (negative errno values). */
+#define PG_FRAMING_ETOOBIG (-EMSGSIZE) /* a message above the framing's max */
+#define PG_FRAMING_EMALFORMED (-EPROTO) /* a header that cannot be (bad varint, length below the header) */
+
+typedef struct pg_protocol_error {
+    int code;           /* PG_FRAMING_E* */
+    uint64_t pos;       /* the stream offset of the offending byte */
+    const char *reason; /* static text */
+} pg_protocol_error;
+
+typedef struct pg_framer_ops {
+    void (*message)(void *self, const pg_message *msg);
+    /* The first protocol error (no message follows it). Return true to keep
+     * the connection open (you close it); false, or a NULL error callback,
+     * closes it once what is already written has been flushed. */
+    bool (*error)(void *self, const pg_protocol_error *err);
+} pg_framer_ops;
+
+/* Why a framer holds its input (pg_framer_hold). */
+#define PG_FRAMER_HOLD_WRITING 1u /* the transport paused writing */
+#define PG_FRAMER_HOLD_READING 2u /* the protocol paused reading */
+
+/* A framer, embedded in the protocol's connection. Its fields are the
+ * runtime's: use the functions below. */
+typedef struct pg_framer {
+    const pg_framing *declared;
+    const pg_framing *framing; /* in force */
+    const pg_framer_ops *ops;
+    void *self;
+    pg_transport *transport;
+    uint8_t *carry; /* kept input: [carry_head, carry_len) */
+    size_t carry_head;
+    size_t carry_len;
+    size_t carry_cap;
+    size_t scanned;           /* bytes of the next message its scanner has examined */
+    size_t raw;               /* > 0: the next `raw` bytes are one message */
+    uint64_t pos;             /* stream offset of the next message */
+    const pg_message *current; /* during the message callback */
+    int error;                /* sticky protocol error code, or 0 */
+    uint32_t trace_id;
+    uint8_t hold;   /* PG_FRAMER_HOLD_* */
+    bool paused_reading; /* the framer paused the transport's reading */
+    bool busy;           /* delivering: a release only clears the hold */
+    bool detached;       /* the protocol gave the transport away: input is dropped */
+} pg_framer;
+
+/* Starts a framer with a checked descriptor (pg_framing_check), which must
+ * outlive it. ops->message is required. */
+void pg_framer_init(pg_framer *f, const pg_framing *framing, const pg_framer_ops *ops, void *self);
+/* The transport whose reading the framer pauses and resumes (at connection_made). */
+void pg_framer_attach(pg_framer *f, pg_transport *transport);
+/* The protocol gave the transport away (switch_protocol): nothing more is delivered. */
+void pg_framer_detach(pg_framer *f);
+/* Frees the carry-over buffer; the framer delivers nothing afterwards. */
+void pg_framer_cleanup(pg_framer *f);
+
+/* A read: delivers the messages it completes, keeps the rest. */
+void pg_framer_feed(pg_framer *f, const uint8_t *data, size_t len);
+
+/* Stops delivery between messages and pauses the transport's reading, for
+ * reason why (PG_FRAMER_HOLD_*). */
+void pg_framer_hold(pg_framer *f, unsigned why);
+/* Clears reason why; once no reason is left, delivers the input kept
+ * meanwhile and resumes reading. */
+void pg_framer_release(pg_framer *f, unsigned why);
+
+/* The next n bytes (1..PG_FRAMING_MAX) are one message, whatever they hold;
+ * then the framing in force before. A body that straddles reads is kept
+ * whole. Between messages only (from a message callback, or before any
+ * input): -EINVAL for n 0, -EMSGSIZE above PG_FRAMING_MAX, -EBUSY when a
+ * raw message is already expected. */
+int pg_framer_expect_raw(pg_framer *f, size_t n);
+/* Another framing from the next message on (NULL: the declared one again).
+ * -EINVAL for a descriptor that pg_framing_check refuses. */
+int pg_framer_set_framing(pg_framer *f, const pg_framing *framing);
+
+/* The message being delivered (NULL outside the message callback). */
+const pg_message *pg_framer_current(const pg_framer *f);
+/* Bytes of input kept (a straddling message, input held back). */
+size_t pg_framer_buffered(const pg_framer *f);
+/* The carry-over buffer's capacity: the framer's memory. */
+size_t pg_framer_capacity(const pg_framer *f);
+/* The stream offset of the next message's first byte. */
+uint64_t pg_framer_position(const pg_framer *f);
+/* The sticky protocol error code, or 0. */
+int pg_framer_error(const pg_framer *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,275 @@
+/* Stale handles: a pg_transport * kept past connection_lost. Its block may
+ * be the next connection's by then; every call through the old handle must
+ * leave that connection alone and be dropped, as asyncio drops writes on a
+ * lost transport (writes return 0, other calls do nothing or fail). Debug
+ * builds assert on such a call; these tests switch that off to check what a
+ * release build does, and check the assert itself in a child process. */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h" /* pg__loop_host */
+#include "protogen/manual.h"
+#include "testutil.h"
+
+/* The address part of a handle (the runtime keeps a generation above it). */
+static uintptr_t block_of(const pg_transport *t)
+{
+    return (uintptr_t)t & (((uintptr_t)1 << 48) - 1);
+}
+
+/* ---- on the memory driver ----------------------------------------------- */
+
+typedef struct mconn {
+    pg_manual_stream *ms;
+    recorder r;
+} mconn;
+
+static void mconn_open(pg_manual_host *mh, mconn *c)
+{
+    recorder_init(&c->r);
+    assert_int_equal(pg_manual_stream_new(pg_manual_host_host(mh), PG_STREAM_CAN_WRITE_EOF, recorder_factory, &c->r,
+                                          &c->ms),
+                     0);
+    pg_manual_host_run(mh);
+    assert_int_equal(c->r.made, 1);
+}
+
+/* Ends c (abort, connection_lost) and frees its stream. */
+static void mconn_end(pg_manual_host *mh, mconn *c)
+{
+    pg_transport_abort(c->r.transport);
+    pg_manual_host_run(mh);
+    assert_int_equal(c->r.lost, 1);
+    assert_true(pg_manual_stream_closed(c->ms));
+    pg_manual_stream_free(c->ms);
+    recorder_free(&c->r);
+}
+
+static pg_manual_host *quiet_host(void)
+{
+    pg_manual_host *mh;
+    assert_int_equal(pg_manual_host_new(&mh), 0);
+    pg_manual_host_host(mh)->stale_assert = false; /* what a release build does */
+    return mh;
+}
+
+static void test_stale_calls_leave_the_next_connection_alone(void **state)
+{
+    (void)state;
+    pg_manual_host *mh = quiet_host();
+    pg_host *host = pg_manual_host_host(mh);
+    mconn a, b;
+    mconn_open(mh, &a);
+    pg_transport *stale = a.r.transport;
+    mconn_end(mh, &a);
+    mconn_open(mh, &b); /* takes a's block */
+    pg_transport *live = b.r.transport;
+    assert_true(block_of(stale) == block_of(live));
+    assert_ptr_not_equal(stale, live);
+
+    size_t len;
+    assert_int_equal(pg_transport_write(stale, "stale", 5), 0); /* dropped, as on a lost transport */
+    struct iovec iov = { .iov_base = "lines", .iov_len = 5 };
+    assert_int_equal(pg_transport_writelines(stale, &iov, 1), 0);
+    pg_manual_stream_output(b.ms, &len);
+    assert_int_equal(len, 0); /* not b's bytes */
+    pg_transport_close(stale);
+    pg_transport_abort(stale);
+    pg_manual_host_run(mh);
+    assert_int_equal(b.r.lost, 0); /* not b's close */
+    assert_int_equal(pg_transport_write_eof(stale), 0);
+    pg_transport_pause_reading(stale);
+    pg_transport_resume_reading(stale);
+    assert_int_equal(pg_transport_set_write_buffer_limits(stale, 1, 0), -EBADF);
+    size_t high = 1, low = 1;
+    pg_transport_get_write_buffer_limits(stale, &high, &low);
+    assert_int_equal(high, 0);
+    assert_int_equal(low, 0);
+    pg_extra_info info;
+    assert_int_equal(pg_transport_get_extra_info(stale, PG_EXTRA_SOCKET, &info), -EBADF);
+    pg_protocol p = { 0 };
+    assert_int_equal(pg_transport_get_protocol(stale, &p), -EBADF);
+    assert_int_equal(pg_transport_set_protocol(stale, &p), -EBADF);
+    assert_int_equal(pg_transport_switch_protocol(stale, recorder_factory, &b.r, NULL, 0), -EINVAL);
+    assert_true(pg_transport_is_closing(stale));
+    assert_false(pg_transport_is_reading(stale));
+    assert_false(pg_transport_can_write_eof(stale));
+    assert_int_equal(pg_transport_get_write_buffer_size(stale), 0);
+    assert_int_equal(host->stale_calls, 17);
+
+    /* b saw none of it: nothing written, still reading, still open. */
+    pg_manual_stream_output(b.ms, &len);
+    assert_int_equal(len, 0);
+    assert_false(pg_manual_stream_output_shut(b.ms));
+    assert_true(pg_manual_stream_wants_read(b.ms));
+    assert_false(pg_transport_is_closing(live));
+    pg_transport_get_write_buffer_limits(live, &high, &low);
+    assert_int_equal(high, PG_DEFAULT_HIGH_WATER);
+    assert_string_equal(b.r.log, "made");
+    assert_int_equal(pg_transport_write(live, "live", 4), 0);
+    const uint8_t *out = pg_manual_stream_output(b.ms, &len);
+    assert_int_equal(len, 4);
+    assert_memory_equal(out, "live", 4);
+    assert_int_equal(host->stale_calls, 17); /* the live handle is never stale */
+    mconn_end(mh, &b);
+    pg_manual_host_free(mh);
+}
+
+/* Before any reuse: the block is free, the call is still dropped. */
+static void test_stale_handle_of_a_free_block(void **state)
+{
+    (void)state;
+    pg_manual_host *mh = quiet_host();
+    mconn a;
+    mconn_open(mh, &a);
+    pg_transport *stale = a.r.transport;
+    mconn_end(mh, &a);
+    assert_int_equal(pg_transport_write(stale, "x", 1), 0);
+    pg_transport_close(stale);
+    pg_manual_host_run(mh);
+    assert_int_equal(pg_manual_host_host(mh)->stale_calls, 2);
+    pg_manual_host_free(mh);
+}
+
+/* Calls from inside connection_lost are on a live handle (asyncio allows
+ * them; they do nothing on a lost transport): not stale. */
+static void write_in_lost(recorder *r, int error)
+{
+    (void)error;
+    assert_int_equal(pg_transport_write(r->transport, "late", 4), 0);
+    assert_true(pg_transport_is_closing(r->transport));
+}
+
+static void test_calls_in_connection_lost_are_not_stale(void **state)
+{
+    (void)state;
+    pg_manual_host *mh = quiet_host();
+    mconn a;
+    mconn_open(mh, &a);
+    a.r.hooks.lost = write_in_lost;
+    mconn_end(mh, &a);
+    assert_int_equal(pg_manual_host_host(mh)->stale_calls, 0);
+    pg_manual_host_free(mh);
+}
+
+/* A block is reused with a new generation each time; before its 16 bits
+ * could repeat, the block is retired for good: a kept handle never matches
+ * a later connection however many come after it. */
+static void test_generations_never_repeat(void **state)
+{
+    (void)state;
+    pg_manual_host *mh = quiet_host();
+    mconn a;
+    mconn_open(mh, &a);
+    pg_transport *stale = a.r.transport;
+    mconn_end(mh, &a);
+    bool moved = false; /* the block was retired and another one took over */
+    for (int i = 0; i < 70000; i++) {
+        mconn c;
+        mconn_open(mh, &c);
+        assert_ptr_not_equal(c.r.transport, stale);
+        moved = moved || block_of(c.r.transport) != block_of(stale);
+        if (i % 4096 == 0 || i > 65530) {
+            assert_int_equal(pg_transport_write(stale, "x", 1), 0);
+            size_t len;
+            pg_manual_stream_output(c.ms, &len);
+            assert_int_equal(len, 0);
+        }
+        mconn_end(mh, &c);
+    }
+    assert_true(moved);
+    pg_manual_host_free(mh);
+}
+
+/* Debug builds stop at the first stale call (it is a bug of the caller). */
+static void test_stale_call_asserts_in_debug_builds(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#endif
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pg_manual_host *mh;
+        if (pg_manual_host_new(&mh) != 0)
+            _exit(2);
+        mconn a;
+        mconn_open(mh, &a);
+        pg_transport *stale = a.r.transport;
+        mconn_end(mh, &a);
+        /* No core file, no assertion text on the test's output. */
+        if (freopen("/dev/null", "w", stderr) == NULL)
+            _exit(2);
+        (void)pg_transport_write(stale, "x", 1);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+/* ---- on the built-in loop, over sockets --------------------------------- */
+
+static void test_stale_handle_on_the_loop(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    pg__loop_host(loop)->stale_assert = false;
+    int sa[2], sb[2];
+    make_socketpair(sa, 0);
+    make_socketpair(sb, 0);
+    set_nonblocking(sb[1]);
+    recorder ra, rb;
+    recorder_init(&ra);
+    recorder_init(&rb);
+    pg_transport *stale;
+    assert_int_equal(pg_stream_adopt_fd(loop, sa[0], recorder_factory, &ra, &stale), 0);
+    RUN_UNTIL(loop, ra.made == 1);
+    pg_transport_close(stale);
+    RUN_UNTIL(loop, ra.lost == 1);
+    pg_transport *live;
+    assert_int_equal(pg_stream_adopt_fd(loop, sb[0], recorder_factory, &rb, &live), 0);
+    RUN_UNTIL(loop, rb.made == 1);
+    assert_true(block_of(stale) == block_of(live)); /* the loop reuses the block */
+
+    assert_int_equal(pg_transport_write(stale, "stale", 5), 0);
+    pg_transport_abort(stale);
+    pg_transport_close(stale);
+    run_idle(loop, 3);
+    bool eof = false;
+    uint8_t buf[16];
+    assert_int_equal(drain_socket(sb[1], buf, sizeof buf, &eof), 0); /* b's peer got nothing */
+    assert_false(eof);
+    assert_int_equal(rb.lost, 0);
+    assert_int_equal(pg__loop_host(loop)->stale_calls, 3);
+
+    assert_int_equal(pg_transport_write(live, "live", 4), 0);
+    size_t got = 0;
+    RUN_UNTIL(loop, (got += drain_socket(sb[1], buf + got, sizeof buf - got, &eof), got == 4));
+    assert_memory_equal(buf, "live", 4);
+    pg_transport_close(live);
+    RUN_UNTIL(loop, rb.lost == 1);
+    close(sa[1]);
+    close(sb[1]);
+    recorder_free(&ra);
+    recorder_free(&rb);
+    assert_int_equal(pg_loop_close(loop), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stale_calls_leave_the_next_connection_alone),
+        cmocka_unit_test(test_stale_handle_of_a_free_block),
+        cmocka_unit_test(test_calls_in_connection_lost_are_not_stale),
+        cmocka_unit_test(test_generations_never_repeat),
+        cmocka_unit_test(test_stale_call_asserts_in_debug_builds),
+        cmocka_unit_test(test_stale_handle_on_the_loop),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
