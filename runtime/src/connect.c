@@ -2,7 +2,13 @@
  * tried in order until one connects (asyncio's create_connection), within one
  * timeout for the whole attempt, and the result always goes through done,
  * never synchronously. The protocol is made only once the socket is connected
- * and its transport allocated, so a failed connect makes no protocol. */
+ * and its transport allocated, so a failed connect makes no protocol.
+ *
+ * Every connect is on its loop's list from start to report, so that
+ * pg_connect_cancel() can find it by its done and done_arg, and
+ * pg_loop_close() can cancel what is still pending (asyncio.run cancels the
+ * tasks left over). A cancelled connect reports -ECANCELED, as a cancelled
+ * create_connection task raises CancelledError. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -14,6 +20,7 @@
 
 struct pg__connect {
     pg_loop *loop;
+    pg__connect *prev, *next; /* the loop's connects */
     pg__io io; /* the socket of the current attempt; fd -1 between attempts */
     pg_timer timeout;
     unsigned flags; /* PG__STREAM_* for the transport */
@@ -21,14 +28,13 @@ struct pg__connect {
     void *factory_arg;
     pg_connect_cb done;
     void *done_arg;
+    pg__resolve *resolve; /* the lookup running for it, or NULL */
     pg__sockaddr *addrs;
     size_t naddrs;
-    size_t next;
+    size_t next_addr;
     pg_transport *transport;
     int error;
-    bool reported;   /* the report is queued or has run */
-    bool report_ran; /* done has been called */
-    bool resolving;  /* a resolver still refers to this connect */
+    bool reported; /* the outcome is decided: the report is queued or has run */
 };
 
 static void pg__connect_complete(pg__connect *c, int error);
@@ -36,6 +42,16 @@ static void pg__connect_complete(pg__connect *c, int error);
 static void pg__connect_on_timeout(void *arg)
 {
     pg__connect_complete(arg, -ETIMEDOUT);
+}
+
+static void pg__connect_unlink(pg__connect *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        c->loop->connects = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
 }
 
 int pg__connect_new(pg_loop *loop, uint32_t timeout_ms, unsigned flags, pg_protocol_factory factory,
@@ -57,7 +73,9 @@ int pg__connect_new(pg_loop *loop, uint32_t timeout_ms, unsigned flags, pg_proto
         free(c);
         return r;
     }
-    if (timeout_ms > 0) {
+    if (timeout_ms == 0)
+        timeout_ms = PG_CONNECT_DEFAULT_TIMEOUT_MS;
+    if (timeout_ms != PG_CONNECT_NO_TIMEOUT) {
         r = pg_loop_call_later(loop, &c->timeout, timeout_ms, pg__connect_on_timeout, c);
         if (r < 0) {
             pg__loop_unreserve(loop);
@@ -65,6 +83,10 @@ int pg__connect_new(pg_loop *loop, uint32_t timeout_ms, unsigned flags, pg_proto
             return r;
         }
     }
+    c->next = loop->connects;
+    if (c->next != NULL)
+        c->next->prev = c;
+    loop->connects = c;
     *out = c;
     return 0;
 }
@@ -75,13 +97,13 @@ static void pg__connect_free(pg__connect *c)
     free(c);
 }
 
+/* Off the list first: from done on, a cancel finds nothing (-ENOENT). */
 static void pg__connect_report(void *arg)
 {
     pg__connect *c = arg;
-    c->report_ran = true;
+    pg__connect_unlink(c);
     c->done(c->done_arg, c->transport, c->error);
-    if (!c->resolving)
-        pg__connect_free(c);
+    pg__connect_free(c);
 }
 
 static void pg__connect_close_socket(pg__connect *c)
@@ -98,7 +120,7 @@ static int pg__connect_make_transport(pg__connect *c)
 {
     int fd = c->io.fd;
     pg__io_stop(c->loop, &c->io, PG__IO_WRITE);
-    int family = c->addrs[c->next - 1].ss.ss_family; /* the address that connected */
+    int family = c->addrs[c->next_addr - 1].ss.ss_family; /* the address that connected */
     if (family == AF_INET || family == AF_INET6)
         pg__socket_nodelay(fd);
     int r = pg__fdstream_open(c->loop, fd, c->flags, c->factory, c->factory_arg, &c->transport);
@@ -109,16 +131,20 @@ static int pg__connect_make_transport(pg__connect *c)
 
 /* The attempt is over: report through done on the ready queue, after
  * connection_made (asyncio's create_connection returns once connection_made
- * has run). */
+ * has run). Decided first, so that a cancel from the factory finds it so. */
 static void pg__connect_complete(pg__connect *c, int error)
 {
     assert(!c->reported);
+    c->reported = true;
     pg_timer_cancel(&c->timeout);
+    if (c->resolve != NULL) {
+        pg__resolve_abandon(c->resolve); /* its thread ends on its own */
+        c->resolve = NULL;
+    }
     if (error == 0)
         error = pg__connect_make_transport(c);
     pg__connect_close_socket(c);
     c->error = error;
-    c->reported = true;
     pg__loop_call_soon_reserved(c->loop, pg__connect_report, c);
 }
 
@@ -127,8 +153,8 @@ static void pg__connect_on_io(pg__io *io, uint32_t events);
 /* Starts the next address; completes when none is left. */
 static void pg__connect_try_next(pg__connect *c, int error)
 {
-    while (c->next < c->naddrs) {
-        const pg__sockaddr *a = &c->addrs[c->next++];
+    while (c->next_addr < c->naddrs) {
+        const pg__sockaddr *a = &c->addrs[c->next_addr++];
         int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             error = -errno;
@@ -175,13 +201,8 @@ static void pg__connect_on_io(pg__io *io, uint32_t events)
 
 void pg__connect_start(pg__connect *c, const pg__sockaddr *addrs, size_t n)
 {
-    c->resolving = false;
-    if (c->reported) {
-        /* Timed out while resolving: done has been told (or will be). */
-        if (c->report_ran)
-            pg__connect_free(c);
-        return;
-    }
+    assert(!c->reported);
+    c->resolve = NULL;
     c->addrs = n > 0 ? malloc(n * sizeof *addrs) : NULL;
     if (n > 0 && c->addrs == NULL) {
         pg__connect_complete(c, -ENOMEM);
@@ -195,24 +216,58 @@ void pg__connect_start(pg__connect *c, const pg__sockaddr *addrs, size_t n)
 
 void pg__connect_fail(pg__connect *c, int error)
 {
-    c->resolving = false;
-    if (c->reported) {
-        if (c->report_ran)
-            pg__connect_free(c);
-        return;
-    }
+    assert(!c->reported);
+    c->resolve = NULL;
     pg__connect_complete(c, error);
 }
 
-void pg__connect_set_resolving(pg__connect *c)
+void pg__connect_set_resolve(pg__connect *c, pg__resolve *job)
 {
-    c->resolving = true;
+    c->resolve = job;
 }
 
 void pg__connect_discard(pg__connect *c)
 {
-    assert(!c->reported && c->io.fd < 0);
+    assert(!c->reported && c->io.fd < 0 && c->resolve == NULL);
     pg_timer_cancel(&c->timeout);
     pg__loop_unreserve(c->loop);
+    pg__connect_unlink(c);
     pg__connect_free(c);
+}
+
+int pg_connect_cancel(pg_loop *loop, pg_connect_cb done, void *done_arg)
+{
+    if (loop == NULL || done == NULL)
+        return -EINVAL;
+    int r = -ENOENT;
+    for (pg__connect *c = loop->connects; c != NULL; c = c->next) {
+        if (c->done != done || c->done_arg != done_arg)
+            continue;
+        if (c->reported) {
+            if (r == -ENOENT)
+                r = -EALREADY;
+            continue;
+        }
+        pg__connect_complete(c, -ECANCELED); /* c stays listed until its report */
+        r = 0;
+    }
+    return r;
+}
+
+void pg__connects_held(const pg_loop *loop, size_t *reserved, size_t *watched)
+{
+    *reserved = *watched = 0;
+    for (const pg__connect *c = loop->connects; c != NULL; c = c->next) {
+        if (c->reported)
+            continue; /* its report is queued: the queue's, not a reservation */
+        ++*reserved;
+        *watched += (c->io.events != 0) + (c->resolve != NULL);
+    }
+}
+
+void pg__connects_cancel_all(pg_loop *loop)
+{
+    for (pg__connect *c = loop->connects; c != NULL; c = c->next)
+        if (!c->reported)
+            pg__connect_complete(c, -ECANCELED);
 }

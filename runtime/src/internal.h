@@ -103,6 +103,7 @@ struct pg_loop {
     bool running;     /* inside an iteration (or pg_loop_close's): no nesting */
     size_t nwatched;  /* watchers in the epoll set */
     pg_server *closed_servers; /* kept until pg_loop_close (server.c) */
+    struct pg__connect *connects; /* connects not yet reported to done (connect.c) */
     int nevents; /* events[0..nevents) is the batch being dispatched */
     uint64_t now_ms;
     /* ready queue: a ring of cap (a power of two) entries */
@@ -196,32 +197,42 @@ void pg__servers_free(pg_loop *loop);
 int pg__server_set_unlink(pg_server *server, const char *path);
 
 /* A non-blocking connect that tries addrs[0..n) in order until one connects
- * (asyncio's create_connection), within timeout_ms in all (0: none). Copies
- * the addresses. Everything after a successful return goes through done. */
+ * (asyncio's create_connection), within timeout_ms in all (0: the default,
+ * PG_CONNECT_NO_TIMEOUT: none). Copies the addresses. Everything after a
+ * successful return goes through done. */
 typedef struct pg__sockaddr {
     struct sockaddr_storage ss;
     socklen_t len;
 } pg__sockaddr;
 
 typedef struct pg__connect pg__connect;
+typedef struct pg__resolve pg__resolve;
 int pg__connect_new(pg_loop *loop, uint32_t timeout_ms, unsigned flags, pg_protocol_factory factory,
                     void *factory_arg, pg_connect_cb done, void *done_arg, pg__connect **out);
 /* Starts connecting to the addresses (copied); the connect reports through done. */
 void pg__connect_start(pg__connect *c, const pg__sockaddr *addrs, size_t n);
 /* The attempt failed before connecting (e.g. resolution): reports error. */
 void pg__connect_fail(pg__connect *c, int error);
-/* A resolver holds c until it calls pg__connect_start or pg__connect_fail,
- * even when the timeout has reported to done meanwhile. */
-void pg__connect_set_resolving(pg__connect *c);
+/* The lookup running for c: abandoned if c ends first (timeout, cancel);
+ * otherwise it ends with pg__connect_start or pg__connect_fail. */
+void pg__connect_set_resolve(pg__connect *c, pg__resolve *job);
 /* Frees a connect that was never started (nothing has been reported). */
 void pg__connect_discard(pg__connect *c);
+/* What the loop's pending connects hold: ready-queue reservations (besides
+ * their timers') and watched fds (sockets, lookups' eventfds). */
+void pg__connects_held(const pg_loop *loop, size_t *reserved, size_t *watched);
+/* Cancels every pending connect: each reports -ECANCELED. */
+void pg__connects_cancel_all(pg_loop *loop);
 
 /* ---- name resolution (resolve.c) ---------------------------------------- */
 
 /* Resolves host:port for a stream connect on a helper thread, without
  * blocking the loop; then calls pg__connect_start or pg__connect_fail. */
 int pg__resolve_and_connect(pg__connect *c, pg_loop *loop, const char *host, uint16_t port);
-/* Lookups still running, for tests: a loop must not close before they end. */
+/* The connect no longer waits for this lookup: the loop stops watching it,
+ * and its thread frees it when getaddrinfo returns. */
+void pg__resolve_abandon(pg__resolve *job);
+/* Lookup threads that have not ended yet (abandoned ones too), for tests. */
 size_t pg__resolve_in_flight(void);
 
 /* ---- fd datagram transports (fd_datagram.c) ----------------------------- */

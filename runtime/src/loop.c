@@ -415,11 +415,20 @@ int pg_loop_run(pg_loop *loop)
  * callback is queued (waiting timers hold one each, and do not count: they are
  * left inactive, as asyncio clears them), and a lookup still running keeps
  * its eventfd watched. The signalfd, the wake-up eventfd and the timerfd are
- * the loop's own. */
-static bool pg__loop_busy(const pg_loop *loop)
+ * the loop's own. reserved and watched are held by what pg_loop_close may end
+ * itself (pending connects), and do not count either. */
+static bool pg__loop_busy(const pg_loop *loop, size_t reserved, size_t watched)
 {
-    size_t own = 1 + (loop->signals != NULL ? 1 : 0) + (loop->timerfd.fd >= 0 ? 1 : 0);
-    return loop->ready_reserved > loop->timers.len_ || loop->nwatched > own;
+    size_t own = 1 + (loop->signals != NULL ? 1 : 0) + (loop->timerfd.fd >= 0 ? 1 : 0) + watched;
+    return loop->ready_reserved > loop->timers.len_ + reserved || loop->nwatched > own;
+}
+
+static void pg__loop_drain(pg_loop *loop)
+{
+    loop->running = true;
+    while (loop->ready_len > 0)
+        pg__ready_run(loop, loop->ready_len);
+    loop->running = false;
 }
 
 int pg_loop_close(pg_loop *loop)
@@ -428,15 +437,16 @@ int pg_loop_close(pg_loop *loop)
         return 0;
     if (loop->running)
         return -EBUSY;
-    if (pg__loop_busy(loop))
+    size_t reserved, watched;
+    pg__connects_held(loop, &reserved, &watched);
+    if (pg__loop_busy(loop, reserved, watched))
         return -EBUSY;
-    /* Last callbacks (connection_lost of transports closed just now) sit in
-     * the queue: run them, and what they queue. */
-    loop->running = true;
-    while (loop->ready_len > 0)
-        pg__ready_run(loop, loop->ready_len);
-    loop->running = false;
-    if (pg__loop_busy(loop))
+    /* Pending connects are cancelled (asyncio.run cancels the tasks left);
+     * their done, and the last callbacks (connection_lost of transports
+     * closed just now) sit in the queue: run them, and what they queue. */
+    pg__connects_cancel_all(loop);
+    pg__loop_drain(loop);
+    if (pg__loop_busy(loop, 0, 0))
         return -EBUSY; /* one of them opened something */
     pg__servers_free(loop);
     pg__signals_free(loop);

@@ -1,13 +1,17 @@
 /* Host names resolved without blocking the loop: getaddrinfo runs on a
  * short-lived helper thread, which hands its result back through an eventfd
  * the loop watches. The thread touches nothing of the loop's: it fills its own
- * job and writes the eventfd as its very last act, after which the loop owns
- * the job again. (glibc's getaddrinfo_a would also do: it runs the same
- * getaddrinfo on threads of its own, but reports through a signal or a thread
- * of its own too, so an eventfd is needed either way.) */
+ * job and writes the eventfd. The job has two owners, the loop and the
+ * thread, and whichever lets go last frees it: so a lookup can be abandoned
+ * (the connect timed out, was cancelled, or its loop closed) while getaddrinfo
+ * still blocks, and the thread then ends on its own, touching nothing but its
+ * job. (glibc's getaddrinfo_a would also do: it runs the same getaddrinfo on
+ * threads of its own, but reports through a signal or a thread of its own
+ * too, so an eventfd is needed either way.) */
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +22,15 @@
 
 #define PG__RESOLVE_MAX_ADDRS 16
 
-/* Lookups whose thread has not reported yet (touched by loop threads only). */
-static size_t pg__resolves_running;
+/* Helper threads that have not ended yet, abandoned ones included. */
+static atomic_size_t pg__resolve_threads;
 
 size_t pg__resolve_in_flight(void)
 {
-    return pg__resolves_running;
+    return atomic_load(&pg__resolve_threads);
 }
 
-typedef struct pg__resolve {
+struct pg__resolve {
     pg_loop *loop;
     pg__connect *connect;
     pg__io io; /* the eventfd */
@@ -36,7 +40,19 @@ typedef struct pg__resolve {
     pg__sockaddr addrs[PG__RESOLVE_MAX_ADDRS];
     size_t naddrs;
     int error;
-} pg__resolve;
+    atomic_int owners; /* the loop and the thread: 2, then 1, then freed */
+};
+
+/* The loop or the thread lets go of the job; the last one frees it. The
+ * loop has stopped watching the eventfd before it lets go. */
+static void pg__resolve_release(pg__resolve *job)
+{
+    if (atomic_fetch_sub(&job->owners, 1) != 1)
+        return;
+    close(job->io.fd);
+    free(job->host);
+    free(job);
+}
 
 static int pg__gai_error(int rc)
 {
@@ -84,12 +100,15 @@ static void *pg__resolve_thread(void *arg)
         if (job->naddrs == 0)
             job->error = -ENOENT;
     }
-    /* Last: from here on the job is the loop's. */
+    /* Told whether or not the loop still listens: an abandoned job's
+     * eventfd is still open (the job holds it), merely unwatched. */
     uint64_t one = 1;
     ssize_t n;
     PG__RETRY_EINTR(n, write(job->io.fd, &one, sizeof one));
     assert(n == (ssize_t)sizeof one); /* an eventfd takes this write */
     (void)n;
+    pg__resolve_release(job);
+    atomic_fetch_sub(&pg__resolve_threads, 1);
     return NULL;
 }
 
@@ -103,14 +122,17 @@ static void pg__resolve_on_io(pg__io *io, uint32_t events)
     if (n < 0)
         return; /* spurious: the thread has not finished */
     pg__io_stop(job->loop, &job->io, PG__IO_READ);
-    close(job->io.fd);
-    pg__resolves_running--;
     if (job->error < 0)
         pg__connect_fail(job->connect, job->error);
     else
-        pg__connect_start(job->connect, job->addrs, job->naddrs);
-    free(job->host);
-    free(job);
+        pg__connect_start(job->connect, job->addrs, job->naddrs); /* copies them */
+    pg__resolve_release(job);
+}
+
+void pg__resolve_abandon(pg__resolve *job)
+{
+    pg__io_stop(job->loop, &job->io, PG__IO_READ);
+    pg__resolve_release(job);
 }
 
 int pg__resolve_and_connect(pg__connect *c, pg_loop *loop, const char *host, uint16_t port)
@@ -120,6 +142,7 @@ int pg__resolve_and_connect(pg__connect *c, pg_loop *loop, const char *host, uin
         return -ENOMEM;
     job->loop = loop;
     job->connect = c;
+    atomic_init(&job->owners, 2);
     snprintf(job->port, sizeof job->port, "%u", (unsigned)port);
     job->host = strdup(host);
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -141,14 +164,16 @@ int pg__resolve_and_connect(pg__connect *c, pg_loop *loop, const char *host, uin
     if (r < 0)
         goto fail_io;
     (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&pg__resolve_threads, 1);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     r = -pthread_create(&thread, &attr, pg__resolve_thread, job);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
-    if (r < 0)
+    if (r < 0) {
+        atomic_fetch_sub(&pg__resolve_threads, 1);
         goto fail_io;
-    pg__resolves_running++;
-    pg__connect_set_resolving(c);
+    }
+    pg__connect_set_resolve(c, job);
     return 0;
 
 fail_io:

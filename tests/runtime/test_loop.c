@@ -98,20 +98,23 @@ static void test_timers_order(void **state)
     (void)state;
     pg_loop *loop = new_loop();
     order o = { .loop = loop };
-    step t30 = { .o = &o, .name = "30" }, t10a = { .o = &o, .name = "10a" };
-    step t20 = { .o = &o, .name = "20" }, t10b = { .o = &o, .name = "10b" };
-    step *all[] = { &t30, &t10a, &t20, &t10b };
-    uint64_t delays[] = { 30, 10, 20, 10 };
+    /* Each due time counts from its own clock reading (asyncio's call_later),
+     * so the gaps are wide enough for a slow start (valgrind's first calls)
+     * between the first call_later and the last. */
+    step t150 = { .o = &o, .name = "150" }, t50a = { .o = &o, .name = "50a" };
+    step t100 = { .o = &o, .name = "100" }, t50b = { .o = &o, .name = "50b" };
+    step *all[] = { &t150, &t50a, &t100, &t50b };
+    uint64_t delays[] = { 150, 50, 100, 50 };
+    uint64_t start = pg_loop_time_ms(loop); /* before t150's clock reading */
     for (int i = 0; i < 4; i++) {
         pg_timer_init(&all[i]->timer);
         assert_false(pg_timer_is_active(&all[i]->timer));
         assert_int_equal(pg_loop_call_later(loop, &all[i]->timer, delays[i], step_run, all[i]), 0);
         assert_true(pg_timer_is_active(&all[i]->timer));
     }
-    uint64_t start = pg_loop_time_ms(loop);
-    RUN_UNTIL(loop, !pg_timer_is_active(&t30.timer));
-    assert_string_equal(o.log, "10a 10b 20 30");
-    assert_true(pg_loop_time_ms(loop) - start >= 30);
+    RUN_UNTIL(loop, !pg_timer_is_active(&t150.timer));
+    assert_string_equal(o.log, "50a 50b 100 150");
+    assert_true(pg_loop_time_ms(loop) - start >= 150);
     pg_loop_close(loop);
 }
 

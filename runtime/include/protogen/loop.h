@@ -63,13 +63,15 @@ int pg_loop_backend_timeout(pg_loop *loop);
  * async-signal-safe: it may be called from a plain sigaction() handler. */
 void pg_loop_stop(pg_loop *loop);
 
-/* Runs the callbacks that are still queued, then frees the loop, its
- * signal handlers (the signals are unblocked) and closed servers; active
- * timers are left inactive. 0 when the loop is gone (NULL: a no-op). -EBUSY,
- * with the loop and everything on it left intact, when called from one of
- * the loop's callbacks, or while a server, transport, connect (or its
- * lookup) or child process is still open: close those, let the loop run
- * until their connection_lost (or done) has come, and close again. */
+/* Cancels the connects still pending (their done gets -ECANCELED, as
+ * asyncio.run cancels the tasks left; a lookup still running is abandoned,
+ * its helper thread ends on its own), runs the callbacks that are still
+ * queued, then frees the loop, its signal handlers (the signals are
+ * unblocked) and closed servers; active timers are left inactive. 0 when the
+ * loop is gone (NULL: a no-op). -EBUSY, with the loop and everything on it
+ * left intact, when called from one of the loop's callbacks, or while a
+ * server, transport or child process is still open: close those, let the
+ * loop run until their connection_lost has come, and close again. */
 int pg_loop_close(pg_loop *loop);
 
 /* Schedules cb(arg) for the next iteration, where it runs before that

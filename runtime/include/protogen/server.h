@@ -61,6 +61,24 @@ uint64_t pg_server_connections_shed(const pg_server *server);
  * made. */
 typedef void (*pg_connect_cb)(void *arg, pg_transport *transport, int error);
 
+/* The timeout of pg_tcp_connect and pg_unix_connect when given 0: the lookup
+ * and every attempt within 60 s (nginx's proxy_connect_timeout; asyncio has
+ * none, and leaves it to the kernel: about 2 minutes for TCP, for ever for a
+ * lookup that is never answered). PG_CONNECT_NO_TIMEOUT: none of protogen's. */
+#define PG_CONNECT_DEFAULT_TIMEOUT_MS 60000u
+#define PG_CONNECT_NO_TIMEOUT UINT32_MAX
+
+/* Cancels the pending connects that were started with this done and
+ * done_arg (asyncio: cancelling the create_connection task): the socket is
+ * closed, a lookup still running is abandoned (its helper thread ends on its
+ * own), no protocol is made, and done is called once, from the loop (never
+ * from inside this call), with -ECANCELED. 0 when one was cancelled;
+ * -EALREADY when its outcome is decided already (done is queued with it, and
+ * gets it: a connection made stays made); -ENOENT when there is no such
+ * connect (done has run, or is running). pg_loop_close() cancels every
+ * pending connect alike. */
+int pg_connect_cancel(pg_loop *loop, pg_connect_cb done, void *done_arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,11 +25,13 @@ int pg_tcp_listen(pg_loop *loop, const char *host, uint16_t port,
 /* Connects without blocking. A numeric host is used as it is; a name is
  * resolved on a helper thread (getaddrinfo), and its addresses are tried in
  * order until one connects, as asyncio's create_connection. factory is called
- * once the socket is connected. timeout_ms (0: none other than the kernel's)
- * covers resolution and every attempt. Returns an error at once only for bad
- * arguments; everything later (-ECONNREFUSED, -ENETUNREACH, -ETIMEDOUT,
- * -ENOENT for an unknown name, ...) is reported through done, never
- * synchronously. */
+ * once the socket is connected. timeout_ms covers resolution and every
+ * attempt: 0 is PG_CONNECT_DEFAULT_TIMEOUT_MS (60 s), PG_CONNECT_NO_TIMEOUT
+ * leaves it to the kernel (and a lookup that is never answered then never
+ * ends). Returns an error at once only for bad arguments; everything later
+ * (-ECONNREFUSED, -ENETUNREACH, -ETIMEDOUT, -ENOENT for an unknown name,
+ * -ECANCELED after pg_connect_cancel or pg_loop_close, ...) is reported
+ * through done, exactly once and never synchronously. */
 int pg_tcp_connect(pg_loop *loop, const char *host, uint16_t port,
                    uint32_t timeout_ms, pg_protocol_factory factory,
                    void *factory_arg, pg_connect_cb done, void *done_arg);

@@ -26,8 +26,9 @@ extern "C" {
 int pg_unix_listen(pg_loop *loop, const char *path, const pg_listen_options *opts,
                    pg_protocol_factory factory, void *arg, pg_server **out);
 
-/* Connects without blocking; as pg_tcp_connect. -ENOENT (no such file) and
- * -ECONNREFUSED (nobody listens) are reported through done. */
+/* Connects without blocking; as pg_tcp_connect (timeout_ms 0: the default;
+ * pg_connect_cancel cancels). -ENOENT (no such file) and -ECONNREFUSED
+ * (nobody listens) are reported through done. */
 int pg_unix_connect(pg_loop *loop, const char *path, uint32_t timeout_ms,
                     pg_protocol_factory factory, void *factory_arg,
                     pg_connect_cb done, void *done_arg);

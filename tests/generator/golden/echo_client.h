@@ -106,7 +106,9 @@ void echo_client__attach(echo_client_conn *conn, pg_transport *transport);
  * -ETIMEDOUT, ...). */
 typedef void (*echo_client_connect_cb)(void *context, echo_client_conn *conn, int error);
 
-/* Connects to host:port without blocking. timeout_ms 0: the kernel's timeout. */
+/* Connects to host:port without blocking. timeout_ms covers
+ * the lookup and every attempt; 0: PG_CONNECT_DEFAULT_TIMEOUT_MS (60 s),
+ * PG_CONNECT_NO_TIMEOUT: none. */
 int echo_client_connect(pg_loop *loop, const char *host, uint16_t port, uint32_t timeout_ms,
                         void *context, echo_client_connect_cb done);
 

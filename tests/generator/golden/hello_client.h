@@ -100,7 +100,9 @@ void hello_client__attach(hello_client_conn *conn, pg_transport *transport);
  * -ETIMEDOUT, ...). */
 typedef void (*hello_client_connect_cb)(void *context, hello_client_conn *conn, int error);
 
-/* Connects to the Unix socket path ("@name": Linux's abstract namespace) without blocking. timeout_ms 0: the kernel's timeout. */
+/* Connects to the Unix socket path ("@name": Linux's abstract namespace) without blocking. timeout_ms covers
+ * the lookup and every attempt; 0: PG_CONNECT_DEFAULT_TIMEOUT_MS (60 s),
+ * PG_CONNECT_NO_TIMEOUT: none. */
 int hello_client_connect(pg_loop *loop, const char *path, uint32_t timeout_ms,
                          void *context, hello_client_connect_cb done);
 
