@@ -388,19 +388,21 @@ int pg_subprocess_new(pg_host *host, const pg_process_driver_ops *ops, void *dri
     for (int fd = 0; fd < 3 && any_pipe; fd++) {
         if (pipe_drivers[fd] == NULL)
             continue;
-        streams[fd] = malloc(sizeof *streams[fd]);
+        /* From the host's pool, as every stream's block: the core gives it
+         * back there when the pipe ends (PG__STREAM_OWNED). */
+        streams[fd] = pg__stream_block_get(host);
         if (streams[fd] == NULL)
             r = -ENOMEM;
         else if ((r = pg__stream_init(streams[fd], host, pipe_ops, pipe_drivers[fd],
                                       pg__subprocess_pipe_flags(fd) | PG__STREAM_OWNED)) < 0) {
-            free(streams[fd]);
+            pg__stream_block_put(host, streams[fd]);
             streams[fd] = NULL;
         }
         if (r < 0) {
             for (int i = 0; i < fd; i++) {
                 if (streams[i] != NULL) {
                     pg__stream_discard(streams[i]);
-                    free(streams[i]);
+                    pg__stream_block_put(host, streams[i]);
                 }
             }
             pg__subprocess_discard(p);
