@@ -651,6 +651,18 @@ static const pg_transport_ops pg__stream_ops = {
     .get_protocol = pg__stream_get_protocol,
 };
 
+int pg_transport_fail(pg_transport *t, int error)
+{
+    if (t == NULL || error >= 0)
+        return -EINVAL;
+    if (pg__transport_ops(t) != &pg__stream_ops)
+        return -ENOTSUP;
+    pg__stream *s = pg__live(t);
+    if (s != NULL)
+        pg__stream_force_close(s, error); /* a no-op once lost */
+    return 0;
+}
+
 uint32_t pg__transport_trace_id(const pg_transport *t)
 {
     return t != NULL && pg__transport_ops(t) == &pg__stream_ops ? PG__STREAM(t)->trace_id : 0;

@@ -59,8 +59,8 @@ int pg__loop_reserve(pg_loop *loop);
 void pg__loop_unreserve(pg_loop *loop);
 /* Queues cb(arg) in a slot reserved earlier; cannot fail. */
 void pg__loop_call_soon_reserved(pg_loop *loop, pg_callback_fn cb, void *arg);
-/* Replaces every queued cb(arg) with a no-op. */
-void pg__loop_cancel_queued(pg_loop *loop, pg_callback_fn cb, void *arg);
+/* Replaces every queued cb(arg) with a no-op; how many it replaced. */
+size_t pg__loop_cancel_queued(pg_loop *loop, pg_callback_fn cb, void *arg);
 
 /* For the few functions of the per-message path that must be inlined into
  * their caller for the caller's branches to fold (bench/ counts them). */

@@ -192,13 +192,24 @@ static void pg__nop(void *arg)
     (void)arg;
 }
 
-void pg__loop_cancel_queued(pg_loop *loop, pg_callback_fn cb, void *arg)
+size_t pg__loop_cancel_queued(pg_loop *loop, pg_callback_fn cb, void *arg)
 {
+    size_t n = 0;
     for (size_t i = 0; i < loop->ready_len; i++) {
         pg__callback *c = &loop->ready[(loop->ready_head + i) & (loop->ready_cap - 1)];
-        if (c->fn == cb && c->arg == arg)
+        if (c->fn == cb && c->arg == arg) {
             c->fn = pg__nop;
+            n++;
+        }
     }
+    return n;
+}
+
+int pg_loop_call_soon_cancel(pg_loop *loop, pg_callback_fn cb, void *arg)
+{
+    if (loop == NULL || cb == NULL)
+        return -EINVAL;
+    return pg__loop_cancel_queued(loop, cb, arg) > 0 ? 0 : -ENOENT;
 }
 
 int pg_loop_call_soon(pg_loop *loop, pg_callback_fn cb, void *arg)

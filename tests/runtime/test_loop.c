@@ -67,6 +67,42 @@ static void test_call_soon_fifo(void **state)
     pg_loop_close(loop);
 }
 
+/* asyncio's Handle.cancel for call_soon: a call cancelled before it ran never
+ * runs, also when an earlier callback of the same iteration cancels it. */
+typedef struct canceller {
+    order *o;
+    step *victim;
+} canceller;
+
+static void cancel_victim(void *arg)
+{
+    canceller *c = arg;
+    note(c->o, "cancel");
+    assert_int_equal(pg_loop_call_soon_cancel(c->o->loop, step_run, c->victim), 0);
+}
+
+static void test_call_soon_cancel(void **state)
+{
+    (void)state;
+    pg_loop *loop = new_loop();
+    order o = { .loop = loop };
+    step a = { .o = &o, .name = "a" }, b = { .o = &o, .name = "b" }, c = { .o = &o, .name = "c" };
+    canceller k = { .o = &o, .victim = &c };
+    assert_int_equal(pg_loop_call_soon(loop, step_run, &a), 0);
+    assert_int_equal(pg_loop_call_soon(loop, step_run, &b), 0);
+    assert_int_equal(pg_loop_call_soon(loop, cancel_victim, &k), 0);
+    assert_int_equal(pg_loop_call_soon(loop, step_run, &c), 0);
+    assert_int_equal(pg_loop_call_soon_cancel(loop, step_run, &b), 0);
+    assert_int_equal(pg_loop_call_soon_cancel(loop, step_run, &b), -ENOENT); /* cancelled already */
+    assert_int_equal(pg_loop_call_soon_cancel(NULL, step_run, &b), -EINVAL);
+    assert_int_equal(pg_loop_run_once(loop, 0), 0);
+    assert_string_equal(o.log, "a cancel");
+    assert_int_equal(pg_loop_call_soon_cancel(loop, step_run, &a), -ENOENT); /* ran */
+    assert_int_equal(pg_loop_run_once(loop, 0), 0);
+    assert_string_equal(o.log, "a cancel");
+    assert_int_equal(pg_loop_close(loop), 0);
+}
+
 static int seen[300], nseen;
 
 static void record_index(void *arg)
@@ -515,6 +551,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_call_soon_fifo),
         cmocka_unit_test(test_call_soon_many),
+        cmocka_unit_test(test_call_soon_cancel),
         cmocka_unit_test(test_timers_order),
         cmocka_unit_test(test_timers_same_time_fifo),
         cmocka_unit_test(test_timer_cancel),

@@ -138,6 +138,32 @@ static void test_error_reaches_connection_lost(void **state)
     mfix_done(&f);
 }
 
+/* A handler ends its connection with an error (asyncio: an exception in a
+ * protocol callback): the buffer is dropped, nothing more is delivered, and
+ * connection_lost gets that error next turn, not from inside the call. */
+static void test_protocol_fails_its_connection(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, 0);
+    pg_manual_stream_set_capacity(f.ms, 2);
+    pg_transport *t = pg_manual_stream_transport(f.ms);
+    assert_int_equal(pg_transport_write(t, "abcdef", 6), 0);
+    assert_int_equal(pg_transport_fail(t, 0), -EINVAL);
+    assert_int_equal(pg_transport_fail(t, -EPROTO), 0);
+    assert_int_equal(f.r.lost, 0);
+    assert_true(pg_transport_is_closing(t));
+    assert_int_equal(pg_transport_get_write_buffer_size(t), 0);
+    pg_manual_stream_feed(f.ms, "late", 4); /* dropped: the transport is lost */
+    assert_int_equal(pg_transport_fail(t, -EIO), 0); /* the first error stays */
+    pg_manual_host_run(f.mh);
+    assert_string_equal(f.r.log, "made lost:EPROTO");
+    size_t len;
+    pg_manual_stream_output(f.ms, &len);
+    assert_int_equal(len, 2); /* what the driver took before */
+    mfix_done(&f);
+}
+
 static void test_write_eof_after_drain(void **state)
 {
     (void)state;
@@ -524,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_back_pressure_and_close_drains),
         cmocka_unit_test(test_abort_drops_the_buffer),
         cmocka_unit_test(test_error_reaches_connection_lost),
+        cmocka_unit_test(test_protocol_fails_its_connection),
         cmocka_unit_test(test_write_eof_after_drain),
         cmocka_unit_test(test_eof_keep_open),
         cmocka_unit_test(test_paused_reading_holds_input),

@@ -184,6 +184,15 @@ void pg_stream_fail(pg_transport *t, int error);
 
 /* ---- for protocols ------------------------------------------------------ */
 
+/* Ends the connection with an error, as an exception raised in an asyncio
+ * protocol callback does (the transport's _fatal_error): the write buffer is
+ * dropped, nothing more is read, and connection_lost(error) follows from the
+ * host's dispatch, never from inside this call. error is a negative errno
+ * (e.g. -EPROTO for a peer that broke the protocol). 0, -EINVAL for a
+ * non-negative error, -ENOTSUP for a transport the core did not make.
+ * After connection_lost, or through a stale handle, it does nothing (0). */
+int pg_transport_fail(pg_transport *t, int error);
+
 /* asyncio's set_protocol done whole: the next protocol (made by factory(arg))
  * takes the transport over, its connection_made is called, and the bytes the
  * current protocol already read but that belong to the next one (pending,

@@ -79,6 +79,12 @@ int pg_loop_close(pg_loop *loop);
  * order they were scheduled. No allocation in the steady state. */
 int pg_loop_call_soon(pg_loop *loop, pg_callback_fn cb, void *arg);
 
+/* Cancels what pg_loop_call_soon(loop, cb, arg) scheduled and has not run yet
+ * (asyncio's Handle.cancel): every such call of cb(arg) still waiting is
+ * dropped, also from inside a callback of the same iteration. 0, or -ENOENT
+ * when none was waiting (it ran already, or was never scheduled). */
+int pg_loop_call_soon_cancel(pg_loop *loop, pg_callback_fn cb, void *arg);
+
 /* The loop's monotonic clock, in milliseconds (asyncio's loop.time()). */
 uint64_t pg_loop_time_ms(const pg_loop *loop);
 

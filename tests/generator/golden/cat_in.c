@@ -203,6 +203,11 @@ void cat_in_abort(cat_in_conn *conn)
     pg_transport_abort(conn->transport);
 }
 
+int cat_in_fail(cat_in_conn *conn, int error)
+{
+    return pg_transport_fail(conn->transport, error);
+}
+
 bool cat_in_is_closing(const cat_in_conn *conn)
 {
     return pg_transport_is_closing(conn->transport);

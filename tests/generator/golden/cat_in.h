@@ -56,6 +56,9 @@ bool cat_in_can_write_eof(const cat_in_conn *conn);
 void cat_in_close(cat_in_conn *conn);
 /* Drops the buffer and closes at once: connection_lost(0) on the next loop iteration. */
 void cat_in_abort(cat_in_conn *conn);
+/* Drops the buffer and ends the connection with an error (a negative errno,
+ * e.g. -EPROTO): connection_lost(error) on the next loop iteration. */
+int cat_in_fail(cat_in_conn *conn, int error);
 bool cat_in_is_closing(const cat_in_conn *conn);
 void cat_in_pause_reading(cat_in_conn *conn);
 void cat_in_resume_reading(cat_in_conn *conn);

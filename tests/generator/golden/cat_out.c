@@ -208,6 +208,11 @@ void cat_out_abort(cat_out_conn *conn)
     pg_transport_abort(conn->transport);
 }
 
+int cat_out_fail(cat_out_conn *conn, int error)
+{
+    return pg_transport_fail(conn->transport, error);
+}
+
 bool cat_out_is_closing(const cat_out_conn *conn)
 {
     return pg_transport_is_closing(conn->transport);

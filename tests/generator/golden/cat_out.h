@@ -54,6 +54,9 @@ bool cat_out_can_write_eof(const cat_out_conn *conn);
 void cat_out_close(cat_out_conn *conn);
 /* Drops the buffer and closes at once: connection_lost(0) on the next loop iteration. */
 void cat_out_abort(cat_out_conn *conn);
+/* Drops the buffer and ends the connection with an error (a negative errno,
+ * e.g. -EPROTO): connection_lost(error) on the next loop iteration. */
+int cat_out_fail(cat_out_conn *conn, int error);
 bool cat_out_is_closing(const cat_out_conn *conn);
 void cat_out_pause_reading(cat_out_conn *conn);
 void cat_out_resume_reading(cat_out_conn *conn);

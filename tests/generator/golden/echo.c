@@ -216,6 +216,11 @@ void echo_abort(echo_conn *conn)
     pg_transport_abort(conn->transport);
 }
 
+int echo_fail(echo_conn *conn, int error)
+{
+    return pg_transport_fail(conn->transport, error);
+}
+
 bool echo_is_closing(const echo_conn *conn)
 {
     return pg_transport_is_closing(conn->transport);

@@ -65,6 +65,9 @@ bool echo_can_write_eof(const echo_conn *conn);
 void echo_close(echo_conn *conn);
 /* Drops the buffer and closes at once: connection_lost(0) on the next loop iteration. */
 void echo_abort(echo_conn *conn);
+/* Drops the buffer and ends the connection with an error (a negative errno,
+ * e.g. -EPROTO): connection_lost(error) on the next loop iteration. */
+int echo_fail(echo_conn *conn, int error);
 bool echo_is_closing(const echo_conn *conn);
 void echo_pause_reading(echo_conn *conn);
 void echo_resume_reading(echo_conn *conn);

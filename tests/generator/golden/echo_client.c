@@ -214,6 +214,11 @@ void echo_client_abort(echo_client_conn *conn)
     pg_transport_abort(conn->transport);
 }
 
+int echo_client_fail(echo_client_conn *conn, int error)
+{
+    return pg_transport_fail(conn->transport, error);
+}
+
 bool echo_client_is_closing(const echo_client_conn *conn)
 {
     return pg_transport_is_closing(conn->transport);

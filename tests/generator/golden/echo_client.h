@@ -65,6 +65,9 @@ bool echo_client_can_write_eof(const echo_client_conn *conn);
 void echo_client_close(echo_client_conn *conn);
 /* Drops the buffer and closes at once: connection_lost(0) on the next loop iteration. */
 void echo_client_abort(echo_client_conn *conn);
+/* Drops the buffer and ends the connection with an error (a negative errno,
+ * e.g. -EPROTO): connection_lost(error) on the next loop iteration. */
+int echo_client_fail(echo_client_conn *conn, int error);
 bool echo_client_is_closing(const echo_client_conn *conn);
 void echo_client_pause_reading(echo_client_conn *conn);
 void echo_client_resume_reading(echo_client_conn *conn);

@@ -203,6 +203,11 @@ void hello_abort(hello_conn *conn)
     pg_transport_abort(conn->transport);
 }
 
+int hello_fail(hello_conn *conn, int error)
+{
+    return pg_transport_fail(conn->transport, error);
+}
+
 bool hello_is_closing(const hello_conn *conn)
 {
     return pg_transport_is_closing(conn->transport);

@@ -54,6 +54,9 @@ bool hello_can_write_eof(const hello_conn *conn);
 void hello_close(hello_conn *conn);
 /* Drops the buffer and closes at once: connection_lost(0) on the next loop iteration. */
 void hello_abort(hello_conn *conn);
+/* Drops the buffer and ends the connection with an error (a negative errno,
+ * e.g. -EPROTO): connection_lost(error) on the next loop iteration. */
+int hello_fail(hello_conn *conn, int error);
 bool hello_is_closing(const hello_conn *conn);
 void hello_pause_reading(hello_conn *conn);
 void hello_resume_reading(hello_conn *conn);

@@ -206,6 +206,11 @@ void hello_client_abort(hello_client_conn *conn)
     pg_transport_abort(conn->transport);
 }
 
+int hello_client_fail(hello_client_conn *conn, int error)
+{
+    return pg_transport_fail(conn->transport, error);
+}
+
 bool hello_client_is_closing(const hello_client_conn *conn)
 {
     return pg_transport_is_closing(conn->transport);

@@ -59,6 +59,9 @@ bool hello_client_can_write_eof(const hello_client_conn *conn);
 void hello_client_close(hello_client_conn *conn);
 /* Drops the buffer and closes at once: connection_lost(0) on the next loop iteration. */
 void hello_client_abort(hello_client_conn *conn);
+/* Drops the buffer and ends the connection with an error (a negative errno,
+ * e.g. -EPROTO): connection_lost(error) on the next loop iteration. */
+int hello_client_fail(hello_client_conn *conn, int error);
 bool hello_client_is_closing(const hello_client_conn *conn);
 void hello_client_pause_reading(hello_client_conn *conn);
 void hello_client_resume_reading(hello_client_conn *conn);

@@ -217,6 +217,11 @@ void sink_abort(sink_conn *conn)
     pg_transport_abort(conn->transport);
 }
 
+int sink_fail(sink_conn *conn, int error)
+{
+    return pg_transport_fail(conn->transport, error);
+}
+
 bool sink_is_closing(const sink_conn *conn)
 {
     return pg_transport_is_closing(conn->transport);

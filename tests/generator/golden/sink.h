@@ -62,6 +62,9 @@ bool sink_can_write_eof(const sink_conn *conn);
 void sink_close(sink_conn *conn);
 /* Drops the buffer and closes at once: connection_lost(0) on the next loop iteration. */
 void sink_abort(sink_conn *conn);
+/* Drops the buffer and ends the connection with an error (a negative errno,
+ * e.g. -EPROTO): connection_lost(error) on the next loop iteration. */
+int sink_fail(sink_conn *conn, int error);
 bool sink_is_closing(const sink_conn *conn);
 void sink_pause_reading(sink_conn *conn);
 void sink_resume_reading(sink_conn *conn);
