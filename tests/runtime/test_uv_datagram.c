@@ -148,7 +148,7 @@ static void test_pause_and_resume_reading(void **state)
     assert_int_equal(pg_uv_datagram_open(f.host, srv_fd, dgram_rec_factory, &r, &t), 0);
     UV_UNTIL(&f, r.made == 1);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(sendto(peer, "abc" + i, 1, 0, (struct sockaddr *)&srv_addr, srv_len), 1);
+        assert_int_equal(sendto(peer, &"abc"[i], 1, 0, (struct sockaddr *)&srv_addr, srv_len), 1);
     UV_UNTIL(&f, r.datagrams == 1);
     /* Paused in the middle of a batch: the other two wait in the kernel. */
     assert_false(pg_datagram_transport_is_reading(t));
@@ -218,7 +218,7 @@ static void queue_xyz(dgram_rec *r)
 {
     /* The peer's socket is full: all three are queued. */
     for (int i = 0; i < 3; i++)
-        assert_int_equal(pg_datagram_transport_sendto(r->transport, "xyz" + i, 1, NULL, 0), 0);
+        assert_int_equal(pg_datagram_transport_sendto(r->transport, &"xyz"[i], 1, NULL, 0), 0);
     assert_int_equal(pg_datagram_transport_get_write_buffer_size(r->transport), 3 * (1 + PG_DATAGRAM_OVERHEAD));
 }
 
