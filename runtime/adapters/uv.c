@@ -1,5 +1,6 @@
-/* protogen on libuv (protogen/uv.h): a host of the core on a uv_loop_t and a
- * stream driver over connected libuv streams. Only the core's public tables
+/* protogen on libuv (protogen/uv.h): a host of the core on a uv_loop_t, a
+ * stream driver over connected libuv streams and a datagram driver over
+ * datagram sockets. Only the core's public tables
  * are used (protogen/core.h): this file is also the worked example of
  * docs/embedding.md.
  *
@@ -48,7 +49,7 @@ struct pg_uv_host {
     pg__uv_call *calls;
     size_t cap, head, len, reserved;
     uint8_t *read_buf; /* PG__UV_READ_SIZE, shared by every stream of the loop */
-    size_t streams;    /* drivers not yet released */
+    size_t drivers;    /* stream and datagram drivers not yet released */
     int open_handles;
 };
 
@@ -227,7 +228,7 @@ void pg_uv_host_free(pg_uv_host *host)
     /* Timers still waiting are left inactive (and give their reservations
      * back); every transport is gone: nothing is queued or reserved any more. */
     pg_timer_queue_free(&host->timers);
-    assert(host->streams == 0 && host->len == 0 && host->reserved == 0);
+    assert(host->drivers == 0 && host->len == 0 && host->reserved == 0);
     uv_close((uv_handle_t *)&host->idle, pg__uv_host_closed);
     uv_close((uv_handle_t *)&host->check, pg__uv_host_closed);
     uv_close((uv_handle_t *)&host->timer, pg__uv_host_closed);
@@ -563,7 +564,7 @@ static void pg__uv_close(void *self)
 {
     pg__uv_stream *d = self;
     d->t = NULL;
-    d->host->streams--;
+    d->host->drivers--;
     pg__uv_free_held(d);
     if (d->poll_open) {
         d->refs++;
@@ -649,7 +650,7 @@ static int pg__uv_open(pg_uv_host *host, pg__uv_stream *d, uv_stream_t *stream, 
         return r;
     }
     d->t = t;
-    host->streams++;
+    host->drivers++;
     if (out != NULL)
         *out = t;
     return 0;
@@ -697,4 +698,211 @@ int pg_uv_accept(pg_uv_host *host, uv_stream_t *server, pg_protocol_factory fact
         uv_close((uv_handle_t *)client, pg__uv_free_on_close);
     }
     return r;
+}
+
+/* ---- the datagram driver ------------------------------------------------ */
+
+/* Datagrams read per readiness event, as the built-in loop's batch: one busy
+ * socket does not starve the loop's other handles. */
+#define PG__UV_DGRAM_BATCH 16
+
+/* A uv_poll_t on the socket itself: the core's want_read/want_write are its
+ * interest, 1:1, and the driver does the recvmsg/sendto. A datagram is read
+ * only while the core wants one, so nothing is ever held here. */
+typedef struct pg__uv_dgram {
+    pg_uv_host *host;
+    pg_datagram_transport *t; /* NULL once the core released the driver */
+    int fd;
+    bool want_read, want_write;
+    bool owns_fd; /* the transport was made: the fd is closed at the end */
+    uv_poll_t poll;
+} pg__uv_dgram;
+
+static void pg__uv_dgram_closed(uv_handle_t *handle)
+{
+    pg__uv_dgram *d = handle->data;
+    if (d->owns_fd)
+        close(d->fd);
+    free(d);
+}
+
+/* One sendto per datagram, in order, until the kernel takes no more. */
+static int pg__uv_dgram_send(void *self, const pg_datagram_out *msgs, int n)
+{
+    pg__uv_dgram *d = self;
+    int sent = 0;
+    for (; sent < n; sent++) {
+        ssize_t r;
+        do
+            r = sendto(d->fd, msgs[sent].data, msgs[sent].len, MSG_NOSIGNAL, msgs[sent].addr, msgs[sent].addrlen);
+        while (r < 0 && errno == EINTR);
+        if (r >= 0)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || sent > 0)
+            break; /* a later datagram's error comes back first on the next call */
+        return -errno;
+    }
+    return sent;
+}
+
+static void pg__uv_dgram_on_poll(uv_poll_t *poll, int status, int events);
+
+/* The poll's interest is exactly what the core asked for. */
+static int pg__uv_dgram_update(pg__uv_dgram *d)
+{
+    int events = (d->want_read ? UV_READABLE : 0) | (d->want_write ? UV_WRITABLE : 0);
+    if (events == 0)
+        return uv_poll_stop(&d->poll);
+    return uv_poll_start(&d->poll, events, pg__uv_dgram_on_poll);
+}
+
+static int pg__uv_dgram_want_read(void *self, bool on)
+{
+    pg__uv_dgram *d = self;
+    d->want_read = on;
+    return pg__uv_dgram_update(d);
+}
+
+static int pg__uv_dgram_want_write(void *self, bool on)
+{
+    pg__uv_dgram *d = self;
+    d->want_write = on;
+    return pg__uv_dgram_update(d);
+}
+
+static void pg__uv_dgram_read_ready(pg__uv_dgram *d)
+{
+    /* The host's read buffer: each datagram is the protocol's only during
+     * its callback, so one buffer serves the whole batch. */
+    for (int i = 0; i < PG__UV_DGRAM_BATCH && d->want_read; i++) {
+        struct sockaddr_storage from;
+        struct iovec iov = { .iov_base = d->host->read_buf, .iov_len = PG__UV_READ_SIZE };
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_name = &from;
+        msg.msg_namelen = sizeof from;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        ssize_t n;
+        do
+            n = recvmsg(d->fd, &msg, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                pg_datagram_receive_error(d->t, -errno); /* e.g. -ECONNREFUSED: the transport stays open */
+            return;
+        }
+        if (msg.msg_flags & MSG_TRUNC) /* only Unix datagram sockets carry such datagrams */
+            pg_datagram_receive_error(d->t, -EMSGSIZE);
+        else
+            pg_datagram_received(d->t, d->host->read_buf, (size_t)n,
+                                 msg.msg_namelen > 0 ? (struct sockaddr *)&from : NULL, msg.msg_namelen);
+    }
+}
+
+static void pg__uv_dgram_on_poll(uv_poll_t *poll, int status, int events)
+{
+    pg__uv_dgram *d = poll->data;
+    if (d->t == NULL)
+        return;
+    if (status < 0) {
+        /* POLLERR, which libuv reports as an error and stops the poll for:
+         * on a datagram socket the pending error (an ICMP port unreachable
+         * on a connected endpoint) is a receive error, and the endpoint
+         * stays open. Anything else ends it. */
+        int error = 0;
+        socklen_t len = sizeof error;
+        if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+            error = errno;
+        if (error == 0) {
+            pg_datagram_fail(d->t, status);
+            return;
+        }
+        pg_datagram_receive_error(d->t, -error); /* never ends the transport */
+        int r = pg__uv_dgram_update(d);            /* libuv stopped the poll */
+        if (r < 0)
+            pg_datagram_fail(d->t, r);
+        return;
+    }
+    if (events & UV_READABLE)
+        pg__uv_dgram_read_ready(d);
+    /* Last: writable may end the transport. */
+    if ((events & UV_WRITABLE) && d->want_write)
+        pg_datagram_writable(d->t);
+}
+
+/* After connection_lost: the poll closes, then the fd and the block go. */
+static void pg__uv_dgram_close(void *self)
+{
+    pg__uv_dgram *d = self;
+    d->t = NULL;
+    d->host->drivers--;
+    uv_close((uv_handle_t *)&d->poll, pg__uv_dgram_closed);
+}
+
+static int pg__uv_dgram_get_extra_info(void *self, pg_extra_key key, pg_extra_info *out)
+{
+    pg__uv_dgram *d = self;
+    out->fd = d->fd;
+    switch (key) {
+    case PG_EXTRA_SOCKNAME:
+        return getsockname(d->fd, (struct sockaddr *)&out->addr, &out->addrlen) < 0 ? -errno : 0;
+    case PG_EXTRA_SOCKET:
+        out->addrlen = 0;
+        return 0;
+    default:
+        return -ENOENT; /* PG_EXTRA_PEERNAME is the core's */
+    }
+}
+
+static const pg_datagram_driver_ops pg__uv_dgram_ops = {
+    .send = pg__uv_dgram_send,
+    .want_read = pg__uv_dgram_want_read,
+    .want_write = pg__uv_dgram_want_write,
+    .close = pg__uv_dgram_close,
+    .get_extra_info = pg__uv_dgram_get_extra_info,
+};
+
+int pg_uv_datagram_open(pg_uv_host *host, int fd, pg_datagram_protocol_factory factory, void *arg,
+                        pg_datagram_transport **out)
+{
+    if (host == NULL || fd < 0 || factory == NULL)
+        return -EINVAL;
+    int type;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return -errno; /* -ENOTSOCK for pipes and files */
+    if (type != SOCK_DGRAM)
+        return -EINVAL;
+    struct sockaddr_storage peer;
+    socklen_t peerlen = sizeof peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) < 0) {
+        if (errno != ENOTCONN)
+            return -errno;
+        peerlen = 0;
+    }
+    pg__uv_dgram *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return -ENOMEM;
+    /* Also makes the fd non-blocking; -EEXIST when another libuv handle
+     * watches it. */
+    int r = uv_poll_init_socket(host->loop, &d->poll, fd);
+    if (r < 0) {
+        free(d);
+        return r;
+    }
+    d->poll.data = d;
+    d->host = host;
+    d->fd = fd;
+    r = pg_datagram_new(host->core, &pg__uv_dgram_ops, d, peerlen > 0 ? (struct sockaddr *)&peer : NULL, peerlen,
+                        factory, arg, &d->t);
+    if (r < 0) {
+        uv_close((uv_handle_t *)&d->poll, pg__uv_dgram_closed); /* the fd stays the caller's */
+        return r;
+    }
+    d->owns_fd = true;
+    host->drivers++;
+    if (out != NULL)
+        *out = d->t;
+    return 0;
 }

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "protogen/uv.h"
-#include "testutil.h"
+#include "uv_testutil.h"
 
 typedef struct ufix {
     uv_loop_t loop;
@@ -20,41 +20,17 @@ typedef struct ufix {
     pg_transport *t;
 } ufix;
 
-static void on_guard(uv_timer_t *timer)
-{
-    (void)timer;
-}
-
 static void on_pipe_closed(uv_handle_t *handle)
 {
     ufix *f = handle->data;
     f->handle_closed = true;
 }
 
-/* One libuv iteration that may wait for an event (at most the guard's 5 s:
- * never, when the test is right). */
-static void uv_turn(ufix *f)
-{
-    uv_timer_start(&f->guard, on_guard, 5000, 0);
-    uv_run(&f->loop, UV_RUN_ONCE);
-}
-
-/* Turns until cond holds; fails the test after too many. */
-#define UV_UNTIL(f, cond)                \
-    do {                                 \
-        int uv_i_ = 0;                   \
-        while (!(cond)) {                \
-            assert_true(uv_i_++ < 1000); \
-            uv_turn(f);                  \
-        }                                \
-    } while (0)
-
 static void ufix_start(ufix *f, int sndbuf)
 {
     memset(f, 0, sizeof *f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    uv_timer_init(&f->loop, &f->guard);
-    uv_unref((uv_handle_t *)&f->guard);
+    uv_guard_init(&f->loop, &f->guard);
     assert_int_equal(pg_uv_host_new(&f->loop, &f->host), 0);
     make_socketpair(f->sv, sndbuf);
     set_nonblocking(f->sv[1]);
@@ -130,7 +106,7 @@ static void test_back_pressure_and_close_drains(void **state)
         assert_true(i < 10000);
         got += drain_socket(f.sv[1], NULL, 0, &eof);
         if (!eof)
-            uv_turn(&f); /* the kernel has room again: the transport sends more */
+            UV_TURN(&f); /* the kernel has room again: the transport sends more */
     }
     assert_int_equal(got, sent); /* every byte, then EOF */
     assert_string_equal(f.r.log, "made pause resume lost:ok");

@@ -1,6 +1,7 @@
 /* protogen on libuv: a host of the sans-I/O core (protogen/core.h) on a
- * uv_loop_t, and a stream driver over connected libuv streams. Any generated
- * stream protocol runs unchanged on it, with asyncio's semantics and the same
+ * uv_loop_t, a stream driver over connected libuv streams and a datagram
+ * driver over datagram sockets. Any generated stream or datagram protocol
+ * runs unchanged on it, with asyncio's semantics and the same
  * PROTOGEN_TRACE lines as on the built-in loop. Link protogen::uv (CMake:
  * find_package(protogen COMPONENTS uv)) or -lprotogen_uv -lprotogen_core -luv.
  *
@@ -68,6 +69,19 @@ int pg_uv_stream_open(pg_uv_host *host, uv_stream_t *stream, uv_close_cb close_c
  * the listener's uv_connection_cb) into a handle the transport owns and
  * frees, and opens a transport over it as pg_uv_stream_open does. */
 int pg_uv_accept(pg_uv_host *host, uv_stream_t *server, pg_protocol_factory factory, void *arg, pg_transport **out);
+
+/* A datagram transport over a socket the caller made (UDP or a Unix datagram
+ * socket, bound and/or connected; no other libuv handle may watch the fd:
+ * -EEXIST), as pg_datagram_adopt_fd does on the built-in loop: the fd is made
+ * non-blocking, a connected socket gives a connected endpoint. A uv_poll_t on
+ * the fd follows the core's read and write interest; datagrams move with
+ * recvmsg and sendto. factory(arg) makes the protocol; connection_made
+ * follows from the loop. On success the transport owns the fd (closed after
+ * connection_lost, once its poll handle closed). On error (-ENOTSOCK, -EINVAL
+ * for a socket that is not SOCK_DGRAM, the factory's error, -ENOMEM) no
+ * protocol callback runs and the fd is still the caller's. */
+int pg_uv_datagram_open(pg_uv_host *host, int fd, pg_datagram_protocol_factory factory, void *arg,
+                        pg_datagram_transport **out);
 
 #ifdef __cplusplus
 }
