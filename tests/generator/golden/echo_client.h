@@ -115,6 +115,13 @@ typedef void (*echo_client_connect_cb)(void *context, echo_client_conn *conn, in
 int echo_client_connect(pg_loop *loop, const char *host, uint16_t port, uint32_t timeout_ms,
                         void *context, echo_client_connect_cb done);
 
+/* Cancels the pending echo_client_connect made on loop with this context and done
+ * (asyncio: cancelling the create_connection task): done is called once, on a
+ * later iteration, with -ECANCELED, and no connection is made. -EALREADY when
+ * the attempt has ended and its done is queued; -ENOENT when there is no such
+ * connect pending. Call it on the loop's thread. */
+int echo_client_connect_cancel(pg_loop *loop, void *context, echo_client_connect_cb done);
+
 /* Wraps a socket connected elsewhere (accepted by another program, systemd
  * socket activation, inetd, a fork server; asyncio's connect_accepted_socket)
  * in a new echo_client_conn whose context is `context`. On success the

@@ -26,12 +26,28 @@ static int echo_client__made_factory(void *arg, pg_protocol *out)
     return rc;
 }
 
-/* Carries the user's context and callback from connect to its completion. */
+/* Carries the user's context and callback from connect to its completion.
+ * Pending requests are listed per thread (a loop runs on one thread), so
+ * that echo_client_connect_cancel can find one by what the caller knows. */
 struct echo_client__connect_request {
     void *context;
     echo_client_connect_cb done;
     echo_client_conn *conn;
+    pg_loop *loop;
+    struct echo_client__connect_request *prev, *next;
 };
+
+static _Thread_local struct echo_client__connect_request *echo_client__pending;
+
+static void echo_client__pending_remove(struct echo_client__connect_request *req)
+{
+    if (req->prev != NULL)
+        req->prev->next = req->next;
+    else
+        echo_client__pending = req->next;
+    if (req->next != NULL)
+        req->next->prev = req->prev;
+}
 
 static int echo_client__connect_factory(void *arg, pg_protocol *out)
 {
@@ -45,6 +61,7 @@ static int echo_client__connect_factory(void *arg, pg_protocol *out)
 static void echo_client__connect_done(void *arg, pg_transport *transport, int error)
 {
     struct echo_client__connect_request req = *(struct echo_client__connect_request *)arg;
+    echo_client__pending_remove(arg);
     free(arg);
     if (transport == NULL) {
         req.done(req.context, NULL, error);
@@ -60,12 +77,28 @@ int echo_client_connect(pg_loop *loop, const char *host, uint16_t port, uint32_t
     struct echo_client__connect_request *req = malloc(sizeof *req);
     if (req == NULL)
         return -ENOMEM;
-    *req = (struct echo_client__connect_request){ .context = context, .done = done, .conn = NULL };
+    *req = (struct echo_client__connect_request){
+        .context = context, .done = done, .conn = NULL, .loop = loop, .prev = NULL, .next = echo_client__pending
+    };
+    /* Listed first: the runtime may end the attempt whenever it likes. */
+    if (req->next != NULL)
+        req->next->prev = req;
+    echo_client__pending = req;
     int rc = pg_tcp_connect(loop, host, port, timeout_ms,
                             echo_client__connect_factory, req, echo_client__connect_done, req);
-    if (rc < 0)
+    if (rc < 0) {
+        echo_client__pending_remove(req);
         free(req);
+    }
     return rc;
+}
+
+int echo_client_connect_cancel(pg_loop *loop, void *context, echo_client_connect_cb done)
+{
+    for (struct echo_client__connect_request *req = echo_client__pending; req != NULL; req = req->next)
+        if (req->loop == loop && req->context == context && req->done == done)
+            return pg_connect_cancel(loop, echo_client__connect_done, req);
+    return -ENOENT;
 }
 
 int echo_client_adopt(pg_loop *loop, int fd, void *context, echo_client_conn **out)

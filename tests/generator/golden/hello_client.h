@@ -109,6 +109,13 @@ typedef void (*hello_client_connect_cb)(void *context, hello_client_conn *conn, 
 int hello_client_connect(pg_loop *loop, const char *path, uint32_t timeout_ms,
                          void *context, hello_client_connect_cb done);
 
+/* Cancels the pending hello_client_connect made on loop with this context and done
+ * (asyncio: cancelling the create_connection task): done is called once, on a
+ * later iteration, with -ECANCELED, and no connection is made. -EALREADY when
+ * the attempt has ended and its done is queued; -ENOENT when there is no such
+ * connect pending. Call it on the loop's thread. */
+int hello_client_connect_cancel(pg_loop *loop, void *context, hello_client_connect_cb done);
+
 /* Wraps a socket connected elsewhere (accepted by another program, systemd
  * socket activation, inetd, a fork server; asyncio's connect_accepted_socket)
  * in a new hello_client_conn whose context is `context`. On success the

@@ -26,12 +26,28 @@ static int hello_client__made_factory(void *arg, pg_protocol *out)
     return rc;
 }
 
-/* Carries the user's context and callback from connect to its completion. */
+/* Carries the user's context and callback from connect to its completion.
+ * Pending requests are listed per thread (a loop runs on one thread), so
+ * that hello_client_connect_cancel can find one by what the caller knows. */
 struct hello_client__connect_request {
     void *context;
     hello_client_connect_cb done;
     hello_client_conn *conn;
+    pg_loop *loop;
+    struct hello_client__connect_request *prev, *next;
 };
+
+static _Thread_local struct hello_client__connect_request *hello_client__pending;
+
+static void hello_client__pending_remove(struct hello_client__connect_request *req)
+{
+    if (req->prev != NULL)
+        req->prev->next = req->next;
+    else
+        hello_client__pending = req->next;
+    if (req->next != NULL)
+        req->next->prev = req->prev;
+}
 
 static int hello_client__connect_factory(void *arg, pg_protocol *out)
 {
@@ -45,6 +61,7 @@ static int hello_client__connect_factory(void *arg, pg_protocol *out)
 static void hello_client__connect_done(void *arg, pg_transport *transport, int error)
 {
     struct hello_client__connect_request req = *(struct hello_client__connect_request *)arg;
+    hello_client__pending_remove(arg);
     free(arg);
     if (transport == NULL) {
         req.done(req.context, NULL, error);
@@ -60,12 +77,28 @@ int hello_client_connect(pg_loop *loop, const char *path, uint32_t timeout_ms,
     struct hello_client__connect_request *req = malloc(sizeof *req);
     if (req == NULL)
         return -ENOMEM;
-    *req = (struct hello_client__connect_request){ .context = context, .done = done, .conn = NULL };
+    *req = (struct hello_client__connect_request){
+        .context = context, .done = done, .conn = NULL, .loop = loop, .prev = NULL, .next = hello_client__pending
+    };
+    /* Listed first: the runtime may end the attempt whenever it likes. */
+    if (req->next != NULL)
+        req->next->prev = req;
+    hello_client__pending = req;
     int rc = pg_unix_connect(loop, path, timeout_ms,
                              hello_client__connect_factory, req, hello_client__connect_done, req);
-    if (rc < 0)
+    if (rc < 0) {
+        hello_client__pending_remove(req);
         free(req);
+    }
     return rc;
+}
+
+int hello_client_connect_cancel(pg_loop *loop, void *context, hello_client_connect_cb done)
+{
+    for (struct hello_client__connect_request *req = hello_client__pending; req != NULL; req = req->next)
+        if (req->loop == loop && req->context == context && req->done == done)
+            return pg_connect_cancel(loop, hello_client__connect_done, req);
+    return -ENOENT;
 }
 
 int hello_client_adopt(pg_loop *loop, int fd, void *context, hello_client_conn **out)

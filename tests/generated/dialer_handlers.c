@@ -1,0 +1,26 @@
+/* Handlers of dialer.spec: they count what the connection saw, in the
+ * context the test gives (test_connect_cancel.c). */
+#include "dialer.h"
+#include "dialer_test.h"
+
+struct dialer_state {
+    int unused;
+};
+
+const size_t dialer_state_size = sizeof(struct dialer_state);
+
+void dialer_on_connection_made(dialer_conn *conn, struct dialer_state *state)
+{
+    (void)state;
+    struct dialer_log *log = dialer_context(conn);
+    log->made++;
+    dialer_close(conn);
+}
+
+void dialer_on_connection_lost(dialer_conn *conn, struct dialer_state *state, int error)
+{
+    (void)state;
+    (void)error;
+    struct dialer_log *log = dialer_context(conn);
+    log->lost++;
+}
