@@ -177,7 +177,7 @@ typedef enum pg__block_class {
  * (the fd driver's watcher and its server's list of connections). */
 #define PG__STREAM_BLOCK 144
 /* The core's datagram endpoint (drivers keep theirs apart). */
-#define PG__DGRAM_BLOCK 320
+#define PG__DGRAM_BLOCK 304
 
 /* A free block of class c (its generation set, the rest for the caller to
  * fill), or NULL when out of memory. */
@@ -261,7 +261,8 @@ void pg__run_clear(pg__dgram_run *run);
 
 /* ---- datagram transports (datagram.c) ----------------------------------- */
 
-/* sizeof the core's per-endpoint transport, for tests and reports. */
+/* The bytes of the core's per-endpoint transport (its block), for tests
+ * and reports. */
 size_t pg__datagram_core_sizeof(void);
 
 /* ---- subprocess transports (subprocess.c) ------------------------------ */

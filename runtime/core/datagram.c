@@ -44,6 +44,8 @@ typedef struct pg__dgram {
     pg_datagram_transport base; /* the public header */
     pg_host *host;
     uint16_t gen; /* this endpoint's generation: its handles carry it */
+    uint8_t state; /* pg__dgram_state */
+    uint8_t proto; /* pg__proto_state */
     uint32_t trace_id;
     const pg_datagram_driver_ops *drv_ops;
     void *drv;
@@ -56,8 +58,6 @@ typedef struct pg__dgram {
     struct sockaddr_storage peer; /* a connected endpoint's peer */
     socklen_t peerlen;            /* 0: not connected */
     int lost_error;
-    uint8_t state;       /* pg__dgram_state */
-    uint8_t proto;       /* pg__proto_state */
     uint8_t want;        /* PG__WANT_*: what the driver was last asked for */
     bool reading_paused; /* pause_reading() */
     bool writing_paused; /* pause_writing() was called, resume_writing() not yet */
@@ -104,7 +104,7 @@ static pg__dgram *pg__dgram_live(const pg_datagram_transport *t)
 
 size_t pg__datagram_core_sizeof(void)
 {
-    return sizeof(pg__dgram);
+    return PG__DGRAM_BLOCK; /* what an endpoint takes of the pool */
 }
 
 /* ---- addresses ---------------------------------------------------------- */
