@@ -18,12 +18,11 @@
 #define PG__UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-/* The bytes of a free block left alone, and where its list link goes. Under
- * AddressSanitizer the rest of a free block is poisoned: a use of a freed
- * transport's state by the runtime itself is still caught. */
-#define PG__BLOCK_KEPT 24
+/* Under AddressSanitizer a free block is poisoned after its kept bytes
+ * (PG__BLOCK_KEPT, where its list link goes): a use of a freed transport's
+ * state by the runtime itself is still caught. */
 _Static_assert(PG__BLOCK_GEN_OFFSET + sizeof(uint16_t) <= PG__BLOCK_KEPT, "a stale call reads the kept bytes");
-_Static_assert(offsetof(pg__stream, host) < PG__BLOCK_KEPT, "a stale call counts on its host");
+_Static_assert(offsetof(pg__stream, host) + sizeof(pg_host *) <= PG__BLOCK_KEPT, "a stale call counts on its host");
 _Static_assert(offsetof(pg__stream, gen) == PG__BLOCK_GEN_OFFSET, "streams keep the generation where the pool does");
 _Static_assert(sizeof(pg__stream) <= PG__STREAM_BLOCK, "the core's part fits in a block");
 _Static_assert(PG__STREAM_BLOCK % 16 == 0 && PG__DGRAM_BLOCK % 16 == 0, "blocks stay aligned in a slab");

@@ -166,6 +166,8 @@ typedef struct pg__stream {
 
 #define PG__HANDLE_GEN_SHIFT 48
 #define PG__BLOCK_GEN_OFFSET 16
+/* The bytes of a free block the pool leaves alone; its list link follows. */
+#define PG__BLOCK_KEPT 24
 
 typedef enum pg__block_class {
     PG__BLOCK_STREAM, /* pg__stream and a driver's fields after it */

@@ -64,11 +64,11 @@ typedef struct pg__dgram {
     bool started;        /* the first read was allowed (after connection_made) */
     bool held_scheduled; /* pg__dgram_deliver_held is deferred */
     bool held_slot;      /* a deferred call is reserved for it */
-    bool free_in_held;   /* finished while it was deferred: it frees the transport */
+    bool free_in_held;   /* finished while it was deferred: it gives the block back */
 } pg__dgram;
 
 _Static_assert(offsetof(pg__dgram, gen) == PG__BLOCK_GEN_OFFSET, "endpoints keep the generation where the pool does");
-_Static_assert(offsetof(pg__dgram, trace_id) + sizeof(uint32_t) <= 24, "a stale call reads only the kept bytes");
+_Static_assert(offsetof(pg__dgram, host) + sizeof(pg_host *) <= PG__BLOCK_KEPT, "a stale call reads only the kept bytes");
 _Static_assert(sizeof(pg__dgram) <= PG__DGRAM_BLOCK, "the core's endpoint fits in a block");
 
 /* The endpoint behind a handle a driver holds (a driver calls only while
