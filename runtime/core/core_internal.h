@@ -13,7 +13,7 @@
 
 #include "protogen/core.h"
 
-/* Under AddressSanitizer the stream pool poisons its free blocks. */
+/* Under AddressSanitizer the block pool poisons its free blocks. */
 #if defined(__SANITIZE_ADDRESS__)
 #define PG__ASAN 1
 #elif defined(__has_feature)
@@ -40,8 +40,9 @@ struct pg_host {
      * allocating while idle connections hold none. */
     uint8_t *spare_wbuf;
     size_t spare_wbuf_cap;
-    /* The stream blocks (stream_pool.c): free ones, and every slab. */
-    void *free_blocks;
+    /* The transport blocks (block_pool.c): free ones of each class
+     * (pg__block_class, PG__BLOCK_CLASSES of them), and every slab. */
+    void *free_blocks[2];
     void *slabs;
     /* Calls through stale handles, dropped; debug builds assert on them
      * unless stale_assert is off (tests of the drop turn it off). */
@@ -124,7 +125,7 @@ typedef enum pg__proto_state {
 #define PG__STREAM_DRIVER_BITS 0xe0u
 
 typedef struct pg__stream {
-    /* What a stale handle reads of its block, first (stream_pool.c keeps
+    /* What a stale handle reads of its block, first (block_pool.c keeps
      * these bytes of a free block intact): */
     pg_transport base; /* the public header */
     pg_host *host;
@@ -151,21 +152,42 @@ typedef struct pg__stream {
     size_t low;
 } pg__stream;
 
-/* ---- handles and blocks (stream_pool.c) ---------------------------------- *
- * A handle is the block's address with the connection's generation in the
- * top 16 bits (PG__HANDLE_ADDR_MASK, transport.h). The block's generation
- * moves on once connection_lost has run, so every handle of that connection
- * is stale from then on, whatever uses the block next. Blocks come from a
- * pool of the host and go back to malloc only with the host: a stale handle
+/* ---- handles and blocks (block_pool.c) ----------------------------------- *
+ * A handle (pg_transport *, pg_datagram_transport *) is the block's address
+ * with the transport's generation in the top 16 bits (PG__HANDLE_ADDR_MASK,
+ * transport.h). The block's generation moves on once connection_lost has
+ * run, so every handle of that transport is stale from then on, whatever
+ * uses the block next. Blocks come from a pool of the host, one free list
+ * per size class, and go back to malloc only with the host: a stale handle
  * always points to a block with a generation to compare, never to freed
  * memory. A block whose 16 bits are used up (generation 0) is retired, never
- * reused: no handle ever matches a later connection. */
+ * reused: no handle ever matches a later transport. Every block starts with
+ * its table, its host and (at PG__BLOCK_GEN_OFFSET) its generation. */
 
 #define PG__HANDLE_GEN_SHIFT 48
+#define PG__BLOCK_GEN_OFFSET 16
+/* The bytes of a free block the pool leaves alone; its list link follows. */
+#define PG__BLOCK_KEPT 24
+
+typedef enum pg__block_class {
+    PG__BLOCK_STREAM, /* pg__stream and a driver's fields after it */
+    PG__BLOCK_DGRAM,  /* the core's datagram endpoint (datagram.c) */
+    PG__BLOCK_CLASSES
+} pg__block_class;
 
 /* Bytes per block: the core's pg__stream and a driver's fields after it
  * (the fd driver's watcher and its server's list of connections). */
 #define PG__STREAM_BLOCK 144
+/* The core's datagram endpoint (drivers keep theirs apart). */
+#define PG__DGRAM_BLOCK 304
+
+/* A free block of class c (its generation set, the rest for the caller to
+ * fill), or NULL when out of memory. */
+void *pg__block_get(pg_host *host, pg__block_class c);
+/* Gives a block back to its host's pool (retired instead at generation 0). */
+void pg__block_put(pg_host *host, pg__block_class c, void *block);
+/* Frees every block of the host (all free by then). */
+void pg__blocks_free(pg_host *host);
 
 static inline pg__stream *pg__stream_of(const pg_transport *t)
 {
@@ -177,13 +199,17 @@ static inline pg_transport *pg__stream_handle(const pg__stream *s)
     return (pg_transport *)((uintptr_t)s | (uintptr_t)s->gen << PG__HANDLE_GEN_SHIFT);
 }
 
-/* A free block (PG__STREAM_BLOCK bytes, for pg__stream_init), or NULL when
- * out of memory. */
-pg__stream *pg__stream_block_get(pg_host *host);
-/* Gives a block back to its host's pool (retired instead at generation 0). */
-void pg__stream_block_put(pg_host *host, pg__stream *s);
-/* Frees every block of the host (all free by then). */
-void pg__stream_blocks_free(pg_host *host);
+/* A free stream block (PG__STREAM_BLOCK bytes, for pg__stream_init), or
+ * NULL when out of memory. */
+static inline pg__stream *pg__stream_block_get(pg_host *host)
+{
+    return pg__block_get(host, PG__BLOCK_STREAM);
+}
+
+static inline void pg__stream_block_put(pg_host *host, pg__stream *s)
+{
+    pg__block_put(host, PG__BLOCK_STREAM, s);
+}
 
 /* A driver that keeps the transport inside its own block (a block from
  * pg__stream_block_get, one per connection) makes it in two steps, so that
@@ -237,7 +263,8 @@ void pg__run_clear(pg__dgram_run *run);
 
 /* ---- datagram transports (datagram.c) ----------------------------------- */
 
-/* sizeof the core's per-endpoint transport, for tests and reports. */
+/* The bytes of the core's per-endpoint transport (its block), for tests
+ * and reports. */
 size_t pg__datagram_core_sizeof(void);
 
 /* ---- subprocess transports (subprocess.c) ------------------------------ */

@@ -15,8 +15,10 @@
  *     allowed, and with nothing held;
  *   - connection_lost runs once, from a reserved deferred call (or directly
  *     from writable when a close() drains, as asyncio does), then the
- *     driver's close() releases the endpoint: nothing may use the transport
- *     afterwards. */
+ *     driver's close() releases the endpoint, and the block's generation
+ *     moves on: a call through a handle of the endpoint is stale from then
+ *     on, detected by every transport method here and dropped, whoever holds
+ *     the block next (core_internal.h, "handles and blocks"). */
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +39,14 @@ typedef enum pg__dgram_state {
 } pg__dgram_state;
 
 typedef struct pg__dgram {
-    pg_datagram_transport base; /* first: the public header */
+    /* What a stale handle reads of its block, first (block_pool.c keeps
+     * these bytes of a free block intact): */
+    pg_datagram_transport base; /* the public header */
     pg_host *host;
+    uint16_t gen; /* this endpoint's generation: its handles carry it */
+    uint8_t state; /* pg__dgram_state */
+    uint8_t proto; /* pg__proto_state */
+    uint32_t trace_id;
     const pg_datagram_driver_ops *drv_ops;
     void *drv;
     pg_datagram_protocol protocol;
@@ -50,23 +58,53 @@ typedef struct pg__dgram {
     struct sockaddr_storage peer; /* a connected endpoint's peer */
     socklen_t peerlen;            /* 0: not connected */
     int lost_error;
-    uint32_t trace_id;
-    uint8_t state;       /* pg__dgram_state */
-    uint8_t proto;       /* pg__proto_state */
     uint8_t want;        /* PG__WANT_*: what the driver was last asked for */
     bool reading_paused; /* pause_reading() */
     bool writing_paused; /* pause_writing() was called, resume_writing() not yet */
     bool started;        /* the first read was allowed (after connection_made) */
     bool held_scheduled; /* pg__dgram_deliver_held is deferred */
     bool held_slot;      /* a deferred call is reserved for it */
-    bool free_in_held;   /* finished while it was deferred: it frees the transport */
+    bool free_in_held;   /* finished while it was deferred: it gives the block back */
 } pg__dgram;
 
-#define PG__DGRAM(t) ((pg__dgram *)(void *)(t))
+_Static_assert(offsetof(pg__dgram, gen) == PG__BLOCK_GEN_OFFSET, "endpoints keep the generation where the pool does");
+_Static_assert(offsetof(pg__dgram, host) + sizeof(pg_host *) <= PG__BLOCK_KEPT, "a stale call reads only the kept bytes");
+_Static_assert(sizeof(pg__dgram) <= PG__DGRAM_BLOCK, "the core's endpoint fits in a block");
+
+/* The endpoint behind a handle a driver holds (a driver calls only while
+ * its endpoint lives). */
+#define PG__DGRAM(t) ((pg__dgram *)((uintptr_t)(t) & PG__HANDLE_ADDR_MASK))
+
+static pg_datagram_transport *pg__dgram_handle(const pg__dgram *d)
+{
+    return (pg_datagram_transport *)((uintptr_t)d | (uintptr_t)d->gen << PG__HANDLE_GEN_SHIFT);
+}
+
+/* ---- stale handles ------------------------------------------------------ */
+
+/* A call through a handle kept past connection_lost: a bug of the caller,
+ * which asyncio forgives (a lost transport drops sendto and ignores the
+ * rest). Counted; debug builds stop here. */
+static void pg__dgram_stale(const pg__dgram *d)
+{
+    d->host->stale_calls++;
+    assert(!d->host->stale_assert && "a pg_datagram_transport used after its connection_lost");
+}
+
+/* The endpoint behind the handle of a transport method, or NULL when the
+ * handle is stale (its generation is not its block's any more). */
+static pg__dgram *pg__dgram_live(const pg_datagram_transport *t)
+{
+    pg__dgram *d = PG__DGRAM(t);
+    if (d->gen == (uint16_t)((uintptr_t)t >> PG__HANDLE_GEN_SHIFT))
+        return d;
+    pg__dgram_stale(d);
+    return NULL;
+}
 
 size_t pg__datagram_core_sizeof(void)
 {
-    return sizeof(pg__dgram);
+    return PG__DGRAM_BLOCK; /* what an endpoint takes of the pool */
 }
 
 /* ---- addresses ---------------------------------------------------------- */
@@ -198,7 +236,7 @@ static void pg__dgram_connection_made(void *arg)
     d->proto = PG__PROTO_CONNECTED;
     PG__TRACE(d->trace_id, "connection_made");
     if (d->protocol.ops->connection_made != NULL)
-        d->protocol.ops->connection_made(d->protocol.self, &d->base);
+        d->protocol.ops->connection_made(d->protocol.self, pg__dgram_handle(d));
     /* Datagrams queued before connection_made may already be above high. */
     pg__dgram_maybe_pause(d);
 }
@@ -217,17 +255,18 @@ static void pg__dgram_finish(pg__dgram *d, int error)
     }
     pg__run_clear(&d->queue);
     pg__run_clear(&d->held);
+    d->gen++; /* every handle of this endpoint is stale from here on */
     d->drv_ops->close(d->drv);
     if (d->held_scheduled) {
         /* A delivery of held datagrams is still deferred (a close() that
          * drained from writable): the host has no cancel, so that call
-         * frees the transport. */
+         * gives the block back. */
         d->free_in_held = true;
         return;
     }
     if (d->held_slot)
         pg__host_unreserve(d->host);
-    free(d);
+    pg__block_put(d->host, PG__BLOCK_DGRAM, d);
 }
 
 static void pg__dgram_lost_cb(void *arg)
@@ -294,7 +333,7 @@ static void pg__dgram_deliver_held(void *arg)
     pg__dgram *d = arg;
     d->held_scheduled = false;
     if (d->free_in_held) {
-        free(d);
+        pg__block_put(d->host, PG__BLOCK_DGRAM, d);
         return;
     }
     /* This call's own slot was just freed: take it back for the next time. */
@@ -417,7 +456,9 @@ void pg_datagram_writable(pg_datagram_transport *t)
 static int pg__dgram_sendto(pg_datagram_transport *t, const void *data, size_t len, const struct sockaddr *addr,
                             socklen_t addrlen)
 {
-    pg__dgram *d = PG__DGRAM(t);
+    pg__dgram *d = pg__dgram_live(t);
+    if (d == NULL)
+        return 0; /* stale: dropped, as on a lost endpoint */
     if (len > 0 && data == NULL)
         return -EINVAL;
     if (addr != NULL && (addrlen < (socklen_t)sizeof(sa_family_t) || addrlen > (socklen_t)sizeof(struct sockaddr_storage)))
@@ -468,8 +509,8 @@ static int pg__dgram_sendto(pg_datagram_transport *t, const void *data, size_t l
 
 static void pg__dgram_close(pg_datagram_transport *t)
 {
-    pg__dgram *d = PG__DGRAM(t);
-    if (d->state != PG__DGRAM_OPEN)
+    pg__dgram *d = pg__dgram_live(t);
+    if (d == NULL || d->state != PG__DGRAM_OPEN)
         return;
     d->state = PG__DGRAM_CLOSING; /* held datagrams are never delivered now */
     if (d->queue.count == 0) {
@@ -485,20 +526,23 @@ static void pg__dgram_close(pg_datagram_transport *t)
 
 static void pg__dgram_abort(pg_datagram_transport *t)
 {
-    pg__dgram_force_close(PG__DGRAM(t), 0);
+    pg__dgram *d = pg__dgram_live(t);
+    if (d != NULL)
+        pg__dgram_force_close(d, 0);
 }
 
 static bool pg__dgram_is_closing(const pg_datagram_transport *t)
 {
-    return PG__DGRAM(t)->state != PG__DGRAM_OPEN;
+    const pg__dgram *d = pg__dgram_live(t);
+    return d == NULL || d->state != PG__DGRAM_OPEN;
 }
 
 /* ---- flow control ------------------------------------------------------- */
 
 static void pg__dgram_pause_reading(pg_datagram_transport *t)
 {
-    pg__dgram *d = PG__DGRAM(t);
-    if (!pg__dgram_reading(d))
+    pg__dgram *d = pg__dgram_live(t);
+    if (d == NULL || !pg__dgram_reading(d))
         return;
     d->reading_paused = true;
     pg__dgram_update_reader(d);
@@ -506,8 +550,8 @@ static void pg__dgram_pause_reading(pg_datagram_transport *t)
 
 static void pg__dgram_resume_reading(pg_datagram_transport *t)
 {
-    pg__dgram *d = PG__DGRAM(t);
-    if (d->state != PG__DGRAM_OPEN || !d->reading_paused)
+    pg__dgram *d = pg__dgram_live(t);
+    if (d == NULL || d->state != PG__DGRAM_OPEN || !d->reading_paused)
         return;
     d->reading_paused = false;
     if (d->held.count > 0 && d->started && !d->held_scheduled) {
@@ -529,26 +573,30 @@ static void pg__dgram_resume_reading(pg_datagram_transport *t)
 
 static bool pg__dgram_is_reading(const pg_datagram_transport *t)
 {
-    return pg__dgram_reading(PG__DGRAM(t));
+    const pg__dgram *d = pg__dgram_live(t);
+    return d != NULL && pg__dgram_reading(d);
 }
 
 static size_t pg__dgram_get_write_buffer_size(const pg_datagram_transport *t)
 {
-    return PG__DGRAM(t)->queued_size;
+    const pg__dgram *d = pg__dgram_live(t);
+    return d != NULL ? d->queued_size : 0;
 }
 
 static void pg__dgram_get_write_buffer_limits(const pg_datagram_transport *t, size_t *high, size_t *low)
 {
-    const pg__dgram *d = PG__DGRAM(t);
+    const pg__dgram *d = pg__dgram_live(t);
     if (high != NULL)
-        *high = d->high;
+        *high = d != NULL ? d->high : 0;
     if (low != NULL)
-        *low = d->low;
+        *low = d != NULL ? d->low : 0;
 }
 
 static int pg__dgram_set_write_buffer_limits(pg_datagram_transport *t, size_t high, size_t low)
 {
-    pg__dgram *d = PG__DGRAM(t);
+    pg__dgram *d = pg__dgram_live(t);
+    if (d == NULL)
+        return -EBADF;
     int r = pg__write_buffer_limits(high, low, &d->high, &d->low);
     if (r == 0)
         pg__dgram_maybe_pause(d); /* never resumes */
@@ -557,7 +605,9 @@ static int pg__dgram_set_write_buffer_limits(pg_datagram_transport *t, size_t hi
 
 static int pg__dgram_get_extra_info(const pg_datagram_transport *t, pg_extra_key key, pg_extra_info *out)
 {
-    const pg__dgram *d = PG__DGRAM(t);
+    const pg__dgram *d = pg__dgram_live(t);
+    if (d == NULL)
+        return -EBADF;
     if (out == NULL)
         return -EINVAL;
     memset(out, 0, sizeof *out);
@@ -602,9 +652,12 @@ int pg_datagram_new(pg_host *host, const pg_datagram_driver_ops *ops, void *driv
         || ops->close == NULL || factory == NULL
         || (peer != NULL && (peerlen < (socklen_t)sizeof(sa_family_t) || peerlen > (socklen_t)sizeof(struct sockaddr_storage))))
         return -EINVAL;
-    pg__dgram *d = calloc(1, sizeof *d);
+    pg__dgram *d = pg__block_get(host, PG__BLOCK_DGRAM);
     if (d == NULL)
         return -ENOMEM;
+    uint16_t gen = d->gen; /* the block's: older handles stay stale */
+    memset(d, 0, sizeof *d);
+    d->gen = gen;
     int reserved = 0, r = 0;
     for (; reserved < PG__DGRAM_SLOTS; reserved++) {
         r = pg__host_reserve(host);
@@ -635,12 +688,12 @@ int pg_datagram_new(pg_host *host, const pg_datagram_driver_ops *ops, void *driv
     pg__host_defer(host, pg__dgram_connection_made, d);
     pg__host_defer(host, pg__dgram_start_reading, d);
     if (out != NULL)
-        *out = &d->base;
+        *out = pg__dgram_handle(d);
     return 0;
 
 fail:
     while (reserved-- > 0)
         pg__host_unreserve(host);
-    free(d);
+    pg__block_put(host, PG__BLOCK_DGRAM, d); /* no handle was made: the generation stays */
     return r;
 }

@@ -10,7 +10,8 @@ void pg__host_init(pg_host *host, const pg_host_ops *ops, void *self)
     host->self = self;
     host->spare_wbuf = NULL;
     host->spare_wbuf_cap = 0;
-    host->free_blocks = NULL;
+    for (int c = 0; c < PG__BLOCK_CLASSES; c++)
+        host->free_blocks[c] = NULL;
     host->slabs = NULL;
     host->stale_calls = 0;
     host->stale_assert = true;
@@ -18,7 +19,7 @@ void pg__host_init(pg_host *host, const pg_host_ops *ops, void *self)
 
 void pg__host_cleanup(pg_host *host)
 {
-    pg__stream_blocks_free(host);
+    pg__blocks_free(host);
     free(host->spare_wbuf);
     host->spare_wbuf = NULL;
     host->spare_wbuf_cap = 0;

@@ -1,20 +1,23 @@
-/* Stale handles: a pg_transport * kept past connection_lost. Its block may
+/* Stale handles: a pg_transport * (or pg_datagram_transport *) kept past
+ * connection_lost. Its block may
  * be the next connection's by then; every call through the old handle must
  * leave that connection alone and be dropped, as asyncio drops writes on a
  * lost transport (writes return 0, other calls do nothing or fail). Debug
  * builds assert on such a call; these tests switch that off to check what a
  * release build does, and check the assert itself in a child process. */
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dgram_recorder.h"
 #include "internal.h" /* pg__loop_host */
 #include "protogen/manual.h"
 #include "testutil.h"
 
 /* The address part of a handle (the runtime keeps a generation above it). */
-static uintptr_t block_of(const pg_transport *t)
+static uintptr_t block_of(const void *t)
 {
     return (uintptr_t)t & (((uintptr_t)1 << 48) - 1);
 }
@@ -183,6 +186,35 @@ static void test_generations_never_repeat(void **state)
     pg_manual_host_free(mh);
 }
 
+/* Runs fn in a child process: true when it stopped on an assertion. */
+static bool aborts(void (*fn)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* No core file, no assertion text on the test's output. */
+        if (freopen("/dev/null", "w", stderr) == NULL)
+            _exit(2);
+        fn();
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+static void stale_stream_write(void)
+{
+    pg_manual_host *mh;
+    if (pg_manual_host_new(&mh) != 0)
+        _exit(2);
+    mconn a;
+    mconn_open(mh, &a);
+    pg_transport *stale = a.r.transport;
+    mconn_end(mh, &a);
+    (void)pg_transport_write(stale, "x", 1);
+}
+
 /* Debug builds stop at the first stale call (it is a bug of the caller). */
 static void test_stale_call_asserts_in_debug_builds(void **state)
 {
@@ -190,26 +222,187 @@ static void test_stale_call_asserts_in_debug_builds(void **state)
 #ifdef NDEBUG
     skip();
 #endif
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        pg_manual_host *mh;
-        if (pg_manual_host_new(&mh) != 0)
-            _exit(2);
-        mconn a;
-        mconn_open(mh, &a);
-        pg_transport *stale = a.r.transport;
-        mconn_end(mh, &a);
-        /* No core file, no assertion text on the test's output. */
-        if (freopen("/dev/null", "w", stderr) == NULL)
-            _exit(2);
-        (void)pg_transport_write(stale, "x", 1);
-        _exit(0);
+    assert_true(aborts(stale_stream_write));
+}
+
+/* ---- datagram endpoints, on the memory driver ---------------------------- */
+
+typedef struct mdgram {
+    pg_manual_datagram *md;
+    dgram_rec r;
+} mdgram;
+
+static const struct sockaddr_in dgram_peer = {
+    .sin_family = AF_INET,
+    .sin_port = 0x3514, /* any port: the memory driver only records it */
+    .sin_addr = { .s_addr = 0x0100007f },
+};
+
+static void mdgram_open(pg_manual_host *mh, mdgram *e)
+{
+    dgram_rec_init(&e->r);
+    assert_int_equal(pg_manual_datagram_new(pg_manual_host_host(mh), NULL, 0, dgram_rec_factory, &e->r, &e->md), 0);
+    pg_manual_host_run(mh);
+    assert_int_equal(e->r.made, 1);
+}
+
+/* Ends e (abort, connection_lost) and frees its driver. */
+static void mdgram_end(pg_manual_host *mh, mdgram *e)
+{
+    pg_datagram_transport_abort(e->r.transport);
+    pg_manual_host_run(mh);
+    assert_int_equal(e->r.lost, 1);
+    assert_true(pg_manual_datagram_closed(e->md));
+    pg_manual_datagram_free(e->md);
+}
+
+static int dgram_send(pg_datagram_transport *t, const char *text)
+{
+    return pg_datagram_transport_sendto(t, text, strlen(text), (const struct sockaddr *)&dgram_peer, sizeof dgram_peer);
+}
+
+static void test_stale_datagram_calls_leave_the_next_endpoint_alone(void **state)
+{
+    (void)state;
+    pg_manual_host *mh = quiet_host();
+    pg_host *host = pg_manual_host_host(mh);
+    mdgram a, b;
+    mdgram_open(mh, &a);
+    pg_datagram_transport *stale = a.r.transport;
+    mdgram_end(mh, &a);
+    mdgram_open(mh, &b); /* takes a's block */
+    pg_datagram_transport *live = b.r.transport;
+    assert_true(block_of(stale) == block_of(live));
+    assert_ptr_not_equal(stale, live);
+
+    assert_int_equal(dgram_send(stale, "stale"), 0); /* dropped, as on a lost endpoint */
+    assert_int_equal(pg_manual_datagram_output_count(b.md), 0);
+    pg_datagram_transport_close(stale);
+    pg_datagram_transport_abort(stale);
+    pg_datagram_transport_pause_reading(stale);
+    pg_datagram_transport_resume_reading(stale);
+    pg_manual_host_run(mh);
+    assert_int_equal(b.r.lost, 0); /* not b's close */
+    assert_true(pg_manual_datagram_wants_read(b.md));
+    assert_int_equal(pg_datagram_transport_set_write_buffer_limits(stale, 1, 0), -EBADF);
+    size_t high = 1, low = 1;
+    pg_datagram_transport_get_write_buffer_limits(stale, &high, &low);
+    assert_int_equal(high, 0);
+    assert_int_equal(low, 0);
+    pg_extra_info info;
+    assert_int_equal(pg_datagram_transport_get_extra_info(stale, PG_EXTRA_SOCKET, &info), -EBADF);
+    assert_true(pg_datagram_transport_is_closing(stale));
+    assert_false(pg_datagram_transport_is_reading(stale));
+    assert_int_equal(pg_datagram_transport_get_write_buffer_size(stale), 0);
+    assert_int_equal(host->stale_calls, 11);
+
+    /* b saw none of it: nothing sent, still reading, still open. */
+    assert_int_equal(pg_manual_datagram_output_count(b.md), 0);
+    assert_false(pg_datagram_transport_is_closing(live));
+    assert_true(pg_datagram_transport_is_reading(live));
+    pg_datagram_transport_get_write_buffer_limits(live, &high, &low);
+    assert_int_equal(high, PG_DEFAULT_HIGH_WATER);
+    assert_string_equal(b.r.log, "made");
+    assert_int_equal(dgram_send(live, "live"), 0);
+    size_t len;
+    const struct sockaddr *to;
+    socklen_t tolen;
+    const uint8_t *out = pg_manual_datagram_output(b.md, &len, &to, &tolen);
+    assert_int_equal(len, 4);
+    assert_memory_equal(out, "live", 4);
+    assert_int_equal(host->stale_calls, 11); /* the live handle is never stale */
+    mdgram_end(mh, &b);
+    pg_manual_host_free(mh);
+}
+
+/* A datagram endpoint's block never serves a stream (nor the reverse), and
+ * each keeps its generation through the other's churn. */
+static void test_stale_datagram_handle_past_streams(void **state)
+{
+    (void)state;
+    pg_manual_host *mh = quiet_host();
+    mdgram a, b;
+    mdgram_open(mh, &a);
+    pg_datagram_transport *stale = a.r.transport;
+    mdgram_end(mh, &a);
+    mconn c;
+    mconn_open(mh, &c);
+    assert_true(block_of(c.r.transport) != block_of(stale));
+    mdgram_open(mh, &b);
+    assert_int_equal(dgram_send(stale, "x"), 0);
+    assert_int_equal(pg_manual_datagram_output_count(b.md), 0);
+    size_t len;
+    pg_manual_stream_output(c.ms, &len);
+    assert_int_equal(len, 0);
+    assert_int_equal(pg_manual_host_host(mh)->stale_calls, 1);
+    mconn_end(mh, &c);
+    mdgram_end(mh, &b);
+    pg_manual_host_free(mh);
+}
+
+/* Calls from inside connection_lost are on a live handle: not stale. */
+static void dgram_send_in_lost(dgram_rec *r, int error)
+{
+    (void)error;
+    assert_int_equal(dgram_send(r->transport, "late"), 0);
+    assert_true(pg_datagram_transport_is_closing(r->transport));
+}
+
+static void test_datagram_calls_in_connection_lost_are_not_stale(void **state)
+{
+    (void)state;
+    pg_manual_host *mh = quiet_host();
+    mdgram a;
+    mdgram_open(mh, &a);
+    a.r.hooks.lost = dgram_send_in_lost;
+    mdgram_end(mh, &a);
+    assert_int_equal(pg_manual_host_host(mh)->stale_calls, 0);
+    pg_manual_host_free(mh);
+}
+
+static void test_datagram_generations_never_repeat(void **state)
+{
+    (void)state;
+    pg_manual_host *mh = quiet_host();
+    mdgram a;
+    mdgram_open(mh, &a);
+    pg_datagram_transport *stale = a.r.transport;
+    mdgram_end(mh, &a);
+    bool moved = false; /* the block was retired and another one took over */
+    for (int i = 0; i < 70000; i++) {
+        mdgram e;
+        mdgram_open(mh, &e);
+        assert_ptr_not_equal(e.r.transport, stale);
+        moved = moved || block_of(e.r.transport) != block_of(stale);
+        if (i % 4096 == 0 || i > 65530) {
+            assert_int_equal(dgram_send(stale, "x"), 0);
+            assert_int_equal(pg_manual_datagram_output_count(e.md), 0);
+        }
+        mdgram_end(mh, &e);
     }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
-    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_true(moved);
+    pg_manual_host_free(mh);
+}
+
+static void stale_datagram_send(void)
+{
+    pg_manual_host *mh;
+    if (pg_manual_host_new(&mh) != 0)
+        _exit(2);
+    mdgram a;
+    mdgram_open(mh, &a);
+    pg_datagram_transport *stale = a.r.transport;
+    mdgram_end(mh, &a);
+    (void)dgram_send(stale, "x");
+}
+
+static void test_stale_datagram_call_asserts_in_debug_builds(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#endif
+    assert_true(aborts(stale_datagram_send));
 }
 
 /* ---- on the built-in loop, over sockets --------------------------------- */
@@ -261,6 +454,50 @@ static void test_stale_handle_on_the_loop(void **state)
     assert_int_equal(pg_loop_close(loop), 0);
 }
 
+/* The same on the loop's datagram sockets: nothing reaches the next
+ * endpoint's peer. */
+static void test_stale_datagram_handle_on_the_loop(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    pg__loop_host(loop)->stale_assert = false;
+    int sa[2], sb[2];
+    make_dgram_pair(sa, 0);
+    make_dgram_pair(sb, 0);
+    dgram_rec ra, rb;
+    dgram_rec_init(&ra);
+    dgram_rec_init(&rb);
+    pg_datagram_transport *stale;
+    assert_int_equal(pg_datagram_adopt_fd(loop, sa[0], dgram_rec_factory, &ra, &stale), 0);
+    RUN_UNTIL(loop, ra.made == 1);
+    pg_datagram_transport_close(stale);
+    RUN_UNTIL(loop, ra.lost == 1);
+    pg_datagram_transport *live;
+    assert_int_equal(pg_datagram_adopt_fd(loop, sb[0], dgram_rec_factory, &rb, &live), 0);
+    RUN_UNTIL(loop, rb.made == 1);
+    assert_true(block_of(stale) == block_of(live)); /* the loop reuses the block */
+
+    assert_int_equal(pg_datagram_transport_sendto(stale, "stale", 5, NULL, 0), 0);
+    pg_datagram_transport_abort(stale);
+    pg_datagram_transport_close(stale);
+    run_idle(loop, 3);
+    assert_int_equal(drain_dgram_socket(sb[1], NULL, 0), 0); /* b's peer got nothing */
+    assert_int_equal(rb.lost, 0);
+    assert_int_equal(pg__loop_host(loop)->stale_calls, 3);
+
+    assert_int_equal(pg_datagram_transport_sendto(live, "live", 4, NULL, 0), 0);
+    uint8_t first = 0;
+    int got = 0;
+    RUN_UNTIL(loop, (got += drain_dgram_socket(sb[1], &first, 1), got == 1));
+    assert_int_equal(first, 'l');
+    pg_datagram_transport_close(live);
+    RUN_UNTIL(loop, rb.lost == 1);
+    close(sa[1]);
+    close(sb[1]);
+    assert_int_equal(pg_loop_close(loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +507,12 @@ int main(void)
         cmocka_unit_test(test_generations_never_repeat),
         cmocka_unit_test(test_stale_call_asserts_in_debug_builds),
         cmocka_unit_test(test_stale_handle_on_the_loop),
+        cmocka_unit_test(test_stale_datagram_calls_leave_the_next_endpoint_alone),
+        cmocka_unit_test(test_stale_datagram_handle_past_streams),
+        cmocka_unit_test(test_datagram_calls_in_connection_lost_are_not_stale),
+        cmocka_unit_test(test_datagram_generations_never_repeat),
+        cmocka_unit_test(test_stale_datagram_call_asserts_in_debug_builds),
+        cmocka_unit_test(test_stale_datagram_handle_on_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,9 @@
  *   connection_made  (datagram_received | error_received)*  connection_lost
  * with pause_writing/resume_writing alternating (pause first) between
  * connection_made and connection_lost. connection_lost is called exactly once;
- * after it returns the transport is gone and must not be used.
+ * after it returns the transport is gone: a call through a handle kept past
+ * it is dropped (counted; debug builds assert), whatever endpoint holds the
+ * memory next.
  *
  * Integer results are 0 or a negative errno value. */
 #ifndef PROTOGEN_DATAGRAM_H
@@ -79,50 +81,58 @@ struct pg_datagram_transport {
     const pg_datagram_transport_ops *ops;
 };
 
+/* A datagram transport's handle carries the endpoint's generation in its top
+ * 16 bits, as a stream's does (transport.h): a call through a handle kept
+ * past connection_lost is told apart from the next endpoint's and dropped.
+ * The table is reached through the address alone. */
+static inline const pg_datagram_transport_ops *pg__datagram_ops(const pg_datagram_transport *t)
+{ return ((const pg_datagram_transport *)((uintptr_t)t & PG__HANDLE_ADDR_MASK))->ops; }
+
 /* Sends one datagram of len bytes (0 is allowed: an empty datagram).
  * On a connected endpoint addr must be NULL or the peer's address (else
  * -EINVAL); otherwise it is required (else -EDESTADDRREQ). With nothing queued
  * it is sent at once; if the kernel cannot take it now it is copied and
  * queued (-ENOMEM: not even that). Any other OS error goes to error_received
  * (after connection_made; before, it is returned) and the transport stays
- * open. After the endpoint is lost: dropped, 0. */
+ * open. After the endpoint is lost: dropped, 0; also through a handle kept
+ * past connection_lost (docs/datagrams.md). */
 static inline int pg_datagram_transport_sendto(pg_datagram_transport *t, const void *data, size_t len,
                                                const struct sockaddr *addr, socklen_t addrlen)
-{ return t->ops->sendto(t, data, len, addr, addrlen); }
+{ return pg__datagram_ops(t)->sendto(t, data, len, addr, addrlen); }
 
 /* Stops reading, sends what is queued, then connection_lost(0). Idempotent. */
-static inline void pg_datagram_transport_close(pg_datagram_transport *t) { t->ops->close(t); }
+static inline void pg_datagram_transport_close(pg_datagram_transport *t) { pg__datagram_ops(t)->close(t); }
 
 /* Drops the queue and closes now; connection_lost(0) on the next iteration. */
-static inline void pg_datagram_transport_abort(pg_datagram_transport *t) { t->ops->abort(t); }
+static inline void pg_datagram_transport_abort(pg_datagram_transport *t) { pg__datagram_ops(t)->abort(t); }
 
 static inline bool pg_datagram_transport_is_closing(const pg_datagram_transport *t)
-{ return t->ops->is_closing(t); }
+{ return pg__datagram_ops(t)->is_closing(t); }
 
 /* Idempotent; no effect once closing. No datagram_received comes while paused. */
-static inline void pg_datagram_transport_pause_reading(pg_datagram_transport *t) { t->ops->pause_reading(t); }
-static inline void pg_datagram_transport_resume_reading(pg_datagram_transport *t) { t->ops->resume_reading(t); }
+static inline void pg_datagram_transport_pause_reading(pg_datagram_transport *t) { pg__datagram_ops(t)->pause_reading(t); }
+static inline void pg_datagram_transport_resume_reading(pg_datagram_transport *t) { pg__datagram_ops(t)->resume_reading(t); }
 static inline bool pg_datagram_transport_is_reading(const pg_datagram_transport *t)
-{ return t->ops->is_reading(t); }
+{ return pg__datagram_ops(t)->is_reading(t); }
 
 /* The queued datagrams' bytes, each with PG_DATAGRAM_OVERHEAD. */
 static inline size_t pg_datagram_transport_get_write_buffer_size(const pg_datagram_transport *t)
-{ return t->ops->get_write_buffer_size(t); }
+{ return pg__datagram_ops(t)->get_write_buffer_size(t); }
 
 static inline void pg_datagram_transport_get_write_buffer_limits(const pg_datagram_transport *t, size_t *high,
                                                                  size_t *low)
-{ t->ops->get_write_buffer_limits(t, high, low); }
+{ pg__datagram_ops(t)->get_write_buffer_limits(t, high, low); }
 
 /* The stream transports' rules (see transport.h): defaults 64 KiB / 16 KiB,
  * PG_LIMIT_DEFAULT for "not given", high < low → -EINVAL; may pause at once. */
 static inline int pg_datagram_transport_set_write_buffer_limits(pg_datagram_transport *t, size_t high, size_t low)
-{ return t->ops->set_write_buffer_limits(t, high, low); }
+{ return pg__datagram_ops(t)->set_write_buffer_limits(t, high, low); }
 
 /* PG_EXTRA_SOCKNAME, PG_EXTRA_PEERNAME (connected endpoints; -ENOTCONN
  * otherwise), PG_EXTRA_SOCKET; -ENOENT for other keys. */
 static inline int pg_datagram_transport_get_extra_info(const pg_datagram_transport *t, pg_extra_key key,
                                                        pg_extra_info *out)
-{ return t->ops->get_extra_info(t, key, out); }
+{ return pg__datagram_ops(t)->get_extra_info(t, key, out); }
 
 /* Wraps a datagram socket the caller already has (asyncio's
  * create_datagram_endpoint(sock=...)): UDP, or a Unix datagram socket. The fd
