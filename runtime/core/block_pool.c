@@ -1,5 +1,5 @@
 /* The host's pool of transport blocks (core_internal.h, "handles and
- * blocks"): for each class (stream, datagram endpoint) slabs of blocks of
+ * blocks"): for each class (stream, datagram endpoint, subprocess) slabs of blocks of
  * its size, a free list through them, and no block given back to malloc
  * before the host itself goes. What a stale handle reads of a free block
  * (its table, host and generation) stays as the last transport left it; the
@@ -25,7 +25,7 @@ _Static_assert(PG__BLOCK_GEN_OFFSET + sizeof(uint16_t) <= PG__BLOCK_KEPT, "a sta
 _Static_assert(offsetof(pg__stream, host) + sizeof(pg_host *) <= PG__BLOCK_KEPT, "a stale call counts on its host");
 _Static_assert(offsetof(pg__stream, gen) == PG__BLOCK_GEN_OFFSET, "streams keep the generation where the pool does");
 _Static_assert(sizeof(pg__stream) <= PG__STREAM_BLOCK, "the core's part fits in a block");
-_Static_assert(PG__STREAM_BLOCK % 16 == 0 && PG__DGRAM_BLOCK % 16 == 0, "blocks stay aligned in a slab");
+_Static_assert(PG__STREAM_BLOCK % 16 == 0 && PG__DGRAM_BLOCK % 16 == 0 && PG__SUBPROC_BLOCK % 16 == 0, "blocks stay aligned in a slab");
 _Static_assert(sizeof ((pg_host *)0)->free_blocks / sizeof(void *) == PG__BLOCK_CLASSES, "a free list per class");
 _Static_assert(UINTPTR_MAX > 0xffffffffu, "handles keep a generation in the top 16 bits of 64");
 
@@ -35,6 +35,7 @@ _Static_assert(UINTPTR_MAX > 0xffffffffu, "handles keep a generation in the top 
 static const size_t pg__block_size[PG__BLOCK_CLASSES] = {
     [PG__BLOCK_STREAM] = PG__STREAM_BLOCK,
     [PG__BLOCK_DGRAM] = PG__DGRAM_BLOCK,
+    [PG__BLOCK_SUBPROC] = PG__SUBPROC_BLOCK,
 };
 
 static uint16_t pg__block_gen(const uint8_t *block)

@@ -42,7 +42,7 @@ struct pg_host {
     size_t spare_wbuf_cap;
     /* The transport blocks (block_pool.c): free ones of each class
      * (pg__block_class, PG__BLOCK_CLASSES of them), and every slab. */
-    void *free_blocks[2];
+    void *free_blocks[3];
     void *slabs;
     /* Calls through stale handles, dropped; debug builds assert on them
      * unless stale_assert is off (tests of the drop turn it off). */
@@ -153,7 +153,7 @@ typedef struct pg__stream {
 } pg__stream;
 
 /* ---- handles and blocks (block_pool.c) ----------------------------------- *
- * A handle (pg_transport *, pg_datagram_transport *) is the block's address
+ * A handle (pg_transport *, pg_datagram_transport *, pg_subprocess *) is the block's address
  * with the transport's generation in the top 16 bits (PG__HANDLE_ADDR_MASK,
  * transport.h). The block's generation moves on once connection_lost has
  * run, so every handle of that transport is stale from then on, whatever
@@ -172,6 +172,7 @@ typedef struct pg__stream {
 typedef enum pg__block_class {
     PG__BLOCK_STREAM, /* pg__stream and a driver's fields after it */
     PG__BLOCK_DGRAM,  /* the core's datagram endpoint (datagram.c) */
+    PG__BLOCK_SUBPROC, /* the core's subprocess transport (subprocess.c) */
     PG__BLOCK_CLASSES
 } pg__block_class;
 
@@ -180,6 +181,8 @@ typedef enum pg__block_class {
 #define PG__STREAM_BLOCK 144
 /* The core's datagram endpoint (drivers keep theirs apart). */
 #define PG__DGRAM_BLOCK 304
+/* The core's subprocess transport (its pipes are stream blocks). */
+#define PG__SUBPROC_BLOCK 240
 
 /* A free block of class c (its generation set, the rest for the caller to
  * fill), or NULL when out of memory. */
@@ -268,6 +271,9 @@ void pg__run_clear(pg__dgram_run *run);
 size_t pg__datagram_core_sizeof(void);
 
 /* ---- subprocess transports (subprocess.c) ------------------------------ */
+
+/* The pg_subprocess * below (alloc's out, the arguments) are handles with
+ * the generation: the driver keeps alloc's for pg_subprocess_exited. */
 
 /* A driver that makes its pipes' stream transports itself (the built-in
  * loop's fd pipes live in the fd driver's blocks) makes a subprocess in

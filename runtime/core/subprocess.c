@@ -17,8 +17,11 @@
  * own host turn, once the child is reaped and every pipe has been lost.
  *
  * Lifetime: the transport is the runtime's until connection_lost has run, and
- * also the caller's while it holds it (pg_subprocess_spawn's out); it is freed
- * when both are done. */
+ * also the caller's while it holds it (pg_subprocess_spawn's out); its block
+ * goes back to the host's pool when both are done, and its generation moves
+ * on then: a call through a handle of it is stale from there, detected at
+ * the entry of every pg_subprocess_* function and dropped, whoever holds the
+ * block next (core_internal.h, "handles and blocks"). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +48,7 @@ typedef struct pg__subevent {
 
 /* One of the child's stdin, stdout, stderr, when it is a pipe. */
 typedef struct pg__subpipe {
-    pg_subprocess *proc;
+    struct pg__subproc *proc;
     pg_transport *transport; /* NULL before spawning and after its connection_lost */
     uint8_t fd;
     bool piped; /* the child's fd is a pipe to us (it may be closed since) */
@@ -53,9 +56,13 @@ typedef struct pg__subpipe {
     size_t high, low; /* stdin: its write buffer limits, kept once it is gone */
 } pg__subpipe;
 
-struct pg_subprocess {
-    pg_host *host;
+/* The transport's block; a pg_subprocess * is a handle of it. */
+typedef struct pg__subproc {
+    /* What a stale handle reads of its block, first (block_pool.c keeps
+     * these bytes of a free block intact): */
     const pg_process_driver_ops *drv_ops;
+    pg_host *host;
+    uint16_t gen; /* this transport's generation: its handles carry it */
     void *drv;
     pg_subprocess_protocol protocol;
     pg__subpipe pipes[3];
@@ -72,7 +79,34 @@ struct pg_subprocess {
     bool pause_held;   /* stdin paused before connection_made: told right after it */
     uint8_t npending;
     pg__subevent pending[PG__SUBPROCESS_MAX_PENDING];
-};
+} pg__subproc;
+
+_Static_assert(offsetof(pg__subproc, gen) == PG__BLOCK_GEN_OFFSET, "the generation where the pool keeps it");
+_Static_assert(offsetof(pg__subproc, host) + sizeof(pg_host *) <= PG__BLOCK_KEPT, "a stale call reads only the kept bytes");
+_Static_assert(sizeof(pg__subproc) <= PG__SUBPROC_BLOCK, "the transport fits in a block");
+
+#define PG__SUBPROC(h) ((pg__subproc *)((uintptr_t)(h) & PG__HANDLE_ADDR_MASK))
+
+static pg_subprocess *pg__subproc_handle(const pg__subproc *p)
+{
+    return (pg_subprocess *)((uintptr_t)p | (uintptr_t)p->gen << PG__HANDLE_GEN_SHIFT);
+}
+
+/* ---- stale handles ------------------------------------------------------ */
+
+/* The transport behind the handle of a pg_subprocess_* call, or NULL when
+ * the handle is stale (kept past connection_lost without a hold, or past
+ * pg_subprocess_release): a bug of the caller, counted, and debug builds
+ * stop here. */
+static pg__subproc *pg__subproc_live(const pg_subprocess *h)
+{
+    pg__subproc *p = PG__SUBPROC(h);
+    if (p->gen == (uint16_t)((uintptr_t)h >> PG__HANDLE_GEN_SHIFT))
+        return p;
+    p->host->stale_calls++;
+    assert(!p->host->stale_assert && "a pg_subprocess used after its connection_lost (or release)");
+    return NULL;
+}
 
 /* ---- tracing: "<conn> <callback> [<fd>] [<detail>]" ---------------------- */
 
@@ -83,7 +117,7 @@ static const char *pg__subprocess_trace_name(char *buf, size_t size, const char 
     return buf;
 }
 
-static void pg__subprocess_trace_data(const pg_subprocess *p, int fd, size_t len)
+static void pg__subprocess_trace_data(const pg__subproc *p, int fd, size_t len)
 {
     if (pg__trace_fd < 0)
         return;
@@ -91,7 +125,7 @@ static void pg__subprocess_trace_data(const pg_subprocess *p, int fd, size_t len
     PG__TRACE_SIZE(p->trace_id, pg__subprocess_trace_name(name, sizeof name, "pipe_data_received", fd), len);
 }
 
-static void pg__subprocess_trace_pipe_lost(const pg_subprocess *p, int fd, int error)
+static void pg__subprocess_trace_pipe_lost(const pg__subproc *p, int fd, int error)
 {
     if (pg__trace_fd < 0)
         return;
@@ -99,7 +133,7 @@ static void pg__subprocess_trace_pipe_lost(const pg_subprocess *p, int fd, int e
     PG__TRACE_ERROR(p->trace_id, pg__subprocess_trace_name(name, sizeof name, "pipe_connection_lost", fd), error);
 }
 
-static void pg__subprocess_trace_exited(const pg_subprocess *p)
+static void pg__subprocess_trace_exited(const pg__subproc *p)
 {
     if (pg__trace_fd < 0)
         return;
@@ -109,9 +143,11 @@ static void pg__subprocess_trace_exited(const pg_subprocess *p)
 
 /* ---- the protocol's callbacks, in order ---------------------------------- */
 
-static void pg__subprocess_free(pg_subprocess *p)
+/* The memory would go here: every handle is stale from now on. */
+static void pg__subprocess_free(pg__subproc *p)
 {
-    free(p);
+    p->gen++;
+    pg__block_put(p->host, PG__BLOCK_SUBPROC, p);
 }
 
 /* asyncio's _call_connection_lost: the last callback. Lost only once it has
@@ -120,7 +156,7 @@ static void pg__subprocess_free(pg_subprocess *p)
  * the hold, the memory going here, after the callback. */
 static void pg__subprocess_lost_cb(void *arg)
 {
-    pg_subprocess *p = arg;
+    pg__subproc *p = arg;
     assert(p->connected && p->finished && !p->lost);
     PG__TRACE_ERROR(p->trace_id, "connection_lost", 0);
     if (p->protocol.ops->connection_lost != NULL)
@@ -131,7 +167,7 @@ static void pg__subprocess_lost_cb(void *arg)
         pg__subprocess_free(p);
 }
 
-static void pg__subprocess_deliver(pg_subprocess *p, const pg__subevent *ev)
+static void pg__subprocess_deliver(pg__subproc *p, const pg__subevent *ev)
 {
     const pg_subprocess_protocol_ops *ops = p->protocol.ops;
     switch ((pg__subevent_kind)ev->kind) {
@@ -154,7 +190,7 @@ static void pg__subprocess_deliver(pg_subprocess *p, const pg__subevent *ev)
 }
 
 /* asyncio's _call: now, or after connection_made when it has not run yet. */
-static void pg__subprocess_call(pg_subprocess *p, pg__subevent_kind kind, int fd, int error)
+static void pg__subprocess_call(pg__subproc *p, pg__subevent_kind kind, int fd, int error)
 {
     pg__subevent ev = { .kind = (uint8_t)kind, .fd = (uint8_t)fd, .error = error };
     if (p->connected) {
@@ -167,7 +203,7 @@ static void pg__subprocess_call(pg_subprocess *p, pg__subevent_kind kind, int fd
 
 /* asyncio's _try_finish: connection_lost once the child is reaped and every
  * pipe is lost. */
-static void pg__subprocess_try_finish(pg_subprocess *p)
+static void pg__subprocess_try_finish(pg__subproc *p)
 {
     if (p->finished || !p->exited)
         return;
@@ -178,16 +214,16 @@ static void pg__subprocess_try_finish(pg_subprocess *p)
     pg__subprocess_call(p, PG__SUBEV_LOST, 0, 0);
 }
 
-static void pg__subprocess_pause_writing(pg_subprocess *p);
+static void pg__subprocess_pause_writing(pg__subproc *p);
 
 static void pg__subprocess_connection_made(void *arg)
 {
-    pg_subprocess *p = arg;
+    pg__subproc *p = arg;
     assert(!p->connected);
     p->connected = true;
     PG__TRACE(p->trace_id, "connection_made");
     if (p->protocol.ops->connection_made != NULL)
-        p->protocol.ops->connection_made(p->protocol.self, p);
+        p->protocol.ops->connection_made(p->protocol.self, pg__subproc_handle(p));
     /* Replay what happened before. Whatever happens from now on is
      * delivered directly, and it can only come later: from the host or the driver. */
     for (uint8_t i = 0; i < p->npending; i++)
@@ -199,8 +235,11 @@ static void pg__subprocess_connection_made(void *arg)
     }
 }
 
-void pg_subprocess_exited(pg_subprocess *p, int returncode)
+void pg_subprocess_exited(pg_subprocess *proc, int returncode)
 {
+    pg__subproc *p = pg__subproc_live(proc);
+    if (p == NULL)
+        return;
     assert(!p->exited);
     if (p->exited)
         return;
@@ -223,7 +262,7 @@ static void pg__subpipe_connection_made(void *self, pg_transport *transport)
 static void pg__subpipe_data_received(void *self, const uint8_t *data, size_t len)
 {
     pg__subpipe *pipe = self;
-    pg_subprocess *p = pipe->proc;
+    pg__subproc *p = pipe->proc;
     /* The pipes start reading after the subprocess's connection_made. */
     assert(p->connected);
     pg__subprocess_trace_data(p, pipe->fd, len);
@@ -240,7 +279,7 @@ static bool pg__subpipe_eof_received(void *self)
 static void pg__subpipe_connection_lost(void *self, int error)
 {
     pg__subpipe *pipe = self;
-    pg_subprocess *p = pipe->proc;
+    pg__subproc *p = pipe->proc;
     /* Still valid here: keep what asyncio's closed pipe object still tells. */
     pg_transport_get_write_buffer_limits(pipe->transport, &pipe->high, &pipe->low);
     pipe->transport = NULL;
@@ -249,7 +288,7 @@ static void pg__subpipe_connection_lost(void *self, int error)
     pg__subprocess_try_finish(p);
 }
 
-static void pg__subprocess_pause_writing(pg_subprocess *p)
+static void pg__subprocess_pause_writing(pg__subproc *p)
 {
     p->stdin_paused = true;
     PG__TRACE_SIZE(p->trace_id, "pause_writing", pg_transport_get_write_buffer_size(p->pipes[0].transport));
@@ -260,7 +299,7 @@ static void pg__subprocess_pause_writing(pg_subprocess *p)
 static void pg__subpipe_pause_writing(void *self)
 {
     pg__subpipe *pipe = self;
-    pg_subprocess *p = pipe->proc;
+    pg__subproc *p = pipe->proc;
     if (!p->connected) {
         /* Written to between spawning and the first host turn: the pause
          * waits for connection_made, which comes in this same turn. */
@@ -273,7 +312,7 @@ static void pg__subpipe_pause_writing(void *self)
 static void pg__subpipe_resume_writing(void *self)
 {
     pg__subpipe *pipe = self;
-    pg_subprocess *p = pipe->proc;
+    pg__subproc *p = pipe->proc;
     if (!p->stdin_paused) {
         p->pause_held = false; /* a pause the protocol never heard of */
         return;
@@ -309,15 +348,18 @@ unsigned pg__subprocess_pipe_flags(int fd)
 
 int pg__subprocess_alloc(pg_host *host, pg_subprocess **out)
 {
-    pg_subprocess *p = calloc(1, sizeof *p);
+    pg__subproc *p = pg__block_get(host, PG__BLOCK_SUBPROC);
     if (p == NULL)
         return -ENOMEM;
+    uint16_t gen = p->gen; /* the block's: older handles stay stale */
+    memset(p, 0, sizeof *p);
+    p->gen = gen;
     for (int reserved = 0; reserved < PG__SUBPROCESS_SLOTS; reserved++) {
         int r = pg__host_reserve(host);
         if (r < 0) {
             while (reserved-- > 0)
                 pg__host_unreserve(host);
-            free(p);
+            pg__block_put(host, PG__BLOCK_SUBPROC, p); /* the handle never got out */
             return r;
         }
     }
@@ -326,26 +368,30 @@ int pg__subprocess_alloc(pg_host *host, pg_subprocess **out)
         p->pipes[fd].proc = p;
         p->pipes[fd].fd = (uint8_t)fd;
     }
-    *out = p;
+    *out = pg__subproc_handle(p);
     return 0;
 }
 
-void pg__subprocess_discard(pg_subprocess *p)
+/* Only the driver had the handle: the generation stays. */
+void pg__subprocess_discard(pg_subprocess *proc)
 {
+    pg__subproc *p = PG__SUBPROC(proc);
     for (int i = 0; i < PG__SUBPROCESS_SLOTS; i++)
         pg__host_unreserve(p->host);
-    free(p);
+    pg__block_put(p->host, PG__BLOCK_SUBPROC, p);
 }
 
-pg_protocol pg__subprocess_pipe_protocol(pg_subprocess *p, int fd)
+pg_protocol pg__subprocess_pipe_protocol(pg_subprocess *proc, int fd)
 {
+    pg__subproc *p = PG__SUBPROC(proc);
     assert(fd >= 0 && fd <= 2);
     return (pg_protocol){ .ops = &pg__subpipe_ops, .self = &p->pipes[fd] };
 }
 
-void pg__subprocess_start(pg_subprocess *p, const pg_process_driver_ops *ops, void *drv, pid_t pid,
+void pg__subprocess_start(pg_subprocess *proc, const pg_process_driver_ops *ops, void *drv, pid_t pid,
                           pg_transport *const pipes[3], const pg_subprocess_protocol *protocol, bool held)
 {
+    pg__subproc *p = PG__SUBPROC(proc);
     p->drv_ops = ops;
     p->drv = drv;
     p->protocol = *protocol;
@@ -424,44 +470,59 @@ int pg_subprocess_new(pg_host *host, const pg_process_driver_ops *ops, void *dri
 
 void pg_subprocess_release(pg_subprocess *proc)
 {
-    assert(proc->held && "pg_subprocess_release without a hold");
-    proc->held = false;
-    if (proc->lost)
-        pg__subprocess_free(proc);
+    pg__subproc *p = pg__subproc_live(proc);
+    if (p == NULL)
+        return;
+    assert(p->held && "pg_subprocess_release without a hold");
+    p->held = false;
+    if (p->lost)
+        pg__subprocess_free(p);
 }
 
-/* ---- the transport's methods --------------------------------------------- */
+/* ---- the transport's methods --------------------------------------------- *
+ * Each checks its handle once, here; a stale one answers as a transport that
+ * is gone: no pid (-1), no returncode, closing, signals -ESRCH (asyncio's
+ * ProcessLookupError), -EBADF for the rest. */
 
 pid_t pg_subprocess_get_pid(const pg_subprocess *proc)
 {
-    return proc->pid;
+    const pg__subproc *p = pg__subproc_live(proc);
+    return p != NULL ? p->pid : -1;
 }
 
 bool pg_subprocess_get_returncode(const pg_subprocess *proc, int *returncode)
 {
-    if (!proc->exited)
+    const pg__subproc *p = pg__subproc_live(proc);
+    if (p == NULL || !p->exited)
         return false;
     if (returncode != NULL)
-        *returncode = proc->returncode;
+        *returncode = p->returncode;
     return true;
 }
 
 pg_transport *pg_subprocess_get_pipe_transport(pg_subprocess *proc, int fd)
 {
-    if (fd < 0 || fd > 2)
+    const pg__subproc *p = pg__subproc_live(proc);
+    if (p == NULL || fd < 0 || fd > 2)
         return NULL;
-    return proc->pipes[fd].transport;
+    return p->pipes[fd].transport;
+}
+
+static int pg__subprocess_signal(pg__subproc *p, int signo)
+{
+    if (signo < 0 || signo >= NSIG)
+        return -EINVAL;
+    if (p->lost)
+        return -ESRCH; /* asyncio: ProcessLookupError once the transport is done */
+    if (p->exited)
+        return 0; /* asyncio (Popen.send_signal): nothing to signal any more */
+    return p->drv_ops->send_signal(p->drv, signo);
 }
 
 int pg_subprocess_send_signal(pg_subprocess *proc, int signo)
 {
-    if (signo < 0 || signo >= NSIG)
-        return -EINVAL;
-    if (proc->lost)
-        return -ESRCH; /* asyncio: ProcessLookupError once the transport is done */
-    if (proc->exited)
-        return 0; /* asyncio (Popen.send_signal): nothing to signal any more */
-    return proc->drv_ops->send_signal(proc->drv, signo);
+    pg__subproc *p = pg__subproc_live(proc);
+    return p != NULL ? pg__subprocess_signal(p, signo) : -ESRCH;
 }
 
 int pg_subprocess_terminate(pg_subprocess *proc)
@@ -476,60 +537,78 @@ int pg_subprocess_kill(pg_subprocess *proc)
 
 void pg_subprocess_close(pg_subprocess *proc)
 {
-    if (proc->closed)
+    pg__subproc *p = pg__subproc_live(proc);
+    if (p == NULL || p->closed)
         return;
-    proc->closed = true;
+    p->closed = true;
     for (int fd = 0; fd < 3; fd++)
-        if (proc->pipes[fd].transport != NULL)
-            pg_transport_close(proc->pipes[fd].transport);
+        if (p->pipes[fd].transport != NULL)
+            pg_transport_close(p->pipes[fd].transport);
     /* asyncio kills a child that has not exited yet, and does not wait. */
-    if (!proc->exited)
-        (void)proc->drv_ops->send_signal(proc->drv, SIGKILL);
+    if (!p->exited)
+        (void)p->drv_ops->send_signal(p->drv, SIGKILL);
 }
 
 bool pg_subprocess_is_closing(const pg_subprocess *proc)
 {
-    return proc->closed;
+    const pg__subproc *p = pg__subproc_live(proc);
+    return p == NULL || p->closed;
 }
 
 int pg_subprocess_get_extra_info(const pg_subprocess *proc, pg_extra_key key, pg_extra_info *out)
 {
+    const pg__subproc *p = pg__subproc_live(proc);
+    if (p == NULL)
+        return -EBADF;
     if (out == NULL)
         return -EINVAL;
     if (key != PG_EXTRA_SUBPROCESS)
         return -ENOENT;
     memset(out, 0, sizeof *out);
     out->fd = -1;
-    if (proc->exited || proc->drv_ops->get_extra_info == NULL)
+    if (p->exited || p->drv_ops->get_extra_info == NULL)
         return 0;
-    return proc->drv_ops->get_extra_info(proc->drv, key, out);
+    return p->drv_ops->get_extra_info(p->drv, key, out);
 }
 
 /* ---- the pipes' methods (asyncio's get_pipe_transport(fd).method()) ------ *
  * asyncio keeps a closed pipe transport around, which drops writes and still
  * answers; here the pipe transport is freed with its pipe_connection_lost, so
  * these answer for it: writes once the pipe is closed are dropped (0), and
- * its limits are the last ones it had. */
+ * its limits are the last ones it had. Through a stale handle, writes are
+ * dropped (0) too. */
 
-int pg_subprocess_write(pg_subprocess *proc, const void *data, size_t len)
+static int pg__subprocess_writelines(pg__subproc *p, const struct iovec *iov, int iovcnt)
 {
-    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-    if (len > 0 && data == NULL)
-        return -EINVAL;
-    return pg_subprocess_writelines(proc, &iov, 1);
-}
-
-int pg_subprocess_writelines(pg_subprocess *proc, const struct iovec *iov, int iovcnt)
-{
-    const pg__subpipe *in = &proc->pipes[0];
+    const pg__subpipe *in = &p->pipes[0];
     if (in->transport != NULL)
         return pg_transport_writelines(in->transport, iov, iovcnt);
     return in->piped ? 0 : -EPIPE;
 }
 
+int pg_subprocess_write(pg_subprocess *proc, const void *data, size_t len)
+{
+    pg__subproc *p = pg__subproc_live(proc);
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    if (p == NULL)
+        return 0;
+    if (len > 0 && data == NULL)
+        return -EINVAL;
+    return pg__subprocess_writelines(p, &iov, 1);
+}
+
+int pg_subprocess_writelines(pg_subprocess *proc, const struct iovec *iov, int iovcnt)
+{
+    pg__subproc *p = pg__subproc_live(proc);
+    return p != NULL ? pg__subprocess_writelines(p, iov, iovcnt) : 0;
+}
+
 int pg_subprocess_write_eof(pg_subprocess *proc)
 {
-    const pg__subpipe *in = &proc->pipes[0];
+    const pg__subproc *p = pg__subproc_live(proc);
+    if (p == NULL)
+        return 0;
+    const pg__subpipe *in = &p->pipes[0];
     if (in->transport != NULL)
         return pg_transport_write_eof(in->transport);
     return in->piped ? 0 : -EPIPE;
@@ -537,13 +616,19 @@ int pg_subprocess_write_eof(pg_subprocess *proc)
 
 size_t pg_subprocess_get_write_buffer_size(const pg_subprocess *proc)
 {
-    const pg__subpipe *in = &proc->pipes[0];
+    const pg__subproc *p = pg__subproc_live(proc);
+    if (p == NULL)
+        return 0;
+    const pg__subpipe *in = &p->pipes[0];
     return in->transport != NULL ? pg_transport_get_write_buffer_size(in->transport) : 0;
 }
 
 int pg_subprocess_get_write_buffer_limits(const pg_subprocess *proc, size_t *high, size_t *low)
 {
-    const pg__subpipe *in = &proc->pipes[0];
+    const pg__subproc *p = pg__subproc_live(proc);
+    if (p == NULL)
+        return -EBADF;
+    const pg__subpipe *in = &p->pipes[0];
     size_t h = in->high, l = in->low;
     if (!in->piped)
         return -EPIPE;
@@ -558,7 +643,10 @@ int pg_subprocess_get_write_buffer_limits(const pg_subprocess *proc, size_t *hig
 
 int pg_subprocess_set_write_buffer_limits(pg_subprocess *proc, size_t high, size_t low)
 {
-    pg__subpipe *in = &proc->pipes[0];
+    pg__subproc *p = pg__subproc_live(proc);
+    if (p == NULL)
+        return -EBADF;
+    pg__subpipe *in = &p->pipes[0];
     if (in->transport != NULL)
         return pg_transport_set_write_buffer_limits(in->transport, high, low);
     if (!in->piped)
@@ -566,10 +654,12 @@ int pg_subprocess_set_write_buffer_limits(pg_subprocess *proc, size_t high, size
     return pg__write_buffer_limits(high, low, &in->high, &in->low);
 }
 
-/* stdout (1) or stderr (2) while its pipe is open; NULL otherwise. */
+/* stdout (1) or stderr (2) while its pipe is open; NULL otherwise (and
+ * through a stale handle). */
 static pg_transport *pg__subprocess_read_pipe(const pg_subprocess *proc, int fd)
 {
-    return fd == 1 || fd == 2 ? proc->pipes[fd].transport : NULL;
+    const pg__subproc *p = pg__subproc_live(proc);
+    return p != NULL && (fd == 1 || fd == 2) ? p->pipes[fd].transport : NULL;
 }
 
 bool pg_subprocess_is_reading(const pg_subprocess *proc, int fd)

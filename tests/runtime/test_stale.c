@@ -1,5 +1,5 @@
 /* Stale handles: a pg_transport * (or pg_datagram_transport *) kept past
- * connection_lost. Its block may
+ * connection_lost, a pg_subprocess * past its memory's end. Its block may
  * be the next connection's by then; every call through the old handle must
  * leave that connection alone and be dropped, as asyncio drops writes on a
  * lost transport (writes return 0, other calls do nothing or fail). Debug
@@ -14,6 +14,7 @@
 #include "dgram_recorder.h"
 #include "internal.h" /* pg__loop_host */
 #include "protogen/manual.h"
+#include "subprocess_recorder.h"
 #include "testutil.h"
 
 /* The address part of a handle (the runtime keeps a generation above it). */
@@ -405,6 +406,194 @@ static void test_stale_datagram_call_asserts_in_debug_builds(void **state)
     assert_true(aborts(stale_datagram_send));
 }
 
+/* ---- subprocess transports, on the manual host --------------------------- */
+
+/* A child that is only counters: the signals it got, the bytes its stdin
+ * pipe was given. */
+typedef struct fakeproc {
+    int signals;
+    size_t written;
+} fakeproc;
+
+static int fakeproc_signal(void *self, int signo)
+{
+    (void)signo;
+    ((fakeproc *)self)->signals++;
+    return 0;
+}
+
+static void fakeproc_close(void *self) { (void)self; }
+
+static const pg_process_driver_ops fakeproc_ops = { .send_signal = fakeproc_signal, .close = fakeproc_close };
+
+static ssize_t fakepipe_writev(void *self, const struct iovec *iov, int iovcnt)
+{
+    size_t n = 0;
+    for (int i = 0; i < iovcnt; i++)
+        n += iov[i].iov_len;
+    ((fakeproc *)self)->written += n;
+    return (ssize_t)n;
+}
+
+static int fakepipe_shutdown(void *self) { (void)self; return 0; }
+static int fakepipe_want(void *self, bool on) { (void)self; (void)on; return 0; }
+static void fakepipe_close(void *self) { (void)self; }
+
+static const pg_stream_driver_ops fakepipe_ops = {
+    .writev = fakepipe_writev,
+    .shutdown_write = fakepipe_shutdown,
+    .want_read = fakepipe_want,
+    .want_write = fakepipe_want,
+    .close = fakepipe_close,
+};
+
+/* A subprocess with a stdin pipe and no hold (no out): its handle is the one
+ * connection_made gave, valid until connection_lost returns. */
+static void fakeproc_open(pg_manual_host *mh, fakeproc *f, subrec *r)
+{
+    subrec_init(r);
+    pg_subprocess_protocol protocol = subrec_protocol(r);
+    void *pipes[3] = { f, NULL, NULL };
+    assert_int_equal(pg_subprocess_new(pg_manual_host_host(mh), &fakeproc_ops, f, 4242, &fakepipe_ops, pipes,
+                                       &protocol, NULL),
+                     0);
+    pg_manual_host_run(mh);
+    assert_int_equal(r->made, 1);
+}
+
+/* Ends it: closed (a SIGKILL to the child), reaped, connection_lost. */
+static void fakeproc_end(pg_manual_host *mh, subrec *r)
+{
+    pg_subprocess *p = r->proc;
+    pg_subprocess_close(p);
+    pg_subprocess_exited(p, -SIGKILL);
+    while (pg_manual_host_pending(mh))
+        pg_manual_host_run(mh);
+    assert_int_equal(r->lost, 1);
+}
+
+static void test_stale_subprocess_calls_leave_the_next_one_alone(void **state)
+{
+    (void)state;
+    pg_manual_host *mh = quiet_host();
+    pg_host *host = pg_manual_host_host(mh);
+    fakeproc fa = { 0 }, fb = { 0 };
+    subrec ra, rb;
+    fakeproc_open(mh, &fa, &ra);
+    pg_subprocess *stale = ra.proc;
+    fakeproc_end(mh, &ra);
+    fakeproc_open(mh, &fb, &rb); /* takes a's block */
+    pg_subprocess *live = rb.proc;
+    assert_true(block_of(stale) == block_of(live));
+    assert_ptr_not_equal(stale, live);
+
+    assert_int_equal(pg_subprocess_write(stale, "stale", 5), 0); /* dropped */
+    assert_int_equal(pg_subprocess_write_eof(stale), 0);
+    assert_int_equal(pg_subprocess_kill(stale), -ESRCH);
+    assert_int_equal(pg_subprocess_send_signal(stale, SIGTERM), -ESRCH);
+    pg_subprocess_close(stale);
+    pg_subprocess_exited(stale, 0);
+    assert_int_equal(pg_subprocess_get_extra_info(stale, PG_EXTRA_SUBPROCESS, &(pg_extra_info){ 0 }), -EBADF);
+    assert_int_equal(pg_subprocess_set_write_buffer_limits(stale, 10, 1), -EBADF);
+    assert_null(pg_subprocess_get_pipe_transport(stale, 0));
+    assert_false(pg_subprocess_get_returncode(stale, NULL));
+    assert_true(pg_subprocess_is_closing(stale));
+    assert_int_equal(host->stale_calls, 11);
+
+    /* Nothing reached b. */
+    assert_int_equal(fb.written, 0);
+    assert_int_equal(fb.signals, 0);
+    assert_false(pg_subprocess_is_closing(live));
+    assert_false(pg_subprocess_get_returncode(live, NULL));
+    assert_int_equal(pg_subprocess_write(live, "live", 4), 0);
+    assert_int_equal(fb.written, 4);
+
+    fakeproc_end(mh, &rb);
+    subrec_free(&ra);
+    subrec_free(&rb);
+    pg_manual_host_free(mh);
+}
+
+/* A held handle (spawn's out) stays the caller's past connection_lost, until
+ * pg_subprocess_release(); then it is stale. */
+static void test_held_subprocess_handle_lives_until_release(void **state)
+{
+    (void)state;
+    pg_manual_host *mh = quiet_host();
+    pg_host *host = pg_manual_host_host(mh);
+    subrec ra, rb;
+    subrec_init(&ra);
+    subrec_init(&rb);
+    pg_subprocess_protocol protocol = subrec_protocol(&ra);
+    pg_manual_process *a;
+    assert_int_equal(pg_manual_process_new(host, 4242, PG_MANUAL_PIPE(0), &protocol, &a), 0);
+    pg_subprocess *held = pg_manual_process_transport(a);
+    pg_manual_host_run(mh);
+    pg_subprocess_close(held);
+    pg_manual_process_exit(a, 7);
+    while (pg_manual_host_pending(mh))
+        pg_manual_host_run(mh);
+    assert_int_equal(ra.lost, 1);
+
+    /* Past connection_lost, still live. */
+    int rc = 0;
+    assert_true(pg_subprocess_get_returncode(held, &rc));
+    assert_int_equal(rc, 7);
+    assert_int_equal(pg_subprocess_get_pid(held), 4242);
+    assert_int_equal(pg_subprocess_kill(held), -ESRCH); /* asyncio's ProcessLookupError */
+    assert_int_equal(host->stale_calls, 0);
+
+    pg_manual_process_free(a); /* releases the hold */
+    protocol = subrec_protocol(&rb);
+    pg_manual_process *b;
+    assert_int_equal(pg_manual_process_new(host, 4343, PG_MANUAL_PIPE(0), &protocol, &b), 0);
+    pg_subprocess *live = pg_manual_process_transport(b);
+    pg_manual_host_run(mh);
+    assert_true(block_of(held) == block_of(live));
+    assert_int_equal(pg_subprocess_write(held, "stale", 5), 0);
+    assert_int_equal(pg_subprocess_kill(held), -ESRCH);
+    pg_subprocess_close(held);
+    pg_subprocess_release(held);
+    assert_int_equal(host->stale_calls, 4);
+    size_t len;
+    pg_manual_stream_output(pg_manual_process_pipe(b, 0), &len);
+    assert_int_equal(len, 0);
+    const int *sigs;
+    assert_int_equal(pg_manual_process_signals(b, &sigs), 0);
+    assert_false(pg_subprocess_is_closing(live));
+
+    pg_subprocess_close(live);
+    pg_manual_process_exit(b, -SIGKILL);
+    while (pg_manual_host_pending(mh))
+        pg_manual_host_run(mh);
+    pg_manual_process_free(b);
+    subrec_free(&ra);
+    subrec_free(&rb);
+    pg_manual_host_free(mh);
+}
+
+static void stale_subprocess_kill(void)
+{
+    pg_manual_host *mh;
+    if (pg_manual_host_new(&mh) != 0)
+        _exit(2);
+    fakeproc f = { 0 };
+    subrec r;
+    fakeproc_open(mh, &f, &r);
+    pg_subprocess *stale = r.proc;
+    fakeproc_end(mh, &r);
+    (void)pg_subprocess_kill(stale);
+}
+
+static void test_stale_subprocess_call_asserts_in_debug_builds(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#endif
+    assert_true(aborts(stale_subprocess_kill));
+}
+
 /* ---- on the built-in loop, over sockets --------------------------------- */
 
 static void test_stale_handle_on_the_loop(void **state)
@@ -513,6 +702,9 @@ int main(void)
         cmocka_unit_test(test_datagram_generations_never_repeat),
         cmocka_unit_test(test_stale_datagram_call_asserts_in_debug_builds),
         cmocka_unit_test(test_stale_datagram_handle_on_the_loop),
+        cmocka_unit_test(test_stale_subprocess_calls_leave_the_next_one_alone),
+        cmocka_unit_test(test_held_subprocess_handle_lives_until_release),
+        cmocka_unit_test(test_stale_subprocess_call_asserts_in_debug_builds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

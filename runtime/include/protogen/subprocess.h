@@ -95,7 +95,9 @@ typedef struct pg_subprocess_options {
  * *out is the transport, which the caller then holds until it calls
  * pg_subprocess_release() (even after connection_lost, to read the return
  * code). Without out, the transport is valid from connection_made until
- * connection_lost returns.
+ * connection_lost returns. A handle used past that is stale: the call is
+ * dropped (counted in the host's stale calls; debug builds assert) and never
+ * reaches another subprocess (docs/subprocess.md, Lifetime).
  *
  * The child starts with no signal blocked, SIGPIPE and SIGXFSZ at their
  * default action, and no fd of this process but its stdin, stdout and
