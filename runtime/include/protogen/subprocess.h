@@ -113,6 +113,9 @@ int pg_subprocess_spawn(pg_loop *loop, const pg_subprocess_options *opts,
  * stays valid until that callback returns). */
 void pg_subprocess_release(pg_subprocess *proc);
 
+/* The child's pid. -1 through a stale handle: check it before any kill(2) of
+ * your own (kill(-1, ...) would signal every process you may signal); the
+ * pg_subprocess_* signal functions are the safe way to signal the child. */
 pid_t pg_subprocess_get_pid(const pg_subprocess *proc);
 
 /* False while the child has not been reaped. Then *returncode is its exit
