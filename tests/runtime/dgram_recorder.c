@@ -207,3 +207,15 @@ uint16_t closed_udp_port(int family)
     close(fd);
     return address_port(&addr);
 }
+
+void dgram_rec_echo_to_sender(dgram_rec *r, const uint8_t *data, size_t len, const struct sockaddr *addr,
+                              socklen_t addrlen)
+{
+    assert_non_null(addr);
+    assert_int_equal(pg_datagram_transport_sendto(r->transport, data, len, addr, addrlen), 0);
+}
+
+void dgram_rec_send_ping(dgram_rec *r)
+{
+    assert_int_equal(pg_datagram_transport_sendto(r->transport, "ping", 4, NULL, 0), 0);
+}

@@ -54,6 +54,12 @@ void dgram_rec_init(dgram_rec *r);
 /* A pg_datagram_protocol_factory: arg is the recorder. */
 int dgram_rec_factory(void *arg, pg_datagram_protocol *out);
 
+/* Hooks many tests share: send every datagram back to where it came from;
+ * send "ping" to a connected endpoint's peer. */
+void dgram_rec_echo_to_sender(dgram_rec *r, const uint8_t *data, size_t len, const struct sockaddr *addr,
+                              socklen_t addrlen);
+void dgram_rec_send_ping(dgram_rec *r);
+
 /* A Unix datagram socketpair (non-blocking); sndbuf > 0 shrinks sv[0]'s send
  * buffer, so that sends from it run out of room soon. */
 void make_dgram_pair(int sv[2], int sndbuf);

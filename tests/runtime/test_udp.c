@@ -37,18 +37,6 @@ static int open_fds(void)
 
 /* ---- round trips -------------------------------------------------------- */
 
-static void echo_to_sender(dgram_rec *r, const uint8_t *data, size_t len, const struct sockaddr *addr,
-                           socklen_t addrlen)
-{
-    assert_non_null(addr);
-    assert_int_equal(pg_datagram_transport_sendto(r->transport, data, len, addr, addrlen), 0);
-}
-
-static void send_ping(dgram_rec *r)
-{
-    assert_int_equal(pg_datagram_transport_sendto(r->transport, "ping", 4, NULL, 0), 0);
-}
-
 static void close_on_reply(dgram_rec *r, const uint8_t *data, size_t len, const struct sockaddr *addr,
                            socklen_t addrlen)
 {
@@ -63,8 +51,8 @@ static void round_trip(int family)
     dgram_rec srv, cli;
     dgram_rec_init(&srv);
     dgram_rec_init(&cli);
-    srv.hooks.datagram = echo_to_sender;
-    cli.hooks.made = send_ping;
+    srv.hooks.datagram = dgram_rec_echo_to_sender;
+    cli.hooks.made = dgram_rec_send_ping;
     cli.hooks.datagram = close_on_reply;
     pg_datagram_transport *st, *ct;
     assert_int_equal(pg_udp_bind(loop, loopback(family), 0, NULL, dgram_rec_factory, &srv, &st), 0);
@@ -204,7 +192,7 @@ static void connected_to_a_closed_port(int family)
     assert_int_equal(pg_loop_new(&loop), 0);
     dgram_rec cli;
     dgram_rec_init(&cli);
-    cli.hooks.made = send_ping;
+    cli.hooks.made = dgram_rec_send_ping;
     cli.hooks.error = close_on_error;
     assert_int_equal(
         pg_udp_connect(loop, loopback(family), closed_udp_port(family), NULL, dgram_rec_factory, &cli, NULL), 0);
@@ -342,7 +330,7 @@ static void test_localhost_port_in_use_and_reuse_port(void **state)
     /* A connected endpoint to "localhost", from a chosen local address. */
     dgram_rec d;
     dgram_rec_init(&d);
-    d.hooks.made = send_ping;
+    d.hooks.made = dgram_rec_send_ping;
     struct sockaddr_storage local;
     socklen_t locallen;
     int probe = udp_socket_on_loopback(AF_INET, &local, &locallen);
@@ -436,8 +424,8 @@ static void test_trace_format(void **state)
     dgram_rec srv, cli;
     dgram_rec_init(&srv);
     dgram_rec_init(&cli);
-    srv.hooks.datagram = echo_to_sender;
-    cli.hooks.made = send_ping;
+    srv.hooks.datagram = dgram_rec_echo_to_sender;
+    cli.hooks.made = dgram_rec_send_ping;
     cli.hooks.datagram = close_on_reply;
     pg_datagram_transport *st, *ct;
     assert_int_equal(pg_udp_bind(loop, "::1", 0, NULL, dgram_rec_factory, &srv, &st), 0);
@@ -451,7 +439,7 @@ static void test_trace_format(void **state)
     dgram_rec ref, flow;
     dgram_rec_init(&ref);
     dgram_rec_init(&flow);
-    ref.hooks.made = send_ping;
+    ref.hooks.made = dgram_rec_send_ping;
     ref.hooks.error = close_on_error;
     assert_int_equal(pg_udp_connect(loop, "127.0.0.1", closed_udp_port(AF_INET), NULL, dgram_rec_factory, &ref, NULL),
                      0);

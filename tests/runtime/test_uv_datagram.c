@@ -63,18 +63,6 @@ static int connected_udp(int family, uint16_t port)
     return fd;
 }
 
-static void echo_to_sender(dgram_rec *r, const uint8_t *data, size_t len, const struct sockaddr *addr,
-                           socklen_t addrlen)
-{
-    assert_non_null(addr);
-    assert_int_equal(pg_datagram_transport_sendto(r->transport, data, len, addr, addrlen), 0);
-}
-
-static void send_ping(dgram_rec *r)
-{
-    assert_int_equal(pg_datagram_transport_sendto(r->transport, "ping", 4, NULL, 0), 0);
-}
-
 /* ---- datagrams in and out ----------------------------------------------- */
 
 static void test_datagrams_in_and_out_in_order(void **state)
@@ -88,7 +76,7 @@ static void test_datagrams_in_and_out_in_order(void **state)
     int peer = udp_socket_on_loopback(AF_INET, &peer_addr, &peer_len);
     dgram_rec r;
     dgram_rec_init(&r);
-    r.hooks.datagram = echo_to_sender;
+    r.hooks.datagram = dgram_rec_echo_to_sender;
     pg_datagram_transport *t;
     assert_int_equal(pg_uv_datagram_open(f.host, srv_fd, dgram_rec_factory, &r, &t), 0);
     assert_int_equal(r.made, 0); /* connection_made comes from the loop */
@@ -187,7 +175,7 @@ static void connected_to_a_closed_port(int family)
     dfix_start(&f);
     dgram_rec r;
     dgram_rec_init(&r);
-    r.hooks.made = send_ping;
+    r.hooks.made = dgram_rec_send_ping;
     r.hooks.error = close_on_error;
     int fd = connected_udp(family, closed_udp_port(family));
     pg_datagram_transport *t;
@@ -375,7 +363,7 @@ static void traced_exchange(bool uv)
     dgram_rec_init(&srv);
     dgram_rec_init(&ref);
     dgram_rec_init(&flow);
-    srv.hooks.datagram = echo_to_sender;
+    srv.hooks.datagram = dgram_rec_echo_to_sender;
     struct sockaddr_storage srv_addr, peer_addr;
     socklen_t srv_len, peer_len;
     int srv_fd = udp_socket_on_loopback(AF_INET, &srv_addr, &srv_len);
@@ -388,7 +376,7 @@ static void traced_exchange(bool uv)
     pg_datagram_transport_close(srv.transport);
     HUT_UNTIL(&h, srv.lost == 1);
 
-    ref.hooks.made = send_ping;
+    ref.hooks.made = dgram_rec_send_ping;
     ref.hooks.error = close_on_error;
     assert_int_equal(hut_open(&h, connected_udp(AF_INET, closed_udp_port(AF_INET)), &ref), 0);
     HUT_UNTIL(&h, ref.lost == 1);
