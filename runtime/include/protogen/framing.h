@@ -69,6 +69,13 @@ typedef struct pg_framing {
 /* Checks a descriptor: 0 or -EINVAL. */
 int pg_framing_check(const pg_framing *framing);
 
+/* A byte string captured from a message (`rules` framing), valid during
+ * the message callback only. */
+typedef struct pg_slice {
+    const uint8_t *data;
+    size_t len;
+} pg_slice;
+
 /* One message, valid during the callback only. */
 typedef struct pg_message {
     const uint8_t *data; /* the payload: a line without its delimiter, a body without its header */
