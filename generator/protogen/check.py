@@ -2,7 +2,7 @@
 
 import os
 
-from protogen import model
+from protogen import model, rules
 from protogen.diagnostics import WARNING, Diagnostic, SpecError, did_you_mean
 from protogen.lexer import NAME, NUMBER, STRING, Token
 
@@ -111,6 +111,9 @@ class _Checker:
 
         if self.diagnostics:
             raise SpecError(sorted(self.diagnostics + self.warnings, key=lambda d: (d.pos.line, d.pos.col)))
+        messages = framing.rules.messages if framing and framing.rules else ()
+        positions = {name: tok.pos for name, tok in declared.items()}
+        positions.update({m.name: m.pos for m in messages})
         return model.Protocol(
             name=name,
             spec_file=os.path.basename(self.spec_file),
@@ -118,10 +121,11 @@ class _Checker:
             role=role,
             kind=kind,
             declared=frozenset(declared),
-            callback_positions={name: tok.pos for name, tok in declared.items()},
+            callback_positions=positions,
             watermarks=watermarks,
             callbacks=kind.callbacks + (model.FRAMING_CALLBACKS if framing else ()),
             framing=framing,
+            message_callbacks=tuple(model.message_callback(name, m) for m in messages),
         )
 
     def compatibility(self, seen, transport, role, kind):
@@ -306,9 +310,6 @@ class _Checker:
             hint = did_you_mean(what.text, model.FRAMING_KINDS) if what.kind == NAME else ""
             self.err(what, f"unknown framing '{what.text}'{hint or '; expected one of ' + ', '.join(model.FRAMING_KINDS)}")
             return None
-        if what.text not in model.FRAMING_SUPPORTED:
-            self.err(what, f"framing '{what.text}' is not supported yet by this version of protogen")
-            return None
         if kind is not None and kind.name != "stream":
             self.err(decl.name, f"framing needs kind stream, not '{kind.name}': {self.NOT_FRAMED[kind.name]}")
             return None
@@ -319,6 +320,8 @@ class _Checker:
             self.err(declared["data_received"], "'data_received' cannot be declared with a framing: "
                                                 "the framer receives the bytes, 'message_received' the messages")
             return None
+        if what.text == "rules":
+            return self.framing_rules(decl, kind)
         if "message_received" not in declared:
             self.err(decl.name, "framing is declared but 'message_received' is not among the callbacks: "
                                 "nothing would receive the messages")
@@ -351,6 +354,181 @@ class _Checker:
             else:
                 items[key] = item
         return items if ok else None
+
+    # -- framing rules -----------------------------------------------------
+
+    def framing_rules(self, decl, kind):
+        """framing rules { max SIZE; message NAME { pattern } ... }: model.Framing, or None (reported)."""
+        max_item, messages, ok = None, [], True
+        names = {}
+        reserved = {cb.name for cb in (kind.callbacks if kind else ()) + model.FRAMING_CALLBACKS}
+        for item in decl.body:
+            key = item.name.text
+            if key == "max":
+                if max_item is not None:
+                    self.err(item.name, f"duplicate 'max' (first declared at line {max_item.name.pos.line})")
+                    ok = False
+                max_item = item
+            elif key == "message":
+                if item.pattern is None:
+                    self.err(item.name, "'message' takes a name and its pattern in braces: "
+                                        "message ping { \"PING\\r\\n\" }")
+                    ok = False
+                    continue
+                tok = item.values[0]
+                if tok.text in names:
+                    self.err(tok, f"duplicate message '{tok.text}' (first declared at line {names[tok.text].pos.line})")
+                    ok = False
+                elif tok.text in C_KEYWORDS or tok.text.startswith("_") or len(tok.text) > MAX_NAME_LENGTH:
+                    self.err(tok, f"message name '{tok.text}' cannot name a C function and type: "
+                                  "use a name that is not a C keyword and does not start with '_'")
+                    ok = False
+                elif tok.text in reserved:
+                    self.err(tok, f"message name '{tok.text}' is the name of a callback: its handler "
+                                  f"would be the callback's")
+                    ok = False
+                else:
+                    names[tok.text] = tok
+                    messages.append(item)
+            else:
+                hint = did_you_mean(key, ("max", "message")) or "; framing rules takes max and message"
+                self.err(item.name, f"unknown key '{key}' in framing rules{hint}")
+                ok = False
+        if max_item is None:
+            self.err(decl.name, "framing rules needs 'max', the largest message it accepts, e.g. 'max 64KiB;'")
+            return None
+        size = self.framing_max(decl, {"max": max_item})
+        if not messages and ok:
+            self.err(decl.name, "framing rules declares no message: add one, e.g. message ping { \"PING\\r\\n\" }")
+            return None
+        checked = []
+        for index, item in enumerate(messages, 1):
+            msg = self.rules_message(item, index, size)
+            ok = ok and msg is not None
+            checked.append(msg)
+        if not ok or size is None:
+            return None
+        compiled = rules.Compiler(size).compile(checked)
+        return model.Framing("rules", size, rules=compiled)
+
+    def rules_message(self, decl, index, max_size):
+        """(rules.Message, items, {name: Field}) of a checked message, or None (reported)."""
+        name = decl.values[0]
+        items = decl.pattern
+        if not items:
+            self.err(name, f"message '{name.text}' has an empty pattern: it would match nothing")
+            return None
+        fields = {}
+        before = len(self.diagnostics)
+        self.rules_fields(items, fields, in_repeat=False)
+        for f in fields.values():
+            if f.name in C_KEYWORDS or f.name.startswith("_"):
+                self.err(f.pos, f"field name '{f.name}' is a C keyword or starts with '_'")
+            elif f.name == "raw":
+                self.err(f.pos, "field name 'raw' is taken: every message has 'raw', the whole message")
+            elif f.name.endswith("_count") and f.name[:-6] in fields and fields[f.name[:-6]].array:
+                self.err(f.pos, f"field '{f.name}' collides with the count of the repeated field '{f.name[:-6]}'")
+        if self.rules_first(items[0], f"message '{name.text}'"):
+            self.rules_sequence(items, fields, set(), f"message '{name.text}'", max_size)
+        if len(self.diagnostics) > before:
+            return None
+        msg = rules.Message(name.text, index, name.pos, list(fields.values()))
+        for f in msg.fields:
+            f.var = f"m{index}_{f.name}"
+        return msg, items, fields
+
+    def rules_fields(self, items, fields, in_repeat):
+        """Collects the captures of items into fields (rules.Field by name), checking their types."""
+        for item in items:
+            if item.what == "repeat":
+                self.rules_fields(item.body, fields, True)
+                continue
+            if item.name is None:
+                continue
+            kind = "uint" if item.what == "uint" else "bytes"
+            known = fields.get(item.name.text)
+            if known is None:
+                fields[item.name.text] = rules.Field(item.name.text, kind, in_repeat, item.name.pos)
+            elif known.type != kind:
+                self.err(item.name, f"'{item.name.text}' is captured as {self.rules_kind(kind)} here but as "
+                                    f"{self.rules_kind(known.type)} at {known.pos.line}:{known.pos.col}: one field has one type")
+            else:
+                known.array = True   # captured more than once: every capture, in order
+
+    @staticmethod
+    def rules_kind(kind):
+        return "a number" if kind == "uint" else "bytes"
+
+    def rules_first(self, item, context) -> bool:
+        """Whether item can make a choice (a token that matches at least one byte); reported if not."""
+        if item.what == "uint":
+            return True
+        if item.what != "regex":
+            what = "a repetition" if item.what == "repeat" else "a counted payload"
+            self.err(item.pos, f"{context} starts with {what}: it must start with a string, a byte class "
+                               "or a number, so that the scanner can tell what comes")
+            return False
+        if rules.nullable(item.regex):
+            self.err(item.pos, f"{context} starts with '{item.text}', which matches the empty string: "
+                               "the scanner could not tell whether it came")
+            return False
+        return True
+
+    def rules_count(self, tok, defined, what):
+        """Whether tok (a count: a number, or a number captured before) is valid; reported if not."""
+        if tok.kind == NUMBER:
+            if tok.unit or tok.value < 1:
+                self.err(tok, f"{what} is a plain number of at least 1, not '{tok.text}'")
+                return False
+            return True
+        if tok.text not in defined:
+            self.err(tok, f"{what} '{tok.text}' is not a number captured before it: capture it first, "
+                          f"e.g. '{tok.text}: uint'")
+            return False
+        return True
+
+    def rules_sequence(self, items, fields, defined, context, max_size):
+        """Checks a sequence; defined: the numbers captured before it, in scope."""
+        defined = set(defined)
+        for i, item in enumerate(items):
+            if item.what == "uint":
+                defined.add(item.name.text)
+            elif item.what == "bytes":
+                if self.rules_count(item.count, defined, "the payload's size"):
+                    if item.count.kind == NUMBER and item.count.value > max_size:
+                        self.err(item.count, f"a payload of {item.count.value} bytes is above the framing's max")
+            elif item.what == "repeat":
+                if item.count is not None:
+                    self.rules_count(item.count, defined, "the repetition's count")
+                if item.max is not None and (item.max.unit or item.max.value < 1):
+                    self.err(item.max, f"a repetition's max is a plain number of at least 1, not '{item.max.text}'")
+                if not item.body:
+                    self.err(item.pos, "this repetition repeats nothing")
+                    continue
+                if not any(self.rules_consumes(x) for x in item.body):
+                    self.err(item.pos, "this repetition's items may all match the empty string: every round "
+                                       "must take at least one byte")
+                    continue
+                if item.count is None:
+                    where = f"{context}: an uncounted repetition"
+                    if i + 1 == len(items):
+                        self.err(item.pos, f"{where} must be followed by a token that ends it (a string, a byte "
+                                           "class or a number); to repeat a counted number of times, write 'repeat N'")
+                        continue
+                    if not (self.rules_first(item.body[0], f"{where}'s body")
+                            and self.rules_first(items[i + 1], f"what follows {where}")):
+                        continue
+                self.rules_sequence(item.body, fields, defined, context, max_size)
+
+    @staticmethod
+    def rules_consumes(item) -> bool:
+        if item.what == "uint":
+            return True
+        if item.what == "regex":
+            return not rules.nullable(item.regex)
+        if item.what == "bytes":
+            return item.count.kind == NUMBER and item.count.value >= 1
+        return False
 
     def framing_max(self, decl, items):
         if "max" not in items:

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from protogen import VERSION, check, depfile, drift, emit, parser, version
+from protogen import VERSION, check, depfile, drift, emit, parser, re2c, version
 from protogen.diagnostics import ERROR, WARNING, Diagnostic, SpecError, end_position, source_lines
 
 EXIT_OK, EXIT_SPEC_ERROR, EXIT_USAGE = 0, 1, 2
@@ -152,6 +152,14 @@ def _run(args) -> int:
             print(args.depfile)
         return EXIT_OK
     reporter.report(warnings, args.spec)
+    scanner_source = None
+    if emit.has_scanner(proto):   # re2c's own warnings about the rules, at the spec's positions
+        scanner_source = emit.render_template(proto, "source")
+        try:
+            reporter.report(re2c.lint(scanner_source), args.spec)
+        except re2c.Re2cError as e:
+            print(f"protogen: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
 
     [(_, handlers_path)] = emit.paths(proto, args.out_dir, handlers_dir, ["handlers"])
     if os.path.lexists(handlers_path) and not os.path.isfile(handlers_path):
@@ -180,7 +188,7 @@ def _run(args) -> int:
             print(f"protogen: error: {what} {directory} is not a directory", file=sys.stderr)
             return EXIT_USAGE
     try:
-        outputs = emit.render(proto, args.out_dir, handlers_dir, wanted)
+        outputs = emit.render(proto, args.out_dir, handlers_dir, wanted, scanner_source)
         extra = []
         if args.depfile:
             generated = [o.path for o in outputs if not o.user_file]
@@ -189,6 +197,9 @@ def _run(args) -> int:
         emit.write(outputs + extra)
     except OSError as e:
         print(f"protogen: error: cannot write {e.filename or 'output'}: {e.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    except re2c.Re2cError as e:
+        print(f"protogen: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
 

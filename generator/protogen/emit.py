@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import jinja2
 
-from protogen import RUNTIME_ABI, VERSION
+from protogen import RUNTIME_ABI, VERSION, re2c
 
 
 @dataclass(frozen=True)
@@ -121,9 +121,18 @@ def paths(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS) -> list:
             for what, planned in PLAN.items() if what in emit]
 
 
-def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS) -> list:
-    env = _environment()
-    context = {
+def has_scanner(proto) -> bool:
+    """Whether NAME.c holds re2c blocks (a rules framing), which re2c compiles."""
+    return bool(proto.framing and proto.framing.rules)
+
+
+def render_template(proto, what: str) -> str:
+    """One output's text as the template writes it (re2c blocks not compiled yet)."""
+    return _environment().get_template(f"{proto.kind.name}/{PLAN[what].template}").render(_context(proto))
+
+
+def _context(proto) -> dict:
+    return {
         "p": proto,
         "version": VERSION,
         "abi": RUNTIME_ABI,
@@ -131,10 +140,19 @@ def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS) -> list:
         "P": proto.name.upper(),
         "lifecycle": _lifecycle(proto),
     }
-    kind = proto.kind.name
-    return [Output(what, path, env.get_template(f"{kind}/{PLAN[what].template}").render(context),
-                   PLAN[what].user_file)
-            for what, path in paths(proto, out_dir, handlers_dir, emit)]
+
+
+def render(proto, out_dir: str, handlers_dir: str, emit=OUTPUTS, scanner_source: str = None) -> list:
+    """The outputs' texts. NAME.c goes through re2c when it holds a scanner (scanner_source:
+    its template text, if rendered already). Raises re2c.Re2cError."""
+    outputs = []
+    for what, path in paths(proto, out_dir, handlers_dir, emit):
+        if what == "source" and has_scanner(proto):
+            text = re2c.compile_source(scanner_source or render_template(proto, what))
+        else:
+            text = render_template(proto, what)
+        outputs.append(Output(what, path, text, PLAN[what].user_file))
+    return outputs
 
 
 def _temp_beside(path: str, text: str) -> str:

@@ -86,21 +86,21 @@ FRAMING_CALLBACKS = (
                  "connection open (you close it), false to close it once what is written is sent."),
 )
 FRAMING_KINDS = ("line", "length", "rules")
-FRAMING_SUPPORTED = ("line", "length")
 # The largest 'max' a framing may declare (the runtime's PG_FRAMING_MAX).
 MAX_MESSAGE = 1024 ** 3
 
 
 @dataclass(frozen=True)
 class Framing:
-    kind: str                     # "line" or "length"
-    max: int                      # the largest payload, in bytes
+    kind: str                     # "line", "length" or "rules"
+    max: int                      # the largest payload (rules: message), in bytes
     delimiter: bytes = b""        # line
     width: int = 0                # length: 1, 2, 4, 8, or 0 for a varint
     big_endian: bool = True
     offset: int = 0               # of the length field in the header
     header: int = 0               # the header's size (fixed widths)
     includes_header: bool = False
+    rules: object = None          # rules: the compiled messages (rules.Rules)
 
     @property
     def c_delimiter(self) -> str:
@@ -304,6 +304,7 @@ class Protocol:
     callbacks: tuple = field(default=())   # the kind's callbacks, all of them
     callback_positions: dict = field(default_factory=dict)   # declared name -> Position in the spec
     framing: Framing = None
+    message_callbacks: tuple = ()   # rules framing: one handler per message, always implemented
 
     @property
     def role_template(self):
@@ -317,4 +318,11 @@ class Protocol:
 
     @property
     def user_callbacks(self):
-        return tuple(cb for cb in self.callbacks if cb.name in self.declared)
+        return tuple(cb for cb in self.callbacks if cb.name in self.declared) + self.message_callbacks
+
+
+def message_callback(proto_name: str, message) -> Callback:
+    """The handler of a rules framing's message: NAME_on_MESSAGE(conn, state, msg)."""
+    return Callback(message.name, "void", ((f"const {proto_name}_{message.name}_msg *", "msg"),), runtime=False,
+                    doc=f"One whole '{message.name}' message, its fields captured (framing rules). The\n"
+                        "memory is the runtime's, valid until this returns: copy what you keep.")

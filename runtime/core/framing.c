@@ -33,6 +33,7 @@ typedef struct pg__scan {
     size_t need;        /* more: bytes at least still missing (0: unknown) */
     size_t err_off;     /* error: the offending byte, from the message start */
     const char *reason; /* error */
+    unsigned rule;      /* found by a rules scanner: which message */
 } pg__scan;
 
 /* ---- descriptors -------------------------------------------------------- */
@@ -50,6 +51,8 @@ int pg_framing_check(const pg_framing *fr)
         if (fr->width != 1 && fr->width != 2 && fr->width != 4 && fr->width != 8)
             return -EINVAL;
         return (size_t)fr->offset + fr->width <= fr->header ? 0 : -EINVAL;
+    case PG_FRAMING_RULES:
+        return fr->scan != NULL ? 0 : -EINVAL;
     }
     return -EINVAL;
 }
@@ -63,6 +66,8 @@ static size_t pg__framer_limit(const pg_framer *f)
         return f->raw;
     if (fr->kind == PG_FRAMING_LINE)
         return fr->max + fr->delimiter_len;
+    if (fr->kind == PG_FRAMING_RULES)
+        return fr->max;
     return (fr->width == PG_FRAMING_VARINT ? (size_t)fr->offset + PG__VARINT_MAX : fr->header) + fr->max;
 }
 
@@ -159,8 +164,33 @@ static int pg__scan_length(const pg_framing *fr, const uint8_t *p, size_t n, pg_
     return 1;
 }
 
+/* A generated scanner, shown no more than max bytes: a message not found
+ * within them is too big (errors are sticky: it is not called again). */
+static int pg__scan_rules(pg_framer *f, const uint8_t *p, size_t n, pg__scan *out)
+{
+    const size_t max = f->framing->max;
+    pg_rules_scan rs = { 0 };
+    int r = f->framing->scan(f->self, p, n < max ? n : max, &rs);
+    if (r > 0) {
+        out->size = out->len = rs.size;
+        out->hdr = 0;
+        out->rule = rs.rule;
+    } else if (r < 0) {
+        out->err_off = rs.err_off;
+        out->reason = rs.reason;
+    } else if (n >= max) {
+        out->err_off = max;
+        out->reason = "message longer than the framing's max";
+        return PG_FRAMING_ETOOBIG;
+    } else {
+        out->need = rs.need;
+    }
+    return r;
+}
+
 static int pg__scan_next(pg_framer *f, const uint8_t *p, size_t n, pg__scan *out)
 {
+    out->rule = 0;
     if (f->raw > 0) {
         if (n < f->raw) {
             out->need = f->raw - n;
@@ -172,6 +202,8 @@ static int pg__scan_next(pg_framer *f, const uint8_t *p, size_t n, pg__scan *out
     }
     if (f->framing->kind == PG_FRAMING_LINE)
         return pg__scan_line(f->framing, &f->scanned, p, n, out);
+    if (f->framing->kind == PG_FRAMING_RULES)
+        return pg__scan_rules(f, p, n, out);
     return pg__scan_length(f->framing, p, n, out);
 }
 
@@ -256,6 +288,7 @@ static void pg__deliver(pg_framer *f, const uint8_t *p, const pg__scan *sc)
         .header = sc->hdr > 0 ? p : NULL,
         .header_len = sc->hdr,
         .pos = f->pos,
+        .rule = sc->rule,
     };
     f->pos += sc->size;
     f->scanned = 0;
@@ -510,4 +543,55 @@ uint64_t pg_framer_position(const pg_framer *f)
 int pg_framer_error(const pg_framer *f)
 {
     return f->error;
+}
+
+/* ---- captures of repeated fields (rules framing) ------------------------- */
+
+/* Lists up to this many captures keep their memory for the next message. */
+#define PG__CAPTURES_KEEP 1024
+
+int pg_capture_push(pg_capture_list *l, uint64_t word, size_t len, bool slices)
+{
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        uint64_t *w = realloc(l->word, cap * sizeof *w);
+        if (w == NULL)
+            return -ENOMEM;
+        l->word = w;
+        if (slices) {
+            pg_slice *s = realloc(l->slice, cap * sizeof *s);
+            if (s == NULL)
+                return -ENOMEM;
+            l->slice = s;
+        }
+        l->cap = cap;
+    }
+    l->word[l->count] = word;
+    if (slices)
+        l->slice[l->count].len = len;
+    l->count++;
+    return 0;
+}
+
+const pg_slice *pg_capture_slices(pg_capture_list *l, const uint8_t *base)
+{
+    for (size_t i = 0; i < l->count; i++)
+        l->slice[i].data = base + l->word[i];
+    return l->slice;
+}
+
+void pg_capture_reset(pg_capture_list *l)
+{
+    if (l->cap > PG__CAPTURES_KEEP)
+        pg_capture_free(l);
+    l->count = 0;
+}
+
+void pg_capture_free(pg_capture_list *l)
+{
+    free(l->word);
+    free(l->slice);
+    l->word = NULL;
+    l->slice = NULL;
+    l->count = l->cap = 0;
 }

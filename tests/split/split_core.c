@@ -1,7 +1,8 @@
 /* Generated protocols fed at every split, linked against protogen::core
  * alone (protogen_generate(... CORE_ONLY)): examples/echo's server,
  * examples/handshake's hello and sink, the conformance suite's conform and
- * conform_buffered, tests/generated's sw_line and sw_bulk, each with its
+ * conform_buffered, tests/generated's sw_line and sw_bulk and the rules
+ * framing's kv, each with its
  * handlers unchanged. Here is only what their mains would give them: a
  * context, and what handshake.h asks its program for. */
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "echo_server.h"
 #include "handshake.h"
 #include "hello.h"
+#include "kv.h"
 #include "split.h"
 #include "switch_test.h"
 
@@ -93,6 +95,7 @@ static const split_protocol protocols[] = {
     { "conform", PG_STREAM_CAN_WRITE_EOF, conform_protocol_factory, NULL, NULL, NULL },
     { "conform_buffered", PG_STREAM_CAN_WRITE_EOF, conform_buffered_protocol_factory, NULL, NULL, NULL },
     { "sw_line", PG_STREAM_CAN_WRITE_EOF, sw_line_protocol_factory, switch_new, switch_report, free },
+    { "kv", PG_STREAM_CAN_WRITE_EOF, kv_protocol_factory, NULL, NULL, NULL },
 };
 
 int main(int argc, char **argv)

@@ -21,8 +21,8 @@
  *
  * Each framing kind is a scanner that finds the end of the next message in
  * contiguous bytes starting at the message's first byte, resuming where it
- * stopped (pg_framer.scanned), so that a generated scanner (the coming
- * `rules` kind, re2c with storable state) fits the same loop.
+ * stopped; the `rules` kind's scanner is generated (re2c with storable
+ * state) and keeps its own state, in the protocol's connection.
  *
  * Integer results are 0 or a negative errno value. */
 #ifndef PROTOGEN_FRAMING_H
@@ -42,7 +42,24 @@ extern "C" {
 typedef enum pg_framing_kind {
     PG_FRAMING_LINE = 1, /* payload, then a delimiter */
     PG_FRAMING_LENGTH,   /* a header holding the payload's length, then the payload */
+    PG_FRAMING_RULES,    /* named messages, found by a generated scanner */
 } pg_framing_kind;
+
+/* What a rules scanner found (PG_FRAMING_RULES). */
+typedef struct pg_rules_scan {
+    size_t size;        /* found: the whole message's bytes */
+    unsigned rule;      /* found: which message (1..): pg_message.rule */
+    size_t need;        /* more: bytes at least still missing (0: unknown) */
+    size_t err_off;     /* error: the offending byte, from the message's first */
+    const char *reason; /* error: static text */
+} pg_rules_scan;
+
+/* A rules scanner: the message's bytes so far at p[0..n) (more of the same
+ * message at each call, possibly moved: keep offsets, not pointers). Returns
+ * 1 (found), 0 (more needed) or a protocol error code (PG_FRAMING_E*). self
+ * is the framer's (pg_framer_init). After 1 or an error the next call starts
+ * a new message. */
+typedef int (*pg_rules_scanner)(void *self, const uint8_t *p, size_t n, pg_rules_scan *out);
 
 /* The width of a varint (LEB128, 7 bits a byte, low group first) length. */
 #define PG_FRAMING_VARINT 0
@@ -64,7 +81,37 @@ typedef struct pg_framing {
     uint8_t offset;
     uint8_t header;
     bool includes_header;
+    /* PG_FRAMING_RULES: the generated scanner; max bounds the whole message. */
+    pg_rules_scanner scan;
 } pg_framing;
+
+/* For generated scanners: reports a protocol error at byte off of the message. */
+static inline int pg_rules_error(pg_rules_scan *out, size_t off, int code, const char *reason)
+{
+    out->err_off = off;
+    out->reason = reason;
+    return code;
+}
+
+/* For generated scanners: the decimal digits d[0..n) as *v; false when the
+ * number is above UINT64_MAX. */
+static inline bool pg_parse_uint(const uint8_t *d, size_t n, uint64_t *v)
+{
+    uint64_t x = 0;
+    if (n <= 19) { /* cannot overflow: the common case, without a check per digit */
+        for (size_t i = 0; i < n; i++)
+            x = x * 10 + (uint64_t)(d[i] - '0');
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t digit = (uint64_t)(d[i] - '0');
+            if (x > (UINT64_MAX - digit) / 10)
+                return false;
+            x = x * 10 + digit;
+        }
+    }
+    *v = x;
+    return true;
+}
 
 /* Checks a descriptor: 0 or -EINVAL. */
 int pg_framing_check(const pg_framing *framing);
@@ -76,6 +123,26 @@ typedef struct pg_slice {
     size_t len;
 } pg_slice;
 
+/* The captures of a repeated field (rules framing): generated scanners push
+ * them while they scan (as offsets: the message may move between reads) and
+ * turn them into slices or numbers at delivery. Grown on need; the memory
+ * stays for the next message until pg_capture_free. */
+typedef struct pg_capture_list {
+    uint64_t *word;  /* per capture: its offset from the message's first byte, or its number */
+    pg_slice *slice; /* byte-string lists: the slices, their data set at delivery */
+    size_t count;
+    size_t cap;
+} pg_capture_list;
+
+/* Appends a capture: a byte string at offset word of len bytes (slices
+ * true), or the number word. 0 or -ENOMEM. */
+int pg_capture_push(pg_capture_list *l, uint64_t word, size_t len, bool slices);
+/* The slices of a byte-string list, pointing into the message at base. */
+const pg_slice *pg_capture_slices(pg_capture_list *l, const uint8_t *base);
+/* Empties the list for the next message (large lists give their memory back). */
+void pg_capture_reset(pg_capture_list *l);
+void pg_capture_free(pg_capture_list *l);
+
 /* One message, valid during the callback only. */
 typedef struct pg_message {
     const uint8_t *data; /* the payload: a line without its delimiter, a body without its header */
@@ -83,6 +150,7 @@ typedef struct pg_message {
     const uint8_t *header; /* PG_FRAMING_LENGTH: the header; else NULL */
     size_t header_len;
     uint64_t pos; /* the stream offset of the message's first byte */
+    unsigned rule; /* PG_FRAMING_RULES: which message (1..), the whole of it in data; else 0 */
 } pg_message;
 
 /* Protocol error codes (negative errno values). */
