@@ -139,6 +139,7 @@ typedef struct pg__stream {
     uint8_t proto;  /* pg__proto_state */
     uint8_t flags;  /* PG_STREAM_*, PG__STREAM_* */
     uint8_t want;   /* PG__WANT_*: what the driver was last asked for */
+    uint8_t corked; /* pg__stream_cork depth: writes wait for the last uncork */
     const pg_stream_driver_ops *drv_ops;
     void *drv;
     pg_protocol protocol;
@@ -225,6 +226,13 @@ static inline void pg__stream_block_put(pg_host *host, pg__stream *s)
 int pg__stream_init(pg__stream *s, pg_host *host, const pg_stream_driver_ops *ops, void *drv, unsigned flags);
 pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol);
 void pg__stream_discard(pg__stream *s);
+
+/* Corking (the framer's, around the messages of one read): while corked,
+ * writes are buffered without a system call, and the last uncork sends them
+ * in one; a buffer above the high watermark is sent at once, and closing or
+ * write_eof flush first. Nests; a stale handle is ignored. */
+void pg__stream_cork(pg_transport *t);
+void pg__stream_uncork(pg_transport *t);
 
 /* The protocol made by factory(arg), checked: 0 or a negative errno. */
 int pg__make_protocol(pg_protocol_factory factory, void *arg, pg_protocol *out);

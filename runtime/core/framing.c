@@ -462,15 +462,22 @@ void pg_framer_cleanup(pg_framer *f)
     f->ops = NULL;
 }
 
+/* The replies to the messages of one read leave in one write: the transport
+ * is corked while they are delivered (pg__stream_cork). */
 void pg_framer_feed(pg_framer *f, const uint8_t *data, size_t len)
 {
     if (len == 0 || pg__framer_next(f) == PG__DROP)
         return;
     bool outer = f->busy;
     f->busy = true;
+    pg_transport *t = f->transport; /* the framer may be detached meanwhile: uncork the same */
+    if (t != NULL)
+        pg__stream_cork(t);
     size_t used = f->carry_len > f->carry_head ? pg__framer_fill(f, data, len) : 0;
     if (used < len)
         pg__framer_run(f, data + used, len - used);
+    if (t != NULL)
+        pg__stream_uncork(t);
     f->busy = outer;
     if (!outer)
         pg__framer_settle(f);
@@ -491,7 +498,12 @@ void pg_framer_release(pg_framer *f, unsigned why)
     if (f->hold != 0 || f->busy)
         return; /* a running delivery goes on by itself */
     f->busy = true;
+    pg_transport *t = f->transport;
+    if (t != NULL)
+        pg__stream_cork(t);
     (void)pg__framer_drain(f);
+    if (t != NULL)
+        pg__stream_uncork(t);
     f->busy = false;
     pg__framer_settle(f);
 }

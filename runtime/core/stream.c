@@ -406,6 +406,64 @@ static int pg__stream_buffer_rest(pg__stream *s, const struct iovec *iov, int io
     return 0;
 }
 
+/* Sends what is buffered now and wants writable for the rest: the end of a
+ * cork. May close the stream (an error), and call pause_writing if
+ * may_pause (not from close and write_eof: no write follows them). */
+static void pg__stream_flush(pg__stream *s, bool may_pause)
+{
+    if (pg__stream_buffered(s) == 0 || (s->want & PG__WANT_WRITE) || s->state == PG__STREAM_LOST)
+        return; /* nothing, or writable will send it */
+    struct iovec iov = { .iov_base = s->wbuf + s->whead, .iov_len = pg__stream_buffered(s) };
+    ssize_t n = s->drv_ops->writev(s->drv, &iov, 1);
+    if (n < 0) {
+        pg__stream_force_close(s, (int)n);
+        return;
+    }
+    pg__wbuf_consume(s, (size_t)n);
+    if (pg__stream_buffered(s) == 0)
+        return;
+    int r = pg__want(s, PG__WANT_WRITE, true);
+    if (r < 0) {
+        pg__stream_force_close(s, r);
+        return;
+    }
+    if (may_pause)
+        pg__stream_maybe_pause(s);
+}
+
+/* A corked write: buffered without a system call, unless the buffer goes
+ * above the high watermark (then what the kernel takes leaves at once, and
+ * only a full kernel buffer pauses the protocol). */
+static int pg__stream_buffer_corked(pg__stream *s, const struct iovec *iov, int iovcnt, size_t total)
+{
+    int r = pg__wbuf_reserve(s, total);
+    if (r < 0) {
+        pg__stream_force_close(s, r);
+        return r;
+    }
+    for (int i = 0; i < iovcnt; i++)
+        if (iov[i].iov_len > 0)
+            pg__wbuf_append(s, iov[i].iov_base, iov[i].iov_len);
+    if (pg__stream_buffered(s) > s->high)
+        pg__stream_flush(s, true);
+    return 0;
+}
+
+void pg__stream_cork(pg_transport *t)
+{
+    pg__stream *s = pg__live(t);
+    if (s != NULL && s->corked < UINT8_MAX)
+        s->corked++;
+}
+
+void pg__stream_uncork(pg_transport *t)
+{
+    pg__stream *s = pg__live(t);
+    if (s == NULL || s->corked == 0 || --s->corked > 0)
+        return;
+    pg__stream_flush(s, true);
+}
+
 static int pg__stream_writelines_now(pg__stream *s, const struct iovec *iov, int iovcnt)
 {
     if (iovcnt < 0 || (iovcnt > 0 && iov == NULL))
@@ -429,6 +487,8 @@ static int pg__stream_writelines_now(pg__stream *s, const struct iovec *iov, int
     if ((s->flags & PG_STREAM_WRITE_ONLY) && s->state != PG__STREAM_OPEN)
         return 0; /* a write pipe drops writes once closing, as asyncio */
 
+    if (s->corked > 0 && !(s->want & PG__WANT_WRITE))
+        return pg__stream_buffer_corked(s, iov, iovcnt, total);
     size_t sent = 0;
     if (pg__stream_buffered(s) == 0) {
         /* Nothing queued: try at once (what the driver cannot take in one
@@ -460,7 +520,7 @@ static int pg__stream_write(pg_transport *t, const void *data, size_t len)
      * generality. One chain of tests; a stale handle, bad arguments and
      * every other state take the path below. */
     if (s->gen == pg__handle_gen(t) && s->state == PG__STREAM_OPEN && s->wstate == PG__WRITE_OPEN
-        && s->wlen == s->whead && len > 0 && data != NULL && !(s->flags & PG_STREAM_READ_ONLY)) {
+        && s->wlen == s->whead && s->corked == 0 && len > 0 && data != NULL && !(s->flags & PG_STREAM_READ_ONLY)) {
         ssize_t n = s->drv_ops->writev(s->drv, &iov, 1);
         if (n == (ssize_t)len)
             return 0;
@@ -490,6 +550,9 @@ static int pg__stream_write_eof(pg_transport *t)
     }
     if (s->state != PG__STREAM_OPEN || s->wstate != PG__WRITE_OPEN)
         return 0;
+    pg__stream_flush(s, false); /* corked bytes go first */
+    if (s->state != PG__STREAM_OPEN)
+        return 0;
     if (pg__stream_buffered(s) > 0) {
         s->wstate = PG__WRITE_EOF_PENDING;
         return 0;
@@ -508,6 +571,9 @@ static bool pg__stream_can_write_eof(const pg_transport *t)
 
 static void pg__stream_close_now(pg__stream *s)
 {
+    if (s->state != PG__STREAM_OPEN)
+        return;
+    pg__stream_flush(s, false); /* corked bytes go first */
     if (s->state != PG__STREAM_OPEN)
         return;
     s->state = PG__STREAM_CLOSING;

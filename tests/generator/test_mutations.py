@@ -41,6 +41,9 @@ SEEDS += [os.path.join(TOP, "examples", "lines", "lines.spec"), os.path.join(TOP
 VOCABULARY += ["framing", "line", "length", "rules", "delimiter", "max", "width", "endian", "offset", "header",
                "includes_header", "varint", "big", "little", "yes", "no", "message_received", "protocol_error",
                '"\\r\\n"', '"\\n"', '""', '"\\x0"', '"\\q"', '"', '"\\', "8KiB", "1GiB", "2GiB", "3", "255", "256"]
+SEEDS += [os.path.join(TOP, "tests", "generated", "kv.spec")]
+VOCABULARY += ["message", "repeat", "uint", "bytes", "argc", "len", "(", ")", "|", "*", "+", "?", ":", ",",
+               "[a-z]", "[^ \\r\\n]", "[z-a]", "[", "]", "'get'", "'", "{2,3}", "{3,1}", "inline", "raw"]
 TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|[A-Za-z_][A-Za-z0-9_]*|\d+[A-Za-z]*|[{};]|#[^\n]*|\s+|.', re.S)
 
 

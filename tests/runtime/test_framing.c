@@ -23,6 +23,7 @@ typedef struct flog {
     size_t reply_size;            /* bytes written per message */
     bool pause_reading_at;        /* hold for reading after each message */
     bool keep_open;               /* the error callback's answer */
+    int close_after;              /* > 0: close the transport after that many more messages */
 } flog;
 
 static void flog_put(flog *l, const char *fmt, ...)
@@ -51,6 +52,8 @@ static void flog_message(void *self, const pg_message *m)
     }
     if (l->pause_reading_at)
         pg_framer_hold(&l->f, PG_FRAMER_HOLD_READING);
+    if (l->close_after > 0 && --l->close_after == 0)
+        pg_transport_close(l->write_to);
 }
 
 static bool flog_error(void *self, const pg_protocol_error *e)
@@ -471,6 +474,57 @@ static void test_error_closes_after_flush(void **state)
     framed_done(&p, mh);
 }
 
+/* What the transport's driver was asked to send: calls and bytes. */
+typedef struct sends {
+    int calls;
+    size_t bytes;
+} sends;
+
+static ssize_t count_send(void *arg, const struct iovec *iov, int iovcnt)
+{
+    sends *c = arg;
+    c->calls++;
+    size_t n = 0;
+    for (int i = 0; i < iovcnt; i++)
+        n += iov[i].iov_len;
+    c->bytes += n;
+    return (ssize_t)n;
+}
+
+/* Pipelined requests in one read: their replies leave in one write (the
+ * framer corks the transport while it delivers), not one system call each;
+ * a buffer that goes above the high watermark meanwhile is sent at once. */
+static void test_replies_to_one_read_leave_in_one_write(void **state)
+{
+    (void)state;
+    framed p;
+    pg_manual_host *mh = framed_start(&p, &line_nl);
+    sends c = { 0 };
+    pg_manual_stream_set_sender(p.ms, count_send, &c);
+    p.l.reply_size = 3;
+    assert_int_equal(pg_manual_stream_feed(p.ms, "a\nb\nc\nd\n", 8), 8);
+    assert_string_equal(p.l.text, "1:a|1:b|1:c|1:d|");
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.bytes, 12);
+    assert_int_equal(pg_manual_stream_feed(p.ms, "e\n", 2), 2); /* one message: one write, as ever */
+    assert_int_equal(c.calls, 2);
+
+    pg_transport *t = pg_manual_stream_transport(p.ms);
+    assert_int_equal(pg_transport_set_write_buffer_limits(t, 4, 1), 0);
+    assert_int_equal(pg_manual_stream_feed(p.ms, "f\ng\nh\n", 6), 6);
+    assert_int_equal(c.calls, 4); /* f, g: 6 bytes > high 4, sent at once; h at the end */
+    assert_int_equal(c.bytes, 24);
+    assert_int_equal(pg_transport_get_write_buffer_size(t), 0);
+
+    /* close() while corked (from a message) sends what is corked, then closes. */
+    p.l.close_after = 2;
+    assert_int_equal(pg_manual_stream_feed(p.ms, "i\nj\n", 4), 4);
+    assert_int_equal(c.bytes, 30);
+    pg_manual_host_run(mh);
+    assert_true(pg_manual_stream_closed(p.ms));
+    framed_done(&p, mh);
+}
+
 /* Trace lines: one per message, one per protocol error. */
 static void test_trace_lines(void **state)
 {
@@ -511,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_hold_and_release),
         cmocka_unit_test(test_back_pressure_holds_pipelined_requests),
         cmocka_unit_test(test_error_closes_after_flush),
+        cmocka_unit_test(test_replies_to_one_read_leave_in_one_write),
         cmocka_unit_test(test_trace_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

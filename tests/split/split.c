@@ -366,7 +366,8 @@ static void trace_read(split_text *raw)
  *    while the protocol does not, and all of it before its EOF
  *    (run_fixture() below).
  *  - where reads fall between the messages of a framed protocol: a read
- *    right after a message_received goes (M X is M); the messages, their
+ *    right after a message_received goes, and after a pause/resume pair
+ *    that follows one (M X is M, M P R X is M P R); the messages, their
  *    order and sizes stay. */
 typedef struct norm {
     char lines[64][128]; /* the tail that may still reduce; the rest is in out */
@@ -406,6 +407,9 @@ static void norm_reduce(norm *nm)
             nm->n -= 1; /* X X */
         } else if (n >= 2 && is_read(l[n - 1]) && is_message(l[n - 2]) && same_conn(l[n - 1], l[n - 2])) {
             nm->n -= 1; /* M X */
+        } else if (n >= 4 && is_read(l[n - 1]) && is_message(l[n - 4]) && is_cb(l[n - 3], "pause_writing") &&
+                   is_cb(l[n - 2], "resume_writing") && same_conn(l[n - 1], l[n - 4])) {
+            nm->n -= 1; /* M P R X */
         } else if (n >= 4 && is_read(l[n - 1]) && strcmp(l[n - 1], l[n - 4]) == 0 &&
                    is_cb(l[n - 3], "pause_writing") && is_cb(l[n - 2], "resume_writing") &&
                    same_conn(l[n - 1], l[n - 3]) && same_conn(l[n - 1], l[n - 2])) {
