@@ -102,7 +102,7 @@ class _Checker:
         if kind is not None:
             self.required_callbacks(kind, declared, seen["callbacks"].name if "callbacks" in seen else seen["kind"].values[0])
         watermarks = self.watermarks(seen.get("watermarks"))
-        self.flow_control_warnings(declared, seen.get("watermarks"))
+        self.flow_control_warnings(declared, seen.get("watermarks"), framing is not None)
         if transport and role:
             for cb in transport.never_calls.get(role, ()):
                 if cb in declared:
@@ -226,8 +226,9 @@ class _Checker:
         hint = model.CALLBACK_HINTS.get((kind.name, cb))
         return f"{belongs}; {hint}" if hint else f"{belongs}, not to kind '{kind.name}'"
 
-    def flow_control_warnings(self, declared, watermarks_decl):
-        """Valid but suspicious: flow control that nothing reacts to, or that never ends."""
+    def flow_control_warnings(self, declared, watermarks_decl, framed):
+        """Valid but suspicious: flow control that nothing reacts to, or that never ends.
+        A framing reacts by itself: it holds its messages while writing is paused."""
         pause, resume = declared.get("pause_writing"), declared.get("resume_writing")
         if pause and not resume:
             self.warn(pause, "'pause_writing' is declared without 'resume_writing': "
@@ -235,7 +236,7 @@ class _Checker:
         if resume and not pause:
             self.warn(resume, "'resume_writing' is declared without 'pause_writing': it only follows a pause "
                               "that nothing reacts to")
-        if watermarks_decl is not None and not pause:
+        if watermarks_decl is not None and not pause and not framed:
             self.warn(watermarks_decl.name, "watermarks are set but 'pause_writing' is not declared: "
                                             "nothing reacts when the write buffer goes above them")
 
