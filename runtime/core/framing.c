@@ -280,7 +280,10 @@ static void pg__framer_fail(pg_framer *f, int code, size_t off, const char *reas
         pg_transport_close(f->transport); /* flushes what is written, then connection_lost */
 }
 
-static void pg__deliver(pg_framer *f, const uint8_t *p, const pg__scan *sc)
+/* Delivers the message at p; rest and its length: the input after it, not
+ * delivered yet (held in the carry, then the rest of the read), for
+ * pg_framer_rest. */
+static void pg__deliver(pg_framer *f, const uint8_t *p, const pg__scan *sc, const pg_slice rest[2])
 {
     pg_message m = {
         .data = p + sc->hdr,
@@ -295,14 +298,18 @@ static void pg__deliver(pg_framer *f, const uint8_t *p, const pg__scan *sc)
     f->raw = 0; /* a raw message is one message: the framing in force comes back */
     PG__TRACE_SIZE(f->trace_id, "message_received", m.len);
     const pg_message *outer = f->current;
+    const pg_slice *outer_rest = f->rest;
     f->current = &m;
+    f->rest = rest;
     f->ops->message(f->self, &m);
     f->current = outer;
+    f->rest = outer_rest;
 }
 
-/* Delivers what the carry holds whole. True when it then holds at most a
- * partial message, at its start (compacted); false when delivery stopped. */
-static bool pg__framer_drain(pg_framer *f)
+/* Delivers what the carry holds whole (read: the read behind it, if any, for
+ * pg_framer_rest). True when it then holds at most a partial message, at
+ * its start (compacted); false when delivery stopped. */
+static bool pg__framer_drain(pg_framer *f, pg_slice read)
 {
     while (f->carry_head < f->carry_len) {
         int next = pg__framer_next(f);
@@ -320,7 +327,8 @@ static bool pg__framer_drain(pg_framer *f)
         if (r == 0)
             break;
         f->carry_head += sc.size;
-        pg__deliver(f, p, &sc);
+        const pg_slice rest[2] = { { f->carry + f->carry_head, f->carry_len - f->carry_head }, read };
+        pg__deliver(f, p, &sc, rest);
     }
     size_t rest = f->carry_len - f->carry_head;
     if (rest == 0) {
@@ -352,7 +360,7 @@ static void pg__framer_keep(pg_framer *f, const uint8_t *p, size_t n)
 /* Completes the carry's partial message from data; returns the bytes of data used. */
 static size_t pg__framer_fill(pg_framer *f, const uint8_t *data, size_t len)
 {
-    if (!pg__framer_drain(f)) {
+    if (!pg__framer_drain(f, (pg_slice){ data, len })) {
         if (pg__framer_next(f) == PG__HOLD)
             pg__framer_keep(f, data, len);
         return len;
@@ -390,7 +398,8 @@ static size_t pg__framer_fill(pg_framer *f, const uint8_t *data, size_t len)
             continue;
         }
         pos -= f->carry_len - sc.size; /* copied past the message's end: still in data */
-        pg__deliver(f, f->carry, &sc);
+        const pg_slice rest[2] = { { NULL, 0 }, { data + pos, len - pos } };
+        pg__deliver(f, f->carry, &sc, rest);
         pg__carry_clear(f);
     }
     return pos;
@@ -416,7 +425,8 @@ static void pg__framer_run(pg_framer *f, const uint8_t *p, size_t n)
             pg__framer_fail(f, r, sc.err_off, sc.reason);
             return;
         }
-        pg__deliver(f, p, &sc);
+        const pg_slice rest[2] = { { NULL, 0 }, { p + sc.size, n - sc.size } };
+        pg__deliver(f, p, &sc, rest);
         p += sc.size;
         n -= sc.size;
     }
@@ -501,7 +511,7 @@ void pg_framer_release(pg_framer *f, unsigned why)
     pg_transport *t = f->transport;
     if (t != NULL)
         pg__stream_cork(t);
-    (void)pg__framer_drain(f);
+    (void)pg__framer_drain(f, (pg_slice){ NULL, 0 });
     if (t != NULL)
         pg__stream_uncork(t);
     f->busy = false;
@@ -535,6 +545,15 @@ int pg_framer_set_framing(pg_framer *f, const pg_framing *framing)
 const pg_message *pg_framer_current(const pg_framer *f)
 {
     return f->current;
+}
+
+size_t pg_framer_rest(const pg_framer *f, pg_slice out[2])
+{
+    size_t n = 0;
+    for (int i = 0; f->rest != NULL && i < 2; i++)
+        if (f->rest[i].len > 0)
+            out[n++] = f->rest[i];
+    return n;
 }
 
 size_t pg_framer_buffered(const pg_framer *f)

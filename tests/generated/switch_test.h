@@ -15,6 +15,8 @@ struct switch_test {
     int line_made, line_data, line_lost, line_pauses;
     bool switch_on_newline; /* switch from inside data_received at the first '\n' */
     int switch_rc;
+    /* sw_framed (the split tests): a line framer that switches at "BULK" */
+    int framed_made, framed_messages, framed_lost;
     /* sw_bulk */
     sw_bulk_conn *bulk;
     int bulk_made, bulk_eof, bulk_lost;

@@ -365,10 +365,11 @@ static void trace_read(split_text *raw)
  *    watermark at all does not depend on the cut, since the peer reads only
  *    while the protocol does not, and all of it before its EOF
  *    (run_fixture() below).
- *  - where reads fall between the messages of a framed protocol: a read
- *    right after a message_received goes, and after a pause/resume pair
- *    that follows one (M X is M, M P R X is M P R); the messages, their
- *    order and sizes stay. */
+ *  - where reads fall between the messages of a framed protocol: a
+ *    data_received right after a message_received goes, and after a
+ *    pause/resume pair that follows one (M X is M, M P R X is M P R); the
+ *    messages, their order and sizes stay (a buffered protocol that the
+ *    connection was switched to keeps its reads). */
 typedef struct norm {
     char lines[64][128]; /* the tail that may still reduce; the rest is in out */
     size_t n;
@@ -405,9 +406,9 @@ static void norm_reduce(norm *nm)
         size_t n = nm->n;
         if (n >= 2 && is_read(l[n - 1]) && strcmp(l[n - 1], l[n - 2]) == 0) {
             nm->n -= 1; /* X X */
-        } else if (n >= 2 && is_read(l[n - 1]) && is_message(l[n - 2]) && same_conn(l[n - 1], l[n - 2])) {
+        } else if (n >= 2 && is_cb(l[n - 1], "data_received") && is_message(l[n - 2]) && same_conn(l[n - 1], l[n - 2])) {
             nm->n -= 1; /* M X */
-        } else if (n >= 4 && is_read(l[n - 1]) && is_message(l[n - 4]) && is_cb(l[n - 3], "pause_writing") &&
+        } else if (n >= 4 && is_cb(l[n - 1], "data_received") && is_message(l[n - 4]) && is_cb(l[n - 3], "pause_writing") &&
                    is_cb(l[n - 2], "resume_writing") && same_conn(l[n - 1], l[n - 4])) {
             nm->n -= 1; /* M P R X */
         } else if (n >= 4 && is_read(l[n - 1]) && strcmp(l[n - 1], l[n - 4]) == 0 &&

@@ -15,6 +15,7 @@
 #include "handshake.h"
 #include "hello.h"
 #include "kv.h"
+#include "sw_framed.h"
 #include "split.h"
 #include "switch_test.h"
 
@@ -84,6 +85,9 @@ static void switch_report(void *context, split_text *out)
     struct switch_test *t = context;
     split_text_printf(out, "line made %d lost %d switch %d\n", t->line_made, t->line_lost, t->switch_rc);
     split_text_printf(out, "bulk made %d eof %d lost %d\n", t->bulk_made, t->bulk_eof, t->bulk_lost);
+    if (t->framed_made > 0)
+        split_text_printf(out, "framed made %d messages %d lost %d\n", t->framed_made, t->framed_messages,
+                          t->framed_lost);
     split_text_printf(out, "bulk got ");
     split_text_escaped(out, t->rx, t->rx_len);
     split_text_printf(out, "\n");
@@ -96,6 +100,7 @@ static const split_protocol protocols[] = {
     { "conform_buffered", PG_STREAM_CAN_WRITE_EOF, conform_buffered_protocol_factory, NULL, NULL, NULL },
     { "sw_line", PG_STREAM_CAN_WRITE_EOF, sw_line_protocol_factory, switch_new, switch_report, free },
     { "kv", PG_STREAM_CAN_WRITE_EOF, kv_protocol_factory, NULL, NULL, NULL },
+    { "sw_framed", PG_STREAM_CAN_WRITE_EOF, sw_framed_protocol_factory, switch_new, switch_report, free },
 };
 
 int main(int argc, char **argv)

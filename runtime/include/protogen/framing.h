@@ -191,6 +191,7 @@ typedef struct pg_framer {
     size_t raw;               /* > 0: the next `raw` bytes are one message */
     uint64_t pos;             /* stream offset of the next message */
     const pg_message *current; /* during the message callback */
+    const pg_slice *rest;      /* during the message callback: the input after it (2 slices) */
     int error;                /* sticky protocol error code, or 0 */
     uint32_t trace_id;
     uint8_t hold;   /* PG_FRAMER_HOLD_* */
@@ -231,6 +232,10 @@ int pg_framer_set_framing(pg_framer *f, const pg_framing *framing);
 
 /* The message being delivered (NULL outside the message callback). */
 const pg_message *pg_framer_current(const pg_framer *f);
+/* During the message callback: the input after the message that the framer
+ * has not delivered yet (kept, then the rest of the read), in order, as up to
+ * two slices in out; returns how many. What a protocol switch hands on. */
+size_t pg_framer_rest(const pg_framer *f, pg_slice out[2]);
 /* Bytes of input kept (a straddling message, input held back). */
 size_t pg_framer_buffered(const pg_framer *f);
 /* The carry-over buffer's capacity: the framer's memory. */
