@@ -1,8 +1,8 @@
 /* Generated protocols fed at every split, linked against protogen::core
  * alone (protogen_generate(... CORE_ONLY)): examples/echo's server,
  * examples/handshake's hello and sink, the conformance suite's conform and
- * conform_buffered, tests/generated's sw_line and sw_bulk and the rules
- * framing's kv, each with its
+ * conform_buffered, examples/lines, tests/generated's sw_line, sw_bulk,
+ * sw_framed and the rules framing's kv, each with its
  * handlers unchanged. Here is only what their mains would give them: a
  * context, and what handshake.h asks its program for. */
 #include <stdio.h>
@@ -15,6 +15,8 @@
 #include "handshake.h"
 #include "hello.h"
 #include "kv.h"
+#include "lines.h"
+#include "lines_server.h"
 #include "sw_framed.h"
 #include "split.h"
 #include "switch_test.h"
@@ -93,6 +95,20 @@ static void switch_report(void *context, split_text *out)
     split_text_printf(out, "\n");
 }
 
+/* ---- lines ------------------------------------------------------------------ */
+
+static void *lines_new(const char *arg)
+{
+    (void)arg;
+    return zeroed(sizeof(struct lines_server));
+}
+
+static void lines_report(void *context, split_text *out)
+{
+    struct lines_server *server = context;
+    split_text_printf(out, "open connections %zu\n", server->open_connections);
+}
+
 static const split_protocol protocols[] = {
     { "echo", PG_STREAM_CAN_WRITE_EOF, echo_protocol_factory, echo_new, echo_report, free },
     { "hello", PG_STREAM_CAN_WRITE_EOF, hello_protocol_factory, handshake_new, handshake_report, free },
@@ -100,6 +116,7 @@ static const split_protocol protocols[] = {
     { "conform_buffered", PG_STREAM_CAN_WRITE_EOF, conform_buffered_protocol_factory, NULL, NULL, NULL },
     { "sw_line", PG_STREAM_CAN_WRITE_EOF, sw_line_protocol_factory, switch_new, switch_report, free },
     { "kv", PG_STREAM_CAN_WRITE_EOF, kv_protocol_factory, NULL, NULL, NULL },
+    { "lines", PG_STREAM_CAN_WRITE_EOF, lines_protocol_factory, lines_new, lines_report, free },
     { "sw_framed", PG_STREAM_CAN_WRITE_EOF, sw_framed_protocol_factory, switch_new, switch_report, free },
 };
 
