@@ -31,10 +31,52 @@ class Warnings(TempDirTest):
         self.assertIn("[-Werror]", r.stderr)
         self.assertEqual(os.listdir(self.tmp), [])
 
+    def test_a_framing_reacts_to_the_watermarks_itself(self):
+        spec = os.path.join(self.tmp, "framed.spec")
+        with open(spec, "w") as f:
+            f.write("protocol framed { transport tcp; role server; kind stream;\n"
+                    "  framing line { delimiter \"\\n\"; max 1KiB; }\n"
+                    "  callbacks { message_received; }\n  watermarks { high 64KiB; }\n}\n")
+        r = protogen(spec, "--check")
+        self.assertEqual((r.returncode, r.stderr), (0, ""))   # the framer holds its messages: no warning
+
     def test_w_silences_warnings(self):
         r = protogen(PAUSE_ONLY, "-w", "-o", self.tmp, "--handlers-dir", self.tmp)
         self.assertEqual((r.returncode, r.stderr), (0, ""))
         self.assertEqual(sorted(os.listdir(self.tmp)), ["echo.c", "echo.h", "echo_bind.c", "echo_handlers.c"])
+
+
+KV_SPEC = os.path.join(HERE, "..", "generated", "kv.spec")
+
+
+class Re2c(TempDirTest):
+    """A rules framing's scanner goes through re2c when protogen writes NAME.c."""
+
+    def run_with_re2c(self, re2c, *args):
+        env = dict(os.environ, PROTOGEN_RE2C=re2c)
+        return subprocess.run([PROTOGEN, *args], capture_output=True, text=True, timeout=60, env=env)
+
+    def test_a_missing_re2c_is_a_clear_error_and_nothing_is_written(self):
+        spec = self.copy_spec(KV_SPEC)
+        r = self.run_with_re2c(os.path.join(self.tmp, "no-such-re2c"), spec, "-o", self.tmp,
+                               "--handlers-dir", self.tmp)
+        self.assertEqual(r.returncode, 2)
+        self.assertTrue(r.stderr.startswith("protogen: error: re2c could not run: "), r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+        self.assertEqual(os.listdir(self.tmp), ["kv.spec"])
+
+    def test_the_scanner_is_compiled_and_the_output_is_reproducible(self):
+        spec = self.copy_spec(KV_SPEC)
+        outputs = []
+        for run in ("a", "b"):
+            out = os.path.join(self.tmp, run)
+            os.mkdir(out)
+            r = protogen(spec, "-o", out, "--handlers-dir", out)
+            self.assertEqual((r.returncode, r.stderr), (0, ""))
+            outputs.append(read(os.path.join(out, "kv.c")))
+        self.assertEqual(outputs[0], outputs[1])   # no date stamp, nothing that moves
+        self.assertNotIn("/*!re2c", outputs[0])     # every block compiled
+        self.assertIn("switch (s->yystate)", outputs[0])   # storable state: resumes inside a token
 
 
 class CheckOnly(TempDirTest):
