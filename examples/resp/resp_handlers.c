@@ -1,7 +1,8 @@
 /* resp_handlers.c — the RESP server's side of resp.spec: every command, multibulk
- * or inline, goes to commands.c with its arguments, and its reply is written
- * back. The framing, the input buffering, pipelining and back-pressure are the
- * generated code's. */
+ * or inline (split by inline.c), goes to commands.c with its arguments, and its
+ * reply is written back. The framing, the input buffering, pipelining and
+ * back-pressure are the generated code's. */
+#include <errno.h>
 #include <string.h>
 
 #include "resp.h"
@@ -43,10 +44,23 @@ void resp_on_command(resp_conn *conn, struct resp_state *state, const resp_comma
     run(conn, msg->arg_count, msg->arg);
 }
 
+/* Redis-server's error for a line it cannot split, after which it closes. */
+static void unbalanced_quotes(resp_conn *conn)
+{
+    static const char err[] = "-ERR Protocol error: unbalanced quotes in request\r\n";
+    resp_write(conn, err, sizeof err - 1);
+    resp_close(conn);
+}
+
 void resp_on_inline_command(resp_conn *conn, struct resp_state *state, const resp_inline_command_msg *msg)
 {
     (void)state;
-    run(conn, msg->arg_count, msg->arg);
+    struct resp_server *server = resp_context(conn);
+    int rc = resp_inline_split(&server->words, msg->line.data, msg->line.len);
+    if (rc == -EINVAL)
+        unbalanced_quotes(conn);
+    else if (rc == 0)
+        run(conn, server->words.count, server->words.args);
 }
 
 void resp_on_blank(resp_conn *conn, struct resp_state *state, const resp_blank_msg *msg)

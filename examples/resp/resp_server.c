@@ -65,6 +65,7 @@ int main(int argc, char **argv)
     pg_loop_remove_signal_handler(loop, SIGTERM);
     pg_loop_close(loop);
     resp_reply_free(&server.reply);
+    resp_inline_free(&server.words);
     resp_store_free(server.store);
     return rc == 0 ? 0 : 1;
 }

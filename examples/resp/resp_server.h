@@ -5,10 +5,12 @@
 #include <stddef.h>
 
 #include "commands.h"
+#include "inline.h"
 
 struct resp_server {
     resp_store *store;       /* the keyspace, every connection's */
     resp_reply reply;        /* one command's reply, written and cleared at once */
+    resp_inline words;       /* an inline command's arguments */
     size_t open_connections; /* to wait for on shutdown */
 };
 
