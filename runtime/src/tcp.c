@@ -43,6 +43,9 @@ int pg_tcp_listen(pg_loop *loop, const char *host, uint16_t port, const pg_liste
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         goto fail_errno;
+    /* Before bind: every socket sharing the port must have it set. */
+    if (opts != NULL && opts->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        goto fail_errno;
     /* One family per socket, as asyncio's create_server. */
     if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
         goto fail_errno;

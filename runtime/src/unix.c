@@ -72,7 +72,7 @@ int pg_unix_listen(pg_loop *loop, const char *path, const pg_listen_options *opt
     if (loop == NULL || factory == NULL || out == NULL)
         return -EINVAL;
     if (opts != NULL && (opts->backlog < 0 || opts->send_buffer_size < 0 || opts->recv_buffer_size < 0
-                         || opts->unix_mode > 07777))
+                         || opts->unix_mode > 07777 || opts->reuse_port))
         return -EINVAL;
     int backlog = opts != NULL && opts->backlog > 0 ? opts->backlog : PG__DEFAULT_BACKLOG;
     unsigned mode = opts != NULL ? opts->unix_mode : 0;

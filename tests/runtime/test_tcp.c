@@ -400,6 +400,76 @@ static void test_listen_options_and_socket_setup(void **state)
     pg_loop_close(loop);
 }
 
+/* ---- reuse_port ---------------------------------------------------------- */
+
+#define REUSE_CLIENTS 64
+
+typedef struct reuse_ctx {
+    recorder conns[REUSE_CLIENTS];
+    int n;
+} reuse_ctx;
+
+static int reuse_factory(void *arg, pg_protocol *out)
+{
+    reuse_ctx *ctx = arg;
+    assert_true(ctx->n < REUSE_CLIENTS);
+    recorder *r = &ctx->conns[ctx->n++];
+    recorder_init(r);
+    return recorder_factory(r, out);
+}
+
+static int reuse_lost(const reuse_ctx *ctx)
+{
+    int lost = 0;
+    for (int i = 0; i < ctx->n; i++)
+        lost += ctx->conns[i].lost;
+    return lost;
+}
+
+/* Two listeners on one port: without reuse_port the second is refused; with
+ * it on both, the kernel spreads connections between them by the clients'
+ * addresses, so among 64 clients (distinct source ports) each listener gets
+ * some (all on one would happen with probability 2^-63). */
+static void test_reuse_port_two_listeners_both_accept(void **state)
+{
+    (void)state;
+    pg_loop *loop;
+    assert_int_equal(pg_loop_new(&loop), 0);
+    reuse_ctx a = { 0 }, b = { 0 };
+    pg_server *sa, *sb, *plain;
+    pg_listen_options opts = { .reuse_port = true };
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, &opts, reuse_factory, &a, &sa), 0);
+    uint16_t port = server_port(sa);
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", port, NULL, reuse_factory, &b, &plain), -EADDRINUSE);
+    assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", port, &opts, reuse_factory, &b, &sb), 0);
+    assert_int_equal(server_port(sb), port);
+
+    int fds[REUSE_CLIENTS];
+    int n = 0;
+    while (n < REUSE_CLIENTS && (a.n == 0 || b.n == 0)) {
+        fds[n] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fds[n] >= 0);
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        assert_int_equal(connect(fds[n], (struct sockaddr *)&sin, sizeof sin), 0);
+        n++;
+        RUN_UNTIL(loop, a.n + b.n == n && (a.n == 0 || a.conns[a.n - 1].made == 1)
+                            && (b.n == 0 || b.conns[b.n - 1].made == 1));
+    }
+    assert_true(a.n > 0 && b.n > 0);
+
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    RUN_UNTIL(loop, reuse_lost(&a) + reuse_lost(&b) == n);
+    pg_server_close(sa);
+    pg_server_close(sb);
+    for (int i = 0; i < a.n; i++)
+        recorder_free(&a.conns[i]);
+    for (int i = 0; i < b.n; i++)
+        recorder_free(&b.conns[i]);
+    assert_int_equal(pg_loop_close(loop), 0);
+}
+
 static void test_server_close_keeps_connections(void **state)
 {
     (void)state;
@@ -819,6 +889,7 @@ int main(void)
         cmocka_unit_test(test_bad_addresses),
         cmocka_unit_test(test_peer_reset),
         cmocka_unit_test(test_listen_options_and_socket_setup),
+        cmocka_unit_test(test_reuse_port_two_listeners_both_accept),
         cmocka_unit_test(test_server_close_keeps_connections),
         cmocka_unit_test(test_server_close_in_factory),
         cmocka_unit_test(test_factory_refuses),

@@ -222,6 +222,9 @@ static void test_permissions(void **state)
     assert_int_equal(pg_unix_listen(f.loop, "@protogen-perm", &opts, peer_factory, &srv, &server), -EINVAL);
     opts.unix_mode = 010000;
     assert_int_equal(pg_unix_listen(f.loop, f.path, &opts, peer_factory, &srv, &server), -EINVAL);
+    /* reuse_port is for TCP: a Unix socket's path has one listener. */
+    pg_listen_options reuse = { .reuse_port = true };
+    assert_int_equal(pg_unix_listen(f.loop, f.path, &reuse, peer_factory, &srv, &server), -EINVAL);
     fx_done(&f);
 }
 

@@ -3,6 +3,7 @@
 #ifndef PROTOGEN_SERVER_H
 #define PROTOGEN_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -23,6 +24,10 @@ typedef struct pg_listen_options {
     int recv_buffer_size; /* SO_RCVBUF for accepted sockets; 0: the kernel's */
     unsigned unix_mode;   /* Unix path sockets: the socket file's permissions
                              (e.g. 0660); 0: as the umask leaves them */
+    bool reuse_port;      /* TCP: SO_REUSEPORT, as asyncio's reuse_port: several
+                             listeners (one per loop, per thread) on one port,
+                             the kernel spreading connections among them. Unix
+                             sockets: -EINVAL */
 } pg_listen_options;
 
 /* The bound address, e.g. to learn the port chosen for port 0. -EBADF once
