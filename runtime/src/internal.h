@@ -5,7 +5,9 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -94,11 +96,41 @@ typedef struct pg__callback {
     void *arg;
 } pg__callback;
 
+/* ---- callbacks from other threads (loop_threadsafe.c) -------------------- *
+ * pg_loop_call_soon_threadsafe queues under the loop's mutex and writes the
+ * wake-up eventfd when the queue was empty; the loop runs the batch when the
+ * eventfd fires. Open loops are listed in a registry, so that a call racing
+ * with pg_loop_close finds the loop gone (-EBADF) instead of freed memory. */
+typedef struct pg__threadsafe {
+    pthread_mutex_t lock; /* guards queue and len (and cap) */
+    pg__callback *queue;
+    size_t len, cap;
+    pg__callback *batch; /* the loop's thread only: the batch being run */
+    size_t batch_cap;
+    pg_loop *next; /* in the registry of open loops */
+} pg__threadsafe;
+
+void pg__threadsafe_init(pg_loop *loop); /* and registers the loop */
+/* Runs what other threads have queued so far, in their order; how many. */
+size_t pg__threadsafe_run(pg_loop *loop);
+/* The wake-up eventfd was emptied for a stop's sake: written again when
+ * callbacks from other threads wait, so that they are not forgotten. */
+void pg__threadsafe_rewake(pg_loop *loop);
+/* pg_loop_close: unregister (later calls get -EBADF); register again when
+ * the close gives up (-EBUSY); free once it is done. */
+void pg__threadsafe_close(pg_loop *loop);
+void pg__threadsafe_reopen(pg_loop *loop);
+void pg__threadsafe_free(pg_loop *loop);
+
+/* stopping is set from signal handlers and other threads: a lock-free atomic
+ * is safe in both (C11 7.14.1.1), and its loads cost a plain load. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "pg_loop_stop needs a lock-free int");
+
 #define PG__MAX_EVENTS 64
 
 struct pg_loop {
     int epfd;
-    volatile sig_atomic_t stopping; /* set by pg_loop_stop, maybe from a signal handler */
+    atomic_int stopping; /* set by pg_loop_stop, maybe from a signal handler or another thread */
     pg__io wake;                    /* the eventfd pg_loop_stop writes then */
     bool running;     /* inside an iteration (or pg_loop_close's): no nesting */
     size_t nwatched;  /* watchers in the epoll set */
@@ -119,6 +151,7 @@ struct pg_loop {
     uint8_t *read_buf;
     uint8_t *dgram_buf; /* datagram receive area (pg__loop_datagram_buffer) */
     pg__signals *signals;
+    pg__threadsafe threadsafe;
     struct epoll_event events[PG__MAX_EVENTS];
 };
 

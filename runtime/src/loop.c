@@ -251,7 +251,7 @@ uint8_t *pg__loop_datagram_buffer(pg_loop *loop)
 /* ---- the loop ----------------------------------------------------------- */
 
 /* Empties the wake-up eventfd: the stop it carried is in loop->stopping. */
-static void pg__loop_drain_wake(pg_loop *loop)
+static void pg__loop_read_wake(pg_loop *loop)
 {
     uint64_t n;
     ssize_t r;
@@ -259,10 +259,19 @@ static void pg__loop_drain_wake(pg_loop *loop)
     (void)r; /* EAGAIN: nothing was written */
 }
 
+/* For a stop's sake: what other threads queued keeps it readable. */
+static void pg__loop_drain_wake(pg_loop *loop)
+{
+    pg__loop_read_wake(loop);
+    pg__threadsafe_rewake(loop);
+}
+
 static void pg__loop_woken(pg__io *io, uint32_t events)
 {
     (void)events;
-    pg__loop_drain_wake(PG__CONTAINER_OF(io, pg_loop, wake));
+    pg_loop *loop = PG__CONTAINER_OF(io, pg_loop, wake);
+    pg__loop_read_wake(loop);
+    pg__threadsafe_run(loop); /* pg_loop_call_soon_threadsafe's callbacks */
 }
 
 int pg_loop_new(pg_loop **out)
@@ -293,6 +302,7 @@ int pg_loop_new(pg_loop **out)
         goto fail;
     loop->now_ms = pg__clock_ms();
     pg__loop_host_init(loop);
+    pg__threadsafe_init(loop); /* last: other threads may queue from now on */
     *out = loop;
     return 0;
 
@@ -437,8 +447,10 @@ static bool pg__loop_busy(const pg_loop *loop, size_t reserved, size_t watched)
 static void pg__loop_drain(pg_loop *loop)
 {
     loop->running = true;
-    while (loop->ready_len > 0)
-        pg__ready_run(loop, loop->ready_len);
+    do {
+        while (loop->ready_len > 0)
+            pg__ready_run(loop, loop->ready_len);
+    } while (pg__threadsafe_run(loop) > 0);
     loop->running = false;
 }
 
@@ -454,11 +466,15 @@ int pg_loop_close(pg_loop *loop)
         return -EBUSY;
     /* Pending connects are cancelled (asyncio.run cancels the tasks left);
      * their done, and the last callbacks (connection_lost of transports
-     * closed just now) sit in the queue: run them, and what they queue. */
+     * closed just now) sit in the queue: run them, and what they queue.
+     * Other threads can queue no more from here on (-EBADF). */
+    pg__threadsafe_close(loop);
     pg__connects_cancel_all(loop);
     pg__loop_drain(loop);
-    if (pg__loop_busy(loop, 0, 0))
+    if (pg__loop_busy(loop, 0, 0)) {
+        pg__threadsafe_reopen(loop);
         return -EBUSY; /* one of them opened something */
+    }
     pg__servers_free(loop);
     pg__signals_free(loop);
     pg_timer_queue_free(&loop->timers);
@@ -470,6 +486,7 @@ int pg_loop_close(pg_loop *loop)
     pg__host_cleanup(&loop->host);
     free(loop->read_buf);
     free(loop->dgram_buf);
+    pg__threadsafe_free(loop);
     free(loop);
     return 0;
 }

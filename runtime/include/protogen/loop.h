@@ -1,7 +1,9 @@
 /* The event loop: epoll-based, single-threaded, asyncio-like.
  *
  * All functions return 0 or a negative errno value. Nothing here prints or
- * exits. A loop and everything attached to it must be used from one thread. */
+ * exits. A loop and everything attached to it must be used from one thread;
+ * other threads may only call pg_loop_call_soon_threadsafe() and
+ * pg_loop_stop() (docs/runtime.md, "Threads"). */
 #ifndef PROTOGEN_LOOP_H
 #define PROTOGEN_LOOP_H
 
@@ -78,6 +80,21 @@ int pg_loop_close(pg_loop *loop);
  * iteration's I/O handlers and timers (asyncio's order). Callbacks run in the
  * order they were scheduled. No allocation in the steady state. */
 int pg_loop_call_soon(pg_loop *loop, pg_callback_fn cb, void *arg);
+
+/* asyncio's call_soon_threadsafe: schedules cb(arg) from any thread (the
+ * loop's own too), to run on the loop's thread. A loop waiting for I/O is
+ * woken (its wake-up eventfd, as for pg_loop_stop). Callbacks queued from
+ * other threads run in the order they were queued, in the iteration the
+ * wake-up ends, among its I/O handlers (one that queues another makes it
+ * run in a later iteration); those still queued when pg_loop_close()
+ * closes the loop run inside the close. 0; -ENOMEM; -EBADF once
+ * pg_loop_close() has begun to close the loop (asyncio: RuntimeError
+ * "Event loop is closed"): a thread racing with the close gets an error,
+ * never a use of freed memory. (A pointer to a closed loop that malloc gave
+ * to a new loop reaches the new one: hand threads the loop's life too.)
+ * Not async-signal-safe (it takes locks and may allocate): from a signal
+ * handler, pg_loop_stop() or pg_loop_add_signal_handler(). */
+int pg_loop_call_soon_threadsafe(pg_loop *loop, pg_callback_fn cb, void *arg);
 
 /* Cancels what pg_loop_call_soon(loop, cb, arg) scheduled and has not run yet
  * (asyncio's Handle.cancel): every such call of cb(arg) still waiting is
