@@ -32,6 +32,10 @@ typedef enum pg__trace_sink {
     PG__TRACE_SINK_SOCKET, /* send(MSG_DONTWAIT | MSG_NOSIGNAL) */
 } pg__trace_sink;
 
+/* Written once, under pg__trace_once (pg_loop_new and every host's init
+ * pass through it first), then only read, by the loops of every thread:
+ * pthread_once orders the writes before those reads. pg__trace_reset, for
+ * tests, must run with no other thread tracing. */
 static bool pg__trace_owned; /* opened by us (not stderr) */
 static pg__trace_sink pg__trace_how;
 static bool pg__trace_poll_first; /* stderr that could not be made non-blocking */

@@ -67,7 +67,7 @@ int pg__child_signal(const pg__child *child, int signo);
 int pg__child_pidfd(const pg__child *child);
 
 /* Tests: when true, new children are reaped on SIGCHLD, as on a kernel
- * without pidfd_open. */
-extern bool pg__child_force_sigchld;
+ * without pidfd_open. Atomic: loops on other threads read it. */
+extern atomic_bool pg__child_force_sigchld;
 
 #endif

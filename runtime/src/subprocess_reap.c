@@ -29,7 +29,7 @@
 /* What asyncio reports when "child process pid %d exit status already read". */
 #define PG__RETURNCODE_UNKNOWN 255
 
-bool pg__child_force_sigchld = false;
+atomic_bool pg__child_force_sigchld = false;
 
 /* ---- return codes ------------------------------------------------------- */
 
