@@ -23,6 +23,7 @@ void echo_on_connection_made(echo_conn *conn, struct echo_state *state)
         state->next->prev = state;
     server->connections = state;
     server->open_connections++;
+    server->accepted++;
 }
 
 void echo_on_data_received(echo_conn *conn, struct echo_state *state, const uint8_t *data, size_t len)

@@ -12,6 +12,7 @@ struct echo_server {
      * echo_server asks its server instead (pg_server_abort_clients). */
     struct echo_state *connections;
     size_t open_connections;
+    size_t accepted; /* connections made, ever (echo_server --threads reports them) */
 };
 
 /* Aborts every open connection; each one's connection_lost follows. */
