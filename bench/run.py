@@ -1,7 +1,7 @@
 """protogen's benchmark (issue 7): the echo example against hand-written epoll, libuv and asyncio.
 
     run.py [--build DIR] [--runs N] [--duration SEC] [--idle N] [--count N] [--smoke] [--out FILE]
-           [--only timed,idle,counted,embedded,generator]
+           [--only timed,idle,counted,embedded,threads,generator]
 
 DIR (default build-bench) holds the Release build of bench/CMakeLists.txt. Every
 server prints "listening on HOST:PORT" and takes --port 0; each one is started
@@ -20,6 +20,8 @@ Measured, and printed as Markdown tables (also written to --out):
     that owns its sockets (examples/embed-poll, the manual host) and of the built-in
     loop nested in a poll() loop (echo_server --nest) against the built-in loop
     (examples/echo), in the same run, taking turns;
+  - threads (issue 13): echo_server --threads 2 against --threads 1 (one loop per thread,
+    a listener each on the port) on the concurrent workloads, rate and CPU as ratios;
   - bench/generator_bench.py;
 and every figure as a ratio to the hand-written epoll server of the same run.
 --smoke: one short run of everything (CI: it builds and each workload completes).
@@ -113,11 +115,17 @@ SERVER_CPU, LOADGEN_CPU = (1, 0) if len(os.sched_getaffinity(0)) >= 2 and {0, 1}
 
 
 def pin(cpu):
-    return None if cpu is None else lambda: os.sched_setaffinity(0, {cpu})
+    return None if cpu is None else lambda: os.sched_setaffinity(0, cpu if isinstance(cpu, set) else {cpu})
 
 
-def start_server(cmd, wrap=()):
-    proc = Proc(list(wrap) + cmd + ["--port", "0"], cpu=SERVER_CPU)
+# A threaded server gets every CPU but the load generator's when that leaves it two or more;
+# on a 2-core machine it is not pinned (its second loop then shares the load generator's core).
+_OTHERS = os.sched_getaffinity(0) - {LOADGEN_CPU}
+THREADS_SERVER_CPUS = _OTHERS if LOADGEN_CPU is not None and len(_OTHERS) >= 2 else None
+
+
+def start_server(cmd, wrap=(), cpu=SERVER_CPU):
+    proc = Proc(list(wrap) + cmd + ["--port", "0"], cpu=cpu)
     m = re.fullmatch(r"listening on (\S+):(\d+)", proc.line(60 if wrap else 10))
     if not m:
         raise RuntimeError(f"{cmd[0]}: unexpected first line")
@@ -223,6 +231,32 @@ def embedded(args):
                 proc.stop()
             runs.setdefault(name, []).append({"rate": r["messages"] / r["seconds"], "p50": r["p50_us"],
                                               "p99": r["p99_us"]})
+    return {k: {f: statistics.median(d[f] for d in v) for f in v[0]} for k, v in runs.items()}
+
+
+# One loop per thread (issue 13): the same server with --threads 2 and --threads 1.
+THREADS_FLOOR = "--threads 1"
+THREADS_WORKLOADS = (WORKLOADS[1], WORKLOADS[2])  # concurrent: connections to spread over the loops
+
+
+def threads(args):
+    """{(workload, variant): median rate, cpu per unit, load gen}, the variants taking turns."""
+    echo = os.path.join(args.build, "protogen", "examples", "echo", "echo_server")
+    srv = {THREADS_FLOOR: [echo, "--threads", "1"], "--threads 2": [echo, "--threads", "2"]}
+    runs = {}
+    names = list(srv)
+    for run in range(args.runs):
+        for wname, wargs, _, rate_unit, _ in THREADS_WORKLOADS:
+            for name in names[run % len(names):] + names[:run % len(names)]:
+                proc = start_server(srv[name], cpu=THREADS_SERVER_CPUS)
+                try:
+                    r = loadgen(args, proc.port, wargs + ["--duration", str(args.duration)], proc.pid)
+                finally:
+                    proc.stop()
+                units = r["bytes"] / 1e6 if rate_unit == "MB/s" else r["messages"]
+                runs.setdefault((wname, name), []).append({"rate": units / r["seconds"],
+                                                           "cpu": r["server_cpu_s"] * 1e6 / units,
+                                                           "client": r["client_cpu_s"] / r["seconds"]})
     return {k: {f: statistics.median(d[f] for d in v) for f in v[0]} for k, v in runs.items()}
 
 
@@ -383,7 +417,25 @@ def fmt(v):
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
-def report(args, srv, t, mem, c, emb, gen, notes):
+def threads_section(args, thr):
+    where = (f"the server on CPUs {sorted(THREADS_SERVER_CPUS)}" if THREADS_SERVER_CPUS else
+             "the server not pinned (its second loop shares a core with the load generator: with 2 cores "
+             "this shows what the threads cost, not how they scale)")
+    out = ["", f"Threads: examples/echo's echo_server --threads 2 (two loops, a reuse_port listener each) against "
+            f"--threads 1, median of {args.runs} runs of {args.duration:g} s, taking turns; {where}; load generator "
+            f"on CPU {LOADGEN_CPU}; × = ratio to {THREADS_FLOOR}.", "",
+            "| workload | server | rate | × | server CPU | × | load gen |", "|---|---|---:|---:|---:|---:|---:|"]
+    for wname, _, _, rate_unit, cpu_unit in THREADS_WORKLOADS:
+        floor = thr[(wname, THREADS_FLOOR)]
+        for name in (THREADS_FLOOR, "--threads 2"):
+            r = thr[(wname, name)]
+            out.append(f"| {wname} | echo_server {name} | {fmt(r['rate'])} {rate_unit} | "
+                       f"{ratio(r['rate'], floor['rate'])} | {fmt(r['cpu'])} {cpu_unit} | "
+                       f"{ratio(r['cpu'], floor['cpu'])} | {r['client']:.2f} |")
+    return out
+
+
+def report(args, srv, t, mem, c, emb, gen, notes, thr=None):
     out = ["# protogen benchmark (issue 7)", "", *[f"- {m}" for m in machine()], ""]
     if t:
         out += timed_section(args, srv, t)
@@ -393,6 +445,8 @@ def report(args, srv, t, mem, c, emb, gen, notes):
         out += counted_section(args, srv, c)
     if emb:
         out += embedded_section(args, emb)
+    if thr:
+        out += threads_section(args, thr)
     out += ["", "Issue 7's targets, for protogen:", "", "| target | measured | met |", "|---|---|---|"]
     for row in targets(t, mem, c, emb, args):
         out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
@@ -525,7 +579,7 @@ def main():
     ap.add_argument("--count", type=int, default=5000, help="messages per counted run")
     ap.add_argument("--gen-runs", type=int, default=15)
     ap.add_argument("--smoke", action="store_true", help="one short run of everything")
-    ap.add_argument("--only", default="timed,idle,counted,embedded,generator",
+    ap.add_argument("--only", default="timed,idle,counted,embedded,threads,generator",
                     help="comma-separated parts to run (default: all); counted alone is the quick, exact check")
     ap.add_argument("--out", help="also write the report here (default: BUILD/bench-results.md)")
     args = ap.parse_args()
@@ -549,7 +603,7 @@ def main():
 
     srv = servers(args)
     parts = set(args.only.split(","))
-    t = mem = c = emb = gen = None
+    t = mem = c = emb = gen = thr = None
     if "timed" in parts:
         print(f"bench: timed workloads ({args.runs} × {len(WORKLOADS)} × {len(srv)} runs)", file=sys.stderr)
         t = timed(args, srv)
@@ -563,6 +617,10 @@ def main():
         print(f"bench: embedded, the poll host and the nested loop against the built-in loop ({args.runs} × 3 runs)",
               file=sys.stderr)
         emb = embedded(args)
+    if "threads" in parts:
+        print(f"bench: threads, echo_server --threads 2 against --threads 1 ({args.runs} × "
+              f"{len(THREADS_WORKLOADS)} × 2 runs)", file=sys.stderr)
+        thr = threads(args)
     if "generator" in parts:
         print("bench: generator", file=sys.stderr)
         r = subprocess.run([sys.executable, os.path.join(HERE, "generator_bench.py"), "--runs", str(args.gen_runs)],
@@ -570,7 +628,7 @@ def main():
         if r.returncode != 0:
             raise RuntimeError(f"generator_bench.py: {r.stderr}")
         gen = r.stdout
-    text = report(args, srv, t, mem, c, emb, gen, notes)
+    text = report(args, srv, t, mem, c, emb, gen, notes, thr)
     print(text)
     with open(args.out or os.path.join(args.build, "bench-results.md"), "w") as f:
         f.write(text)

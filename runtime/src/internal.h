@@ -151,8 +151,8 @@ struct pg_loop {
     uint8_t *read_buf;
     uint8_t *dgram_buf; /* datagram receive area (pg__loop_datagram_buffer) */
     pg__signals *signals;
-    pg__threadsafe threadsafe;
     struct epoll_event events[PG__MAX_EVENTS];
+    pg__threadsafe threadsafe; /* last: off the per-message path's cache lines */
 };
 
 /* ---- addresses (address.c) --------------------------------------------- */
