@@ -1,7 +1,8 @@
 /* Loops and threads: pg_loop_call_soon_threadsafe from other threads (order,
  * wake-up, the loop's own thread, a close racing with callers),
  * pg_loop_stop from another thread, one loop per thread with its own
- * listener on a shared port, and the signal-mask rule of docs/runtime.md.
+ * listener on a shared port, name lookups from loops on several threads, and
+ * the signal-mask rule of docs/runtime.md.
  * Every test joins its threads and counts: no sleeps. Run under TSan by
  * make tsan. */
 #include <arpa/inet.h>
@@ -410,6 +411,87 @@ static void test_one_loop_per_thread_on_one_port(void **state)
     }
 }
 
+/* ---- lookups and traces from loops on several threads -------------------- */
+
+#define LOOKUP_LOOPS 4
+
+typedef struct lookup {
+    pg_loop *loop;
+    pg_server *server;
+    recorder served, client;
+    int done, error;
+    pthread_t thread;
+    int failed; /* what went wrong, on the thread: checked after the join */
+} lookup;
+
+static int lookup_server_factory(void *arg, pg_protocol *out)
+{
+    lookup *l = arg;
+    recorder_init(&l->served);
+    return recorder_factory(&l->served, out);
+}
+
+static int lookup_client_factory(void *arg, pg_protocol *out)
+{
+    return recorder_factory(&((lookup *)arg)->client, out);
+}
+
+static void lookup_done(void *arg, pg_transport *t, int error)
+{
+    lookup *l = arg;
+    l->done++;
+    l->error = error;
+    if (t != NULL)
+        pg_transport_close(t);
+}
+
+/* Each thread: a loop that listens, resolves "localhost" on the runtime's
+ * helper thread (the in-flight counter and the trace's numbers are shared by
+ * every loop) and connects to itself. */
+static void *lookup_run(void *arg)
+{
+    lookup *l = arg;
+    pg_listen_options opts = { 0 };
+    if (pg_loop_new(&l->loop) < 0
+        || pg_tcp_listen(l->loop, "127.0.0.1", 0, &opts, lookup_server_factory, l, &l->server) < 0) {
+        l->failed = 1;
+        return NULL;
+    }
+    recorder_init(&l->client);
+    if (pg_tcp_connect(l->loop, "localhost", sockname_port(l->server), 5000, lookup_client_factory, l,
+                       lookup_done, l) < 0)
+        l->failed = 2;
+    for (int i = 0; i < 2000 && !l->failed && (l->done == 0 || (l->error == 0 && l->client.lost == 0)
+                                                || (l->error == 0 && l->served.lost == 0)); i++)
+        if (pg_loop_run_once(l->loop, 1000) < 0)
+            l->failed = 3;
+    pg_server_close(l->server);
+    if (pg_loop_close(l->loop) < 0)
+        l->failed = 4;
+    return NULL;
+}
+
+static void test_lookups_from_loops_on_several_threads(void **state)
+{
+    (void)state;
+    lookup l[LOOKUP_LOOPS];
+    memset(l, 0, sizeof l);
+    for (int i = 0; i < LOOKUP_LOOPS; i++)
+        assert_int_equal(pthread_create(&l[i].thread, NULL, lookup_run, &l[i]), 0);
+    for (int i = 0; i < LOOKUP_LOOPS; i++)
+        assert_int_equal(pthread_join(l[i].thread, NULL), 0);
+    for (int i = 0; i < LOOKUP_LOOPS; i++) {
+        assert_int_equal(l[i].failed, 0);
+        assert_int_equal(l[i].done, 1);
+        if (l[i].error != 0) /* see test_tcp's round trip: a machine without "localhost" */
+            fail_msg("cannot connect to localhost: %s", strerror(-l[i].error));
+        assert_string_equal(l[i].client.log, "made lost:ok");
+        assert_string_equal(l[i].served.log, "made eof lost:ok");
+        recorder_free(&l[i].client);
+        recorder_free(&l[i].served);
+    }
+}
+
 /* ---- the signal-mask rule ------------------------------------------------ */
 
 typedef struct sig_loop {
@@ -498,6 +580,8 @@ int main(void)
         cmocka_unit_test(test_one_loop_per_thread_on_one_port),
         cmocka_unit_test(test_signal_blocked_everywhere_reaches_the_loop_thread),
         cmocka_unit_test(test_signal_not_blocked_everywhere_kills),
+        /* last: its lookup threads may still be ending, and the test above forks */
+        cmocka_unit_test(test_lookups_from_loops_on_several_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
