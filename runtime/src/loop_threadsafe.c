@@ -20,11 +20,24 @@
 
 #define PG__THREADSAFE_INITIAL_CAP 16
 
-static pthread_rwlock_t pg__loops_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_rwlock_t pg__loops_lock;
+static pthread_once_t pg__loops_once = PTHREAD_ONCE_INIT;
 static pg_loop *pg__loops; /* the open loops, under pg__loops_lock */
+
+/* Writers first: glibc's default lets a steady stream of callers (readers)
+ * hold off pg_loop_new and pg_loop_close for as long as it lasts. */
+static void pg__loops_lock_init(void)
+{
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&pg__loops_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+}
 
 static void pg__loops_add(pg_loop *loop)
 {
+    pthread_once(&pg__loops_once, pg__loops_lock_init);
     pthread_rwlock_wrlock(&pg__loops_lock);
     loop->threadsafe.next = pg__loops;
     pg__loops = loop;
@@ -102,6 +115,7 @@ int pg_loop_call_soon_threadsafe(pg_loop *loop, pg_callback_fn cb, void *arg)
     if (loop == NULL || cb == NULL)
         return -EINVAL;
     int r = -EBADF;
+    pthread_once(&pg__loops_once, pg__loops_lock_init); /* a loop never made: -EBADF */
     pthread_rwlock_rdlock(&pg__loops_lock);
     pg_loop *l = pg__loops;
     while (l != NULL && l != loop)

@@ -61,8 +61,9 @@ int pg_loop_backend_fd(pg_loop *loop);
 int pg_loop_backend_timeout(pg_loop *loop);
 
 /* Makes pg_loop_run() return after the current iteration, waking a loop
- * that waits for I/O (an eventfd write). Safe from callbacks, and
- * async-signal-safe: it may be called from a plain sigaction() handler. */
+ * that waits for I/O (an eventfd write). Safe from callbacks, from other
+ * threads (while the loop is not closed), and async-signal-safe: it may be
+ * called from a plain sigaction() handler. */
 void pg_loop_stop(pg_loop *loop);
 
 /* Cancels the connects still pending (their done gets -ECANCELED, as
