@@ -1,0 +1,120 @@
+"""Processes for the RESP tests: a real redis-server on a free loopback port, a
+server under test that prints "listening on HOST:PORT", both stopped with
+SIGTERM (SIGKILL after a while) and killed if the test itself dies.
+
+Standard library only. Readiness is an event (a line on the server's stdout),
+never a sleep."""
+
+import atexit
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+LIVE = []
+
+
+def _kill_live():
+    for p in LIVE:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+atexit.register(_kill_live)
+
+
+def redis_server_binary():
+    path = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(path):
+        sys.exit("redis-server is missing (Debian: apt-get install redis-server; scripts/setup.sh installs it)")
+    return path
+
+
+def free_port():
+    """A loopback port free a moment ago (redis-server cannot take port 0; a
+    lost race is retried by start_redis)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_line(proc, timeout, what):
+    """The next line of proc's stdout (bytes are read unbuffered)."""
+    deadline = time.monotonic() + timeout
+    buf = getattr(proc, "_linebuf", b"")
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+            raise RuntimeError(f"{what}: no output within {timeout} s")
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            raise RuntimeError(f"{what}: exited ({proc.wait()}) before it was ready")
+        buf += chunk
+    line, proc._linebuf = buf.split(b"\n", 1)
+    return line.decode(errors="replace").rstrip("\r")
+
+
+def start_redis(extra=(), host="127.0.0.1", tries=5):
+    """redis-server --save '' --appendonly no on a free port of host: (proc, port).
+    Ready once its log (on stdout) says it accepts connections."""
+    binary = redis_server_binary()
+    for _ in range(tries):
+        port = free_port()
+        cmd = [binary, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no",
+               "--daemonize", "no", "--logfile", "", "--dir", "/tmp", "--dbfilename", f"protogen-test-{port}.rdb",
+               *extra]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        LIVE.append(p)
+        log = []
+        try:
+            while True:
+                line = read_line(p, 30, "redis-server")
+                log.append(line)
+                if "Ready to accept connections" in line:
+                    return p, port
+        except RuntimeError:
+            p.kill()
+            p.wait()
+            if not any("Address already in use" in l for l in log):
+                raise RuntimeError("redis-server did not start:\n" + "\n".join(log[-20:]))
+    raise RuntimeError(f"redis-server: no free port in {tries} tries")
+
+
+def start_server(cmd, timeout=30):
+    """A server command that prints "listening on HOST:PORT" first: (proc, host, port).
+    Its stderr goes to ours."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    LIVE.append(p)
+    line = read_line(p, timeout, cmd[0])
+    m = re.fullmatch(r"listening on (\S+):(\d+)", line)
+    if not m:
+        p.kill()
+        raise RuntimeError(f"{cmd[0]}: first line {line!r}, not 'listening on HOST:PORT'")
+    return p, m.group(1), int(m.group(2))
+
+
+def stop(p, timeout=30):
+    """SIGTERM, then SIGKILL after timeout seconds; the exit status."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    if p in LIVE:
+        LIVE.remove(p)
+    return p.returncode
+
+
+def parse_hostport(text):
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"{text!r}: not HOST:PORT")
+    return host.strip("[]"), int(port)
