@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 LIVE = []
@@ -60,12 +61,31 @@ def read_line(proc, timeout, what):
     return line.decode(errors="replace").rstrip("\r")
 
 
-def start_redis(extra=(), host="127.0.0.1", tries=5):
-    """redis-server --save '' --appendonly no on a free port of host: (proc, port).
+def drain(proc):
+    """Keeps reading proc's stdout after its ready line (the last lines kept in
+    proc.tail), so that its later output never blocks it."""
+    proc.tail = []
+
+    def run():
+        rest = getattr(proc, "_linebuf", b"")
+        while True:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            rest += chunk
+            *lines, rest = rest.split(b"\n")
+            proc.tail = (proc.tail + [l.decode(errors="replace") for l in lines])[-50:]
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def start_redis(extra=(), host="127.0.0.1", port=0, tries=5):
+    """redis-server --save '' --appendonly no on host:port (0: a free port): (proc, port).
     Ready once its log (on stdout) says it accepts connections."""
     binary = redis_server_binary()
-    for _ in range(tries):
-        port = free_port()
+    fixed = port
+    for _ in range(1 if fixed else tries):
+        port = fixed or free_port()
         cmd = [binary, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no",
                "--daemonize", "no", "--logfile", "", "--dir", "/tmp", "--dbfilename", f"protogen-test-{port}.rdb",
                *extra]
@@ -77,6 +97,7 @@ def start_redis(extra=(), host="127.0.0.1", tries=5):
                 line = read_line(p, 30, "redis-server")
                 log.append(line)
                 if "Ready to accept connections" in line:
+                    drain(p)
                     return p, port
         except RuntimeError:
             p.kill()
@@ -96,6 +117,7 @@ def start_server(cmd, timeout=30):
     if not m:
         p.kill()
         raise RuntimeError(f"{cmd[0]}: first line {line!r}, not 'listening on HOST:PORT'")
+    drain(p)
     return p, m.group(1), int(m.group(2))
 
 
