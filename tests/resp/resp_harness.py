@@ -79,9 +79,10 @@ def drain(proc):
     threading.Thread(target=run, daemon=True).start()
 
 
-def start_redis(extra=(), host="127.0.0.1", port=0, tries=5):
+def start_redis(extra=(), host="127.0.0.1", port=0, tries=5, preexec_fn=None):
     """redis-server --save '' --appendonly no on host:port (0: a free port): (proc, port).
-    Ready once its log (on stdout) says it accepts connections."""
+    Ready once its log (on stdout) says it accepts connections. preexec_fn: as
+    subprocess.Popen's (the benchmark pins the server to a CPU)."""
     binary = redis_server_binary()
     fixed = port
     for _ in range(1 if fixed else tries):
@@ -89,7 +90,8 @@ def start_redis(extra=(), host="127.0.0.1", port=0, tries=5):
         cmd = [binary, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no",
                "--daemonize", "no", "--logfile", "", "--dir", "/tmp", "--dbfilename", f"protogen-test-{port}.rdb",
                *extra]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                             preexec_fn=preexec_fn)
         LIVE.append(p)
         log = []
         try:
@@ -107,10 +109,10 @@ def start_redis(extra=(), host="127.0.0.1", port=0, tries=5):
     raise RuntimeError(f"redis-server: no free port in {tries} tries")
 
 
-def start_server(cmd, timeout=30):
+def start_server(cmd, timeout=30, preexec_fn=None):
     """A server command that prints "listening on HOST:PORT" first: (proc, host, port).
     Its stderr goes to ours."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
     LIVE.append(p)
     line = read_line(p, timeout, cmd[0])
     m = re.fullmatch(r"listening on (\S+):(\d+)", line)
