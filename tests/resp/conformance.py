@@ -12,7 +12,7 @@ redis-server's (Debian 12's 7.0) answering the same list.
                                                         tests/resp/replay.c) against redis-server, on
                                                         the cases that need no framer (multibulk, plain inline)
     conformance.py --list                               the cases, by group
-  with --skip GROUP,... or --only GROUP,... to choose groups.
+  with --skip GROUP,... or --only GROUP,... (before --compare-cmd) to choose groups.
 
 Each case is a session on a connection of its own, in order, on a server
 started fresh (the cases' keys do not overlap, but the list is run in order so
@@ -125,9 +125,11 @@ def cases():
         S(("gett", "a")), S(("g\x05t",)), S(("F\r\nOO", "x\ny")), S((b"f\x00oo", b"x\x00y", "z")),
         S(("n" * 200, b200, "c")), S(("X", a60, a60, a60, a60)), S(("X",) + ("",) * 44))
 
-    add("inline", "inline commands", S(b"PING\r\n"), S(b"ping hello\r\n"), S(b"  PING  \r\n"),
+    add("inline", "inline commands", S(b"PING\r\n"), S(b"ping hello\r\n"), S(b"ECHO  two  blanks\r\n"),
         S(b"SET il:a b\r\n"), S(b"GET il:a\r\n"), S(b"DEL il:a il:b\r\n"), S(b"INCR il:n\r\n"),
         S(b"FOO x\r\n"), S(b"ECHO\r\n"), S(b"CONFIG GET save\r\n"), S(b"PING\r\nPING x\r\nGET il:n\r\n"))
+    add("inline-blanks", "inline commands with leading and trailing blanks", S(b"  PING  \r\n"), S(b" ECHO x\r\n"),
+        S(b"\tPING\t\r\n"))
     add("inline-quotes", "inline quoted arguments", S(b"SET iq:a 'b c'\r\n"), S(b"GET iq:a\r\n"),
         S(b"ECHO \"x\\ty\\x41\"\r\n"), S(b"ECHO \"\"\r\n"))
     add("inline-lf", "inline lines ended by LF alone", S(b"PING\n"), S(b"ECHO lf\n"))
