@@ -1,7 +1,8 @@
 """protogen's benchmark (issue 7): the echo example against hand-written epoll, libuv and asyncio.
 
     run.py [--build DIR] [--runs N] [--duration SEC] [--idle N] [--count N] [--smoke] [--out FILE]
-           [--only timed,idle,counted,embedded,threads,generator]
+           [--only timed,idle,counted,embedded,threads,resp,generator] [--resp-runs N]
+           [--resp-requests N] [--resp-server CMD]
 
 DIR (default build-bench) holds the Release build of bench/CMakeLists.txt. Every
 server prints "listening on HOST:PORT" and takes --port 0; each one is started
@@ -22,8 +23,12 @@ Measured, and printed as Markdown tables (also written to --out):
     (examples/echo), in the same run, taking turns;
   - threads (issue 13): echo_server --threads 2 against --threads 1 (one loop per thread,
     a listener each on the port) on the concurrent workloads, rate and CPU as ratios;
+  - resp (issue 11, bench/resp_bench.py): examples/resp's resp_server against
+    redis-server under redis-benchmark, plain and -P 16: requests/s and server CPU per
+    request, as ratios to redis-server's of the same run (skipped, with a note, while
+    resp_server does not exist; --resp-server CMD measures another server instead);
   - bench/generator_bench.py;
-and every figure as a ratio to the hand-written epoll server of the same run.
+and every other figure as a ratio to the hand-written epoll server of the same run.
 --smoke: one short run of everything (CI: it builds and each workload completes).
 """
 
@@ -35,12 +40,15 @@ import platform
 import re
 import resource
 import select
+import shlex
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import time
+
+import resp_bench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -386,7 +394,7 @@ def cmd_output(cmd):
 def source_state():
     head = cmd_output(["git", "-C", TOP, "log", "-1", "--format=%h %ad", "--date=format:%Y-%m-%d %H:%M"])
     dirty = cmd_output(["git", "-C", TOP, "status", "--porcelain", "--", "runtime", "templates", "generator",
-                        "examples/echo", "examples/embed-poll", "cmake"])
+                        "examples/echo", "examples/embed-poll", "examples/resp", "cmake"])
     return f"protogen at {head}" + (" plus uncommitted changes to runtime/templates/generator" if dirty else "")
 
 
@@ -435,7 +443,7 @@ def threads_section(args, thr):
     return out
 
 
-def report(args, srv, t, mem, c, emb, gen, notes, thr=None):
+def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None):
     out = ["# protogen benchmark (issue 7)", "", *[f"- {m}" for m in machine()], ""]
     if t:
         out += timed_section(args, srv, t)
@@ -447,9 +455,15 @@ def report(args, srv, t, mem, c, emb, gen, notes, thr=None):
         out += embedded_section(args, emb)
     if thr:
         out += threads_section(args, thr)
+    if resp:
+        out += [""] + resp_bench.section(resp, resp_servers(args), args.resp_runs, args.resp_requests)
     out += ["", "Issue 7's targets, for protogen:", "", "| target | measured | met |", "|---|---|---|"]
     for row in targets(t, mem, c, emb, args):
         out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
+    if resp:
+        out += ["", "Issue 11's targets, for the RESP server:", "", "| target | measured | met |", "|---|---|---|"]
+        for row in resp_bench.targets(resp, args.resp_name):
+            out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
     if gen:
         out += ["", "Generator (bench/generator_bench.py):", "", "```", gen.strip(), "```"]
     if notes:
@@ -570,6 +584,11 @@ def targets(t, mem, c, emb, args):
     return rows
 
 
+def resp_servers(args):
+    cmd = shlex.split(args.resp_server) if args.resp_server else [resp_bench.default_server(args.build)]
+    return {resp_bench.REFERENCE: None, args.resp_name: cmd}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(TOP, "build-bench"))
@@ -579,12 +598,17 @@ def main():
     ap.add_argument("--count", type=int, default=5000, help="messages per counted run")
     ap.add_argument("--gen-runs", type=int, default=15)
     ap.add_argument("--smoke", action="store_true", help="one short run of everything")
-    ap.add_argument("--only", default="timed,idle,counted,embedded,threads,generator",
+    ap.add_argument("--resp-runs", type=int, default=3, help="runs of the resp part")
+    ap.add_argument("--resp-requests", type=int, default=200000, help="redis-benchmark -n of the resp part")
+    ap.add_argument("--resp-server", help="the resp part's server command (default: resp_server of the build)")
+    ap.add_argument("--resp-name", default="resp_server", help="its name in the tables")
+    ap.add_argument("--only", default="timed,idle,counted,embedded,threads,resp,generator",
                     help="comma-separated parts to run (default: all); counted alone is the quick, exact check")
     ap.add_argument("--out", help="also write the report here (default: BUILD/bench-results.md)")
     args = ap.parse_args()
     if args.smoke:
         args.runs, args.duration, args.idle, args.count, args.gen_runs = 1, 1.0, 1000, 200, 3
+        args.resp_runs, args.resp_requests = 1, 2000
     args.build = os.path.abspath(args.build)
     args.outdir = os.path.join(args.build, "bench-out")
     os.makedirs(args.outdir, exist_ok=True)
@@ -603,7 +627,7 @@ def main():
 
     srv = servers(args)
     parts = set(args.only.split(","))
-    t = mem = c = emb = gen = thr = None
+    t = mem = c = emb = resp = gen = thr = None
     if "timed" in parts:
         print(f"bench: timed workloads ({args.runs} × {len(WORKLOADS)} × {len(srv)} runs)", file=sys.stderr)
         t = timed(args, srv)
@@ -621,6 +645,17 @@ def main():
         print(f"bench: threads, echo_server --threads 2 against --threads 1 ({args.runs} × "
               f"{len(THREADS_WORKLOADS)} × 2 runs)", file=sys.stderr)
         thr = threads(args)
+    if "resp" in parts:
+        rsrv = resp_servers(args)
+        why = resp_bench.missing(rsrv[args.resp_name])
+        if why:
+            notes.append(f"resp (issue 11) skipped: {why}")
+            print(f"bench: resp skipped: {why}", file=sys.stderr)
+        else:
+            print(f"bench: resp, {args.resp_name} against redis-server under redis-benchmark "
+                  f"({args.resp_runs} × {len(resp_bench.PIPELINES)} × {len(rsrv)} runs of "
+                  f"{len(resp_bench.TESTS)} tests)", file=sys.stderr)
+            resp = resp_bench.measure(rsrv, args.resp_runs, args.resp_requests, lambda m: print(m, file=sys.stderr))
     if "generator" in parts:
         print("bench: generator", file=sys.stderr)
         r = subprocess.run([sys.executable, os.path.join(HERE, "generator_bench.py"), "--runs", str(args.gen_runs)],
@@ -628,7 +663,7 @@ def main():
         if r.returncode != 0:
             raise RuntimeError(f"generator_bench.py: {r.stderr}")
         gen = r.stdout
-    text = report(args, srv, t, mem, c, emb, gen, notes, thr)
+    text = report(args, srv, t, mem, c, emb, resp, gen, notes, thr)
     print(text)
     with open(args.out or os.path.join(args.build, "bench-results.md"), "w") as f:
         f.write(text)

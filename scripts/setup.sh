@@ -3,7 +3,11 @@
 # Usage: scripts/setup.sh [extra-package ...]
 set -euo pipefail
 
-packages=(build-essential clang cmake make re2c python3 python3-jinja2 libcmocka-dev pkg-config socat libuv1-dev valgrind "$@")
+# redis-server, redis-tools: examples/resp is held against a real redis-server
+# (replies byte for byte, redis-cli, redis-benchmark); libhiredis-dev: the bench
+# compares the RESP framer with hiredis' reader.
+packages=(build-essential clang cmake make re2c python3 python3-jinja2 libcmocka-dev pkg-config socat libuv1-dev valgrind
+          redis-server redis-tools libhiredis-dev "$@")
 
 missing=()
 for p in "${packages[@]}"; do
@@ -25,3 +29,16 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# Debian's redis-server package starts a redis-server on port 6379 when it is
+# installed (and at every boot). protogen's tests start their own on free
+# loopback ports and need none: stop and disable the one just installed.
+if [[ " ${missing[*]} " == *" redis-server "* ]]; then
+    if [ -d /run/systemd/system ]; then
+        "${sudo[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/redis-server ]; then
+        "${sudo[@]}" /etc/init.d/redis-server stop >/dev/null 2>&1 || true
+        "${sudo[@]}" update-rc.d redis-server disable >/dev/null 2>&1 || true
+    fi
+    echo "protogen setup: the redis-server service the package starts is stopped and disabled (the tests run their own)"
+fi
