@@ -1,7 +1,7 @@
 /* Generated protocols fed at every split, linked against protogen::core
  * alone (protogen_generate(... CORE_ONLY)): examples/echo's server,
  * examples/handshake's hello and sink, the conformance suite's conform and
- * conform_buffered, examples/lines, tests/generated's sw_line, sw_bulk,
+ * conform_buffered, examples/lines and resp, tests/generated's sw_line, sw_bulk,
  * sw_framed and the rules framing's kv, each with its
  * handlers unchanged. Here is only what their mains would give them: a
  * context, and what handshake.h asks its program for. */
@@ -17,6 +17,8 @@
 #include "kv.h"
 #include "lines.h"
 #include "lines_server.h"
+#include "resp.h"
+#include "resp_server.h"
 #include "sw_framed.h"
 #include "split.h"
 #include "switch_test.h"
@@ -109,6 +111,34 @@ static void lines_report(void *context, split_text *out)
     split_text_printf(out, "open connections %zu\n", server->open_connections);
 }
 
+/* ---- resp: a keyspace per run ------------------------------------------------ */
+
+static void *resp_new(const char *arg)
+{
+    (void)arg;
+    struct resp_server *server = zeroed(sizeof *server);
+    server->store = resp_store_new();
+    if (server->store == NULL)
+        abort();
+    return server;
+}
+
+static void resp_report(void *context, split_text *out)
+{
+    struct resp_server *server = context;
+    split_text_printf(out, "open connections %zu keys %zu\n", server->open_connections,
+                      resp_store_count(server->store));
+}
+
+static void resp_free(void *context)
+{
+    struct resp_server *server = context;
+    resp_store_free(server->store);
+    resp_reply_free(&server->reply);
+    resp_inline_free(&server->words);
+    free(server);
+}
+
 static const split_protocol protocols[] = {
     { "echo", PG_STREAM_CAN_WRITE_EOF, echo_protocol_factory, echo_new, echo_report, free },
     { "hello", PG_STREAM_CAN_WRITE_EOF, hello_protocol_factory, handshake_new, handshake_report, free },
@@ -117,6 +147,7 @@ static const split_protocol protocols[] = {
     { "sw_line", PG_STREAM_CAN_WRITE_EOF, sw_line_protocol_factory, switch_new, switch_report, free },
     { "kv", PG_STREAM_CAN_WRITE_EOF, kv_protocol_factory, NULL, NULL, NULL },
     { "lines", PG_STREAM_CAN_WRITE_EOF, lines_protocol_factory, lines_new, lines_report, free },
+    { "resp", PG_STREAM_CAN_WRITE_EOF, resp_protocol_factory, resp_new, resp_report, resp_free },
     { "sw_framed", PG_STREAM_CAN_WRITE_EOF, sw_framed_protocol_factory, switch_new, switch_report, free },
 };
 
