@@ -4,13 +4,16 @@ write pipe protocols.
     pipecat.py PIPECAT
 
 1. 8 MiB through pipes both ways arrive intact, and the trace of the write
-   pipe shows flow control (pause_writing, then resume_writing).
+   pipe shows flow control (pause_writing, then resume_writing). stdout is
+   not read until so much has gone into stdin that pipecat's write buffer
+   must have passed its high watermark: the pause is caused, not raced for.
    Small inputs too, where stdout's transport ends before stdin's.
 2. When stdout's reader goes away early, pipecat reports EPIPE and exits 1:
    it is not killed by SIGPIPE, whose disposition it leaves at the default.
 3. A regular file as stdin is refused, as asyncio refuses it.
 """
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -21,6 +24,10 @@ import threading
 TIMEOUT_S = 60
 
 
+HIGH_WATERMARK = 256 << 10  # cat_out.spec
+CHUNK = 4096  # one pipe page per write, so a pipe holds exactly its capacity
+
+
 def feed(pipe, data):
     try:
         pipe.write(data)
@@ -29,13 +36,41 @@ def feed(pipe, data):
         pass
 
 
+def pipe_capacity(pipe):
+    return fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ)
+
+
+def feed_counted(pipe, data, threshold, passed):
+    """Writes data a page at a time and sets passed once threshold bytes
+    have gone in."""
+    fd = pipe.fileno()
+    try:
+        for at in range(0, len(data), CHUNK):
+            chunk = memoryview(data)[at:at + CHUNK]
+            while chunk:
+                chunk = chunk[os.write(fd, chunk):]
+            if at + CHUNK >= threshold:
+                passed.set()
+        pipe.close()
+    except BrokenPipeError:
+        pass
+    passed.set()
+
+
 def copy_all(pipecat, tmp):
     data = os.urandom(1 << 20) * 8
     trace = os.path.join(tmp, "trace")
     proc = subprocess.Popen([pipecat], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             env=dict(os.environ, PROTOGEN_TRACE=trace))
-    writer = threading.Thread(target=feed, args=(proc.stdin, data))
+    # With stdout unread, stdout's pipe holds at most its capacity and stdin's
+    # pipe at most its own: past both plus the high watermark plus a page,
+    # pipecat has buffered more than the watermark, so it has paused. Until
+    # it pauses it keeps reading stdin, so the writer gets that far.
+    threshold = pipe_capacity(proc.stdin) + pipe_capacity(proc.stdout) + HIGH_WATERMARK + CHUNK
+    passed = threading.Event()
+    writer = threading.Thread(target=feed_counted, args=(proc.stdin, data, threshold, passed))
     writer.start()
+    assert passed.wait(TIMEOUT_S), "pipecat stopped reading stdin before its write buffer was full"
     out = proc.stdout.read()
     writer.join(TIMEOUT_S)
     assert proc.wait(timeout=TIMEOUT_S) == 0
