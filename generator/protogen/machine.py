@@ -348,7 +348,8 @@ class MachineChecker:
             action, targets, tok = decl
             ev = by_name[name]
             if action in ("ignore", "defer") and ev.kind != "message":
-                self.err(tok, f"only messages can be {action}d; '{name}' is a {ev.kind if ev.kind != 'timeout' else 'state timeout'}")
+                what = "a lifecycle event" if ev.kind == "lifecycle" else "a timeout"
+                self.err(tok, f"only messages can be {action}d; '{name}' is {what}: react to it with 'on {name} ...;'")
                 return None
             if action != "handle":
                 return model.Reaction(action, (), tok.pos, inherited)
