@@ -217,8 +217,8 @@ static void deliver(smtp_conn *conn, struct smtp_state *state)
         return;
     }
     server->delivered++;
-    char line[640];
-    snprintf(line, sizeof line, "250 2.0.0 Ok: queued as %s\r\n", name);
+    char line[64];
+    snprintf(line, sizeof line, "250 2.0.0 Ok: queued as %zu\r\n", server->delivered); /* the file: name */
     reply(conn, line);
 }
 
