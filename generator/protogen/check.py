@@ -153,6 +153,8 @@ class _Checker:
             return None   # reported already
         if framing.rules:
             messages = [m.name for m in framing.rules.messages]
+            if "message_received" in declared:
+                messages.append("message_received")   # the raw messages (NAME_expect_raw), in any state
         else:
             messages = ["message_received"]
 

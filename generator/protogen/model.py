@@ -354,6 +354,7 @@ class MachineEvent:
     framing: object = None        # message of a state's own framing: that Framing (None: the declared one)
     handler: str = ""             # NAME_on_<handler>
     params: tuple = ()            # the handler's parameters after conn and state, as Callback.params
+    raw: bool = False             # message_received: the raw messages NAME_expect_raw asks for
 
 
 @dataclass

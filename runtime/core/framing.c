@@ -312,6 +312,7 @@ static void pg__deliver(pg_framer *f, const uint8_t *p, const pg__scan *sc, cons
         .header_len = sc->hdr,
         .pos = f->pos,
         .rule = sc->rule,
+        .raw = f->raw > 0,
     };
     f->pos += sc->size;
     f->scanned = 0;

@@ -411,6 +411,15 @@ static bool is_state(const char *line)
     return sp != NULL && strncmp(sp + 1, "state ", 6) == 0;
 }
 
+/* Whether the lines before line i are a message, then one or more state changes, all of i's connection. */
+static bool after_state_changes(char (*l)[128], size_t i)
+{
+    size_t j = i;
+    while (j > 0 && is_state(l[j - 1]) && same_conn(l[j - 1], l[i]))
+        j--;
+    return j < i && j > 0 && is_message(l[j - 1]) && same_conn(l[j - 1], l[i]);
+}
+
 static void norm_reduce(norm *nm)
 {
     for (;;) {
@@ -420,9 +429,8 @@ static void norm_reduce(norm *nm)
             nm->n -= 1; /* X X */
         } else if (n >= 2 && is_cb(l[n - 1], "data_received") && is_message(l[n - 2]) && same_conn(l[n - 1], l[n - 2])) {
             nm->n -= 1; /* M X */
-        } else if (n >= 3 && is_cb(l[n - 1], "data_received") && is_state(l[n - 2]) && is_message(l[n - 3]) &&
-                   same_conn(l[n - 1], l[n - 2])) {
-            nm->n -= 1; /* M S X: a message that changed the state, then a read */
+        } else if (n >= 3 && is_cb(l[n - 1], "data_received") && after_state_changes(l, n - 1)) {
+            nm->n -= 1; /* M S... X: a message that changed the state (once or more), then a read */
         } else if (n >= 4 && is_cb(l[n - 1], "data_received") && is_message(l[n - 4]) && is_cb(l[n - 3], "pause_writing") &&
                    is_cb(l[n - 2], "resume_writing") && same_conn(l[n - 1], l[n - 4])) {
             nm->n -= 1; /* M P R X */

@@ -1,7 +1,7 @@
 /* Generated protocols fed at every split, linked against protogen::core
  * alone (protogen_generate(... CORE_ONLY)): examples/echo's server,
  * examples/handshake's hello and sink, the conformance suite's conform and
- * conform_buffered, examples/lines, resp and smtp, tests/generated's sw_line, sw_bulk,
+ * conform_buffered, examples/lines, resp, smtp and http, tests/generated's sw_line, sw_bulk,
  * sw_framed and the rules framing's kv, each with its
  * handlers unchanged. Here is only what their mains would give them: a
  * context, and what handshake.h asks its program for. */
@@ -23,6 +23,8 @@
 #include "resp.h"
 #include "resp_server.h"
 #include "smtp.h"
+#include "http.h"
+#include "http_server.h"
 #include "maildir.h"
 #include "smtp_server.h"
 #include "sw_framed.h"
@@ -192,6 +194,24 @@ static void smtp_free(void *context)
     free(s);
 }
 
+/* ---- http: no files, the timeouts far away ------------------------------------ */
+
+static void *http_new(const char *arg)
+{
+    (void)arg;
+    struct http_server *server = zeroed(sizeof *server);
+    server->header_timeout_ms = 600000;
+    server->idle_timeout_ms = 600000;
+    server->max_body = 4096;
+    return server;
+}
+
+static void http_report(void *context, split_text *out)
+{
+    struct http_server *server = context;
+    split_text_printf(out, "open connections %zu requests %zu\n", server->open_connections, server->requests);
+}
+
 static const split_protocol protocols[] = {
     { "echo", PG_STREAM_CAN_WRITE_EOF, echo_protocol_factory, echo_new, echo_report, free },
     { "hello", PG_STREAM_CAN_WRITE_EOF, hello_protocol_factory, handshake_new, handshake_report, free },
@@ -203,6 +223,7 @@ static const split_protocol protocols[] = {
     { "resp", PG_STREAM_CAN_WRITE_EOF, resp_protocol_factory, resp_new, resp_report, resp_free },
     { "sw_framed", PG_STREAM_CAN_WRITE_EOF, sw_framed_protocol_factory, switch_new, switch_report, free },
     { "smtp", PG_STREAM_CAN_WRITE_EOF, smtp_protocol_factory, smtp_new, smtp_report, smtp_free },
+    { "http", PG_STREAM_CAN_WRITE_EOF, http_protocol_factory, http_new, http_report, free },
 };
 
 int main(int argc, char **argv)

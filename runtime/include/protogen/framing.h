@@ -151,6 +151,7 @@ typedef struct pg_message {
     size_t header_len;
     uint64_t pos; /* the stream offset of the message's first byte */
     unsigned rule; /* PG_FRAMING_RULES: which message (1..), the whole of it in data; else 0 */
+    bool raw;      /* the bytes pg_framer_expect_raw asked for (rule 0) */
 } pg_message;
 
 /* Protocol error codes (negative errno values). */
