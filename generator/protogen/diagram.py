@@ -13,6 +13,11 @@ def _machine(proto) -> model.Machine:
     return proto.machine or model.lifecycle_machine(proto.kind, proto.callbacks)
 
 
+def _parts(proto):
+    """The kind's machines beside its lifecycle (a subprocess's pipes), when its lifecycle is drawn."""
+    return [] if proto.machine else model.part_machines(proto.kind, proto.callbacks)
+
+
 def _edges(machine):
     """{(from, to): [labels]} in declaration order; a state timeout is labelled 'timeout'."""
     out = {}
@@ -62,6 +67,15 @@ def dot(proto) -> str:
     for (a, b), labels in _edges(m).items():
         style = ', style=dashed' if labels == [""] else ""
         lines.append(f'    "{a}" -> "{b}" [label="{", ".join(x for x in labels if x)}"{style}];')
+    for i, (title, part) in enumerate(_parts(proto)):
+        lines += [f"    subgraph cluster_{i} {{", f'        label="{title}";',
+                  f'        __start{i} [shape=point, width=0.15, label=""];']
+        for st in part.states:
+            lines.append(f'        "{i}:{st.name}" [label="{st.name}"{", peripheries=2" if st.final else ""}];')
+        lines.append(f'        __start{i} -> "{i}:{part.initial.name}";')
+        for (a, b), labels in _edges(part).items():
+            lines.append(f'        "{i}:{a}" -> "{i}:{b}" [label="{", ".join(labels)}"];')
+        lines.append("    }")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -80,4 +94,12 @@ def mermaid(proto) -> str:
     for st in m.states:
         if st.final:
             lines.append(f"    {st.name} --> [*]")
+    for i, (title, part) in enumerate(_parts(proto)):
+        lines.append(f'    state "{title}" as part{i} {{')
+        lines.append(f"        [*] --> p{i}_{part.initial.name}")
+        for st in part.states:
+            lines.append(f"        p{i}_{st.name} : {st.name}")
+        for (a, b), labels in _edges(part).items():
+            lines.append(f"        p{i}_{a} --> p{i}_{b} : {', '.join(labels)}")
+        lines.append("    }")
     return "\n".join(lines) + "\n"

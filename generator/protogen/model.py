@@ -175,7 +175,8 @@ SUBPROCESS_CALLBACKS = (
 )
 
 # The process as a whole; the per-pipe order (data, then lost, once per pipe;
-# connection_lost only when no pipe is left) is a bit per pipe in the template.
+# connection_lost only when no pipe is left) is PIPE_LIFECYCLE, one per pipe,
+# which the template keeps as a bit per pipe (open or lost).
 SUBPROCESS_LIFECYCLE = Lifecycle(
     states=("new", "running", "exited", "lost"),
     transitions={
@@ -189,6 +190,14 @@ SUBPROCESS_LIFECYCLE = Lifecycle(
     },
     flow_callbacks=("pause_writing", "resume_writing"),
     flow_states=("running", "exited"),
+)
+
+PIPE_LIFECYCLE = Lifecycle(
+    states=("open", "lost"),
+    transitions={
+        ("open", "pipe_data_received"): "open",
+        ("open", "pipe_connection_lost"): "lost",
+    },
 )
 
 DATAGRAM_CALLBACKS = (
@@ -421,10 +430,11 @@ class Machine:
         return out
 
 
-def lifecycle_machine(kind: Kind, callbacks) -> Machine:
+def lifecycle_machine(kind: Kind, callbacks, lc: Lifecycle = None) -> Machine:
     """asyncio's lifecycle of a kind as a Machine: its states, each callback an event;
-    flow control is a self-loop in the states that allow it."""
-    lc = kind.lifecycle
+    flow control is a self-loop in the states that allow it. lc: another lifecycle of
+    the kind's (a subprocess's per-pipe one)."""
+    lc = lc or kind.lifecycle
     names = [cb.name for cb in callbacks]
     states = [MachineState(s, i, initial=i == 0, final=s == lc.states[-1]) for i, s in enumerate(lc.states)]
     for st in states:
@@ -436,6 +446,14 @@ def lifecycle_machine(kind: Kind, callbacks) -> Machine:
                 st.reactions[cb] = Reaction("handle", (lc.transitions[(st.name, cb)],))
     events = [MachineEvent(cb, "callback", i) for i, cb in enumerate(names)]
     return Machine(kind.name, states, events, user=False)
+
+
+def part_machines(kind: Kind, callbacks) -> list:
+    """(name, Machine) of the machines a kind runs beside its lifecycle, one per part."""
+    if kind.name == "subprocess":
+        names = [cb for cb in callbacks if cb.name in ("pipe_data_received", "pipe_connection_lost")]
+        return [("each pipe (fd 0, 1, 2)", lifecycle_machine(kind, names, PIPE_LIFECYCLE))]
+    return []
 
 
 def machine_callbacks(proto_name: str, machine: Machine, handled) -> tuple:
