@@ -20,7 +20,6 @@ import re
 import shlex
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TOP, "tests", "resp"))
 import resp_harness  # noqa: E402
-from resp_bench import CLIENT_CPU, SERVER_CPU, cpu_seconds, pin  # noqa: E402
+from resp_bench import CLIENT_CPU, SERVER_CPU, cpu_seconds, medians, pin, ratio  # noqa: E402
 
 REFERENCE = "nginx"
 LOADS = ["wrk", "ab -k"]
@@ -140,17 +139,7 @@ def measure(servers, runs, duration, requests, log=lambda *_: None):
             if rc != 0 and name != REFERENCE:
                 raise RuntimeError(f"{name}: exit {rc} on SIGTERM")
         log(f"  http run {run + 1}/{runs} done")
-    med = {}
-    for k, v in res.items():
-        cpus = [d["cpu"] for d in v]
-        c = statistics.median(cpus)
-        med[k] = {"rps": statistics.median(d["rps"] for d in v), "cpu": c,
-                  "spread": (max(cpus) - min(cpus)) / c if c else 0.0}
-    return med
-
-
-def ratio(a, b):
-    return f"{a / b:.2f}" if b else "–"
+    return medians(res)
 
 
 def section(med, servers, runs, duration, requests):
