@@ -102,6 +102,15 @@ void mach_on_chunk(mach_conn *conn, struct mach_state *state, const uint8_t *dat
         (void)mach_next_state(conn, MACH_STATE_PASSING);
 }
 
+/* In every state (a callback the spec's 'on eof_received' declares); in
+ * working it is also a transition, to closed. */
+bool mach_on_eof_received(mach_conn *conn, struct mach_state *state)
+{
+    (void)state;
+    log_event(conn, "eof");
+    return false; /* close once what is written is sent */
+}
+
 void mach_on_tick(mach_conn *conn, struct mach_state *state)
 {
     (void)state;
