@@ -8,15 +8,15 @@
 #include "resp.h"
 #include "resp_server.h"
 
-struct resp_state {
+struct resp_session {
     int unused;
 };
 
-const size_t resp_state_size = sizeof(struct resp_state);
+const size_t resp_session_size = sizeof(struct resp_session);
 
-void resp_on_connection_made(resp_conn *conn, struct resp_state *state)
+void resp_on_connection_made(resp_conn *conn, struct resp_session *session)
 {
-    (void)state;
+    (void)session;
     struct resp_server *server = resp_context(conn);
     server->open_connections++;
 }
@@ -38,9 +38,9 @@ static void run(resp_conn *conn, size_t argc, const pg_slice *argv)
         resp_close(conn); /* QUIT: after its +OK */
 }
 
-void resp_on_command(resp_conn *conn, struct resp_state *state, const resp_command_msg *msg)
+void resp_on_command(resp_conn *conn, struct resp_session *session, const resp_command_msg *msg)
 {
-    (void)state;
+    (void)session;
     run(conn, msg->arg_count, msg->arg);
 }
 
@@ -52,9 +52,9 @@ static void unbalanced_quotes(resp_conn *conn)
     resp_close(conn);
 }
 
-void resp_on_inline_command(resp_conn *conn, struct resp_state *state, const resp_inline_command_msg *msg)
+void resp_on_inline_command(resp_conn *conn, struct resp_session *session, const resp_inline_command_msg *msg)
 {
-    (void)state;
+    (void)session;
     struct resp_server *server = resp_context(conn);
     int rc = resp_inline_split(&server->words, msg->line.data, msg->line.len);
     if (rc == -EINVAL)
@@ -63,17 +63,17 @@ void resp_on_inline_command(resp_conn *conn, struct resp_state *state, const res
         run(conn, server->words.count, server->words.args);
 }
 
-void resp_on_blank(resp_conn *conn, struct resp_state *state, const resp_blank_msg *msg)
+void resp_on_blank(resp_conn *conn, struct resp_session *session, const resp_blank_msg *msg)
 {
     (void)conn;
-    (void)state;
+    (void)session;
     (void)msg; /* an empty line: nothing to do, as redis-server */
 }
 
 /* Input that breaks the protocol: say so as redis-server does, then close. */
-bool resp_on_protocol_error(resp_conn *conn, struct resp_state *state, int code, uint64_t pos, const char *reason)
+bool resp_on_protocol_error(resp_conn *conn, struct resp_session *session, int code, uint64_t pos, const char *reason)
 {
-    (void)state;
+    (void)session;
     (void)pos;
     const char *what = code == PG_FRAMING_ETOOBIG ? "invalid bulk length" : reason;
     char line[256];
@@ -92,9 +92,9 @@ bool resp_on_protocol_error(resp_conn *conn, struct resp_state *state, int code,
     return false; /* close once the reply is sent */
 }
 
-void resp_on_connection_lost(resp_conn *conn, struct resp_state *state, int error)
+void resp_on_connection_lost(resp_conn *conn, struct resp_session *session, int error)
 {
-    (void)state;
+    (void)session;
     (void)error;
     struct resp_server *server = resp_context(conn);
     server->open_connections--;
