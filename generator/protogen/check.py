@@ -468,6 +468,7 @@ class _Checker:
                 self.err(f.pos, "field name 'raw' is taken: every message has 'raw', the whole message")
             elif f.name.endswith("_count") and f.name[:-6] in fields and fields[f.name[:-6]].array:
                 self.err(f.pos, f"field '{f.name}' collides with the count of the repeated field '{f.name[:-6]}'")
+        self.rules_sizes(items)
         if self.rules_first(items[0], f"message '{name.text}'"):
             self.rules_sequence(items, fields, set(), f"message '{name.text}'", max_size)
         if len(self.diagnostics) > before:
@@ -476,6 +477,17 @@ class _Checker:
         for f in msg.fields:
             f.var = f"m{index}_{f.name}"
         return msg, items, fields
+
+    def rules_sizes(self, items):
+        """Every matched item small enough for re2c: a long literal or a large bounded repetition
+        would make its automaton explode (a payload is counted, never matched)."""
+        for item in items:
+            if item.what == "repeat":
+                self.rules_sizes(item.body)
+            elif item.what == "regex" and rules.positions(item.regex) > rules.MAX_POSITIONS:
+                self.err(item.pos, f"this pattern is too large for the scanner ({rules.positions(item.regex)} "
+                                   f"positions; the limit is {rules.MAX_POSITIONS}): match a long literal as a "
+                                   "counted payload (NAME: bytes N), a large bounded repetition unbounded")
 
     def rules_fields(self, items, fields, in_repeat):
         """Collects the captures of items into fields (rules.Field by name), checking their types."""

@@ -32,6 +32,23 @@ def nullable(node) -> bool:
     return node[2] == 0 or nullable(node[1])   # rep
 
 
+# The most positions one pattern item may have (literal bytes, a bounded
+# repetition counting each round): larger ones make re2c's automaton explode.
+MAX_POSITIONS = 1024
+
+
+def positions(node) -> int:
+    """How many positions the scanner's automaton needs for node, about."""
+    what = node[0]
+    if what == "str":
+        return len(node[1])
+    if what == "class":
+        return 1
+    if what in ("cat", "alt"):
+        return sum(positions(n) for n in node[1])
+    return positions(node[1]) * max(1, node[3] if node[3] is not None else node[2])   # rep
+
+
 def _byte(b: int, in_class: bool) -> str:
     if 0x20 <= b < 0x7f and chr(b) not in '"\'\\[]-^' and chr(b).isalnum():
         return chr(b)
@@ -184,7 +201,10 @@ class Compiler:
 
     @staticmethod
     def describe(item) -> str:
-        return "a number" if item.what == "uint" else item.text
+        """The item as a protocol error's reason names it (a long one cut: the reason is a C string)."""
+        if item.what == "uint":
+            return "a number"
+        return item.text if len(item.text) <= 60 else item.text[:57] + "..."
 
     def sequence(self, items, fields, k: int, context: str) -> int:
         """The first step of items, continuing with step k."""

@@ -44,6 +44,10 @@ VOCABULARY += ["framing", "line", "length", "rules", "delimiter", "max", "width"
 SEEDS += [os.path.join(TOP, "tests", "generated", "kv.spec")]
 VOCABULARY += ["message", "repeat", "uint", "bytes", "argc", "len", "(", ")", "|", "*", "+", "?", ":", ",",
                "[a-z]", "[^ \\r\\n]", "[z-a]", "[", "]", "'get'", "'", "{2,3}", "{3,1}", "inline", "raw"]
+SEEDS += [os.path.join(TOP, "examples", "smtp", "smtp.spec"), os.path.join(TOP, "examples", "http", "http.spec"),
+          os.path.join(TOP, "tests", "generated", "mach.spec")]
+VOCABULARY += ["states", "state", "initial", "final", "on", "->", "ignore", "defer", "default", "timeout", "always",
+               "timeouts", "idle", "close", "timer", "100ms", "5s", "0s", "10KiB", "eof_received", "done", "ready"]
 TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|[A-Za-z_][A-Za-z0-9_]*|\d+[A-Za-z]*|[{};]|#[^\n]*|\s+|.', re.S)
 
 
@@ -110,7 +114,7 @@ class Mutations(unittest.TestCase):
         signal.signal(signal.SIGALRM, _alarm)
         outcomes = {0: 0, 1: 0}
         compiled = 0
-        diag = re.compile(r"^" + re.escape(spec) + r":\d+:\d+: (error|warning): \S")
+        diag = re.compile(r"^" + re.escape(spec) + r":\d+:\d+: (error|warning|note): \S")
         for n in range(COUNT):
             data = mutate(rng.choice(seeds), rng)
             with open(spec, "wb") as f:
