@@ -454,8 +454,6 @@ static inline void pg__steady_deliver(pg_framer *f, pg_message *m, pg_slice *res
 {
     m->pos = f->pos;
     f->pos += size;
-    f->scanned = 0;
-    f->raw = 0; /* a raw message is one message: the framing in force comes back */
     rest[1] = (pg_slice){ p + done, n - done };
     PG__TRACE_SIZE(f->trace_id, "message_received", m->len);
     f->ops->message(f->self, m);
@@ -480,6 +478,8 @@ static int pg__framer_steady_run(pg_framer *f, const uint8_t *p, size_t n, size_
     f->current = &m;
     f->rest = rest;
     if (f->raw == 0 && fr->kind == PG_FRAMING_LINE && f->scanned == 0) {
+        /* raw and scanned stay 0 while the run is steady: only stores of 0
+         * (pg_framer_set_framing) or a raw message (which ends the run) change them */
         const size_t k = fr->delimiter_len, most = fr->max + k;
         const uint8_t last = fr->delimiter[k - 1], prev = k >= 2 ? fr->delimiter[k - 2] : 0;
         for (;;) {
@@ -492,10 +492,7 @@ static int pg__framer_steady_run(pg_framer *f, const uint8_t *p, size_t n, size_
                 if (hit == NULL)
                     break;
                 i = (size_t)(hit - q);
-                bool whole = k == 1 || q[i - 1] == prev;
-                for (size_t j = 0; whole && j + 2 < k; j++)
-                    whole = q[i + 1 - k + j] == fr->delimiter[j];
-                if (whole)
+                if (k == 1 || (q[i - 1] == prev && (k == 2 || memcmp(q + i + 1 - k, fr->delimiter, k - 2) == 0)))
                     break;
                 i++;
             }
@@ -526,6 +523,8 @@ static int pg__framer_steady_run(pg_framer *f, const uint8_t *p, size_t n, size_
             m.header = sc.hdr > 0 ? q : NULL;
             m.header_len = sc.hdr;
             m.rule = sc.rule;
+            f->scanned = 0;
+            f->raw = 0; /* a raw message is one message: the framing in force comes back */
             done += sc.size;
             pg__steady_deliver(f, &m, rest, p, n, sc.size, done);
             if (done == n)
