@@ -512,6 +512,40 @@ static int pg__framer_steady_run(pg_framer *f, const uint8_t *p, size_t n, size_
                 break;
             }
         }
+    } else if (f->raw == 0 && fr->kind == PG_FRAMING_RULES) {
+        /* The generated scanner called directly, shown no more than max bytes
+         * (as pg__scan_rules does); it sets in rs what it returns. */
+        const size_t max = fr->max;
+        const pg_rules_scanner scan = fr->scan;
+        pg_rules_scan rs = { 0 };
+        for (;;) {
+            const uint8_t *q = p + done;
+            const size_t left = n - done;
+            rs.rule = 0;
+            r = scan(f->self, q, left < max ? left : max, &rs);
+            if (r <= 0) {
+                if (r < 0) {
+                    sc.err_off = rs.err_off;
+                    sc.reason = rs.reason;
+                } else if (left >= max) {
+                    r = PG_FRAMING_ETOOBIG;
+                    sc.err_off = max;
+                    sc.reason = "message longer than the framing's max";
+                }
+                break;
+            }
+            m.data = q;
+            m.len = rs.size;
+            m.rule = rs.rule;
+            done += rs.size;
+            pg__steady_deliver(f, &m, rest, p, n, rs.size, done);
+            if (done == n)
+                break;
+            if (!pg__framer_steady(f, fr)) {
+                status = PG__RUN_NEXT;
+                break;
+            }
+        }
     } else {
         for (;;) {
             const uint8_t *q = p + done;
