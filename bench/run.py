@@ -1,8 +1,9 @@
 """protogen's benchmark (issue 7): the echo example against hand-written epoll, libuv and asyncio.
 
     run.py [--build DIR] [--runs N] [--duration SEC] [--idle N] [--count N] [--smoke] [--out FILE]
-           [--only timed,idle,counted,embedded,threads,resp,http,generator] [--resp-runs N]
+           [--only timed,idle,counted,embedded,threads,resp,http,framing,generator] [--resp-runs N]
            [--resp-requests N] [--resp-server CMD] [--http-runs N] [--http-duration S] [--http-requests N]
+           [--framing-mib N]
 
 DIR (default build-bench) holds the Release build of bench/CMakeLists.txt. Every
 server prints "listening on HOST:PORT" and takes --port 0; each one is started
@@ -30,6 +31,12 @@ Measured, and printed as Markdown tables (also written to --out):
     redis-server under redis-benchmark, plain and -P 16: requests/s and server CPU per
     request, as ratios to redis-server's of the same run (skipped, with a note, while
     resp_server does not exist; --resp-server CMD measures another server instead);
+  - framing (issue 11, bench/framing_bench.c): framer throughput from memory, no socket: line
+    framing (16 B and 1 KiB lines) against memchr over the same bytes, length framing against a
+    header walk, and resp.spec's generated RESP framer (on the manual host) against Debian's
+    hiredis reader on the same pipelined commands: GB/s, messages/s and callgrind's instructions
+    per message (--toggle-collect of the feed_* functions: the framing alone), as ratios to the
+    reference of the same run;
   - bench/generator_bench.py;
 and every other figure as a ratio to the hand-written epoll server of the same run.
 --smoke: one short run of everything (CI: it builds and each workload completes).
@@ -450,7 +457,7 @@ def threads_section(args, thr):
 HTTP_SERVERS = {}   # the http part's servers, by name (http_bench.section's table order)
 
 
-def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None, http=None):
+def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None, http=None, fr=None):
     out = ["# protogen benchmark (issue 7)", "", *[f"- {m}" for m in machine()], ""]
     if t:
         out += timed_section(args, srv, t)
@@ -469,6 +476,8 @@ def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None, http=None):
     out += ["", "Issue 7's targets, for protogen:", "", "| target | measured | met |", "|---|---|---|"]
     for row in targets(t, mem, c, emb, args):
         out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
+    if fr:
+        out += framing_section(args, fr)
     if resp:
         out += ["", "Issue 11's targets, for the RESP server:", "", "| target | measured | met |", "|---|---|---|"]
         for row in resp_bench.targets(resp, args.resp_name):
@@ -597,6 +606,93 @@ def targets(t, mem, c, emb, args):
     return rows
 
 
+# ---- framing (issue 11): framer throughput from memory -------------------------------------
+
+# (what, framing_bench case, reads of bytes, reference cases): each case's ratios are to the
+# first reference; RESP has two, hiredis parsing only (the no-op handler's peer) and building
+# its reply objects (hiredis' default). 16 KiB is hiredis' (and redis-server's) own read size,
+# 256 KiB the built-in loop's.
+FRAMING_CASES = [
+    ("line, 16 B lines", "line:16", 262144, ("memchr:16",)),
+    ("line, 1 KiB lines", "line:1024", 262144, ("memchr:1024",)),
+    ("length, 64 B messages (4-byte header)", "length:64", 262144, ("lenwalk:64",)),
+    ("RESP (resp.spec), SET/GET commands", "resp", 16384, ("hiredis", "hiredis-objects")),
+    ("RESP (resp.spec), SET/GET commands", "resp", 262144, ("hiredis", "hiredis-objects")),
+]
+# Passes per timed run, the best kept: a pass takes milliseconds, and on a shared machine the
+# best of many is the one no other process interrupted.
+FRAMING_PASSES = 20
+FRAMING_REFS = {
+    "memchr:16": "memchr for each '\\n'", "memchr:1024": "memchr for each '\\n'",
+    "lenwalk:64": "a loop reading each header", "hiredis": "hiredis redisReader, parsing only",
+    "hiredis-objects": "hiredis redisReader, reply objects",
+}
+
+
+def framing_run(args, case, read, passes, mib, wrap=()):
+    exe = os.path.join(args.build, "framing_bench")
+    r = subprocess.run(list(wrap) + [exe, "--case", case, "--read", str(read), "--passes", str(passes), "--mib",
+                                     str(mib)], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"framing_bench --case {case}: {r.stderr.strip()}")
+    fields = dict(kv.split("=", 1) for kv in r.stdout.split())
+    return {k: (v if k == "case" else float(v)) for k, v in fields.items()}
+
+
+def framing(args):
+    """{(case, read): {"gbps", "mmsgs", "instr"}}: medians over --runs runs (each the best of
+    FRAMING_PASSES passes, the cases taking turns), instructions per message from one callgrind run."""
+    keys = []
+    for _, case, read, refs in FRAMING_CASES:
+        keys += [(k, read) for k in (case,) + refs if (k, read) not in keys]
+    runs = {}
+    for run in range(args.runs):
+        for case, read in keys[run % len(keys):] + keys[:run % len(keys)]:
+            runs.setdefault((case, read), []).append(framing_run(args, case, read, FRAMING_PASSES, args.framing_mib))
+    res = {k: {f: statistics.median(d[f] for d in v) for f in ("gbps", "mmsgs")} for k, v in runs.items()}
+    for case, read in keys:
+        out = os.path.join(args.outdir, f"callgrind.framing.{case.replace(':', '_')}.{read}")
+        r = framing_run(args, case, read, 1, 1, ["valgrind", "--tool=callgrind", "-q", "--toggle-collect=feed_*",
+                                                 f"--callgrind-out-file={out}"])
+        res[(case, read)]["instr"] = callgrind_total(out) / r["messages"]
+    return res
+
+
+def framing_section(args, fr):
+    out = ["", f"Framing from memory (bench/framing_bench.c): {args.framing_mib} MiB of pipelined input per case, "
+            "fed in reads of the size shown to a handler that only counts; GB/s and M messages/s: the median of "
+            f"{args.runs} runs, each the best of {FRAMING_PASSES} passes, the cases taking turns; instructions per message: "
+            "callgrind (--toggle-collect=feed_*: the framing alone, 1 MiB). × = the case against its reference, "
+            "same run: for rates > 1 is faster, for instructions < 1 is fewer.", "",
+            "| framing | reads | GB/s | M msg/s | instr/msg | × GB/s | × instr |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for what, case, read, refs in FRAMING_CASES:
+        p = fr[(case, read)]
+        for ref in refs:
+            r = fr[(ref, read)]
+            out.append(f"| {what} vs {FRAMING_REFS[ref]} | {read // 1024} KiB | {p['gbps']:.2f} vs {r['gbps']:.2f} | "
+                       f"{p['mmsgs']:.1f} vs {r['mmsgs']:.1f} | {p['instr']:,.0f} vs {r['instr']:,.0f} | "
+                       f"{p['gbps'] / r['gbps']:.2f} | {p['instr'] / r['instr']:.2f} |")
+    out += ["", "Issue 11's framing targets:", "", "| target | measured | met |", "|---|---|---|"]
+    for row in framing_targets(fr):
+        out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
+    return out
+
+
+def framing_targets(fr):
+    rows = []
+    for what, case, read, refs in FRAMING_CASES:
+        p = fr[(case, read)]
+        if case.startswith("line:"):
+            rows.append((f"line framing ≥ 2 GB/s: {what}", f"{p['gbps']:.2f} GB/s", p["gbps"] >= 2.0))
+        if case == "resp":
+            for ref in refs:
+                r = fr[(ref, read)]
+                rows.append((f"RESP framer ≥ 1.5× {FRAMING_REFS[ref]}, reads of {read // 1024} KiB",
+                             f"{p['gbps']:.2f} vs {r['gbps']:.2f} GB/s ({p['gbps'] / r['gbps']:.2f}×)",
+                             p["gbps"] >= 1.5 * r["gbps"]))
+    return rows
+
+
 def resp_servers(args):
     cmd = shlex.split(args.resp_server) if args.resp_server else [resp_bench.default_server(args.build)]
     return {resp_bench.REFERENCE: None, args.resp_name: cmd}
@@ -618,7 +714,8 @@ def main():
     ap.add_argument("--http-runs", type=int, default=3, help="runs of the http part")
     ap.add_argument("--http-duration", type=float, default=5.0, help="wrk -d of the http part, seconds")
     ap.add_argument("--http-requests", type=int, default=200000, help="ab -n of the http part")
-    ap.add_argument("--only", default="timed,idle,counted,embedded,threads,resp,http,generator",
+    ap.add_argument("--framing-mib", type=int, default=8, help="MiB of input per framing case")
+    ap.add_argument("--only", default="timed,idle,counted,embedded,threads,resp,http,framing,generator",
                     help="comma-separated parts to run (default: all); counted alone is the quick, exact check")
     ap.add_argument("--out", help="also write the report here (default: BUILD/bench-results.md)")
     args = ap.parse_args()
@@ -626,6 +723,7 @@ def main():
         args.runs, args.duration, args.idle, args.count, args.gen_runs = 1, 1.0, 1000, 200, 3
         args.resp_runs, args.resp_requests = 1, 2000
         args.http_runs, args.http_duration, args.http_requests = 1, 1.0, 2000
+        args.framing_mib = 1
     args.build = os.path.abspath(args.build)
     args.outdir = os.path.join(args.build, "bench-out")
     os.makedirs(args.outdir, exist_ok=True)
@@ -644,7 +742,7 @@ def main():
 
     srv = servers(args)
     parts = set(args.only.split(","))
-    t = mem = c = emb = resp = gen = thr = http = None
+    t = mem = c = emb = resp = gen = thr = http = fr = None
     if "timed" in parts:
         print(f"bench: timed workloads ({args.runs} × {len(WORKLOADS)} × {len(srv)} runs)", file=sys.stderr)
         t = timed(args, srv)
@@ -685,6 +783,10 @@ def main():
                   file=sys.stderr)
             http = http_bench.measure(hsrv, args.http_runs, args.http_duration, args.http_requests,
                                       lambda m: print(m, file=sys.stderr))
+    if "framing" in parts:
+        print(f"bench: framing from memory ({args.runs} runs of {len(FRAMING_CASES)} cases, then callgrind)",
+              file=sys.stderr)
+        fr = framing(args)
     if "generator" in parts:
         print("bench: generator", file=sys.stderr)
         r = subprocess.run([sys.executable, os.path.join(HERE, "generator_bench.py"), "--runs", str(args.gen_runs)],
@@ -692,7 +794,7 @@ def main():
         if r.returncode != 0:
             raise RuntimeError(f"generator_bench.py: {r.stderr}")
         gen = r.stdout
-    text = report(args, srv, t, mem, c, emb, resp, gen, notes, thr, http)
+    text = report(args, srv, t, mem, c, emb, resp, gen, notes, thr, http, fr)
     print(text)
     with open(args.out or os.path.join(args.build, "bench-results.md"), "w") as f:
         f.write(text)

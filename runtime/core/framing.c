@@ -23,6 +23,8 @@
 /* Carry buffers up to this size are kept when they empty (no allocation per
  * message in the steady state); larger ones, for a rare big message, go. */
 #define PG__CARRY_KEEP ((size_t)16 * 1024)
+/* The least a partial message of unknown size is grown by from the next read. */
+#define PG__FILL_STEP ((size_t)256)
 /* A varint length is at most this long (64 bits, 7 a byte). */
 #define PG__VARINT_MAX 10
 
@@ -73,23 +75,26 @@ static size_t pg__framer_limit(const pg_framer *f)
 
 /* ---- scanners ----------------------------------------------------------- */
 
-/* The first delimiter within max payload bytes; memchr for its last byte. */
-static int pg__scan_line(const pg_framing *fr, size_t *scanned, const uint8_t *p, size_t n, pg__scan *out)
+/* The first delimiter within max payload bytes; memchr for its last byte,
+ * resuming where the last call stopped (*scanned), so no byte is searched
+ * twice. */
+static inline int pg__scan_line(const pg_framing *fr, size_t *scanned, const uint8_t *p, size_t n, pg__scan *out)
 {
     const size_t k = fr->delimiter_len;
-    const uint8_t last = fr->delimiter[k - 1];
+    const uint8_t *const d = fr->delimiter;
     const size_t most = fr->max + k;
     const size_t lim = n < most ? n : most;
     size_t i = *scanned < k - 1 ? k - 1 : *scanned;
     while (i < lim) {
-        const uint8_t *hit = memchr(p + i, last, lim - i);
+        const uint8_t *hit = memchr(p + i, d[k - 1], lim - i);
         if (hit == NULL)
             break;
         i = (size_t)(hit - p);
-        size_t j = 0; /* delimiters are short: a loop, not a call to memcmp */
-        while (j < k - 1 && p[i + 1 - k + j] == fr->delimiter[j])
-            j++;
-        if (j == k - 1) {
+        /* delimiters are short: no call to memcmp; "\r\n" and "\n" first */
+        bool whole = k == 1 || p[i - 1] == d[k - 2];
+        for (size_t j = 0; whole && j + 2 < k; j++)
+            whole = p[i + 1 - k + j] == d[j];
+        if (whole) {
             out->size = i + 1;
             out->hdr = 0;
             out->len = i + 1 - k;
@@ -403,6 +408,12 @@ static size_t pg__framer_fill(pg_framer *f, const uint8_t *data, size_t len)
             chunk = room;
         if (need > 0 && chunk > need)
             chunk = need;
+        /* Not knowing how much is missing: a step that doubles what the carry
+         * holds, not the whole read (copied, then given back) — the scanners
+         * resume where they stopped, so the steps cost no rescan. */
+        size_t step = f->carry_len > PG__FILL_STEP ? f->carry_len : PG__FILL_STEP;
+        if (need == 0 && chunk > step)
+            chunk = step;
         if (!pg__carry_append(f, data + pos, chunk)) {
             pg__framer_nomem(f);
             return len;
@@ -426,6 +437,149 @@ static size_t pg__framer_fill(pg_framer *f, const uint8_t *data, size_t len)
     return pos;
 }
 
+enum { PG__RUN_DONE, PG__RUN_NEXT };
+
+/* Nothing that decides delivery changed during the last message callback:
+ * the same framing in force, no raw message expected, no hold, no error,
+ * the transport reading. When false, pg__framer_next decides. */
+static inline bool pg__framer_steady(const pg_framer *f, const pg_framing *fr)
+{
+    return f->framing == fr && f->raw == 0 && f->hold == 0 && f->error == 0 && !f->detached && f->ops != NULL &&
+           (f->transport == NULL || pg_transport_is_reading(f->transport));
+}
+
+/* Delivers one message of a steady run from m (its data, len, header and
+ * rule set by the caller); done: the bytes of the run up to its end. */
+static inline void pg__steady_deliver(pg_framer *f, pg_message *m, pg_slice *rest, const uint8_t *p, size_t n,
+                                      size_t size, size_t done)
+{
+    m->pos = f->pos;
+    f->pos += size;
+    rest[1] = (pg_slice){ p + done, n - done };
+    PG__TRACE_SIZE(f->trace_id, "message_received", m->len);
+    f->ops->message(f->self, m);
+}
+
+/* The per-message path: delivers the messages lying whole in p[0..n), one
+ * after another while the framer stays steady, from one pg_message whose
+ * fields are set per message; *used: the bytes delivered. PG__RUN_NEXT: a
+ * callback changed something (pg__framer_next decides on the rest);
+ * PG__RUN_DONE: everything is delivered, kept or failed. Lines have a loop
+ * of their own: the delimiter's bytes and the bound stay in registers. */
+static int pg__framer_steady_run(pg_framer *f, const uint8_t *p, size_t n, size_t *used)
+{
+    const pg_framing *const fr = f->framing;
+    const pg_message *const outer = f->current;
+    const pg_slice *const outer_rest = f->rest;
+    pg_message m = { .header = NULL, .header_len = 0, .rule = 0 };
+    pg_slice rest[2] = { { NULL, 0 }, { NULL, 0 } };
+    size_t done = 0;
+    int status = PG__RUN_DONE, r = 1;
+    pg__scan sc;
+    f->current = &m;
+    f->rest = rest;
+    if (f->raw == 0 && fr->kind == PG_FRAMING_LINE && f->scanned == 0) {
+        /* raw and scanned stay 0 while the run is steady: only stores of 0
+         * (pg_framer_set_framing) or a raw message (which ends the run) change them */
+        const size_t k = fr->delimiter_len, most = fr->max + k;
+        const uint8_t last = fr->delimiter[k - 1], prev = k >= 2 ? fr->delimiter[k - 2] : 0;
+        for (;;) {
+            const uint8_t *q = p + done;
+            const size_t left = n - done, lim = left < most ? left : most;
+            size_t i = k - 1;
+            const uint8_t *hit;
+            for (;;) { /* the next delimiter: its last byte, then the ones before it */
+                hit = i < lim ? memchr(q + i, last, lim - i) : NULL;
+                if (hit == NULL)
+                    break;
+                i = (size_t)(hit - q);
+                if (k == 1 || (q[i - 1] == prev && (k == 2 || memcmp(q + i + 1 - k, fr->delimiter, k - 2) == 0)))
+                    break;
+                i++;
+            }
+            if (hit == NULL) { /* not whole: the general scan decides (keep or too big), from lim on */
+                f->scanned = lim;
+                r = pg__scan_line(fr, &f->scanned, q, left, &sc);
+                break;
+            }
+            m.data = q;
+            m.len = i + 1 - k;
+            done += i + 1;
+            pg__steady_deliver(f, &m, rest, p, n, i + 1, done);
+            if (done == n)
+                break;
+            if (!pg__framer_steady(f, fr)) {
+                status = PG__RUN_NEXT;
+                break;
+            }
+        }
+    } else if (f->raw == 0 && fr->kind == PG_FRAMING_RULES) {
+        /* The generated scanner called directly, shown no more than max bytes
+         * (as pg__scan_rules does); it sets in rs what it returns. */
+        const size_t max = fr->max;
+        const pg_rules_scanner scan = fr->scan;
+        pg_rules_scan rs = { 0 };
+        for (;;) {
+            const uint8_t *q = p + done;
+            const size_t left = n - done;
+            rs.rule = 0;
+            r = scan(f->self, q, left < max ? left : max, &rs);
+            if (r <= 0) {
+                if (r < 0) {
+                    sc.err_off = rs.err_off;
+                    sc.reason = rs.reason;
+                } else if (left >= max) {
+                    r = PG_FRAMING_ETOOBIG;
+                    sc.err_off = max;
+                    sc.reason = "message longer than the framing's max";
+                }
+                break;
+            }
+            m.data = q;
+            m.len = rs.size;
+            m.rule = rs.rule;
+            done += rs.size;
+            pg__steady_deliver(f, &m, rest, p, n, rs.size, done);
+            if (done == n)
+                break;
+            if (!pg__framer_steady(f, fr)) {
+                status = PG__RUN_NEXT;
+                break;
+            }
+        }
+    } else {
+        for (;;) {
+            const uint8_t *q = p + done;
+            r = pg__scan_next(f, q, n - done, &sc);
+            if (r <= 0)
+                break;
+            m.data = q + sc.hdr;
+            m.len = sc.len;
+            m.header = sc.hdr > 0 ? q : NULL;
+            m.header_len = sc.hdr;
+            m.rule = sc.rule;
+            f->scanned = 0;
+            f->raw = 0; /* a raw message is one message: the framing in force comes back */
+            done += sc.size;
+            pg__steady_deliver(f, &m, rest, p, n, sc.size, done);
+            if (done == n)
+                break;
+            if (!pg__framer_steady(f, fr)) {
+                status = PG__RUN_NEXT;
+                break;
+            }
+        }
+    }
+    f->current = outer;
+    f->rest = outer_rest;
+    *used = done;
+    if (r == 0)
+        pg__framer_keep(f, p + done, n - done);
+    else if (r < 0)
+        pg__framer_fail(f, r, sc.err_off, sc.reason);
+    return status;
+}
+
 /* Delivers the messages lying whole in data, keeps the rest. */
 static void pg__framer_run(pg_framer *f, const uint8_t *p, size_t n)
 {
@@ -436,20 +590,11 @@ static void pg__framer_run(pg_framer *f, const uint8_t *p, size_t n)
                 pg__framer_keep(f, p, n);
             return;
         }
-        pg__scan sc;
-        int r = pg__scan_next(f, p, n, &sc);
-        if (r == 0) {
-            pg__framer_keep(f, p, n);
+        size_t used;
+        if (pg__framer_steady_run(f, p, n, &used) == PG__RUN_DONE)
             return;
-        }
-        if (r < 0) {
-            pg__framer_fail(f, r, sc.err_off, sc.reason);
-            return;
-        }
-        const pg_slice rest[2] = { { NULL, 0 }, { p + sc.size, n - sc.size } };
-        pg__deliver(f, p, &sc, rest);
-        p += sc.size;
-        n -= sc.size;
+        p += used;
+        n -= used;
     }
 }
 
@@ -599,44 +744,21 @@ int pg_framer_error(const pg_framer *f)
 
 /* ---- captures of repeated fields (rules framing) ------------------------- */
 
-/* Lists up to this many captures keep their memory for the next message. */
-#define PG__CAPTURES_KEEP 1024
-
-int pg_capture_push(pg_capture_list *l, uint64_t word, size_t len, bool slices)
+int pg_capture_grow(pg_capture_list *l, bool slices)
 {
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        uint64_t *w = realloc(l->word, cap * sizeof *w);
-        if (w == NULL)
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    uint64_t *w = realloc(l->word, cap * sizeof *w);
+    if (w == NULL)
+        return -ENOMEM;
+    l->word = w;
+    if (slices) {
+        pg_slice *s = realloc(l->slice, cap * sizeof *s);
+        if (s == NULL)
             return -ENOMEM;
-        l->word = w;
-        if (slices) {
-            pg_slice *s = realloc(l->slice, cap * sizeof *s);
-            if (s == NULL)
-                return -ENOMEM;
-            l->slice = s;
-        }
-        l->cap = cap;
+        l->slice = s;
     }
-    l->word[l->count] = word;
-    if (slices)
-        l->slice[l->count].len = len;
-    l->count++;
+    l->cap = cap;
     return 0;
-}
-
-const pg_slice *pg_capture_slices(pg_capture_list *l, const uint8_t *base)
-{
-    for (size_t i = 0; i < l->count; i++)
-        l->slice[i].data = base + l->word[i];
-    return l->slice;
-}
-
-void pg_capture_reset(pg_capture_list *l)
-{
-    if (l->cap > PG__CAPTURES_KEEP)
-        pg_capture_free(l);
-    l->count = 0;
 }
 
 void pg_capture_free(pg_capture_list *l)

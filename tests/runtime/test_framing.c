@@ -279,6 +279,33 @@ static void test_zero_copy_and_bounded_carry(void **state)
     pg_framer_cleanup(&l.f);
 }
 
+/* A line of unknown length straddling reads is completed from the next read
+ * in small steps: the carry grows by a step, not by the whole read (which
+ * would be copied only to be given back). */
+static void test_straddling_line_takes_a_step_not_the_read(void **state)
+{
+    (void)state;
+    static const uint8_t lf[] = "\n";
+    static const pg_framing wide = { .kind = PG_FRAMING_LINE, .max = 8192, .delimiter = lf, .delimiter_len = 1 };
+    flog *l = malloc(sizeof *l);
+    assert_non_null(l);
+    flog_init(l, &wide);
+    flog_feed(l, "abc", 3);
+    char read[2000];
+    memcpy(read, "d\n", 2);
+    for (size_t i = 2; i < sizeof read; i += 2)
+        memcpy(read + i, "x\n", 2);
+    flog_feed(l, read, sizeof read);
+    assert_int_equal(l->copies, 1); /* "abcd" alone */
+    assert_int_equal(pg_framer_buffered(&l->f), 0);
+    assert_true(pg_framer_capacity(&l->f) <= 512); /* a step of 256, doubled: not the 2000-byte read */
+    assert_int_equal(pg_framer_position(&l->f), 2003);
+    assert_memory_equal(l->text, "4:abcd|1:x|1:x|", 15);
+    assert_int_equal(l->used, 7 + (sizeof read / 2 - 1) * 4);
+    pg_framer_cleanup(&l->f);
+    free(l);
+}
+
 /* Held input is delivered on release, not before, and in order. */
 static void test_hold_and_release(void **state)
 {
@@ -562,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_length_errors),
         cmocka_unit_test(test_raw_body),
         cmocka_unit_test(test_zero_copy_and_bounded_carry),
+        cmocka_unit_test(test_straddling_line_takes_a_step_not_the_read),
         cmocka_unit_test(test_hold_and_release),
         cmocka_unit_test(test_back_pressure_holds_pipelined_requests),
         cmocka_unit_test(test_error_closes_after_flush),

@@ -134,14 +134,42 @@ typedef struct pg_capture_list {
     size_t cap;
 } pg_capture_list;
 
-/* Appends a capture: a byte string at offset word of len bytes (slices
- * true), or the number word. 0 or -ENOMEM. */
-int pg_capture_push(pg_capture_list *l, uint64_t word, size_t len, bool slices);
-/* The slices of a byte-string list, pointing into the message at base. */
-const pg_slice *pg_capture_slices(pg_capture_list *l, const uint8_t *base);
-/* Empties the list for the next message (large lists give their memory back). */
-void pg_capture_reset(pg_capture_list *l);
+/* Lists up to this many captures keep their memory for the next message. */
+#define PG_CAPTURES_KEEP 1024
+
+/* Grows the list for one more capture: 0 or -ENOMEM (pg_capture_push). */
+int pg_capture_grow(pg_capture_list *l, bool slices);
 void pg_capture_free(pg_capture_list *l);
+
+/* Appends a capture: a byte string at offset word of len bytes (slices
+ * true), or the number word. 0 or -ENOMEM. Inline: scanners push every
+ * field of every message; the list grows only on its first messages. */
+static inline int pg_capture_push(pg_capture_list *l, uint64_t word, size_t len, bool slices)
+{
+    if (l->count == l->cap && pg_capture_grow(l, slices) < 0)
+        return -ENOMEM;
+    l->word[l->count] = word;
+    if (slices)
+        l->slice[l->count].len = len;
+    l->count++;
+    return 0;
+}
+
+/* The slices of a byte-string list, pointing into the message at base. */
+static inline const pg_slice *pg_capture_slices(pg_capture_list *l, const uint8_t *base)
+{
+    for (size_t i = 0; i < l->count; i++)
+        l->slice[i].data = base + l->word[i];
+    return l->slice;
+}
+
+/* Empties the list for the next message (large lists give their memory back). */
+static inline void pg_capture_reset(pg_capture_list *l)
+{
+    if (l->cap > PG_CAPTURES_KEEP)
+        pg_capture_free(l);
+    l->count = 0;
+}
 
 /* One message, valid during the callback only. */
 typedef struct pg_message {
