@@ -558,6 +558,7 @@ static int pg__framer_steady_run(pg_framer *f, const uint8_t *p, size_t n, size_
             m.header = sc.hdr > 0 ? q : NULL;
             m.header_len = sc.hdr;
             m.rule = sc.rule;
+            m.raw = f->raw > 0;
             f->scanned = 0;
             f->raw = 0; /* a raw message is one message: the framing in force comes back */
             done += sc.size;

@@ -42,7 +42,8 @@ static void flog_message(void *self, const pg_message *m)
     assert_ptr_equal(pg_framer_current(&l->f), m);
     if (m->len > 0 && (m->data < l->in_lo || m->data + m->len > l->in_hi))
         l->copies++;
-    flog_put(l, "%zu:%.*s|", m->len, m->len <= 200 ? (int)m->len : 0, (const char *)m->data);
+    /* "r": a raw message (pg_message.raw), the bytes expect_raw asked for */
+    flog_put(l, "%s%zu:%.*s|", m->raw ? "r" : "", m->len, m->len <= 200 ? (int)m->len : 0, (const char *)m->data);
     if (l->raw_after != NULL && m->len == strlen(l->raw_after) && memcmp(m->data, l->raw_after, m->len) == 0)
         assert_int_equal(pg_framer_expect_raw(&l->f, 5), 0);
     if (l->write_to != NULL) {
@@ -222,7 +223,7 @@ static void test_raw_body(void **state)
 {
     (void)state;
     const char in[] = "DATA\r\nab\r\ncQUIT\r\n";
-    check_splits(&line_crlf, "DATA", in, sizeof in - 1, "4:DATA|5:ab\r\nc|4:QUIT|");
+    check_splits(&line_crlf, "DATA", in, sizeof in - 1, "4:DATA|r5:ab\r\nc|4:QUIT|");
     flog l;
     flog_init(&l, &line_crlf);
     assert_int_equal(pg_framer_expect_raw(&l.f, 0), -EINVAL);
@@ -231,10 +232,10 @@ static void test_raw_body(void **state)
     assert_int_equal(pg_framer_expect_raw(&l.f, 3), -EBUSY);
     assert_int_equal(pg_framer_set_framing(&l.f, &len_be4), 0);
     flog_feed(&l, "abc\0\0\0\1z", 8);
-    assert_string_equal(l.text, "3:abc|1:z|");
+    assert_string_equal(l.text, "r3:abc|1:z|");
     assert_int_equal(pg_framer_set_framing(&l.f, NULL), 0);
     flog_feed(&l, "line\r\n", 6);
-    assert_string_equal(l.text, "3:abc|1:z|4:line|");
+    assert_string_equal(l.text, "r3:abc|1:z|4:line|");
     pg_framing bad = line_crlf;
     bad.delimiter_len = 0;
     assert_int_equal(pg_framer_set_framing(&l.f, &bad), -EINVAL);
