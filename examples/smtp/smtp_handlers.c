@@ -56,6 +56,8 @@ static bool append(struct smtp_state *state, const uint8_t *data, size_t len, si
         state->too_big = true;
         return false;
     }
+    if (len == 0)
+        return true; /* an empty line: the message may not be allocated yet */
     if (state->message_len + len > state->message_cap) {
         size_t cap = state->message_cap ? state->message_cap : 4096;
         while (cap < state->message_len + len)
