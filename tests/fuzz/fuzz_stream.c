@@ -8,6 +8,7 @@
  * is a finding; so is a run whose deferred calls never settle, and, in the
  * differential mode, an output or an end that differs from the same data
  * fed whole. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -208,7 +209,7 @@ static void run_script(uint8_t config, const uint8_t *ops, size_t n_ops, const u
                 else if (kind == OP_TIME)
                     now_ms += (uint64_t)(v + 1) * (v + 1) * 8, pg_manual_host_run(r.mh), settle(&r);
                 else if (v == 0)
-                    set_limits(&r, 0, 0) /* 0, 0: asyncio's defaults */;
+                    set_limits(&r, PG_LIMIT_DEFAULT, PG_LIMIT_DEFAULT); /* 64 KiB, 16 KiB */
                 else
                     set_limits(&r, v * 8, v * 2);
             }
