@@ -4,13 +4,14 @@
 # Also: make build, make sanitize (the suite under ASan+UBSan), make tsan (the C tests and the
 # end-to-end runs under ThreadSanitizer), make valgrind (the runtime tests and one end-to-end run
 # under valgrind memcheck), make clean.
+#   make fuzz         every libFuzzer target (tests/fuzz) for FUZZ_SECONDS each (CI: ~3 minutes)
 #   make bench        the benchmark of issue 7 (bench/README.md): ~10 minutes, prints the table
 #   make bench-smoke  the same, one short run of each workload (CI: it builds and completes)
 
 BUILD ?= build
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build demo test sanitize tsan valgrind clean bench bench-build bench-smoke
+.PHONY: all setup build demo test sanitize tsan valgrind fuzz clean bench bench-build bench-smoke
 
 all: build
 
@@ -49,6 +50,14 @@ valgrind: setup
 	cmake --build build-valgrind -j2
 	cd build-valgrind && ctest -L valgrind --output-on-failure -j2
 
+# libFuzzer (clang, ASan+UBSan) in a build of its own (build-fuzz): each protocol's fuzzer
+# seeded from the split cases, run for FUZZ_SECONDS; a crash, leak or sanitizer report fails.
+FUZZ_SECONDS ?= 15
+fuzz: setup
+	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DPROTOGEN_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-fuzz -j2 --target fuzzers
+	python3 tests/fuzz/run.py --build build-fuzz --seconds $(FUZZ_SECONDS)
+
 # Release build of its own (build-bench), never the Debug build the tests use.
 bench-build:
 	@scripts/setup.sh libuv1-dev valgrind strace redis-server redis-tools libhiredis-dev nginx-light wrk apache2-utils
@@ -62,4 +71,4 @@ bench-smoke: bench-build
 	python3 bench/run.py --build build-bench --smoke
 
 clean:
-	rm -rf build build-clang build-sanitize build-tsan build-valgrind build-bench
+	rm -rf build build-clang build-sanitize build-tsan build-valgrind build-fuzz build-bench

@@ -5,26 +5,26 @@
 
 #include "resp.h"
 
-struct resp_state {
+struct resp_session {
     int unused;
 };
 
-const size_t resp_state_size = sizeof(struct resp_state);
+const size_t resp_session_size = sizeof(struct resp_session);
 
-void resp_on_connection_made(resp_conn *conn, struct resp_state *state)
+void resp_on_connection_made(resp_conn *conn, struct resp_session *state)
 {
     (void)conn;
     (void)state;
 }
 
-void resp_on_connection_lost(resp_conn *conn, struct resp_state *state, int error)
+void resp_on_connection_lost(resp_conn *conn, struct resp_session *state, int error)
 {
     (void)conn;
     (void)state;
     (void)error;
 }
 
-bool resp_on_protocol_error(resp_conn *conn, struct resp_state *state, int code, uint64_t pos, const char *reason)
+bool resp_on_protocol_error(resp_conn *conn, struct resp_session *state, int code, uint64_t pos, const char *reason)
 {
     (void)state;
     (void)code;
@@ -34,7 +34,7 @@ bool resp_on_protocol_error(resp_conn *conn, struct resp_state *state, int code,
     return false;
 }
 
-void resp_on_command(resp_conn *conn, struct resp_state *state, const resp_command_msg *msg)
+void resp_on_command(resp_conn *conn, struct resp_session *state, const resp_command_msg *msg)
 {
     (void)state;
     struct framing_resp_counts *c = resp_context(conn);
@@ -43,14 +43,14 @@ void resp_on_command(resp_conn *conn, struct resp_state *state, const resp_comma
     c->arg_bytes += msg->arg_count > 0 ? msg->arg[msg->arg_count - 1].len : 0;
 }
 
-void resp_on_inline_command(resp_conn *conn, struct resp_state *state, const resp_inline_command_msg *msg)
+void resp_on_inline_command(resp_conn *conn, struct resp_session *state, const resp_inline_command_msg *msg)
 {
     (void)state;
     (void)msg;
     ((struct framing_resp_counts *)resp_context(conn))->messages++;
 }
 
-void resp_on_blank(resp_conn *conn, struct resp_state *state, const resp_blank_msg *msg)
+void resp_on_blank(resp_conn *conn, struct resp_session *state, const resp_blank_msg *msg)
 {
     (void)state;
     (void)msg;

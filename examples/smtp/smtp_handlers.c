@@ -56,6 +56,8 @@ static bool append(struct smtp_session *session, const uint8_t *data, size_t len
         session->too_big = true;
         return false;
     }
+    if (len == 0)
+        return true; /* an empty line: the message may not be allocated yet */
     if (session->message_len + len > session->message_cap) {
         size_t cap = session->message_cap ? session->message_cap : 4096;
         while (cap < session->message_len + len)

@@ -353,7 +353,7 @@ bool pg_manual_stream_wants_read(const pg_manual_stream *ms)
 const uint8_t *pg_manual_stream_output(const pg_manual_stream *ms, size_t *len)
 {
     *len = pg__ms_pending(ms);
-    return ms->out + ms->out_head;
+    return *len > 0 ? ms->out + ms->out_head : NULL; /* out may be NULL: no arithmetic on it */
 }
 
 /* Room in the output: the core may send what it buffered. */

@@ -756,9 +756,6 @@ int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, v
          * protocol too), not after connection_lost. */
         if (s == NULL || s->proto != PG__PROTO_CONNECTED)
             return -EINVAL;
-        /* The next protocol would get a resume_writing without its pause. */
-        if (s->flow != PG__FLOW_RUNNING)
-            return -EBUSY;
     }
     pg_protocol current;
     int r = pg_transport_get_protocol(t, &current);
@@ -774,6 +771,18 @@ int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, v
     /* asyncio leaves connection_made to the caller of set_protocol. */
     if (next.ops->connection_made != NULL)
         next.ops->connection_made(next.self, t);
+    /* Writing paused (a peer slow to read the current protocol's last
+     * replies): the next protocol hears of it, so that the resume_writing it
+     * gets once the buffer drains has its pause, and holds its own writes. */
+    if (pg__transport_ops(t) == &pg__stream_ops) {
+        pg__stream *s = pg__live(t);
+        if (s != NULL && s->proto == PG__PROTO_CONNECTED && s->flow == PG__FLOW_PAUSED_PROTOCOL &&
+            s->protocol.self == next.self) {
+            PG__TRACE_SIZE(s->trace_id, "pause_writing", pg__stream_buffered(s));
+            if (next.ops->pause_writing != NULL)
+                next.ops->pause_writing(next.self);
+        }
+    }
     /* Bytes the current protocol read that belong to the next one, traced
      * as the next protocol's reads: the trace then says the same whether
      * they came in the read that carried the switch or in a later one. */

@@ -50,3 +50,15 @@ void sw_bulk_on_connection_lost(sw_bulk_conn *conn, struct sw_bulk_session *sess
     t->bulk_lost++;
     t->bulk = NULL;
 }
+
+void sw_bulk_on_pause_writing(sw_bulk_conn *conn, struct sw_bulk_session *session)
+{
+    (void)session;
+    ((struct switch_test *)sw_bulk_context(conn))->bulk_pauses++;
+}
+
+void sw_bulk_on_resume_writing(sw_bulk_conn *conn, struct sw_bulk_session *session)
+{
+    (void)session;
+    ((struct switch_test *)sw_bulk_context(conn))->bulk_resumes++;
+}

@@ -20,6 +20,7 @@ struct switch_test {
     /* sw_bulk */
     sw_bulk_conn *bulk;
     int bulk_made, bulk_eof, bulk_lost;
+    int bulk_pauses, bulk_resumes; /* a switch while writing is paused hands the pause on */
     uint8_t rx[1024];
     size_t rx_len;
     size_t buffer_size; /* what get_buffer lends: small, so pending bytes take several */

@@ -69,6 +69,26 @@ static void test_order_and_echo(void **state)
     mfix_done(&f);
 }
 
+/* An empty output is NULL, before any write and once everything written was
+ * consumed (fuzz_resp: a never-written output was NULL + 0, undefined). */
+static void test_empty_output_is_null(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, PG_STREAM_CAN_WRITE_EOF);
+    f.r.hooks.data = echo_data;
+    size_t len = 1;
+    assert_null(pg_manual_stream_output(f.ms, &len));
+    assert_int_equal(len, 0);
+    assert_int_equal(pg_manual_stream_feed(f.ms, "hi", 2), 2);
+    assert_non_null(pg_manual_stream_output(f.ms, &len));
+    assert_int_equal(len, 2);
+    pg_manual_stream_consume(f.ms, 2);
+    assert_null(pg_manual_stream_output(f.ms, &len));
+    assert_int_equal(len, 0);
+    mfix_done(&f);
+}
+
 /* With no room in the output the transport buffers; pause_writing comes
  * strictly above high, resume_writing at low or below, then close drains
  * and connection_lost follows at once, as asyncio's _write_ready does. */
@@ -547,6 +567,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_and_echo),
+        cmocka_unit_test(test_empty_output_is_null),
         cmocka_unit_test(test_back_pressure_and_close_drains),
         cmocka_unit_test(test_abort_drops_the_buffer),
         cmocka_unit_test(test_error_reaches_connection_lost),

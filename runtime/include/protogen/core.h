@@ -197,9 +197,10 @@ int pg_transport_fail(pg_transport *t, int error);
  * takes the transport over, its connection_made is called, and the bytes the
  * current protocol already read but that belong to the next one (pending,
  * len) are delivered to it (copied through get_buffer for a buffered one).
- * -EINVAL before connection_made or after connection_lost, -EBUSY while
- * writing is paused (the next protocol would get a resume without its
- * pause), -ENOTSUP when the transport cannot switch, or the factory's error.
+ * While writing is paused the next protocol gets pause_writing right after
+ * connection_made (before the pending bytes), and resume_writing once the
+ * buffer drains. -EINVAL before connection_made or after connection_lost,
+ * -ENOTSUP when the transport cannot switch, or the factory's error.
  * The current protocol gets no further callback. */
 int pg_transport_switch_protocol(pg_transport *t, pg_protocol_factory factory, void *arg, const void *pending,
                                  size_t len);

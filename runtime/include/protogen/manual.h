@@ -95,7 +95,7 @@ void pg_manual_stream_fail(pg_manual_stream *ms, int error);
 /* True while the protocol reads (watch for readability). */
 bool pg_manual_stream_wants_read(const pg_manual_stream *ms);
 
-/* What the protocol wrote, in order, not yet consumed (*len 0: nothing). */
+/* What the protocol wrote, in order, not yet consumed (NULL and *len 0: nothing). */
 const uint8_t *pg_manual_stream_output(const pg_manual_stream *ms, size_t *len);
 /* The first n bytes of the output were sent. May call protocol callbacks
  * (resume_writing) and end the transport (a close() that drained). */

@@ -274,9 +274,6 @@ int cat_in_switch_protocol(cat_in_conn *conn, pg_protocol_factory factory, void 
     if (transport == NULL || conn->switched || conn->lifecycle == CAT_IN_NEW
         || conn->lifecycle == CAT_IN_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
-    /* The next protocol would get a resume_writing without its pause. */
-    if (conn->flow != CAT_IN_FLOW_RUNNING)
-        return -EBUSY;
     /* The switch itself (factory, set_protocol, connection_made, the pending
      * bytes) is the runtime's one implementation. */
     int rc = pg_transport_switch_protocol(transport, factory, context, pending, len);

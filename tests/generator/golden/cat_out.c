@@ -279,9 +279,6 @@ int cat_out_switch_protocol(cat_out_conn *conn, pg_protocol_factory factory, voi
     if (transport == NULL || conn->switched || conn->lifecycle == CAT_OUT_NEW
         || conn->lifecycle == CAT_OUT_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
-    /* The next protocol would get a resume_writing without its pause. */
-    if (conn->flow != CAT_OUT_FLOW_RUNNING)
-        return -EBUSY;
     /* The switch itself (factory, set_protocol, connection_made, the pending
      * bytes) is the runtime's one implementation. */
     int rc = pg_transport_switch_protocol(transport, factory, context, pending, len);

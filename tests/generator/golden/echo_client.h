@@ -86,10 +86,10 @@ void *echo_client_context(const echo_client_conn *conn);
  * NAME_protocol_factory will do), its connection_made is called at once, then
  * it gets `pending` (len bytes this connection received that belong to it, or
  * NULL, 0), and every later callback. conn is freed once the handler that
- * called this returns: do not use it afterwards. -EBUSY while writing is
- * paused (the next protocol would get a resume_writing without its pause),
- * -EINVAL before connection_made or once the connection is lost, or the
- * factory's error. */
+ * called this returns: do not use it afterwards. While writing is paused the
+ * next protocol gets pause_writing after its connection_made, and
+ * resume_writing once the buffer drains. -EINVAL before connection_made or
+ * once the connection is lost, or the factory's error. */
 int echo_client_switch_protocol(echo_client_conn *conn, pg_protocol_factory factory, void *context,
                                 const void *pending, size_t len);
 

@@ -274,9 +274,6 @@ int hello_switch_protocol(hello_conn *conn, pg_protocol_factory factory, void *c
     if (transport == NULL || conn->switched || conn->lifecycle == HELLO_NEW
         || conn->lifecycle == HELLO_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
-    /* The next protocol would get a resume_writing without its pause. */
-    if (conn->flow != HELLO_FLOW_RUNNING)
-        return -EBUSY;
     /* The switch itself (factory, set_protocol, connection_made, the pending
      * bytes) is the runtime's one implementation. */
     int rc = pg_transport_switch_protocol(transport, factory, context, pending, len);

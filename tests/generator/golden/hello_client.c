@@ -277,9 +277,6 @@ int hello_client_switch_protocol(hello_client_conn *conn, pg_protocol_factory fa
     if (transport == NULL || conn->switched || conn->lifecycle == HELLO_CLIENT_NEW
         || conn->lifecycle == HELLO_CLIENT_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
-    /* The next protocol would get a resume_writing without its pause. */
-    if (conn->flow != HELLO_CLIENT_FLOW_RUNNING)
-        return -EBUSY;
     /* The switch itself (factory, set_protocol, connection_made, the pending
      * bytes) is the runtime's one implementation. */
     int rc = pg_transport_switch_protocol(transport, factory, context, pending, len);

@@ -288,9 +288,6 @@ int sink_switch_protocol(sink_conn *conn, pg_protocol_factory factory, void *con
     if (transport == NULL || conn->switched || conn->lifecycle == SINK_NEW
         || conn->lifecycle == SINK_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
-    /* The next protocol would get a resume_writing without its pause. */
-    if (conn->flow != SINK_FLOW_RUNNING)
-        return -EBUSY;
     /* The switch itself (factory, set_protocol, connection_made, the pending
      * bytes) is the runtime's one implementation. */
     int rc = pg_transport_switch_protocol(transport, factory, context, pending, len);
