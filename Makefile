@@ -52,7 +52,7 @@ valgrind: setup
 
 # libFuzzer (clang, ASan+UBSan) in a build of its own (build-fuzz): each protocol's fuzzer
 # seeded from the split cases, run for FUZZ_SECONDS; a crash, leak or sanitizer report fails.
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 12
 fuzz: setup
 	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DPROTOGEN_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-fuzz -j2 --target fuzzers
