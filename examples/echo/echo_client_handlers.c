@@ -7,11 +7,11 @@
 #include "echo_client.h"
 #include "echo_client_app.h"
 
-struct echo_client_state {
+struct echo_client_session {
     char unused; /* all the client's state is in struct echo_client_app */
 };
 
-const size_t echo_client_state_size = sizeof(struct echo_client_state);
+const size_t echo_client_session_size = sizeof(struct echo_client_session);
 
 enum { CHUNK = 64 * 1024 };
 
@@ -29,10 +29,10 @@ static void send_more(struct echo_client_app *app, echo_client_conn *conn)
         (void)echo_client_write_eof(conn);
 }
 
-void echo_client_on_connection_made(echo_client_conn *conn, struct echo_client_state *state)
+void echo_client_on_connection_made(echo_client_conn *conn, struct echo_client_session *session)
 {
     struct echo_client_app *app = echo_client_context(conn);
-    (void)state;
+    (void)session;
     app->conn = conn;
     if (app->hold_reading) {
         echo_client_pause_reading(conn);
@@ -42,11 +42,11 @@ void echo_client_on_connection_made(echo_client_conn *conn, struct echo_client_s
     send_more(app, conn);
 }
 
-void echo_client_on_data_received(echo_client_conn *conn, struct echo_client_state *state,
+void echo_client_on_data_received(echo_client_conn *conn, struct echo_client_session *session,
                                   const uint8_t *data, size_t len)
 {
     struct echo_client_app *app = echo_client_context(conn);
-    (void)state;
+    (void)session;
     for (size_t i = 0; i < len; i++)
         if (data[i] != echo_client_payload_byte(app->received + i))
             app->mismatch = true;
@@ -54,17 +54,17 @@ void echo_client_on_data_received(echo_client_conn *conn, struct echo_client_sta
 }
 
 /* The server closes after echoing everything: we are done too. */
-bool echo_client_on_eof_received(echo_client_conn *conn, struct echo_client_state *state)
+bool echo_client_on_eof_received(echo_client_conn *conn, struct echo_client_session *session)
 {
     (void)conn;
-    (void)state;
+    (void)session;
     return false;
 }
 
-void echo_client_on_connection_lost(echo_client_conn *conn, struct echo_client_state *state, int error)
+void echo_client_on_connection_lost(echo_client_conn *conn, struct echo_client_session *session, int error)
 {
     struct echo_client_app *app = echo_client_context(conn);
-    (void)state;
+    (void)session;
     pg_timer_cancel(&app->hold_timer);
     app->conn = NULL;
     app->error = error;
@@ -72,17 +72,17 @@ void echo_client_on_connection_lost(echo_client_conn *conn, struct echo_client_s
     pg_loop_stop(app->loop);
 }
 
-void echo_client_on_pause_writing(echo_client_conn *conn, struct echo_client_state *state)
+void echo_client_on_pause_writing(echo_client_conn *conn, struct echo_client_session *session)
 {
     struct echo_client_app *app = echo_client_context(conn);
-    (void)state;
+    (void)session;
     app->writing_paused = true;
 }
 
-void echo_client_on_resume_writing(echo_client_conn *conn, struct echo_client_state *state)
+void echo_client_on_resume_writing(echo_client_conn *conn, struct echo_client_session *session)
 {
     struct echo_client_app *app = echo_client_context(conn);
-    (void)state;
+    (void)session;
     app->writing_paused = false;
     send_more(app, conn);
 }

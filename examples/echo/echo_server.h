@@ -4,13 +4,13 @@
 
 #include <stddef.h>
 
-struct echo_state;
+struct echo_session;
 
 struct echo_server {
     /* Open connections, to close them on shutdown where no pg_server knows
      * them (examples/embed-libuv and embed-poll listen on their own);
      * echo_server asks its server instead (pg_server_abort_clients). */
-    struct echo_state *connections;
+    struct echo_session *connections;
     size_t open_connections;
     size_t accepted; /* connections made, ever (echo_server --threads reports them) */
 };

@@ -21,15 +21,15 @@ struct client_app {
     bool ok;
 };
 
-struct hello_client_state {
+struct hello_client_session {
     char reply[HANDSHAKE_MAX_LINE];
     size_t len;
     bool welcomed;
 };
 
-const size_t hello_client_state_size = sizeof(struct hello_client_state);
+const size_t hello_client_session_size = sizeof(struct hello_client_session);
 
-void hello_client_on_connection_made(hello_client_conn *conn, struct hello_client_state *state)
+void hello_client_on_connection_made(hello_client_conn *conn, struct hello_client_session *state)
 {
     (void)state;
     (void)hello_client_write(conn, "HELLO client\n", 13);
@@ -50,7 +50,7 @@ static void send_payload(hello_client_conn *conn, struct client_app *app)
     (void)hello_client_write_eof(conn);
 }
 
-void hello_client_on_data_received(hello_client_conn *conn, struct hello_client_state *state, const uint8_t *data,
+void hello_client_on_data_received(hello_client_conn *conn, struct hello_client_session *state, const uint8_t *data,
                                    size_t len)
 {
     struct client_app *app = hello_client_context(conn);
@@ -79,14 +79,14 @@ void hello_client_on_data_received(hello_client_conn *conn, struct hello_client_
     }
 }
 
-bool hello_client_on_eof_received(hello_client_conn *conn, struct hello_client_state *state)
+bool hello_client_on_eof_received(hello_client_conn *conn, struct hello_client_session *state)
 {
     (void)conn;
     (void)state;
     return false;
 }
 
-void hello_client_on_connection_lost(hello_client_conn *conn, struct hello_client_state *state, int error)
+void hello_client_on_connection_lost(hello_client_conn *conn, struct hello_client_session *state, int error)
 {
     struct client_app *app = hello_client_context(conn);
     (void)state;

@@ -16,7 +16,7 @@
 enum { MAX_TARGET = 8 * 1024 };
 
 /* The request being read. */
-struct http_state {
+struct http_session {
     char method[16];
     char *target;          /* a copy: the head's memory goes with its handler */
     size_t target_len;
@@ -29,7 +29,7 @@ struct http_state {
     size_t chunk;          /* the chunk being read: its size */
 };
 
-const size_t http_state_size = sizeof(struct http_state);
+const size_t http_session_size = sizeof(struct http_session);
 
 static bool is(pg_slice s, const char *text)
 {
@@ -77,95 +77,95 @@ static bool decimal(pg_slice s, size_t *out)
 
 /* Writes the status line, the fields and the body; the connection stays
  * open for the next request unless it is to close (then 'done', final). */
-static void respond(http_conn *conn, struct http_state *state, int status, const char *reason,
+static void respond(http_conn *conn, struct http_session *session, int status, const char *reason,
                     const char *content_type, const uint8_t *body, size_t len, bool keep_alive)
 {
     char head[256];
     const char *connection = !keep_alive ? "Connection: close\r\n"
-                             : state->http10 ? "Connection: keep-alive\r\n" : "";
+                             : session->http10 ? "Connection: keep-alive\r\n" : "";
     int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: protogen\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\n%s\r\n", status, reason, content_type, len, connection);
-    struct iovec iov[2] = { { head, (size_t)n }, { (void *)body, state->head ? 0 : len } };
+    struct iovec iov[2] = { { head, (size_t)n }, { (void *)body, session->head ? 0 : len } };
     (void)http_writelines(conn, iov, iov[1].iov_len > 0 ? 2 : 1);
     if (!keep_alive)
         (void)http_next_state(conn, HTTP_STATE_DONE);
 }
 
 /* An error answered before the request is read whole: the connection closes. */
-static void refuse(http_conn *conn, struct http_state *state, int status, const char *reason)
+static void refuse(http_conn *conn, struct http_session *session, int status, const char *reason)
 {
     char body[64];
     snprintf(body, sizeof body, "%d %s\n", status, reason);
-    respond(conn, state, status, reason, "text/plain", (const uint8_t *)body, strlen(body), false);
+    respond(conn, session, status, reason, "text/plain", (const uint8_t *)body, strlen(body), false);
 }
 
 /* The request is whole: its route's response, then the next request (or the close). */
-static void complete(http_conn *conn, struct http_state *state, const uint8_t *body, size_t len)
+static void complete(http_conn *conn, struct http_session *session, const uint8_t *body, size_t len)
 {
     struct http_server *server = http_context(conn);
     struct http_response r;
-    route(server->root, state->method, state->target, state->target_len, body, len, &r);
-    respond(conn, state, r.status, r.reason, r.content_type, r.body, r.len, state->keep_alive);
+    route(server->root, session->method, session->target, session->target_len, body, len, &r);
+    respond(conn, session, r.status, r.reason, r.content_type, r.body, r.len, session->keep_alive);
     free(r.owned);
-    free(state->target);
-    state->target = NULL;
-    state->body_len = 0;
+    free(session->target);
+    session->target = NULL;
+    session->body_len = 0;
     server->requests++;
-    if (state->keep_alive) /* 'responded': on to 'waiting', the head timer anew */
+    if (session->keep_alive) /* 'responded': on to 'waiting', the head timer anew */
         (void)http_start_timer(conn, HTTP_TIMER_HEAD, server->header_timeout_ms);
 }
 
-void http_on_connection_made(http_conn *conn, struct http_state *state)
+void http_on_connection_made(http_conn *conn, struct http_session *session)
 {
     struct http_server *server = http_context(conn);
-    (void)state;
+    (void)session;
     server->open_connections++;
     (void)http_set_idle_timeout(conn, server->idle_timeout_ms);
     (void)http_start_timer(conn, HTTP_TIMER_HEAD, server->header_timeout_ms);
 }
 
-void http_on_connection_lost(http_conn *conn, struct http_state *state, int error)
+void http_on_connection_lost(http_conn *conn, struct http_session *session, int error)
 {
     struct http_server *server = http_context(conn);
     (void)error;
-    free(state->target);
-    free(state->body);
+    free(session->target);
+    free(session->body);
     server->open_connections--;
 }
 
 /* A head too big (431; 414 for the request line itself) or malformed (400). */
-bool http_on_protocol_error(http_conn *conn, struct http_state *state, int code, uint64_t pos, const char *reason)
+bool http_on_protocol_error(http_conn *conn, struct http_session *session, int code, uint64_t pos, const char *reason)
 {
     (void)pos;
     (void)reason;
     if (http_current_state(conn) != HTTP_STATE_WAITING)
-        refuse(conn, state, 400, "Bad Request"); /* a chunk size or trailer line */
+        refuse(conn, session, 400, "Bad Request"); /* a chunk size or trailer line */
     else if (code == -EMSGSIZE)
-        refuse(conn, state, 431, "Request Header Fields Too Large");
+        refuse(conn, session, 431, "Request Header Fields Too Large");
     else
-        refuse(conn, state, 400, "Bad Request");
+        refuse(conn, session, 400, "Bad Request");
     return false;
 }
 
-void http_on_request(http_conn *conn, struct http_state *state, const http_request_msg *msg)
+void http_on_request(http_conn *conn, struct http_session *session, const http_request_msg *msg)
 {
     struct http_server *server = http_context(conn);
-    state->http10 = msg->minor == 0;
+    session->http10 = msg->minor == 0;
     if (msg->major != 1 || msg->minor > 1) {
-        refuse(conn, state, 505, "HTTP Version Not Supported");
+        refuse(conn, session, 505, "HTTP Version Not Supported");
         return;
     }
     if (msg->target.len > MAX_TARGET) {
-        refuse(conn, state, 414, "URI Too Long");
+        refuse(conn, session, 414, "URI Too Long");
         return;
     }
-    if (msg->method.len >= sizeof state->method) {
-        refuse(conn, state, 501, "Not Implemented");
+    if (msg->method.len >= sizeof session->method) {
+        refuse(conn, session, 501, "Not Implemented");
         return;
     }
-    memcpy(state->method, msg->method.data, msg->method.len);
-    state->method[msg->method.len] = '\0';
-    state->head = strcmp(state->method, "HEAD") == 0;
+    memcpy(session->method, msg->method.data, msg->method.len);
+    session->method[msg->method.len] = '\0';
+    session->head = strcmp(session->method, "HEAD") == 0;
 
     bool host = false, chunked = false, close = false, keep = false, expect = false, has_length = false;
     size_t length = 0;
@@ -176,14 +176,14 @@ void http_on_request(http_conn *conn, struct http_state *state, const http_reque
             host = true;
         } else if (is(name, "Content-Length")) {
             if (!decimal(value, &n) || (has_length && n != length)) {
-                refuse(conn, state, 400, "Bad Request");
+                refuse(conn, session, 400, "Bad Request");
                 return;
             }
             has_length = true;
             length = n;
         } else if (is(name, "Transfer-Encoding")) {
             if (!is(value, "chunked")) {
-                refuse(conn, state, 501, "Not Implemented");
+                refuse(conn, session, 501, "Not Implemented");
                 return;
             }
             chunked = true;
@@ -195,68 +195,68 @@ void http_on_request(http_conn *conn, struct http_state *state, const http_reque
         }
     }
     /* Both framings at once is how requests are smuggled (RFC 9112 6.3): refused. */
-    if ((!host && !state->http10) || (chunked && has_length)) {
-        refuse(conn, state, 400, "Bad Request");
+    if ((!host && !session->http10) || (chunked && has_length)) {
+        refuse(conn, session, 400, "Bad Request");
         return;
     }
-    state->keep_alive = state->http10 ? keep && !close : !close;
-    state->target = malloc(msg->target.len + 1);
-    if (state->target == NULL) {
-        refuse(conn, state, 500, "Internal Server Error");
+    session->keep_alive = session->http10 ? keep && !close : !close;
+    session->target = malloc(msg->target.len + 1);
+    if (session->target == NULL) {
+        refuse(conn, session, 500, "Internal Server Error");
         return;
     }
-    memcpy(state->target, msg->target.data, msg->target.len);
-    state->target[msg->target.len] = '\0';
-    state->target_len = msg->target.len;
+    memcpy(session->target, msg->target.data, msg->target.len);
+    session->target[msg->target.len] = '\0';
+    session->target_len = msg->target.len;
     if (has_length && length > server->max_body) {
-        refuse(conn, state, 413, "Content Too Large");
+        refuse(conn, session, 413, "Content Too Large");
         return;
     }
-    if ((chunked || length > 0) && expect && !state->http10)
+    if ((chunked || length > 0) && expect && !session->http10)
         (void)http_write(conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     if (chunked) {
-        state->body_len = 0;
+        session->body_len = 0;
         (void)http_next_state(conn, HTTP_STATE_CHUNK_SIZE);
     } else if (length > 0) {
         (void)http_expect_raw(conn, length); /* the body: one message */
         (void)http_next_state(conn, HTTP_STATE_BODY);
     } else {
-        complete(conn, state, NULL, 0);
+        complete(conn, session, NULL, 0);
     }
 }
 
 /* The Content-Length body, whole. */
-void http_on_message_received(http_conn *conn, struct http_state *state, const uint8_t *data, size_t len)
+void http_on_message_received(http_conn *conn, struct http_session *session, const uint8_t *data, size_t len)
 {
     if (http_current_state(conn) == HTTP_STATE_BODY) {
-        complete(conn, state, data, len);
+        complete(conn, session, data, len);
         return;
     }
     /* chunk_size: a chunk's bytes and its CRLF */
     struct http_server *server = http_context(conn);
     if (len < 2 || data[len - 2] != '\r' || data[len - 1] != '\n') {
-        refuse(conn, state, 400, "Bad Request");
+        refuse(conn, session, 400, "Bad Request");
         return;
     }
     len -= 2;
-    if (state->body_len + len > state->body_cap) {
-        size_t cap = state->body_cap ? state->body_cap : 4096;
-        while (cap < state->body_len + len)
+    if (session->body_len + len > session->body_cap) {
+        size_t cap = session->body_cap ? session->body_cap : 4096;
+        while (cap < session->body_len + len)
             cap *= 2;
-        uint8_t *grown = cap <= server->max_body * 2 + 4096 ? realloc(state->body, cap) : NULL;
+        uint8_t *grown = cap <= server->max_body * 2 + 4096 ? realloc(session->body, cap) : NULL;
         if (grown == NULL) {
-            refuse(conn, state, 500, "Internal Server Error");
+            refuse(conn, session, 500, "Internal Server Error");
             return;
         }
-        state->body = grown;
-        state->body_cap = cap;
+        session->body = grown;
+        session->body_cap = cap;
     }
-    memcpy(state->body + state->body_len, data, len);
-    state->body_len += len;
+    memcpy(session->body + session->body_len, data, len);
+    session->body_len += len;
 }
 
 /* chunk-size [; extensions] */
-void http_on_chunk_line(http_conn *conn, struct http_state *state, const uint8_t *data, size_t len)
+void http_on_chunk_line(http_conn *conn, struct http_session *session, const uint8_t *data, size_t len)
 {
     struct http_server *server = http_context(conn);
     size_t size = 0, i = 0;
@@ -268,41 +268,41 @@ void http_on_chunk_line(http_conn *conn, struct http_state *state, const uint8_t
         size = size * 16 + (size_t)d;
     }
     if (i == 0 || (i < len && data[i] != ';' && data[i] != ' ' && data[i] != '\t')) {
-        refuse(conn, state, 400, "Bad Request");
+        refuse(conn, session, 400, "Bad Request");
         return;
     }
     if (size == 0) {
         (void)http_next_state(conn, HTTP_STATE_TRAILER);
         return;
     }
-    if (state->body_len + size > server->max_body) {
-        refuse(conn, state, 413, "Content Too Large");
+    if (session->body_len + size > server->max_body) {
+        refuse(conn, session, 413, "Content Too Large");
         return;
     }
-    state->chunk = size;
+    session->chunk = size;
     (void)http_expect_raw(conn, size + 2); /* the chunk's bytes, then its CRLF */
 }
 
 /* A trailer field, or the empty line that ends the request. */
-void http_on_trailer_line(http_conn *conn, struct http_state *state, const uint8_t *data, size_t len)
+void http_on_trailer_line(http_conn *conn, struct http_session *session, const uint8_t *data, size_t len)
 {
     (void)data;
     if (len == 0) {
         (void)http_next_state(conn, HTTP_STATE_RESPONDED);
-        complete(conn, state, state->body, state->body_len);
+        complete(conn, session, session->body, session->body_len);
     }
 }
 
 /* A request (its head, or its body) not whole in time. */
-void http_on_head(http_conn *conn, struct http_state *state)
+void http_on_head(http_conn *conn, struct http_session *session)
 {
     if (http_current_state(conn) == HTTP_STATE_WAITING && http_input_buffered(conn) == 0)
         return; /* nothing of a request came: closed without an answer */
-    refuse(conn, state, 408, "Request Timeout");
+    refuse(conn, session, 408, "Request Timeout");
 }
 
-void http_on_idle(http_conn *conn, struct http_state *state)
+void http_on_idle(http_conn *conn, struct http_session *session)
 {
     (void)conn;
-    (void)state; /* 'done': closed without a word, as keep-alive allows */
+    (void)session; /* 'done': closed without a word, as keep-alive allows */
 }

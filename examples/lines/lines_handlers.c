@@ -11,22 +11,22 @@
 #include "lines.h"
 #include "lines_server.h"
 
-struct lines_state {
+struct lines_session {
     lines_conn *conn;
-    struct lines_state *prev, *next; /* in the server's list of open connections */
+    struct lines_session *prev, *next; /* in the server's list of open connections */
     bool raw;                        /* the next message is a RAW body */
 };
 
-const size_t lines_state_size = sizeof(struct lines_state);
+const size_t lines_session_size = sizeof(struct lines_session);
 
-void lines_on_connection_made(lines_conn *conn, struct lines_state *state)
+void lines_on_connection_made(lines_conn *conn, struct lines_session *session)
 {
     struct lines_server *server = lines_context(conn);
-    state->conn = conn;
-    state->next = server->connections;
-    if (state->next != NULL)
-        state->next->prev = state;
-    server->connections = state;
+    session->conn = conn;
+    session->next = server->connections;
+    if (session->next != NULL)
+        session->next->prev = session;
+    server->connections = session;
     server->open_connections++;
 }
 
@@ -51,17 +51,17 @@ static bool raw_length(const uint8_t *data, size_t len, size_t *n)
     return v >= 1 && v <= 65536;
 }
 
-void lines_on_message_received(lines_conn *conn, struct lines_state *state, const uint8_t *data, size_t len)
+void lines_on_message_received(lines_conn *conn, struct lines_session *session, const uint8_t *data, size_t len)
 {
     size_t n;
-    if (state->raw) {
-        state->raw = false;
+    if (session->raw) {
+        session->raw = false;
         reply(conn, data, len);
     } else if (len == 4 && memcmp(data, "QUIT", 4) == 0) {
         reply(conn, "BYE", 3);
         lines_close(conn);
     } else if (raw_length(data, len, &n)) {
-        state->raw = lines_expect_raw(conn, n) == 0;
+        session->raw = lines_expect_raw(conn, n) == 0;
     } else {
         uint8_t upper[1024]; /* the framing's max */
         for (size_t i = 0; i < len; i++)
@@ -71,9 +71,9 @@ void lines_on_message_received(lines_conn *conn, struct lines_state *state, cons
 }
 
 /* A line too long: tell the peer; returning false closes once this is sent. */
-bool lines_on_protocol_error(lines_conn *conn, struct lines_state *state, int code, uint64_t pos, const char *reason)
+bool lines_on_protocol_error(lines_conn *conn, struct lines_session *session, int code, uint64_t pos, const char *reason)
 {
-    (void)state;
+    (void)session;
     (void)code;
     char text[128];
     int n = snprintf(text, sizeof text, "-ERR %s at byte %llu", reason, (unsigned long long)pos);
@@ -81,21 +81,21 @@ bool lines_on_protocol_error(lines_conn *conn, struct lines_state *state, int co
     return false;
 }
 
-void lines_on_connection_lost(lines_conn *conn, struct lines_state *state, int error)
+void lines_on_connection_lost(lines_conn *conn, struct lines_session *session, int error)
 {
     struct lines_server *server = lines_context(conn);
     (void)error;
-    if (state->prev != NULL)
-        state->prev->next = state->next;
+    if (session->prev != NULL)
+        session->prev->next = session->next;
     else
-        server->connections = state->next;
-    if (state->next != NULL)
-        state->next->prev = state->prev;
+        server->connections = session->next;
+    if (session->next != NULL)
+        session->next->prev = session->prev;
     server->open_connections--;
 }
 
 void lines_server_abort_all(struct lines_server *server)
 {
-    for (struct lines_state *s = server->connections; s != NULL; s = s->next)
+    for (struct lines_session *s = server->connections; s != NULL; s = s->next)
         lines_abort(s->conn);
 }

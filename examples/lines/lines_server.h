@@ -4,10 +4,10 @@
 
 #include <stddef.h>
 
-struct lines_state;
+struct lines_session;
 
 struct lines_server {
-    struct lines_state *connections; /* open connections, to close them on shutdown */
+    struct lines_session *connections; /* open connections, to close them on shutdown */
     size_t open_connections;
 };
 

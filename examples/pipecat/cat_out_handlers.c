@@ -4,32 +4,32 @@
 
 #include "pipecat.h"
 
-struct cat_out_state {
+struct cat_out_session {
     char unused;
 };
 
-const size_t cat_out_state_size = sizeof(struct cat_out_state);
+const size_t cat_out_session_size = sizeof(struct cat_out_session);
 
-void cat_out_on_pause_writing(cat_out_conn *conn, struct cat_out_state *state)
+void cat_out_on_pause_writing(cat_out_conn *conn, struct cat_out_session *session)
 {
     struct pipecat *cat = cat_out_context(conn);
-    (void)state;
+    (void)session;
     if (cat->in != NULL)
         cat_in_pause_reading(cat->in);
 }
 
-void cat_out_on_resume_writing(cat_out_conn *conn, struct cat_out_state *state)
+void cat_out_on_resume_writing(cat_out_conn *conn, struct cat_out_session *session)
 {
     struct pipecat *cat = cat_out_context(conn);
-    (void)state;
+    (void)session;
     if (cat->in != NULL)
         cat_in_resume_reading(cat->in);
 }
 
-void cat_out_on_connection_lost(cat_out_conn *conn, struct cat_out_state *state, int error)
+void cat_out_on_connection_lost(cat_out_conn *conn, struct cat_out_session *session, int error)
 {
     struct pipecat *cat = cat_out_context(conn);
-    (void)state;
+    (void)session;
     cat->out = NULL;
     cat->out_error = error;
     /* The reader left before the end of the input: with nothing buffered at

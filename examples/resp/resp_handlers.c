@@ -10,15 +10,15 @@
 #include "resp.h"
 #include "resp_server.h"
 
-struct resp_state {
+struct resp_session {
     int unused;
 };
 
-const size_t resp_state_size = sizeof(struct resp_state);
+const size_t resp_session_size = sizeof(struct resp_session);
 
-void resp_on_connection_made(resp_conn *conn, struct resp_state *state)
+void resp_on_connection_made(resp_conn *conn, struct resp_session *session)
 {
-    (void)state;
+    (void)session;
     struct resp_server *server = resp_context(conn);
     server->open_connections++;
 }
@@ -70,18 +70,18 @@ static bool zero_led_length(const resp_command_msg *msg)
     return false;
 }
 
-void resp_on_command(resp_conn *conn, struct resp_state *state, const resp_command_msg *msg)
+void resp_on_command(resp_conn *conn, struct resp_session *session, const resp_command_msg *msg)
 {
-    (void)state;
+    (void)session;
     if (zero_led_length(msg))
         refuse(conn, "invalid bulk length");
     else
         run(conn, msg->arg_count, msg->arg);
 }
 
-void resp_on_inline_command(resp_conn *conn, struct resp_state *state, const resp_inline_command_msg *msg)
+void resp_on_inline_command(resp_conn *conn, struct resp_session *session, const resp_inline_command_msg *msg)
 {
-    (void)state;
+    (void)session;
     struct resp_server *server = resp_context(conn);
     int rc = resp_inline_split(&server->words, msg->raw.data, msg->raw.len - 1);
     if (rc == -EINVAL)
@@ -90,18 +90,18 @@ void resp_on_inline_command(resp_conn *conn, struct resp_state *state, const res
         run(conn, server->words.count, server->words.args);
 }
 
-void resp_on_blank(resp_conn *conn, struct resp_state *state, const resp_blank_msg *msg)
+void resp_on_blank(resp_conn *conn, struct resp_session *session, const resp_blank_msg *msg)
 {
     (void)conn;
-    (void)state;
+    (void)session;
     (void)msg; /* an empty line: nothing to do, as redis-server */
 }
 
 /* *-N: a negative count is no command to redis-server, as *0, when it is a
  * 64-bit number; *-, then "\r" and the byte after it, around the digits. */
-void resp_on_negative_count(resp_conn *conn, struct resp_state *state, const resp_negative_count_msg *msg)
+void resp_on_negative_count(resp_conn *conn, struct resp_session *session, const resp_negative_count_msg *msg)
 {
-    (void)state;
+    (void)session;
     static const char least[] = "9223372036854775808"; /* -least: the smallest long long */
     const char *digits = (const char *)msg->raw.data + 2;
     size_t n = msg->raw.len - 4;
@@ -110,9 +110,9 @@ void resp_on_negative_count(resp_conn *conn, struct resp_state *state, const res
 }
 
 /* *0N, *-0N: a count with a leading zero is no number to redis-server. */
-void resp_on_zero_led_count(resp_conn *conn, struct resp_state *state, const resp_zero_led_count_msg *msg)
+void resp_on_zero_led_count(resp_conn *conn, struct resp_session *session, const resp_zero_led_count_msg *msg)
 {
-    (void)state;
+    (void)session;
     (void)msg;
     refuse(conn, "invalid multibulk length");
 }
@@ -150,9 +150,9 @@ static const char *command_error(const uint8_t *in, size_t len, size_t at, int c
 }
 
 /* Input that breaks the protocol: say so as redis-server does, then close. */
-bool resp_on_protocol_error(resp_conn *conn, struct resp_state *state, int code, uint64_t pos, const char *reason)
+bool resp_on_protocol_error(resp_conn *conn, struct resp_session *session, int code, uint64_t pos, const char *reason)
 {
-    (void)state;
+    (void)session;
     (void)pos;
     (void)reason;
     size_t len, at;
@@ -165,9 +165,9 @@ bool resp_on_protocol_error(resp_conn *conn, struct resp_state *state, int code,
     return true; /* refuse closed it, once the reply is sent */
 }
 
-void resp_on_connection_lost(resp_conn *conn, struct resp_state *state, int error)
+void resp_on_connection_lost(resp_conn *conn, struct resp_session *session, int error)
 {
-    (void)state;
+    (void)session;
     (void)error;
     struct resp_server *server = resp_context(conn);
     server->open_connections--;

@@ -2,17 +2,17 @@
  * pipe transport with what the child writes to its own. */
 #include "pgtimeout.h"
 
-struct relay_out_state {
+struct relay_out_session {
     char unused;
 };
 
-const size_t relay_out_state_size = sizeof(struct relay_out_state);
+const size_t relay_out_session_size = sizeof(struct relay_out_session);
 
-void relay_out_on_connection_lost(relay_out_conn *conn, struct relay_out_state *state, int error)
+void relay_out_on_connection_lost(relay_out_conn *conn, struct relay_out_session *session, int error)
 {
     struct relay_end *end = relay_out_context(conn);
     struct pgtimeout *app = end->app;
-    (void)state;
+    (void)session;
     app->out[end->fd] = NULL;
     (void)error; /* 0 too when our reader left with nothing buffered: asyncio's rule */
     if (app->child != NULL) {
@@ -27,18 +27,18 @@ void relay_out_on_connection_lost(relay_out_conn *conn, struct relay_out_state *
     pgtimeout_maybe_finish(app);
 }
 
-void relay_out_on_pause_writing(relay_out_conn *conn, struct relay_out_state *state)
+void relay_out_on_pause_writing(relay_out_conn *conn, struct relay_out_session *session)
 {
     struct relay_end *end = relay_out_context(conn);
-    (void)state;
+    (void)session;
     if (end->app->child != NULL)
         monitored_pause_reading(end->app->child, end->fd);
 }
 
-void relay_out_on_resume_writing(relay_out_conn *conn, struct relay_out_state *state)
+void relay_out_on_resume_writing(relay_out_conn *conn, struct relay_out_session *session)
 {
     struct relay_end *end = relay_out_context(conn);
-    (void)state;
+    (void)session;
     if (end->app->child != NULL)
         monitored_resume_reading(end->app->child, end->fd);
 }

@@ -10,11 +10,11 @@
 #include "udp_echo_client.h"
 #include "udp_echo_client_app.h"
 
-struct udp_echo_client_state {
+struct udp_echo_client_session {
     char unused; /* all the client's state is in struct udp_echo_client_app */
 };
 
-const size_t udp_echo_client_state_size = sizeof(struct udp_echo_client_state);
+const size_t udp_echo_client_session_size = sizeof(struct udp_echo_client_session);
 
 enum { MAX_DATAGRAM = 65507 };
 
@@ -70,20 +70,20 @@ static void check_losses(void *arg)
         send_more(app, app->conn);
 }
 
-void udp_echo_client_on_connection_made(udp_echo_client_conn *conn, struct udp_echo_client_state *state)
+void udp_echo_client_on_connection_made(udp_echo_client_conn *conn, struct udp_echo_client_session *session)
 {
     struct udp_echo_client_app *app = udp_echo_client_context(conn);
-    (void)state;
+    (void)session;
     app->conn = conn;
     send_more(app, conn);
 }
 
-void udp_echo_client_on_datagram_received(udp_echo_client_conn *conn, struct udp_echo_client_state *state,
+void udp_echo_client_on_datagram_received(udp_echo_client_conn *conn, struct udp_echo_client_session *session,
                                           const uint8_t *data, size_t len, const struct sockaddr *addr,
                                           socklen_t addrlen)
 {
     struct udp_echo_client_app *app = udp_echo_client_context(conn);
-    (void)state;
+    (void)session;
     (void)addr; /* a connected endpoint hears from its peer only */
     (void)addrlen;
     uint64_t seq;
@@ -111,20 +111,20 @@ void udp_echo_client_on_datagram_received(udp_echo_client_conn *conn, struct udp
 
 /* -ECONNREFUSED: nothing listens on the server's port. The endpoint would
  * stay open, but there is no one to talk to: give up. */
-void udp_echo_client_on_error_received(udp_echo_client_conn *conn, struct udp_echo_client_state *state, int error)
+void udp_echo_client_on_error_received(udp_echo_client_conn *conn, struct udp_echo_client_session *session, int error)
 {
     struct udp_echo_client_app *app = udp_echo_client_context(conn);
-    (void)state;
+    (void)session;
     if (app->error == 0)
         app->error = error;
     if (!app->finished)
         finish(app, conn);
 }
 
-void udp_echo_client_on_connection_lost(udp_echo_client_conn *conn, struct udp_echo_client_state *state, int error)
+void udp_echo_client_on_connection_lost(udp_echo_client_conn *conn, struct udp_echo_client_session *session, int error)
 {
     struct udp_echo_client_app *app = udp_echo_client_context(conn);
-    (void)state;
+    (void)session;
     pg_timer_cancel(&app->loss_timer);
     app->conn = NULL;
     if (app->error == 0)
@@ -133,17 +133,17 @@ void udp_echo_client_on_connection_lost(udp_echo_client_conn *conn, struct udp_e
     pg_loop_stop(app->loop);
 }
 
-void udp_echo_client_on_pause_writing(udp_echo_client_conn *conn, struct udp_echo_client_state *state)
+void udp_echo_client_on_pause_writing(udp_echo_client_conn *conn, struct udp_echo_client_session *session)
 {
     struct udp_echo_client_app *app = udp_echo_client_context(conn);
-    (void)state;
+    (void)session;
     app->writing_paused = true;
 }
 
-void udp_echo_client_on_resume_writing(udp_echo_client_conn *conn, struct udp_echo_client_state *state)
+void udp_echo_client_on_resume_writing(udp_echo_client_conn *conn, struct udp_echo_client_session *session)
 {
     struct udp_echo_client_app *app = udp_echo_client_context(conn);
-    (void)state;
+    (void)session;
     app->writing_paused = false;
     send_more(app, conn);
 }

@@ -102,6 +102,14 @@ def compare(proto, handlers_path):
                 pos, f"callback '{name}' has no handler in {handlers_path}: the program will not link",
                 WARNING, len(name),
                 notes=(f"{handlers_path}: {NOTE}: add: {_prototype(proto, cb)}",)))
+    old = re.search(rf"\bstruct {proto.name}_state\b", text)
+    if old and f"struct {proto.name}_session" not in text:
+        line = text.count("\n", 0, old.start()) + 1
+        col = old.start() - (text.rfind("\n", 0, old.start()) + 1) + 1
+        file_warnings.append(Diagnostic(
+            Position(line, col), f"'struct {proto.name}_state' is now 'struct {proto.name}_session', and "
+            f"{proto.name}_state_size is {proto.name}_session_size: rename both (the spec's states took the word)",
+            WARNING, len(old.group(0))))
     for name, pos in defined.items():
         if name not in declared:
             known = any(cb.name == name for cb in proto.callbacks)

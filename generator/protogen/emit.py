@@ -49,7 +49,7 @@ def templates_dir() -> str:
 
 
 def c_params(callback, proto) -> str:
-    params = [f"{proto.name}_conn *conn", f"struct {proto.name}_state *state"]
+    params = [f"{proto.name}_conn *conn", f"struct {proto.name}_session *session"]
     params += [f"{ctype}{'' if ctype.endswith('*') else ' '}{name}" for ctype, name in callback.params]
     return ", ".join(params)
 
@@ -61,7 +61,7 @@ def _c_runtime_params(callback) -> str:
 
 
 def _c_args(callback) -> str:
-    return ", ".join(["conn", "state"] + [name for _, name in callback.params])
+    return ", ".join(["conn", "session"] + [name for _, name in callback.params])
 
 
 def _c_comment(text: str, indent: str = "") -> str:

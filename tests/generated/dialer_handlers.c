@@ -3,23 +3,23 @@
 #include "dialer.h"
 #include "dialer_test.h"
 
-struct dialer_state {
+struct dialer_session {
     int unused;
 };
 
-const size_t dialer_state_size = sizeof(struct dialer_state);
+const size_t dialer_session_size = sizeof(struct dialer_session);
 
-void dialer_on_connection_made(dialer_conn *conn, struct dialer_state *state)
+void dialer_on_connection_made(dialer_conn *conn, struct dialer_session *session)
 {
-    (void)state;
+    (void)session;
     struct dialer_log *log = dialer_context(conn);
     log->made++;
     dialer_close(conn);
 }
 
-void dialer_on_connection_lost(dialer_conn *conn, struct dialer_state *state, int error)
+void dialer_on_connection_lost(dialer_conn *conn, struct dialer_session *session, int error)
 {
-    (void)state;
+    (void)session;
     (void)error;
     struct dialer_log *log = dialer_context(conn);
     log->lost++;

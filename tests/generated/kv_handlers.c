@@ -5,11 +5,11 @@
 
 #include "kv.h"
 
-struct kv_state {
+struct kv_session {
     int unused;
 };
 
-const size_t kv_state_size = sizeof(struct kv_state);
+const size_t kv_session_size = sizeof(struct kv_session);
 
 /* Appends "[bytes]" (bytes as they are) to the line at *at. */
 static size_t put_slice(char *line, size_t at, size_t cap, pg_slice s)
@@ -23,9 +23,9 @@ static size_t put_slice(char *line, size_t at, size_t cap, pg_slice s)
     return at;
 }
 
-void kv_on_command(kv_conn *conn, struct kv_state *state, const kv_command_msg *msg)
+void kv_on_command(kv_conn *conn, struct kv_session *session, const kv_command_msg *msg)
 {
-    (void)state;
+    (void)session;
     char line[8192];
     size_t at = (size_t)snprintf(line, sizeof line, "command %llu:", (unsigned long long)msg->argc);
     for (size_t i = 0; i < msg->arg_count; i++) {
@@ -39,9 +39,9 @@ void kv_on_command(kv_conn *conn, struct kv_state *state, const kv_command_msg *
     kv_write(conn, line, at);
 }
 
-void kv_on_set(kv_conn *conn, struct kv_state *state, const kv_set_msg *msg)
+void kv_on_set(kv_conn *conn, struct kv_session *session, const kv_set_msg *msg)
 {
-    (void)state;
+    (void)session;
     char line[8192];
     size_t at = (size_t)snprintf(line, sizeof line, "set ");
     at = put_slice(line, at, sizeof line, msg->key);
@@ -53,9 +53,9 @@ void kv_on_set(kv_conn *conn, struct kv_state *state, const kv_set_msg *msg)
     kv_write(conn, line, at);
 }
 
-void kv_on_words(kv_conn *conn, struct kv_state *state, const kv_words_msg *msg)
+void kv_on_words(kv_conn *conn, struct kv_session *session, const kv_words_msg *msg)
 {
-    (void)state;
+    (void)session;
     char line[8192];
     size_t at = (size_t)snprintf(line, sizeof line, "words %zu:", msg->word_count);
     for (size_t i = 0; i < msg->word_count; i++) {
@@ -67,9 +67,9 @@ void kv_on_words(kv_conn *conn, struct kv_state *state, const kv_words_msg *msg)
 }
 
 /* Says what broke the framing, then lets the connection close. */
-bool kv_on_protocol_error(kv_conn *conn, struct kv_state *state, int code, uint64_t pos, const char *reason)
+bool kv_on_protocol_error(kv_conn *conn, struct kv_session *session, int code, uint64_t pos, const char *reason)
 {
-    (void)state;
+    (void)session;
     char line[256];
     int n = snprintf(line, sizeof line, "error %d at %llu: %s\n", code, (unsigned long long)pos, reason);
     kv_write(conn, line, (size_t)n);

@@ -5,15 +5,15 @@
 #include "lenp.h"
 #include "lenp_test.h"
 
-struct lenp_state {
+struct lenp_session {
     int unused;
 };
 
-const size_t lenp_state_size = sizeof(struct lenp_state);
+const size_t lenp_session_size = sizeof(struct lenp_session);
 
-void lenp_on_message_received(lenp_conn *conn, struct lenp_state *state, const uint8_t *data, size_t len)
+void lenp_on_message_received(lenp_conn *conn, struct lenp_session *session, const uint8_t *data, size_t len)
 {
-    (void)state;
+    (void)session;
     struct lenp_log *log = lenp_context(conn);
     int n = snprintf(log->text + log->used, sizeof log->text - log->used, "%zu@%llu|", len,
                      (unsigned long long)lenp_message_position(conn));

@@ -6,11 +6,11 @@
 #include "mach.h"
 #include "mach_test.h"
 
-struct mach_state {
+struct mach_session {
     char unused;
 };
 
-const size_t mach_state_size = sizeof(struct mach_state);
+const size_t mach_session_size = sizeof(struct mach_session);
 
 static void log_event(mach_conn *conn, const char *what)
 {
@@ -19,82 +19,82 @@ static void log_event(mach_conn *conn, const char *what)
     snprintf(log->text + n, sizeof log->text - n, "%s@%s|", what, mach_state_name(mach_current_state(conn)));
 }
 
-void mach_on_connection_lost(mach_conn *conn, struct mach_state *state, int error)
+void mach_on_connection_lost(mach_conn *conn, struct mach_session *session, int error)
 {
-    (void)state;
+    (void)session;
     log_event(conn, error == 0 ? "lost" : "lost-error");
 }
 
-bool mach_on_protocol_error(mach_conn *conn, struct mach_state *state, int code, uint64_t pos, const char *reason)
+bool mach_on_protocol_error(mach_conn *conn, struct mach_session *session, int code, uint64_t pos, const char *reason)
 {
-    (void)state;
+    (void)session;
     (void)pos;
     (void)reason;
     log_event(conn, code == -EPROTO ? "error-EPROTO" : "error");
     return false;
 }
 
-void mach_on_go(mach_conn *conn, struct mach_state *state, const mach_go_msg *msg)
+void mach_on_go(mach_conn *conn, struct mach_session *session, const mach_go_msg *msg)
 {
-    (void)state;
+    (void)session;
     (void)msg;
     log_event(conn, "go");
 }
 
-void mach_on_stay(mach_conn *conn, struct mach_state *state, const mach_stay_msg *msg)
+void mach_on_stay(mach_conn *conn, struct mach_session *session, const mach_stay_msg *msg)
 {
     struct mach_log *log = mach_context(conn);
-    (void)state;
+    (void)session;
     (void)msg;
     log_event(conn, "stay");
     if (log->cancel_tick)
         mach_cancel_timer(conn, MACH_TIMER_TICK);
 }
 
-void mach_on_later(mach_conn *conn, struct mach_state *state, const mach_later_msg *msg)
+void mach_on_later(mach_conn *conn, struct mach_session *session, const mach_later_msg *msg)
 {
-    (void)state;
+    (void)session;
     (void)msg;
     log_event(conn, "later");
 }
 
-void mach_on_bad(mach_conn *conn, struct mach_state *state, const mach_bad_msg *msg)
+void mach_on_bad(mach_conn *conn, struct mach_session *session, const mach_bad_msg *msg)
 {
     struct mach_log *log = mach_context(conn);
-    (void)state;
+    (void)session;
     (void)msg;
     log_event(conn, "bad");
     if (log->choose_undeclared)
         (void)mach_next_state(conn, MACH_STATE_CLOSED); /* declared: working only */
 }
 
-void mach_on_start(mach_conn *conn, struct mach_state *state, const mach_start_msg *msg)
+void mach_on_start(mach_conn *conn, struct mach_session *session, const mach_start_msg *msg)
 {
-    (void)state;
+    (void)session;
     (void)msg;
     log_event(conn, "start");
     (void)mach_start_timer(conn, MACH_TIMER_TICK, 0);
 }
 
-void mach_on_body(mach_conn *conn, struct mach_state *state, const mach_body_msg *msg)
+void mach_on_body(mach_conn *conn, struct mach_session *session, const mach_body_msg *msg)
 {
-    (void)state;
+    (void)session;
     (void)msg;
     log_event(conn, "body");
 }
 
-void mach_on_quit(mach_conn *conn, struct mach_state *state, const mach_quit_msg *msg)
+void mach_on_quit(mach_conn *conn, struct mach_session *session, const mach_quit_msg *msg)
 {
-    (void)state;
+    (void)session;
     (void)msg;
     log_event(conn, "quit");
     (void)mach_write(conn, "bye\n", 4);
 }
 
 /* A line of the chunks state's own framing: "end" leaves it. */
-void mach_on_chunk(mach_conn *conn, struct mach_state *state, const uint8_t *data, size_t len)
+void mach_on_chunk(mach_conn *conn, struct mach_session *session, const uint8_t *data, size_t len)
 {
-    (void)state;
+    (void)session;
     char what[32];
     snprintf(what, sizeof what, "chunk:%.*s", (int)len, (const char *)data);
     log_event(conn, what);
@@ -102,27 +102,36 @@ void mach_on_chunk(mach_conn *conn, struct mach_state *state, const uint8_t *dat
         (void)mach_next_state(conn, MACH_STATE_PASSING);
 }
 
-void mach_on_tick(mach_conn *conn, struct mach_state *state)
+/* In every state (a callback the spec's 'on eof_received' declares); in
+ * working it is also a transition, to closed. */
+bool mach_on_eof_received(mach_conn *conn, struct mach_session *session)
 {
-    (void)state;
+    (void)session;
+    log_event(conn, "eof");
+    return false; /* close once what is written is sent */
+}
+
+void mach_on_tick(mach_conn *conn, struct mach_session *session)
+{
+    (void)session;
     log_event(conn, "tick");
 }
 
-void mach_on_idle(mach_conn *conn, struct mach_state *state)
+void mach_on_idle(mach_conn *conn, struct mach_session *session)
 {
-    (void)state;
+    (void)session;
     log_event(conn, "idle");
 }
 
-void mach_on_waiting_timeout(mach_conn *conn, struct mach_state *state)
+void mach_on_waiting_timeout(mach_conn *conn, struct mach_session *session)
 {
-    (void)state;
+    (void)session;
     log_event(conn, "waiting_timeout");
 }
 
-void mach_on_unexpected(mach_conn *conn, struct mach_state *state, enum mach_message_id message, pg_slice raw)
+void mach_on_unexpected(mach_conn *conn, struct mach_session *session, enum mach_message_id message, pg_slice raw)
 {
-    (void)state;
+    (void)session;
     char what[64];
     snprintf(what, sizeof what, "unexpected:%s:%zu", mach_message_name(message), raw.len);
     log_event(conn, what);

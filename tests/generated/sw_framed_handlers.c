@@ -4,33 +4,33 @@
 #include "sw_framed.h"
 #include "switch_test.h"
 
-struct sw_framed_state {
+struct sw_framed_session {
     char unused;
 };
 
-const size_t sw_framed_state_size = sizeof(struct sw_framed_state);
+const size_t sw_framed_session_size = sizeof(struct sw_framed_session);
 
-void sw_framed_on_connection_made(sw_framed_conn *conn, struct sw_framed_state *state)
+void sw_framed_on_connection_made(sw_framed_conn *conn, struct sw_framed_session *session)
 {
     struct switch_test *t = sw_framed_context(conn);
-    (void)state;
+    (void)session;
     t->framed_made++;
 }
 
-void sw_framed_on_message_received(sw_framed_conn *conn, struct sw_framed_state *state, const uint8_t *data,
+void sw_framed_on_message_received(sw_framed_conn *conn, struct sw_framed_session *session, const uint8_t *data,
                                    size_t len)
 {
     struct switch_test *t = sw_framed_context(conn);
-    (void)state;
+    (void)session;
     t->framed_messages++;
     if (len == 4 && memcmp(data, "BULK", 4) == 0)
         t->switch_rc = sw_framed_switch_protocol(conn, sw_bulk_protocol_factory, t, NULL, 0);
 }
 
-void sw_framed_on_connection_lost(sw_framed_conn *conn, struct sw_framed_state *state, int error)
+void sw_framed_on_connection_lost(sw_framed_conn *conn, struct sw_framed_session *session, int error)
 {
     struct switch_test *t = sw_framed_context(conn);
-    (void)state;
+    (void)session;
     (void)error;
     t->framed_lost++;
 }

@@ -3,24 +3,24 @@
 
 #include "switch_test.h"
 
-struct sw_line_state {
+struct sw_line_session {
     char unused;
 };
 
-const size_t sw_line_state_size = sizeof(struct sw_line_state);
+const size_t sw_line_session_size = sizeof(struct sw_line_session);
 
-void sw_line_on_connection_made(sw_line_conn *conn, struct sw_line_state *state)
+void sw_line_on_connection_made(sw_line_conn *conn, struct sw_line_session *session)
 {
     struct switch_test *t = sw_line_context(conn);
-    (void)state;
+    (void)session;
     t->line = conn;
     t->line_made++;
 }
 
-void sw_line_on_data_received(sw_line_conn *conn, struct sw_line_state *state, const uint8_t *data, size_t len)
+void sw_line_on_data_received(sw_line_conn *conn, struct sw_line_session *session, const uint8_t *data, size_t len)
 {
     struct switch_test *t = sw_line_context(conn);
-    (void)state;
+    (void)session;
     t->line_data++;
     const uint8_t *nl = memchr(data, '\n', len);
     if (!t->switch_on_newline || nl == NULL)
@@ -30,27 +30,27 @@ void sw_line_on_data_received(sw_line_conn *conn, struct sw_line_state *state, c
     if (t->switch_rc == 0)
         t->line = NULL;
     /* state is still valid here: conn is freed after this handler returns. */
-    state->unused = 1;
+    session->unused = 1;
 }
 
-void sw_line_on_connection_lost(sw_line_conn *conn, struct sw_line_state *state, int error)
+void sw_line_on_connection_lost(sw_line_conn *conn, struct sw_line_session *session, int error)
 {
     struct switch_test *t = sw_line_context(conn);
-    (void)state;
+    (void)session;
     (void)error;
     t->line_lost++;
     t->line = NULL;
 }
 
-void sw_line_on_pause_writing(sw_line_conn *conn, struct sw_line_state *state)
+void sw_line_on_pause_writing(sw_line_conn *conn, struct sw_line_session *session)
 {
     struct switch_test *t = sw_line_context(conn);
-    (void)state;
+    (void)session;
     t->line_pauses++;
 }
 
-void sw_line_on_resume_writing(sw_line_conn *conn, struct sw_line_state *state)
+void sw_line_on_resume_writing(sw_line_conn *conn, struct sw_line_session *session)
 {
     (void)conn;
-    (void)state;
+    (void)session;
 }

@@ -243,7 +243,21 @@ static void test_timers_go_with_the_connection(void **state)
     pg_manual_stream_feed_eof(w.ms);
     run(&w);
     advance(&w, 5000);
-    assert_string_equal(w.log.text, "start@waiting|lost@waiting|");
+    assert_string_equal(w.log.text, "start@waiting|eof@waiting|lost@waiting|");
+    finish(&w);
+}
+
+/* eof_received is a transition in the states that name it (working goes to
+ * closed, final); its handler, the callback, runs in every state. */
+static void test_eof_is_a_transition_where_declared(void **state)
+{
+    (void)state;
+    world w;
+    start(&w);
+    feed(&w, "go\n");
+    pg_manual_stream_feed_eof(w.ms);
+    run(&w);
+    assert_string_equal(w.log.text, "go@waiting|eof@working|lost@closed|");
     finish(&w);
 }
 
@@ -307,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_close_deadline_aborts_a_peer_that_does_not_read),
         cmocka_unit_test(test_a_state_framing_and_an_eventless_transition),
         cmocka_unit_test(test_timers_go_with_the_connection),
+        cmocka_unit_test(test_eof_is_a_transition_where_declared),
         cmocka_unit_test(test_trace_lines),
 #ifdef NDEBUG
         cmocka_unit_test(test_an_undeclared_target_is_a_protocol_error),

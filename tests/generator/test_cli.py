@@ -178,7 +178,20 @@ class HandlerDrift(TempDirTest):
         self.assertEqual(r.returncode, 0)
         self.assertEqual(read(handlers), before, "the handler file was edited")
         self.assertIn(f"{spec}:5:32: warning: callback 'eof_received' has no handler in {handlers}", r.stderr)
-        self.assertIn("note: add: bool echo_on_eof_received(echo_conn *conn, struct echo_state *state)", r.stderr)
+        self.assertIn("note: add: bool echo_on_eof_received(echo_conn *conn, struct echo_session *session)", r.stderr)
+
+    def test_the_old_name_of_the_per_connection_struct_is_reported(self):
+        spec = self.write_spec(["data_received"])
+        handlers = os.path.join(self.tmp, "echo_handlers.c")
+        with open(handlers, "w") as f:
+            f.write("#include \"echo.h\"\n\nstruct echo_state {\n    int n;\n};\n"
+                    "const size_t echo_state_size = sizeof(struct echo_state);\n\n"
+                    "void echo_on_data_received(echo_conn *conn, struct echo_state *state, const uint8_t *data, "
+                    "size_t len)\n{\n    (void)conn; (void)state; (void)data; (void)len;\n}\n")
+        r = protogen(spec, "-o", self.tmp)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn(f"{handlers}:3:1: warning: 'struct echo_state' is now 'struct echo_session', and "
+                      "echo_state_size is echo_session_size: rename both", r.stderr)
 
     def test_callback_removed_from_spec_is_reported_at_its_definition(self):
         spec = self.write_spec(["data_received", "connection_lost"])

@@ -295,7 +295,7 @@ class HandlerScanIsLinear(unittest.TestCase):
                 "// void echo_on_line_commented(void) { }\n"
                 "void echo_on_proto(int a);\n"
                 "static void\n"
-                "echo_on_data_received(echo_conn *conn, struct echo_state *state,\n"
+                "echo_on_data_received(echo_conn *conn, struct echo_session *state,\n"
                 "                      const uint8_t *data, size_t len)\n"
                 "{\n"
                 "    echo_on_call(conn); if (x) { }\n"
@@ -358,9 +358,9 @@ class LineEndings(TempDirTest):
         with open(spec, "w") as f:
             f.write("protocol echo { transport tcp; role server; kind stream; callbacks { data_received; } }\n")
         with open(os.path.join(self.tmp, "echo_handlers.c"), "w", newline="") as f:
-            f.write("#include \"echo.h\"\r\rvoid echo_on_data_received(echo_conn *c, struct echo_state *s,\r"
+            f.write("#include \"echo.h\"\r\rvoid echo_on_data_received(echo_conn *c, struct echo_session *s,\r"
                     "    const uint8_t *d, size_t n) { }\r\rvoid echo_on_connection_lost(echo_conn *c, "
-                    "struct echo_state *s, int e) { }\r")
+                    "struct echo_session *s, int e) { }\r")
         r = protogen(spec, "--check")
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stderr.replace(self.tmp + "/", "").splitlines()

@@ -133,10 +133,10 @@ HANDLERS = r"""
 #include <string.h>
 #include "runner.h"
 
-struct runner_state { int events; };
-const size_t runner_state_size = sizeof(struct runner_state);
+struct runner_session { int events; };
+const size_t runner_session_size = sizeof(struct runner_session);
 
-void runner_on_connection_made(runner_conn *conn, struct runner_state *state)
+void runner_on_connection_made(runner_conn *conn, struct runner_session *state)
 {
     state->events++;
     printf("made pipes=%s%s%s pid%s\n", runner_get_pipe_transport(conn, 0) ? "0" : "",
@@ -148,14 +148,14 @@ void runner_on_connection_made(runner_conn *conn, struct runner_state *state)
     (void)runner_set_write_buffer_limits(conn, 4096, PG_LIMIT_DEFAULT);
 }
 
-void runner_on_pipe_data_received(runner_conn *conn, struct runner_state *state, int fd, const uint8_t *data, size_t len)
+void runner_on_pipe_data_received(runner_conn *conn, struct runner_session *state, int fd, const uint8_t *data, size_t len)
 {
     (void)conn;
     state->events++;
     printf("data %d %.*s\n", fd, (int)len, (const char *)data);
 }
 
-void runner_on_pipe_connection_lost(runner_conn *conn, struct runner_state *state, int fd, int error)
+void runner_on_pipe_connection_lost(runner_conn *conn, struct runner_session *state, int fd, int error)
 {
     state->events++;
     printf("pipe_lost %d %d\n", fd, error);
@@ -170,7 +170,7 @@ void runner_on_pipe_connection_lost(runner_conn *conn, struct runner_state *stat
     }
 }
 
-void runner_on_process_exited(runner_conn *conn, struct runner_state *state)
+void runner_on_process_exited(runner_conn *conn, struct runner_session *state)
 {
     int rc = 0;
     state->events++;
@@ -178,7 +178,7 @@ void runner_on_process_exited(runner_conn *conn, struct runner_state *state)
         printf("exited %d\n", rc);
 }
 
-void runner_on_connection_lost(runner_conn *conn, struct runner_state *state, int error)
+void runner_on_connection_lost(runner_conn *conn, struct runner_session *state, int error)
 {
     int rc = 0;
     (void)runner_get_returncode(conn, &rc);
@@ -188,8 +188,8 @@ void runner_on_connection_lost(runner_conn *conn, struct runner_state *state, in
     pg_loop_stop(runner_context(conn));
 }
 
-void runner_on_pause_writing(runner_conn *conn, struct runner_state *state) { (void)conn; (void)state; }
-void runner_on_resume_writing(runner_conn *conn, struct runner_state *state) { (void)conn; (void)state; }
+void runner_on_pause_writing(runner_conn *conn, struct runner_session *state) { (void)conn; (void)state; }
+void runner_on_resume_writing(runner_conn *conn, struct runner_session *state) { (void)conn; (void)state; }
 """
 
 MAIN = r"""

@@ -15,7 +15,7 @@
  * data_received*, eof_received?, connection_lost; pause_writing and
  * resume_writing alternating in between) holds by construction. A debug build
  * asserts if an event ever comes out of order; a release build drops it. */
-enum cat_in_conn_state {
+enum cat_in_lifecycle {
     CAT_IN_NEW,
     CAT_IN_OPEN,
     CAT_IN_EOF,
@@ -46,28 +46,28 @@ static const signed char cat_in__next_state[CAT_IN_NSTATES][CAT_IN_NEVENTS] = {
 struct cat_in_conn {
     pg_transport *transport;
     void *context;
-    signed char state; /* enum cat_in_conn_state */
+    signed char lifecycle; /* enum cat_in_lifecycle */
     unsigned char flow; /* enum cat_in_flow */
     unsigned char depth; /* user handlers running on this connection */
     bool switched;       /* another protocol took the transport over */
 };
 
-/* The user's state lives right after the connection, in the same allocation. */
-#define CAT_IN_STATE_OFFSET \
+/* The user's session (struct NAME_session) lives right after the connection, in the same allocation. */
+#define CAT_IN_SESSION_OFFSET \
     ((sizeof(struct cat_in_conn) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
 
-static struct cat_in_state *cat_in__state(cat_in_conn *conn)
+static struct cat_in_session *cat_in__session(cat_in_conn *conn)
 {
-    return (struct cat_in_state *)(void *)((char *)conn + CAT_IN_STATE_OFFSET);
+    return (struct cat_in_session *)(void *)((char *)conn + CAT_IN_SESSION_OFFSET);
 }
 
 static bool cat_in__advance(cat_in_conn *conn, enum cat_in_event event)
 {
-    signed char next = cat_in__next_state[conn->state][event];
+    signed char next = cat_in__next_state[conn->lifecycle][event];
     assert(next != CAT_IN_INVALID && "protogen: callback out of order");
     if (next == CAT_IN_INVALID)
         return false;
-    conn->state = next;
+    conn->lifecycle = next;
     return true;
 }
 
@@ -111,7 +111,7 @@ static void cat_in__data_received(void *self, const uint8_t *data, size_t len)
     cat_in_conn *conn = self;
     if (cat_in__advance(conn, CAT_IN_EV_DATA_RECEIVED)) {
         cat_in__enter(conn);
-        cat_in_on_data_received(conn, cat_in__state(conn), data, len);
+        cat_in_on_data_received(conn, cat_in__session(conn), data, len);
         cat_in__leave(conn);
     }
 }
@@ -122,7 +122,7 @@ static bool cat_in__eof_received(void *self)
     if (!cat_in__advance(conn, CAT_IN_EV_EOF_RECEIVED))
         return false;
     cat_in__enter(conn);
-    bool keep_open = cat_in_on_eof_received(conn, cat_in__state(conn));
+    bool keep_open = cat_in_on_eof_received(conn, cat_in__session(conn));
     cat_in__leave(conn);
     return keep_open;
 }
@@ -132,7 +132,7 @@ static void cat_in__connection_lost(void *self, int error)
     cat_in_conn *conn = self;
     if (!cat_in__advance(conn, CAT_IN_EV_CONNECTION_LOST))
         return;
-    cat_in_on_connection_lost(conn, cat_in__state(conn), error);
+    cat_in_on_connection_lost(conn, cat_in__session(conn), error);
     conn->transport = NULL;
     free(conn);
 }
@@ -160,11 +160,11 @@ static const pg_protocol_ops cat_in__protocol_ops = {
 
 int cat_in_protocol_factory(void *context, pg_protocol *out)
 {
-    cat_in_conn *conn = calloc(1, CAT_IN_STATE_OFFSET + cat_in_state_size);
+    cat_in_conn *conn = calloc(1, CAT_IN_SESSION_OFFSET + cat_in_session_size);
     if (conn == NULL)
         return -ENOMEM;
     conn->context = context;
-    conn->state = CAT_IN_NEW;
+    conn->lifecycle = CAT_IN_NEW;
     conn->flow = CAT_IN_FLOW_RUNNING;
     out->ops = &cat_in__protocol_ops;
     out->self = conn;
@@ -271,8 +271,8 @@ int cat_in_switch_protocol(cat_in_conn *conn, pg_protocol_factory factory, void 
     pg_transport *transport = conn->transport;
     /* Not before connection_made (the runtime's would go to the next protocol
      * too), not after connection_lost. */
-    if (transport == NULL || conn->switched || conn->state == CAT_IN_NEW
-        || conn->state == CAT_IN_LOST || factory == NULL || (len > 0 && pending == NULL))
+    if (transport == NULL || conn->switched || conn->lifecycle == CAT_IN_NEW
+        || conn->lifecycle == CAT_IN_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != CAT_IN_FLOW_RUNNING)

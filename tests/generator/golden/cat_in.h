@@ -22,26 +22,26 @@ extern "C" {
 /* One cat_in connection (pipe read, kind stream). */
 typedef struct cat_in_conn cat_in_conn;
 
-/* Your per-connection state: define `struct cat_in_state` in cat_in_handlers.c,
- * with `const size_t cat_in_state_size = sizeof(struct cat_in_state);`.
+/* Your per-connection session: define `struct cat_in_session` in cat_in_handlers.c,
+ * with `const size_t cat_in_session_size = sizeof(struct cat_in_session);`.
  * It is allocated with the connection, zero-filled, and freed after connection_lost. */
-struct cat_in_state;
-extern const size_t cat_in_state_size;
+struct cat_in_session;
+extern const size_t cat_in_session_size;
 
 /* ---- Callbacks you implement (cat_in_handlers.c) ---- */
 
 /* Bytes from the peer. The memory is the loop's: copy what you keep. */
-void cat_in_on_data_received(cat_in_conn *conn, struct cat_in_state *state, const uint8_t *data, size_t len);
+void cat_in_on_data_received(cat_in_conn *conn, struct cat_in_session *session, const uint8_t *data, size_t len);
 
 /* The peer closed its write side. Return true to stay open for writing,
  * false to close once the write buffer drains.
  */
-bool cat_in_on_eof_received(cat_in_conn *conn, struct cat_in_state *state);
+bool cat_in_on_eof_received(cat_in_conn *conn, struct cat_in_session *session);
 
 /* The connection is closed: error is 0, or a negative errno (-ECONNRESET).
  * The connection and its state are freed when this returns.
  */
-void cat_in_on_connection_lost(cat_in_conn *conn, struct cat_in_state *state, int error);
+void cat_in_on_connection_lost(cat_in_conn *conn, struct cat_in_session *session, int error);
 
 /* ---- Acting on a connection: asyncio's Transport methods ---- */
 

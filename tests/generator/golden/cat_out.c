@@ -15,7 +15,7 @@
  * data_received*, eof_received?, connection_lost; pause_writing and
  * resume_writing alternating in between) holds by construction. A debug build
  * asserts if an event ever comes out of order; a release build drops it. */
-enum cat_out_conn_state {
+enum cat_out_lifecycle {
     CAT_OUT_NEW,
     CAT_OUT_OPEN,
     CAT_OUT_EOF,
@@ -46,28 +46,28 @@ static const signed char cat_out__next_state[CAT_OUT_NSTATES][CAT_OUT_NEVENTS] =
 struct cat_out_conn {
     pg_transport *transport;
     void *context;
-    signed char state; /* enum cat_out_conn_state */
+    signed char lifecycle; /* enum cat_out_lifecycle */
     unsigned char flow; /* enum cat_out_flow */
     unsigned char depth; /* user handlers running on this connection */
     bool switched;       /* another protocol took the transport over */
 };
 
-/* The user's state lives right after the connection, in the same allocation. */
-#define CAT_OUT_STATE_OFFSET \
+/* The user's session (struct NAME_session) lives right after the connection, in the same allocation. */
+#define CAT_OUT_SESSION_OFFSET \
     ((sizeof(struct cat_out_conn) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
 
-static struct cat_out_state *cat_out__state(cat_out_conn *conn)
+static struct cat_out_session *cat_out__session(cat_out_conn *conn)
 {
-    return (struct cat_out_state *)(void *)((char *)conn + CAT_OUT_STATE_OFFSET);
+    return (struct cat_out_session *)(void *)((char *)conn + CAT_OUT_SESSION_OFFSET);
 }
 
 static bool cat_out__advance(cat_out_conn *conn, enum cat_out_event event)
 {
-    signed char next = cat_out__next_state[conn->state][event];
+    signed char next = cat_out__next_state[conn->lifecycle][event];
     assert(next != CAT_OUT_INVALID && "protogen: callback out of order");
     if (next == CAT_OUT_INVALID)
         return false;
-    conn->state = next;
+    conn->lifecycle = next;
     return true;
 }
 
@@ -129,7 +129,7 @@ static void cat_out__connection_lost(void *self, int error)
     cat_out_conn *conn = self;
     if (!cat_out__advance(conn, CAT_OUT_EV_CONNECTION_LOST))
         return;
-    cat_out_on_connection_lost(conn, cat_out__state(conn), error);
+    cat_out_on_connection_lost(conn, cat_out__session(conn), error);
     conn->transport = NULL;
     free(conn);
 }
@@ -139,7 +139,7 @@ static void cat_out__pause_writing(void *self)
     cat_out_conn *conn = self;
     if (cat_out__flow(conn, CAT_OUT_EV_PAUSE_WRITING, CAT_OUT_FLOW_RUNNING, CAT_OUT_FLOW_PAUSED)) {
         cat_out__enter(conn);
-        cat_out_on_pause_writing(conn, cat_out__state(conn));
+        cat_out_on_pause_writing(conn, cat_out__session(conn));
         cat_out__leave(conn);
     }
 }
@@ -149,7 +149,7 @@ static void cat_out__resume_writing(void *self)
     cat_out_conn *conn = self;
     if (cat_out__flow(conn, CAT_OUT_EV_RESUME_WRITING, CAT_OUT_FLOW_PAUSED, CAT_OUT_FLOW_RUNNING)) {
         cat_out__enter(conn);
-        cat_out_on_resume_writing(conn, cat_out__state(conn));
+        cat_out_on_resume_writing(conn, cat_out__session(conn));
         cat_out__leave(conn);
     }
 }
@@ -165,11 +165,11 @@ static const pg_protocol_ops cat_out__protocol_ops = {
 
 int cat_out_protocol_factory(void *context, pg_protocol *out)
 {
-    cat_out_conn *conn = calloc(1, CAT_OUT_STATE_OFFSET + cat_out_state_size);
+    cat_out_conn *conn = calloc(1, CAT_OUT_SESSION_OFFSET + cat_out_session_size);
     if (conn == NULL)
         return -ENOMEM;
     conn->context = context;
-    conn->state = CAT_OUT_NEW;
+    conn->lifecycle = CAT_OUT_NEW;
     conn->flow = CAT_OUT_FLOW_RUNNING;
     out->ops = &cat_out__protocol_ops;
     out->self = conn;
@@ -276,8 +276,8 @@ int cat_out_switch_protocol(cat_out_conn *conn, pg_protocol_factory factory, voi
     pg_transport *transport = conn->transport;
     /* Not before connection_made (the runtime's would go to the next protocol
      * too), not after connection_lost. */
-    if (transport == NULL || conn->switched || conn->state == CAT_OUT_NEW
-        || conn->state == CAT_OUT_LOST || factory == NULL || (len > 0 && pending == NULL))
+    if (transport == NULL || conn->switched || conn->lifecycle == CAT_OUT_NEW
+        || conn->lifecycle == CAT_OUT_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != CAT_OUT_FLOW_RUNNING)

@@ -22,24 +22,24 @@ extern "C" {
 /* One cat_out connection (pipe write, kind stream). */
 typedef struct cat_out_conn cat_out_conn;
 
-/* Your per-connection state: define `struct cat_out_state` in cat_out_handlers.c,
- * with `const size_t cat_out_state_size = sizeof(struct cat_out_state);`.
+/* Your per-connection session: define `struct cat_out_session` in cat_out_handlers.c,
+ * with `const size_t cat_out_session_size = sizeof(struct cat_out_session);`.
  * It is allocated with the connection, zero-filled, and freed after connection_lost. */
-struct cat_out_state;
-extern const size_t cat_out_state_size;
+struct cat_out_session;
+extern const size_t cat_out_session_size;
 
 /* ---- Callbacks you implement (cat_out_handlers.c) ---- */
 
 /* The connection is closed: error is 0, or a negative errno (-ECONNRESET).
  * The connection and its state are freed when this returns.
  */
-void cat_out_on_connection_lost(cat_out_conn *conn, struct cat_out_state *state, int error);
+void cat_out_on_connection_lost(cat_out_conn *conn, struct cat_out_session *session, int error);
 
 /* The write buffer went above the high watermark: stop writing. */
-void cat_out_on_pause_writing(cat_out_conn *conn, struct cat_out_state *state);
+void cat_out_on_pause_writing(cat_out_conn *conn, struct cat_out_session *session);
 
 /* The write buffer drained to the low watermark: writing may go on. */
-void cat_out_on_resume_writing(cat_out_conn *conn, struct cat_out_state *state);
+void cat_out_on_resume_writing(cat_out_conn *conn, struct cat_out_session *session);
 
 /* ---- Acting on a connection: asyncio's Transport methods ---- */
 

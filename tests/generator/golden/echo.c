@@ -15,7 +15,7 @@
  * data_received*, eof_received?, connection_lost; pause_writing and
  * resume_writing alternating in between) holds by construction. A debug build
  * asserts if an event ever comes out of order; a release build drops it. */
-enum echo_conn_state {
+enum echo_lifecycle {
     ECHO_NEW,
     ECHO_OPEN,
     ECHO_EOF,
@@ -46,28 +46,28 @@ static const signed char echo__next_state[ECHO_NSTATES][ECHO_NEVENTS] = {
 struct echo_conn {
     pg_transport *transport;
     void *context;
-    signed char state; /* enum echo_conn_state */
+    signed char lifecycle; /* enum echo_lifecycle */
     unsigned char flow; /* enum echo_flow */
     unsigned char depth; /* user handlers running on this connection */
     bool switched;       /* another protocol took the transport over */
 };
 
-/* The user's state lives right after the connection, in the same allocation. */
-#define ECHO_STATE_OFFSET \
+/* The user's session (struct NAME_session) lives right after the connection, in the same allocation. */
+#define ECHO_SESSION_OFFSET \
     ((sizeof(struct echo_conn) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
 
-static struct echo_state *echo__state(echo_conn *conn)
+static struct echo_session *echo__session(echo_conn *conn)
 {
-    return (struct echo_state *)(void *)((char *)conn + ECHO_STATE_OFFSET);
+    return (struct echo_session *)(void *)((char *)conn + ECHO_SESSION_OFFSET);
 }
 
 static bool echo__advance(echo_conn *conn, enum echo_event event)
 {
-    signed char next = echo__next_state[conn->state][event];
+    signed char next = echo__next_state[conn->lifecycle][event];
     assert(next != ECHO_INVALID && "protogen: callback out of order");
     if (next == ECHO_INVALID)
         return false;
-    conn->state = next;
+    conn->lifecycle = next;
     return true;
 }
 
@@ -107,7 +107,7 @@ static void echo__connection_made(void *self, pg_transport *transport)
     /* watermarks from echo.spec: high 65536, low 16384 bytes */
     (void)pg_transport_set_write_buffer_limits(transport, 65536u, 16384u);
     echo__enter(conn);
-    echo_on_connection_made(conn, echo__state(conn));
+    echo_on_connection_made(conn, echo__session(conn));
     echo__leave(conn);
 }
 
@@ -116,7 +116,7 @@ static void echo__data_received(void *self, const uint8_t *data, size_t len)
     echo_conn *conn = self;
     if (echo__advance(conn, ECHO_EV_DATA_RECEIVED)) {
         echo__enter(conn);
-        echo_on_data_received(conn, echo__state(conn), data, len);
+        echo_on_data_received(conn, echo__session(conn), data, len);
         echo__leave(conn);
     }
 }
@@ -127,7 +127,7 @@ static bool echo__eof_received(void *self)
     if (!echo__advance(conn, ECHO_EV_EOF_RECEIVED))
         return false;
     echo__enter(conn);
-    bool keep_open = echo_on_eof_received(conn, echo__state(conn));
+    bool keep_open = echo_on_eof_received(conn, echo__session(conn));
     echo__leave(conn);
     return keep_open;
 }
@@ -137,7 +137,7 @@ static void echo__connection_lost(void *self, int error)
     echo_conn *conn = self;
     if (!echo__advance(conn, ECHO_EV_CONNECTION_LOST))
         return;
-    echo_on_connection_lost(conn, echo__state(conn), error);
+    echo_on_connection_lost(conn, echo__session(conn), error);
     conn->transport = NULL;
     free(conn);
 }
@@ -147,7 +147,7 @@ static void echo__pause_writing(void *self)
     echo_conn *conn = self;
     if (echo__flow(conn, ECHO_EV_PAUSE_WRITING, ECHO_FLOW_RUNNING, ECHO_FLOW_PAUSED)) {
         echo__enter(conn);
-        echo_on_pause_writing(conn, echo__state(conn));
+        echo_on_pause_writing(conn, echo__session(conn));
         echo__leave(conn);
     }
 }
@@ -157,7 +157,7 @@ static void echo__resume_writing(void *self)
     echo_conn *conn = self;
     if (echo__flow(conn, ECHO_EV_RESUME_WRITING, ECHO_FLOW_PAUSED, ECHO_FLOW_RUNNING)) {
         echo__enter(conn);
-        echo_on_resume_writing(conn, echo__state(conn));
+        echo_on_resume_writing(conn, echo__session(conn));
         echo__leave(conn);
     }
 }
@@ -173,11 +173,11 @@ static const pg_protocol_ops echo__protocol_ops = {
 
 int echo_protocol_factory(void *context, pg_protocol *out)
 {
-    echo_conn *conn = calloc(1, ECHO_STATE_OFFSET + echo_state_size);
+    echo_conn *conn = calloc(1, ECHO_SESSION_OFFSET + echo_session_size);
     if (conn == NULL)
         return -ENOMEM;
     conn->context = context;
-    conn->state = ECHO_NEW;
+    conn->lifecycle = ECHO_NEW;
     conn->flow = ECHO_FLOW_RUNNING;
     out->ops = &echo__protocol_ops;
     out->self = conn;
@@ -284,8 +284,8 @@ int echo_switch_protocol(echo_conn *conn, pg_protocol_factory factory, void *con
     pg_transport *transport = conn->transport;
     /* Not before connection_made (the runtime's would go to the next protocol
      * too), not after connection_lost. */
-    if (transport == NULL || conn->switched || conn->state == ECHO_NEW
-        || conn->state == ECHO_LOST || factory == NULL || (len > 0 && pending == NULL))
+    if (transport == NULL || conn->switched || conn->lifecycle == ECHO_NEW
+        || conn->lifecycle == ECHO_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != ECHO_FLOW_RUNNING)

@@ -22,35 +22,35 @@ extern "C" {
 /* One echo connection (tcp server, kind stream). */
 typedef struct echo_conn echo_conn;
 
-/* Your per-connection state: define `struct echo_state` in echo_handlers.c,
- * with `const size_t echo_state_size = sizeof(struct echo_state);`.
+/* Your per-connection session: define `struct echo_session` in echo_handlers.c,
+ * with `const size_t echo_session_size = sizeof(struct echo_session);`.
  * It is allocated with the connection, zero-filled, and freed after connection_lost. */
-struct echo_state;
-extern const size_t echo_state_size;
+struct echo_session;
+extern const size_t echo_session_size;
 
 /* ---- Callbacks you implement (echo_handlers.c) ---- */
 
 /* The connection is ready. No data arrives before this returns. */
-void echo_on_connection_made(echo_conn *conn, struct echo_state *state);
+void echo_on_connection_made(echo_conn *conn, struct echo_session *session);
 
 /* Bytes from the peer. The memory is the loop's: copy what you keep. */
-void echo_on_data_received(echo_conn *conn, struct echo_state *state, const uint8_t *data, size_t len);
+void echo_on_data_received(echo_conn *conn, struct echo_session *session, const uint8_t *data, size_t len);
 
 /* The peer closed its write side. Return true to stay open for writing,
  * false to close once the write buffer drains.
  */
-bool echo_on_eof_received(echo_conn *conn, struct echo_state *state);
+bool echo_on_eof_received(echo_conn *conn, struct echo_session *session);
 
 /* The connection is closed: error is 0, or a negative errno (-ECONNRESET).
  * The connection and its state are freed when this returns.
  */
-void echo_on_connection_lost(echo_conn *conn, struct echo_state *state, int error);
+void echo_on_connection_lost(echo_conn *conn, struct echo_session *session, int error);
 
 /* The write buffer went above the high watermark: stop writing. */
-void echo_on_pause_writing(echo_conn *conn, struct echo_state *state);
+void echo_on_pause_writing(echo_conn *conn, struct echo_session *session);
 
 /* The write buffer drained to the low watermark: writing may go on. */
-void echo_on_resume_writing(echo_conn *conn, struct echo_state *state);
+void echo_on_resume_writing(echo_conn *conn, struct echo_session *session);
 
 /* ---- Acting on a connection: asyncio's Transport methods ---- */
 

@@ -15,7 +15,7 @@
  * data_received*, eof_received?, connection_lost; pause_writing and
  * resume_writing alternating in between) holds by construction. A debug build
  * asserts if an event ever comes out of order; a release build drops it. */
-enum echo_client_conn_state {
+enum echo_client_lifecycle {
     ECHO_CLIENT_NEW,
     ECHO_CLIENT_OPEN,
     ECHO_CLIENT_EOF,
@@ -46,28 +46,28 @@ static const signed char echo_client__next_state[ECHO_CLIENT_NSTATES][ECHO_CLIEN
 struct echo_client_conn {
     pg_transport *transport;
     void *context;
-    signed char state; /* enum echo_client_conn_state */
+    signed char lifecycle; /* enum echo_client_lifecycle */
     unsigned char flow; /* enum echo_client_flow */
     unsigned char depth; /* user handlers running on this connection */
     bool switched;       /* another protocol took the transport over */
 };
 
-/* The user's state lives right after the connection, in the same allocation. */
-#define ECHO_CLIENT_STATE_OFFSET \
+/* The user's session (struct NAME_session) lives right after the connection, in the same allocation. */
+#define ECHO_CLIENT_SESSION_OFFSET \
     ((sizeof(struct echo_client_conn) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
 
-static struct echo_client_state *echo_client__state(echo_client_conn *conn)
+static struct echo_client_session *echo_client__session(echo_client_conn *conn)
 {
-    return (struct echo_client_state *)(void *)((char *)conn + ECHO_CLIENT_STATE_OFFSET);
+    return (struct echo_client_session *)(void *)((char *)conn + ECHO_CLIENT_SESSION_OFFSET);
 }
 
 static bool echo_client__advance(echo_client_conn *conn, enum echo_client_event event)
 {
-    signed char next = echo_client__next_state[conn->state][event];
+    signed char next = echo_client__next_state[conn->lifecycle][event];
     assert(next != ECHO_CLIENT_INVALID && "protogen: callback out of order");
     if (next == ECHO_CLIENT_INVALID)
         return false;
-    conn->state = next;
+    conn->lifecycle = next;
     return true;
 }
 
@@ -105,7 +105,7 @@ static void echo_client__connection_made(void *self, pg_transport *transport)
         return;
     conn->transport = transport;
     echo_client__enter(conn);
-    echo_client_on_connection_made(conn, echo_client__state(conn));
+    echo_client_on_connection_made(conn, echo_client__session(conn));
     echo_client__leave(conn);
 }
 
@@ -114,7 +114,7 @@ static void echo_client__data_received(void *self, const uint8_t *data, size_t l
     echo_client_conn *conn = self;
     if (echo_client__advance(conn, ECHO_CLIENT_EV_DATA_RECEIVED)) {
         echo_client__enter(conn);
-        echo_client_on_data_received(conn, echo_client__state(conn), data, len);
+        echo_client_on_data_received(conn, echo_client__session(conn), data, len);
         echo_client__leave(conn);
     }
 }
@@ -125,7 +125,7 @@ static bool echo_client__eof_received(void *self)
     if (!echo_client__advance(conn, ECHO_CLIENT_EV_EOF_RECEIVED))
         return false;
     echo_client__enter(conn);
-    bool keep_open = echo_client_on_eof_received(conn, echo_client__state(conn));
+    bool keep_open = echo_client_on_eof_received(conn, echo_client__session(conn));
     echo_client__leave(conn);
     return keep_open;
 }
@@ -135,7 +135,7 @@ static void echo_client__connection_lost(void *self, int error)
     echo_client_conn *conn = self;
     if (!echo_client__advance(conn, ECHO_CLIENT_EV_CONNECTION_LOST))
         return;
-    echo_client_on_connection_lost(conn, echo_client__state(conn), error);
+    echo_client_on_connection_lost(conn, echo_client__session(conn), error);
     conn->transport = NULL;
     free(conn);
 }
@@ -145,7 +145,7 @@ static void echo_client__pause_writing(void *self)
     echo_client_conn *conn = self;
     if (echo_client__flow(conn, ECHO_CLIENT_EV_PAUSE_WRITING, ECHO_CLIENT_FLOW_RUNNING, ECHO_CLIENT_FLOW_PAUSED)) {
         echo_client__enter(conn);
-        echo_client_on_pause_writing(conn, echo_client__state(conn));
+        echo_client_on_pause_writing(conn, echo_client__session(conn));
         echo_client__leave(conn);
     }
 }
@@ -155,7 +155,7 @@ static void echo_client__resume_writing(void *self)
     echo_client_conn *conn = self;
     if (echo_client__flow(conn, ECHO_CLIENT_EV_RESUME_WRITING, ECHO_CLIENT_FLOW_PAUSED, ECHO_CLIENT_FLOW_RUNNING)) {
         echo_client__enter(conn);
-        echo_client_on_resume_writing(conn, echo_client__state(conn));
+        echo_client_on_resume_writing(conn, echo_client__session(conn));
         echo_client__leave(conn);
     }
 }
@@ -171,11 +171,11 @@ static const pg_protocol_ops echo_client__protocol_ops = {
 
 int echo_client_protocol_factory(void *context, pg_protocol *out)
 {
-    echo_client_conn *conn = calloc(1, ECHO_CLIENT_STATE_OFFSET + echo_client_state_size);
+    echo_client_conn *conn = calloc(1, ECHO_CLIENT_SESSION_OFFSET + echo_client_session_size);
     if (conn == NULL)
         return -ENOMEM;
     conn->context = context;
-    conn->state = ECHO_CLIENT_NEW;
+    conn->lifecycle = ECHO_CLIENT_NEW;
     conn->flow = ECHO_CLIENT_FLOW_RUNNING;
     out->ops = &echo_client__protocol_ops;
     out->self = conn;
@@ -282,8 +282,8 @@ int echo_client_switch_protocol(echo_client_conn *conn, pg_protocol_factory fact
     pg_transport *transport = conn->transport;
     /* Not before connection_made (the runtime's would go to the next protocol
      * too), not after connection_lost. */
-    if (transport == NULL || conn->switched || conn->state == ECHO_CLIENT_NEW
-        || conn->state == ECHO_CLIENT_LOST || factory == NULL || (len > 0 && pending == NULL))
+    if (transport == NULL || conn->switched || conn->lifecycle == ECHO_CLIENT_NEW
+        || conn->lifecycle == ECHO_CLIENT_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != ECHO_CLIENT_FLOW_RUNNING)

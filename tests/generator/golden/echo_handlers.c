@@ -5,59 +5,59 @@
  * connection is declared in echo.h (echo_write, echo_close, ...). */
 #include "echo.h"
 
-/* Per-connection state: protogen allocates it with each connection, zero-filled,
+/* Per-connection session: protogen allocates it with each connection, zero-filled,
  * and passes it to every callback. Put your fields here. */
-struct echo_state {
+struct echo_session {
     size_t bytes_received;
 };
 
-const size_t echo_state_size = sizeof(struct echo_state);
+const size_t echo_session_size = sizeof(struct echo_session);
 
 /* The connection is ready. No data arrives before this returns. */
-void echo_on_connection_made(echo_conn *conn, struct echo_state *state)
+void echo_on_connection_made(echo_conn *conn, struct echo_session *session)
 {
     (void)conn;
-    (void)state;
+    (void)session;
 }
 
 /* Bytes from the peer. The memory is the loop's: copy what you keep. */
-void echo_on_data_received(echo_conn *conn, struct echo_state *state, const uint8_t *data, size_t len)
+void echo_on_data_received(echo_conn *conn, struct echo_session *session, const uint8_t *data, size_t len)
 {
     (void)conn;
     (void)data;
-    state->bytes_received += len;
+    session->bytes_received += len;
 }
 
 /* The peer closed its write side. Return true to stay open for writing,
  * false to close once the write buffer drains.
  */
-bool echo_on_eof_received(echo_conn *conn, struct echo_state *state)
+bool echo_on_eof_received(echo_conn *conn, struct echo_session *session)
 {
     (void)conn;
-    (void)state;
+    (void)session;
     return false;
 }
 
 /* The connection is closed: error is 0, or a negative errno (-ECONNRESET).
  * The connection and its state are freed when this returns.
  */
-void echo_on_connection_lost(echo_conn *conn, struct echo_state *state, int error)
+void echo_on_connection_lost(echo_conn *conn, struct echo_session *session, int error)
 {
     (void)conn;
-    (void)state;
+    (void)session;
     (void)error;
 }
 
 /* The write buffer went above the high watermark: stop writing. */
-void echo_on_pause_writing(echo_conn *conn, struct echo_state *state)
+void echo_on_pause_writing(echo_conn *conn, struct echo_session *session)
 {
     (void)conn;
-    (void)state;
+    (void)session;
 }
 
 /* The write buffer drained to the low watermark: writing may go on. */
-void echo_on_resume_writing(echo_conn *conn, struct echo_state *state)
+void echo_on_resume_writing(echo_conn *conn, struct echo_session *session)
 {
     (void)conn;
-    (void)state;
+    (void)session;
 }

@@ -15,7 +15,7 @@
  * data_received*, eof_received?, connection_lost; pause_writing and
  * resume_writing alternating in between) holds by construction. A debug build
  * asserts if an event ever comes out of order; a release build drops it. */
-enum hello_conn_state {
+enum hello_lifecycle {
     HELLO_NEW,
     HELLO_OPEN,
     HELLO_EOF,
@@ -46,28 +46,28 @@ static const signed char hello__next_state[HELLO_NSTATES][HELLO_NEVENTS] = {
 struct hello_conn {
     pg_transport *transport;
     void *context;
-    signed char state; /* enum hello_conn_state */
+    signed char lifecycle; /* enum hello_lifecycle */
     unsigned char flow; /* enum hello_flow */
     unsigned char depth; /* user handlers running on this connection */
     bool switched;       /* another protocol took the transport over */
 };
 
-/* The user's state lives right after the connection, in the same allocation. */
-#define HELLO_STATE_OFFSET \
+/* The user's session (struct NAME_session) lives right after the connection, in the same allocation. */
+#define HELLO_SESSION_OFFSET \
     ((sizeof(struct hello_conn) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
 
-static struct hello_state *hello__state(hello_conn *conn)
+static struct hello_session *hello__session(hello_conn *conn)
 {
-    return (struct hello_state *)(void *)((char *)conn + HELLO_STATE_OFFSET);
+    return (struct hello_session *)(void *)((char *)conn + HELLO_SESSION_OFFSET);
 }
 
 static bool hello__advance(hello_conn *conn, enum hello_event event)
 {
-    signed char next = hello__next_state[conn->state][event];
+    signed char next = hello__next_state[conn->lifecycle][event];
     assert(next != HELLO_INVALID && "protogen: callback out of order");
     if (next == HELLO_INVALID)
         return false;
-    conn->state = next;
+    conn->lifecycle = next;
     return true;
 }
 
@@ -105,7 +105,7 @@ static void hello__connection_made(void *self, pg_transport *transport)
         return;
     conn->transport = transport;
     hello__enter(conn);
-    hello_on_connection_made(conn, hello__state(conn));
+    hello_on_connection_made(conn, hello__session(conn));
     hello__leave(conn);
 }
 
@@ -114,7 +114,7 @@ static void hello__data_received(void *self, const uint8_t *data, size_t len)
     hello_conn *conn = self;
     if (hello__advance(conn, HELLO_EV_DATA_RECEIVED)) {
         hello__enter(conn);
-        hello_on_data_received(conn, hello__state(conn), data, len);
+        hello_on_data_received(conn, hello__session(conn), data, len);
         hello__leave(conn);
     }
 }
@@ -132,7 +132,7 @@ static void hello__connection_lost(void *self, int error)
     hello_conn *conn = self;
     if (!hello__advance(conn, HELLO_EV_CONNECTION_LOST))
         return;
-    hello_on_connection_lost(conn, hello__state(conn), error);
+    hello_on_connection_lost(conn, hello__session(conn), error);
     conn->transport = NULL;
     free(conn);
 }
@@ -160,11 +160,11 @@ static const pg_protocol_ops hello__protocol_ops = {
 
 int hello_protocol_factory(void *context, pg_protocol *out)
 {
-    hello_conn *conn = calloc(1, HELLO_STATE_OFFSET + hello_state_size);
+    hello_conn *conn = calloc(1, HELLO_SESSION_OFFSET + hello_session_size);
     if (conn == NULL)
         return -ENOMEM;
     conn->context = context;
-    conn->state = HELLO_NEW;
+    conn->lifecycle = HELLO_NEW;
     conn->flow = HELLO_FLOW_RUNNING;
     out->ops = &hello__protocol_ops;
     out->self = conn;
@@ -271,8 +271,8 @@ int hello_switch_protocol(hello_conn *conn, pg_protocol_factory factory, void *c
     pg_transport *transport = conn->transport;
     /* Not before connection_made (the runtime's would go to the next protocol
      * too), not after connection_lost. */
-    if (transport == NULL || conn->switched || conn->state == HELLO_NEW
-        || conn->state == HELLO_LOST || factory == NULL || (len > 0 && pending == NULL))
+    if (transport == NULL || conn->switched || conn->lifecycle == HELLO_NEW
+        || conn->lifecycle == HELLO_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != HELLO_FLOW_RUNNING)

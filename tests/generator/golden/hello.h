@@ -22,24 +22,24 @@ extern "C" {
 /* One hello connection (unix server, kind stream). */
 typedef struct hello_conn hello_conn;
 
-/* Your per-connection state: define `struct hello_state` in hello_handlers.c,
- * with `const size_t hello_state_size = sizeof(struct hello_state);`.
+/* Your per-connection session: define `struct hello_session` in hello_handlers.c,
+ * with `const size_t hello_session_size = sizeof(struct hello_session);`.
  * It is allocated with the connection, zero-filled, and freed after connection_lost. */
-struct hello_state;
-extern const size_t hello_state_size;
+struct hello_session;
+extern const size_t hello_session_size;
 
 /* ---- Callbacks you implement (hello_handlers.c) ---- */
 
 /* The connection is ready. No data arrives before this returns. */
-void hello_on_connection_made(hello_conn *conn, struct hello_state *state);
+void hello_on_connection_made(hello_conn *conn, struct hello_session *session);
 
 /* Bytes from the peer. The memory is the loop's: copy what you keep. */
-void hello_on_data_received(hello_conn *conn, struct hello_state *state, const uint8_t *data, size_t len);
+void hello_on_data_received(hello_conn *conn, struct hello_session *session, const uint8_t *data, size_t len);
 
 /* The connection is closed: error is 0, or a negative errno (-ECONNRESET).
  * The connection and its state are freed when this returns.
  */
-void hello_on_connection_lost(hello_conn *conn, struct hello_state *state, int error);
+void hello_on_connection_lost(hello_conn *conn, struct hello_session *session, int error);
 
 /* ---- Acting on a connection: asyncio's Transport methods ---- */
 

@@ -15,7 +15,7 @@
  * data_received*, eof_received?, connection_lost; pause_writing and
  * resume_writing alternating in between) holds by construction. A debug build
  * asserts if an event ever comes out of order; a release build drops it. */
-enum hello_client_conn_state {
+enum hello_client_lifecycle {
     HELLO_CLIENT_NEW,
     HELLO_CLIENT_OPEN,
     HELLO_CLIENT_EOF,
@@ -46,28 +46,28 @@ static const signed char hello_client__next_state[HELLO_CLIENT_NSTATES][HELLO_CL
 struct hello_client_conn {
     pg_transport *transport;
     void *context;
-    signed char state; /* enum hello_client_conn_state */
+    signed char lifecycle; /* enum hello_client_lifecycle */
     unsigned char flow; /* enum hello_client_flow */
     unsigned char depth; /* user handlers running on this connection */
     bool switched;       /* another protocol took the transport over */
 };
 
-/* The user's state lives right after the connection, in the same allocation. */
-#define HELLO_CLIENT_STATE_OFFSET \
+/* The user's session (struct NAME_session) lives right after the connection, in the same allocation. */
+#define HELLO_CLIENT_SESSION_OFFSET \
     ((sizeof(struct hello_client_conn) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
 
-static struct hello_client_state *hello_client__state(hello_client_conn *conn)
+static struct hello_client_session *hello_client__session(hello_client_conn *conn)
 {
-    return (struct hello_client_state *)(void *)((char *)conn + HELLO_CLIENT_STATE_OFFSET);
+    return (struct hello_client_session *)(void *)((char *)conn + HELLO_CLIENT_SESSION_OFFSET);
 }
 
 static bool hello_client__advance(hello_client_conn *conn, enum hello_client_event event)
 {
-    signed char next = hello_client__next_state[conn->state][event];
+    signed char next = hello_client__next_state[conn->lifecycle][event];
     assert(next != HELLO_CLIENT_INVALID && "protogen: callback out of order");
     if (next == HELLO_CLIENT_INVALID)
         return false;
-    conn->state = next;
+    conn->lifecycle = next;
     return true;
 }
 
@@ -105,7 +105,7 @@ static void hello_client__connection_made(void *self, pg_transport *transport)
         return;
     conn->transport = transport;
     hello_client__enter(conn);
-    hello_client_on_connection_made(conn, hello_client__state(conn));
+    hello_client_on_connection_made(conn, hello_client__session(conn));
     hello_client__leave(conn);
 }
 
@@ -114,7 +114,7 @@ static void hello_client__data_received(void *self, const uint8_t *data, size_t 
     hello_client_conn *conn = self;
     if (hello_client__advance(conn, HELLO_CLIENT_EV_DATA_RECEIVED)) {
         hello_client__enter(conn);
-        hello_client_on_data_received(conn, hello_client__state(conn), data, len);
+        hello_client_on_data_received(conn, hello_client__session(conn), data, len);
         hello_client__leave(conn);
     }
 }
@@ -125,7 +125,7 @@ static bool hello_client__eof_received(void *self)
     if (!hello_client__advance(conn, HELLO_CLIENT_EV_EOF_RECEIVED))
         return false;
     hello_client__enter(conn);
-    bool keep_open = hello_client_on_eof_received(conn, hello_client__state(conn));
+    bool keep_open = hello_client_on_eof_received(conn, hello_client__session(conn));
     hello_client__leave(conn);
     return keep_open;
 }
@@ -135,7 +135,7 @@ static void hello_client__connection_lost(void *self, int error)
     hello_client_conn *conn = self;
     if (!hello_client__advance(conn, HELLO_CLIENT_EV_CONNECTION_LOST))
         return;
-    hello_client_on_connection_lost(conn, hello_client__state(conn), error);
+    hello_client_on_connection_lost(conn, hello_client__session(conn), error);
     conn->transport = NULL;
     free(conn);
 }
@@ -163,11 +163,11 @@ static const pg_protocol_ops hello_client__protocol_ops = {
 
 int hello_client_protocol_factory(void *context, pg_protocol *out)
 {
-    hello_client_conn *conn = calloc(1, HELLO_CLIENT_STATE_OFFSET + hello_client_state_size);
+    hello_client_conn *conn = calloc(1, HELLO_CLIENT_SESSION_OFFSET + hello_client_session_size);
     if (conn == NULL)
         return -ENOMEM;
     conn->context = context;
-    conn->state = HELLO_CLIENT_NEW;
+    conn->lifecycle = HELLO_CLIENT_NEW;
     conn->flow = HELLO_CLIENT_FLOW_RUNNING;
     out->ops = &hello_client__protocol_ops;
     out->self = conn;
@@ -274,8 +274,8 @@ int hello_client_switch_protocol(hello_client_conn *conn, pg_protocol_factory fa
     pg_transport *transport = conn->transport;
     /* Not before connection_made (the runtime's would go to the next protocol
      * too), not after connection_lost. */
-    if (transport == NULL || conn->switched || conn->state == HELLO_CLIENT_NEW
-        || conn->state == HELLO_CLIENT_LOST || factory == NULL || (len > 0 && pending == NULL))
+    if (transport == NULL || conn->switched || conn->lifecycle == HELLO_CLIENT_NEW
+        || conn->lifecycle == HELLO_CLIENT_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != HELLO_CLIENT_FLOW_RUNNING)

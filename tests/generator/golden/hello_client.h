@@ -22,29 +22,29 @@ extern "C" {
 /* One hello_client connection (unix client, kind stream). */
 typedef struct hello_client_conn hello_client_conn;
 
-/* Your per-connection state: define `struct hello_client_state` in hello_client_handlers.c,
- * with `const size_t hello_client_state_size = sizeof(struct hello_client_state);`.
+/* Your per-connection session: define `struct hello_client_session` in hello_client_handlers.c,
+ * with `const size_t hello_client_session_size = sizeof(struct hello_client_session);`.
  * It is allocated with the connection, zero-filled, and freed after connection_lost. */
-struct hello_client_state;
-extern const size_t hello_client_state_size;
+struct hello_client_session;
+extern const size_t hello_client_session_size;
 
 /* ---- Callbacks you implement (hello_client_handlers.c) ---- */
 
 /* The connection is ready. No data arrives before this returns. */
-void hello_client_on_connection_made(hello_client_conn *conn, struct hello_client_state *state);
+void hello_client_on_connection_made(hello_client_conn *conn, struct hello_client_session *session);
 
 /* Bytes from the peer. The memory is the loop's: copy what you keep. */
-void hello_client_on_data_received(hello_client_conn *conn, struct hello_client_state *state, const uint8_t *data, size_t len);
+void hello_client_on_data_received(hello_client_conn *conn, struct hello_client_session *session, const uint8_t *data, size_t len);
 
 /* The peer closed its write side. Return true to stay open for writing,
  * false to close once the write buffer drains.
  */
-bool hello_client_on_eof_received(hello_client_conn *conn, struct hello_client_state *state);
+bool hello_client_on_eof_received(hello_client_conn *conn, struct hello_client_session *session);
 
 /* The connection is closed: error is 0, or a negative errno (-ECONNRESET).
  * The connection and its state are freed when this returns.
  */
-void hello_client_on_connection_lost(hello_client_conn *conn, struct hello_client_state *state, int error);
+void hello_client_on_connection_lost(hello_client_conn *conn, struct hello_client_session *session, int error);
 
 /* ---- Acting on a connection: asyncio's Transport methods ---- */
 

@@ -16,7 +16,7 @@
  * open, pipe_connection_lost once, and connection_lost only when none is left.
  * A debug build asserts if an event ever comes out of order; a release build
  * drops it. */
-enum monitored_conn_state {
+enum monitored_lifecycle {
     MONITORED_NEW,
     MONITORED_RUNNING,
     MONITORED_EXITED,
@@ -48,27 +48,27 @@ static const signed char monitored__next_state[MONITORED_NSTATES][MONITORED_NEVE
 struct monitored_conn {
     pg_subprocess *transport;
     void *context;
-    signed char state;   /* enum monitored_conn_state */
+    signed char lifecycle;   /* enum monitored_lifecycle */
     unsigned char flow;  /* enum monitored_flow */
     unsigned char pipes; /* bit fd: the pipe to the child's fd is open */
 };
 
-/* The user's state lives right after the connection, in the same allocation. */
-#define MONITORED_STATE_OFFSET \
+/* The user's session (struct NAME_session) lives right after the connection, in the same allocation. */
+#define MONITORED_SESSION_OFFSET \
     ((sizeof(struct monitored_conn) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
 
-static struct monitored_state *monitored__state(monitored_conn *conn)
+static struct monitored_session *monitored__session(monitored_conn *conn)
 {
-    return (struct monitored_state *)(void *)((char *)conn + MONITORED_STATE_OFFSET);
+    return (struct monitored_session *)(void *)((char *)conn + MONITORED_SESSION_OFFSET);
 }
 
 static bool monitored__advance(monitored_conn *conn, enum monitored_event event)
 {
-    signed char next = monitored__next_state[conn->state][event];
+    signed char next = monitored__next_state[conn->lifecycle][event];
     assert(next != MONITORED_INVALID && "protogen: callback out of order");
     if (next == MONITORED_INVALID)
         return false;
-    conn->state = next;
+    conn->lifecycle = next;
     return true;
 }
 
@@ -106,7 +106,7 @@ static void monitored__connection_made(void *self, pg_subprocess *proc)
     pg_transport *in = pg_subprocess_get_pipe_transport(proc, 0);
     if (in != NULL)
         (void)pg_transport_set_write_buffer_limits(in, 65536u, 16384u);
-    monitored_on_connection_made(conn, monitored__state(conn));
+    monitored_on_connection_made(conn, monitored__session(conn));
 }
 
 static void monitored__pipe_data_received(void *self, int fd, const uint8_t *data, size_t len)
@@ -114,7 +114,7 @@ static void monitored__pipe_data_received(void *self, int fd, const uint8_t *dat
     monitored_conn *conn = self;
     if (!monitored__pipe_open(conn, fd) || fd == 0 || !monitored__advance(conn, MONITORED_EV_PIPE_DATA_RECEIVED))
         return;
-    monitored_on_pipe_data_received(conn, monitored__state(conn), fd, data, len);
+    monitored_on_pipe_data_received(conn, monitored__session(conn), fd, data, len);
 }
 
 static void monitored__pipe_connection_lost(void *self, int fd, int error)
@@ -123,7 +123,7 @@ static void monitored__pipe_connection_lost(void *self, int fd, int error)
     if (!monitored__pipe_open(conn, fd) || !monitored__advance(conn, MONITORED_EV_PIPE_CONNECTION_LOST))
         return;
     conn->pipes &= (unsigned char)~(1u << fd);
-    monitored_on_pipe_connection_lost(conn, monitored__state(conn), fd, error);
+    monitored_on_pipe_connection_lost(conn, monitored__session(conn), fd, error);
 }
 
 static void monitored__process_exited(void *self)
@@ -131,7 +131,7 @@ static void monitored__process_exited(void *self)
     monitored_conn *conn = self;
     if (!monitored__advance(conn, MONITORED_EV_PROCESS_EXITED))
         return;
-    monitored_on_process_exited(conn, monitored__state(conn));
+    monitored_on_process_exited(conn, monitored__session(conn));
 }
 
 static void monitored__connection_lost(void *self, int error)
@@ -140,7 +140,7 @@ static void monitored__connection_lost(void *self, int error)
     assert(conn->pipes == 0 && "protogen: connection_lost with a pipe still open");
     if (conn->pipes != 0 || !monitored__advance(conn, MONITORED_EV_CONNECTION_LOST))
         return;
-    monitored_on_connection_lost(conn, monitored__state(conn), error);
+    monitored_on_connection_lost(conn, monitored__session(conn), error);
     conn->transport = NULL;
     free(conn);
 }
@@ -149,14 +149,14 @@ static void monitored__pause_writing(void *self)
 {
     monitored_conn *conn = self;
     if (monitored__flow(conn, MONITORED_EV_PAUSE_WRITING, MONITORED_FLOW_RUNNING, MONITORED_FLOW_PAUSED))
-        monitored_on_pause_writing(conn, monitored__state(conn));
+        monitored_on_pause_writing(conn, monitored__session(conn));
 }
 
 static void monitored__resume_writing(void *self)
 {
     monitored_conn *conn = self;
     if (monitored__flow(conn, MONITORED_EV_RESUME_WRITING, MONITORED_FLOW_PAUSED, MONITORED_FLOW_RUNNING))
-        monitored_on_resume_writing(conn, monitored__state(conn));
+        monitored_on_resume_writing(conn, monitored__session(conn));
 }
 
 static const pg_subprocess_protocol_ops monitored__protocol_ops = {
@@ -171,11 +171,11 @@ static const pg_subprocess_protocol_ops monitored__protocol_ops = {
 
 int monitored_protocol_factory(void *context, pg_subprocess_protocol *out)
 {
-    monitored_conn *conn = calloc(1, MONITORED_STATE_OFFSET + monitored_state_size);
+    monitored_conn *conn = calloc(1, MONITORED_SESSION_OFFSET + monitored_session_size);
     if (conn == NULL)
         return -ENOMEM;
     conn->context = context;
-    conn->state = MONITORED_NEW;
+    conn->lifecycle = MONITORED_NEW;
     conn->flow = MONITORED_FLOW_RUNNING;
     out->ops = &monitored__protocol_ops;
     out->self = conn;

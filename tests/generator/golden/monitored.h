@@ -23,11 +23,11 @@ extern "C" {
 /* One monitored child process and its pipes (kind subprocess, asyncio's SubprocessProtocol). */
 typedef struct monitored_conn monitored_conn;
 
-/* Your per-process state: define `struct monitored_state` in monitored_handlers.c,
- * with `const size_t monitored_state_size = sizeof(struct monitored_state);`.
+/* Your per-process state: define `struct monitored_session` in monitored_handlers.c,
+ * with `const size_t monitored_session_size = sizeof(struct monitored_session);`.
  * It is allocated with the process, zero-filled, and freed after connection_lost. */
-struct monitored_state;
-extern const size_t monitored_state_size;
+struct monitored_session;
+extern const size_t monitored_session_size;
 
 /* ---- Callbacks you implement (monitored_handlers.c) ----
  * In asyncio's order: connection_made; per pipe, pipe_data_received* then
@@ -35,31 +35,31 @@ extern const size_t monitored_state_size;
  * connection_lost last, once the child is reaped and every pipe is closed. */
 
 /* The child runs and its pipes are ready. No other callback comes before this. */
-void monitored_on_connection_made(monitored_conn *conn, struct monitored_state *state);
+void monitored_on_connection_made(monitored_conn *conn, struct monitored_session *session);
 
 /* Bytes the child wrote to its stdout (fd 1) or stderr (fd 2).
  * The memory is the loop's: copy what you keep.
  */
-void monitored_on_pipe_data_received(monitored_conn *conn, struct monitored_state *state, int fd, const uint8_t *data, size_t len);
+void monitored_on_pipe_data_received(monitored_conn *conn, struct monitored_session *session, int fd, const uint8_t *data, size_t len);
 
 /* The pipe to the child's fd (0, 1 or 2) is closed: error is 0, or a negative errno
  * (-EPIPE: the child stopped reading while bytes for its stdin were still buffered).
  */
-void monitored_on_pipe_connection_lost(monitored_conn *conn, struct monitored_state *state, int fd, int error);
+void monitored_on_pipe_connection_lost(monitored_conn *conn, struct monitored_session *session, int fd, int error);
 
 /* The child has exited and was reaped: get_returncode tells how. */
-void monitored_on_process_exited(monitored_conn *conn, struct monitored_state *state);
+void monitored_on_process_exited(monitored_conn *conn, struct monitored_session *session);
 
 /* The last callback: the child is reaped and every pipe is closed (error is 0).
  * The process's conn and state are freed when this returns.
  */
-void monitored_on_connection_lost(monitored_conn *conn, struct monitored_state *state, int error);
+void monitored_on_connection_lost(monitored_conn *conn, struct monitored_session *session, int error);
 
 /* The child's stdin buffer went above the high watermark: stop writing. */
-void monitored_on_pause_writing(monitored_conn *conn, struct monitored_state *state);
+void monitored_on_pause_writing(monitored_conn *conn, struct monitored_session *session);
 
 /* The child's stdin buffer drained to the low watermark: writing may go on. */
-void monitored_on_resume_writing(monitored_conn *conn, struct monitored_state *state);
+void monitored_on_resume_writing(monitored_conn *conn, struct monitored_session *session);
 
 /* ---- Acting on the process: asyncio's SubprocessTransport methods ---- */
 

@@ -15,7 +15,7 @@
  * data_received*, eof_received?, connection_lost; pause_writing and
  * resume_writing alternating in between) holds by construction. A debug build
  * asserts if an event ever comes out of order; a release build drops it. */
-enum sink_conn_state {
+enum sink_lifecycle {
     SINK_NEW,
     SINK_OPEN,
     SINK_EOF,
@@ -47,28 +47,28 @@ static const signed char sink__next_state[SINK_NSTATES][SINK_NEVENTS] = {
 struct sink_conn {
     pg_transport *transport;
     void *context;
-    signed char state; /* enum sink_conn_state */
+    signed char lifecycle; /* enum sink_lifecycle */
     unsigned char flow; /* enum sink_flow */
     unsigned char depth; /* user handlers running on this connection */
     bool switched;       /* another protocol took the transport over */
 };
 
-/* The user's state lives right after the connection, in the same allocation. */
-#define SINK_STATE_OFFSET \
+/* The user's session (struct NAME_session) lives right after the connection, in the same allocation. */
+#define SINK_SESSION_OFFSET \
     ((sizeof(struct sink_conn) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
 
-static struct sink_state *sink__state(sink_conn *conn)
+static struct sink_session *sink__session(sink_conn *conn)
 {
-    return (struct sink_state *)(void *)((char *)conn + SINK_STATE_OFFSET);
+    return (struct sink_session *)(void *)((char *)conn + SINK_SESSION_OFFSET);
 }
 
 static bool sink__advance(sink_conn *conn, enum sink_event event)
 {
-    signed char next = sink__next_state[conn->state][event];
+    signed char next = sink__next_state[conn->lifecycle][event];
     assert(next != SINK_INVALID && "protogen: callback out of order");
     if (next == SINK_INVALID)
         return false;
-    conn->state = next;
+    conn->lifecycle = next;
     return true;
 }
 
@@ -114,7 +114,7 @@ static uint8_t *sink__get_buffer(void *self, size_t size_hint, size_t *len)
     if (!sink__advance(conn, SINK_EV_GET_BUFFER))
         return NULL;
     sink__enter(conn);
-    uint8_t *buf = sink_on_get_buffer(conn, sink__state(conn), size_hint, len);
+    uint8_t *buf = sink_on_get_buffer(conn, sink__session(conn), size_hint, len);
     sink__leave(conn);
     return buf; /* NULL or an empty buffer ends the connection (-ENOBUFS), as asyncio */
 }
@@ -124,7 +124,7 @@ static void sink__buffer_updated(void *self, size_t nbytes)
     sink_conn *conn = self;
     if (sink__advance(conn, SINK_EV_BUFFER_UPDATED)) {
         sink__enter(conn);
-        sink_on_buffer_updated(conn, sink__state(conn), nbytes);
+        sink_on_buffer_updated(conn, sink__session(conn), nbytes);
         sink__leave(conn);
     }
 }
@@ -135,7 +135,7 @@ static bool sink__eof_received(void *self)
     if (!sink__advance(conn, SINK_EV_EOF_RECEIVED))
         return false;
     sink__enter(conn);
-    bool keep_open = sink_on_eof_received(conn, sink__state(conn));
+    bool keep_open = sink_on_eof_received(conn, sink__session(conn));
     sink__leave(conn);
     return keep_open;
 }
@@ -145,7 +145,7 @@ static void sink__connection_lost(void *self, int error)
     sink_conn *conn = self;
     if (!sink__advance(conn, SINK_EV_CONNECTION_LOST))
         return;
-    sink_on_connection_lost(conn, sink__state(conn), error);
+    sink_on_connection_lost(conn, sink__session(conn), error);
     conn->transport = NULL;
     free(conn);
 }
@@ -174,11 +174,11 @@ static const pg_protocol_ops sink__protocol_ops = {
 
 int sink_protocol_factory(void *context, pg_protocol *out)
 {
-    sink_conn *conn = calloc(1, SINK_STATE_OFFSET + sink_state_size);
+    sink_conn *conn = calloc(1, SINK_SESSION_OFFSET + sink_session_size);
     if (conn == NULL)
         return -ENOMEM;
     conn->context = context;
-    conn->state = SINK_NEW;
+    conn->lifecycle = SINK_NEW;
     conn->flow = SINK_FLOW_RUNNING;
     out->ops = &sink__protocol_ops;
     out->self = conn;
@@ -285,8 +285,8 @@ int sink_switch_protocol(sink_conn *conn, pg_protocol_factory factory, void *con
     pg_transport *transport = conn->transport;
     /* Not before connection_made (the runtime's would go to the next protocol
      * too), not after connection_lost. */
-    if (transport == NULL || conn->switched || conn->state == SINK_NEW
-        || conn->state == SINK_LOST || factory == NULL || (len > 0 && pending == NULL))
+    if (transport == NULL || conn->switched || conn->lifecycle == SINK_NEW
+        || conn->lifecycle == SINK_LOST || factory == NULL || (len > 0 && pending == NULL))
         return -EINVAL;
     /* The next protocol would get a resume_writing without its pause. */
     if (conn->flow != SINK_FLOW_RUNNING)

@@ -22,11 +22,11 @@ extern "C" {
 /* One sink connection (unix server, kind buffered). */
 typedef struct sink_conn sink_conn;
 
-/* Your per-connection state: define `struct sink_state` in sink_handlers.c,
- * with `const size_t sink_state_size = sizeof(struct sink_state);`.
+/* Your per-connection session: define `struct sink_session` in sink_handlers.c,
+ * with `const size_t sink_session_size = sizeof(struct sink_session);`.
  * It is allocated with the connection, zero-filled, and freed after connection_lost. */
-struct sink_state;
-extern const size_t sink_state_size;
+struct sink_session;
+extern const size_t sink_session_size;
 
 /* ---- Callbacks you implement (sink_handlers.c) ---- */
 
@@ -34,20 +34,20 @@ extern const size_t sink_state_size;
  * size_hint is the most one read takes; any size will do. NULL or *len 0 ends
  * the connection with connection_lost(-ENOBUFS), as asyncio.
  */
-uint8_t *sink_on_get_buffer(sink_conn *conn, struct sink_state *state, size_t size_hint, size_t *len);
+uint8_t *sink_on_get_buffer(sink_conn *conn, struct sink_session *session, size_t size_hint, size_t *len);
 
 /* nbytes were read into the start of the buffer get_buffer returned. */
-void sink_on_buffer_updated(sink_conn *conn, struct sink_state *state, size_t nbytes);
+void sink_on_buffer_updated(sink_conn *conn, struct sink_session *session, size_t nbytes);
 
 /* The peer closed its write side. Return true to stay open for writing,
  * false to close once the write buffer drains.
  */
-bool sink_on_eof_received(sink_conn *conn, struct sink_state *state);
+bool sink_on_eof_received(sink_conn *conn, struct sink_session *session);
 
 /* The connection is closed: error is 0, or a negative errno (-ECONNRESET).
  * The connection and its state are freed when this returns.
  */
-void sink_on_connection_lost(sink_conn *conn, struct sink_state *state, int error);
+void sink_on_connection_lost(sink_conn *conn, struct sink_session *session, int error);
 
 /* ---- Acting on a connection: asyncio's Transport methods ---- */
 

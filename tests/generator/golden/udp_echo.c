@@ -15,7 +15,7 @@
  * last; pause_writing and resume_writing alternating in between) holds by
  * construction. A debug build asserts if an event ever comes out of order; a
  * release build drops it. */
-enum udp_echo_conn_state {
+enum udp_echo_lifecycle {
     UDP_ECHO_NEW,
     UDP_ECHO_OPEN,
     UDP_ECHO_LOST,
@@ -44,26 +44,26 @@ static const signed char udp_echo__next_state[UDP_ECHO_NSTATES][UDP_ECHO_NEVENTS
 struct udp_echo_conn {
     pg_datagram_transport *transport;
     void *context;
-    signed char state; /* enum udp_echo_conn_state */
+    signed char lifecycle; /* enum udp_echo_lifecycle */
     unsigned char flow; /* enum udp_echo_flow */
 };
 
-/* The user's state lives right after the endpoint, in the same allocation. */
-#define UDP_ECHO_STATE_OFFSET \
+/* The user's session (struct NAME_session) lives right after the endpoint, in the same allocation. */
+#define UDP_ECHO_SESSION_OFFSET \
     ((sizeof(struct udp_echo_conn) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
 
-static struct udp_echo_state *udp_echo__state(udp_echo_conn *conn)
+static struct udp_echo_session *udp_echo__session(udp_echo_conn *conn)
 {
-    return (struct udp_echo_state *)(void *)((char *)conn + UDP_ECHO_STATE_OFFSET);
+    return (struct udp_echo_session *)(void *)((char *)conn + UDP_ECHO_SESSION_OFFSET);
 }
 
 static bool udp_echo__advance(udp_echo_conn *conn, enum udp_echo_event event)
 {
-    signed char next = udp_echo__next_state[conn->state][event];
+    signed char next = udp_echo__next_state[conn->lifecycle][event];
     assert(next != UDP_ECHO_INVALID && "protogen: callback out of order");
     if (next == UDP_ECHO_INVALID)
         return false;
-    conn->state = next;
+    conn->lifecycle = next;
     return true;
 }
 
@@ -88,7 +88,7 @@ static void udp_echo__connection_made(void *self, pg_datagram_transport *transpo
     conn->transport = transport;
     /* watermarks from udp_echo.spec: high 65536, low 16384 bytes */
     (void)pg_datagram_transport_set_write_buffer_limits(transport, 65536u, 16384u);
-    udp_echo_on_connection_made(conn, udp_echo__state(conn));
+    udp_echo_on_connection_made(conn, udp_echo__session(conn));
 }
 
 static void udp_echo__datagram_received(void *self, const uint8_t *data, size_t len,
@@ -96,14 +96,14 @@ static void udp_echo__datagram_received(void *self, const uint8_t *data, size_t 
 {
     udp_echo_conn *conn = self;
     if (udp_echo__advance(conn, UDP_ECHO_EV_DATAGRAM_RECEIVED))
-        udp_echo_on_datagram_received(conn, udp_echo__state(conn), data, len, addr, addrlen);
+        udp_echo_on_datagram_received(conn, udp_echo__session(conn), data, len, addr, addrlen);
 }
 
 static void udp_echo__error_received(void *self, int error)
 {
     udp_echo_conn *conn = self;
     if (udp_echo__advance(conn, UDP_ECHO_EV_ERROR_RECEIVED))
-        udp_echo_on_error_received(conn, udp_echo__state(conn), error);
+        udp_echo_on_error_received(conn, udp_echo__session(conn), error);
 }
 
 static void udp_echo__connection_lost(void *self, int error)
@@ -111,7 +111,7 @@ static void udp_echo__connection_lost(void *self, int error)
     udp_echo_conn *conn = self;
     if (!udp_echo__advance(conn, UDP_ECHO_EV_CONNECTION_LOST))
         return;
-    udp_echo_on_connection_lost(conn, udp_echo__state(conn), error);
+    udp_echo_on_connection_lost(conn, udp_echo__session(conn), error);
     conn->transport = NULL;
     free(conn);
 }
@@ -120,14 +120,14 @@ static void udp_echo__pause_writing(void *self)
 {
     udp_echo_conn *conn = self;
     if (udp_echo__flow(conn, UDP_ECHO_EV_PAUSE_WRITING, UDP_ECHO_FLOW_RUNNING, UDP_ECHO_FLOW_PAUSED))
-        udp_echo_on_pause_writing(conn, udp_echo__state(conn));
+        udp_echo_on_pause_writing(conn, udp_echo__session(conn));
 }
 
 static void udp_echo__resume_writing(void *self)
 {
     udp_echo_conn *conn = self;
     if (udp_echo__flow(conn, UDP_ECHO_EV_RESUME_WRITING, UDP_ECHO_FLOW_PAUSED, UDP_ECHO_FLOW_RUNNING))
-        udp_echo_on_resume_writing(conn, udp_echo__state(conn));
+        udp_echo_on_resume_writing(conn, udp_echo__session(conn));
 }
 
 static const pg_datagram_protocol_ops udp_echo__protocol_ops = {
@@ -141,11 +141,11 @@ static const pg_datagram_protocol_ops udp_echo__protocol_ops = {
 
 int udp_echo_protocol_factory(void *context, pg_datagram_protocol *out)
 {
-    udp_echo_conn *conn = calloc(1, UDP_ECHO_STATE_OFFSET + udp_echo_state_size);
+    udp_echo_conn *conn = calloc(1, UDP_ECHO_SESSION_OFFSET + udp_echo_session_size);
     if (conn == NULL)
         return -ENOMEM;
     conn->context = context;
-    conn->state = UDP_ECHO_NEW;
+    conn->lifecycle = UDP_ECHO_NEW;
     conn->flow = UDP_ECHO_FLOW_RUNNING;
     out->ops = &udp_echo__protocol_ops;
     out->self = conn;

@@ -22,37 +22,37 @@ extern "C" {
 /* One udp_echo endpoint (udp server, kind datagram). */
 typedef struct udp_echo_conn udp_echo_conn;
 
-/* Your per-endpoint state: define `struct udp_echo_state` in udp_echo_handlers.c,
- * with `const size_t udp_echo_state_size = sizeof(struct udp_echo_state);`.
+/* Your per-endpoint state: define `struct udp_echo_session` in udp_echo_handlers.c,
+ * with `const size_t udp_echo_session_size = sizeof(struct udp_echo_session);`.
  * It is allocated with the endpoint, zero-filled, and freed after connection_lost. */
-struct udp_echo_state;
-extern const size_t udp_echo_state_size;
+struct udp_echo_session;
+extern const size_t udp_echo_session_size;
 
 /* ---- Callbacks you implement (udp_echo_handlers.c) ---- */
 
 /* The endpoint is ready. No datagram arrives before this returns. */
-void udp_echo_on_connection_made(udp_echo_conn *conn, struct udp_echo_state *state);
+void udp_echo_on_connection_made(udp_echo_conn *conn, struct udp_echo_session *session);
 
 /* One whole datagram (len may be 0) and its sender's address, to reply to.
  * The memory is the loop's: copy what you keep.
  */
-void udp_echo_on_datagram_received(udp_echo_conn *conn, struct udp_echo_state *state, const uint8_t *data, size_t len, const struct sockaddr *addr, socklen_t addrlen);
+void udp_echo_on_datagram_received(udp_echo_conn *conn, struct udp_echo_session *session, const uint8_t *data, size_t len, const struct sockaddr *addr, socklen_t addrlen);
 
 /* An OS error about a datagram sent or received: -ECONNREFUSED when nothing
  * listens on a connected endpoint's port, -EMSGSIZE, ... The endpoint stays open.
  */
-void udp_echo_on_error_received(udp_echo_conn *conn, struct udp_echo_state *state, int error);
+void udp_echo_on_error_received(udp_echo_conn *conn, struct udp_echo_session *session, int error);
 
 /* The endpoint is closed: error is 0, or a negative errno.
  * The endpoint and its state are freed when this returns.
  */
-void udp_echo_on_connection_lost(udp_echo_conn *conn, struct udp_echo_state *state, int error);
+void udp_echo_on_connection_lost(udp_echo_conn *conn, struct udp_echo_session *session, int error);
 
 /* The send queue went above the high watermark: stop sending. */
-void udp_echo_on_pause_writing(udp_echo_conn *conn, struct udp_echo_state *state);
+void udp_echo_on_pause_writing(udp_echo_conn *conn, struct udp_echo_session *session);
 
 /* The send queue drained to the low watermark: sending may go on. */
-void udp_echo_on_resume_writing(udp_echo_conn *conn, struct udp_echo_state *state);
+void udp_echo_on_resume_writing(udp_echo_conn *conn, struct udp_echo_session *session);
 
 /* ---- Acting on an endpoint: asyncio's DatagramTransport methods ---- */
 

@@ -3,13 +3,13 @@
 
 #include "shouter.h"
 
-struct shouter_state {
+struct shouter_session {
     size_t bytes_received;
 };
 
-const size_t shouter_state_size = sizeof(struct shouter_state);
+const size_t shouter_session_size = sizeof(struct shouter_session);
 
-void shouter_on_data_received(shouter_conn *conn, struct shouter_state *state, const uint8_t *data, size_t len)
+void shouter_on_data_received(shouter_conn *conn, struct shouter_session *session, const uint8_t *data, size_t len)
 {
     uint8_t loud[256];
     for (size_t done = 0; done < len;) {
@@ -19,12 +19,12 @@ void shouter_on_data_received(shouter_conn *conn, struct shouter_state *state, c
         (void)shouter_write(conn, loud, n);
         done += n;
     }
-    state->bytes_received += len;
+    session->bytes_received += len;
 }
 
-bool shouter_on_eof_received(shouter_conn *conn, struct shouter_state *state)
+bool shouter_on_eof_received(shouter_conn *conn, struct shouter_session *session)
 {
     (void)conn;
-    (void)state;
+    (void)session;
     return false;
 }
