@@ -399,7 +399,7 @@ class _Checker:
 
     def framing_rules(self, decl, kind):
         """framing rules { max SIZE; message NAME { pattern } ... }: model.Framing, or None (reported)."""
-        max_item, messages, ok = None, [], True
+        max_item, token_max_item, messages, ok = None, None, [], True
         names = {}
         reserved = {cb.name for cb in (kind.callbacks if kind else ()) + model.FRAMING_CALLBACKS}
         for item in decl.body:
@@ -409,6 +409,12 @@ class _Checker:
                     self.err(item.name, f"duplicate 'max' (first declared at line {max_item.name.pos.line})")
                     ok = False
                 max_item = item
+            elif key == "token_max":
+                if token_max_item is not None:
+                    self.err(item.name, f"duplicate 'token_max' (first declared at line "
+                                        f"{token_max_item.name.pos.line})")
+                    ok = False
+                token_max_item = item
             elif key == "message":
                 if item.pattern is None:
                     self.err(item.name, "'message' takes a name and its pattern in braces: "
@@ -431,13 +437,20 @@ class _Checker:
                     names[tok.text] = tok
                     messages.append(item)
             else:
-                hint = did_you_mean(key, ("max", "message")) or "; framing rules takes max and message"
+                hint = (did_you_mean(key, ("max", "token_max", "message"))
+                        or "; framing rules takes max, token_max and message")
                 self.err(item.name, f"unknown key '{key}' in framing rules{hint}")
                 ok = False
         if max_item is None:
             self.err(decl.name, "framing rules needs 'max', the largest message it accepts, e.g. 'max 64KiB;'")
             return None
         size = self.framing_max(decl, {"max": max_item})
+        token_max = 0
+        if token_max_item is not None:
+            token_max = self.size(token_max_item, "token_max")
+            if token_max is not None and size is not None and not 1 <= token_max <= size:
+                self.err(token_max_item.values[0], "token_max is at least 1B and at most the framing's max")
+                ok = False
         if not messages and ok:
             self.err(decl.name, "framing rules declares no message: add one, e.g. message ping { \"PING\\r\\n\" }")
             return None
@@ -448,7 +461,10 @@ class _Checker:
             checked.append(msg)
         if not ok or size is None:
             return None
+        if token_max is None:
+            return None
         compiled = rules.Compiler(size).compile(checked)
+        compiled.token_max = token_max
         return model.Framing("rules", size, rules=compiled)
 
     def rules_message(self, decl, index, max_size):

@@ -166,6 +166,7 @@ class Rules:
     steps: list
     repeats: list
     fields: list               # every message's, in order: the scanner's variables
+    token_max: int = 0         # > 0: the longest a matched item may grow before it ends
 
     @property
     def match_steps(self) -> list:

@@ -273,14 +273,30 @@ static int pg__framer_next(const pg_framer *f)
     return f->hold != 0 || !f->paused_reading ? PG__HOLD : PG__GO;
 }
 
-static void pg__framer_fail(pg_framer *f, int code, size_t off, const char *reason)
+/* The error callback, with the error readable through pg_framer_failing. */
+static bool pg__framer_report(pg_framer *f, const pg_protocol_error *e)
+{
+    if (f->ops->error == NULL)
+        return false;
+    const pg_protocol_error *outer = f->failing;
+    f->failing = e;
+    bool keep_open = f->ops->error(f->self, e);
+    f->failing = outer;
+    return keep_open;
+}
+
+/* p[0..n): the input from the broken message's first byte, for the handler
+ * (pg_framer_failing); the carry that may hold it is freed after the callback. */
+static void pg__framer_fail(pg_framer *f, int code, const uint8_t *p, size_t n, size_t off, const char *reason)
 {
     f->error = code;
-    pg_protocol_error e = { .code = code, .pos = f->pos + off, .reason = reason };
+    pg_protocol_error e = {
+        .code = code, .pos = f->pos + off, .reason = reason, .input = p, .input_len = n, .offset = off,
+    };
     if (pg__trace_fd >= 0 && f->trace_id != 0)
         pg__trace_write_protocol_error(f->trace_id, code, e.pos);
+    bool keep_open = pg__framer_report(f, &e);
     pg__carry_free(f);
-    bool keep_open = f->ops->error != NULL && f->ops->error(f->self, &e);
     if (!keep_open && f->transport != NULL)
         pg_transport_close(f->transport); /* flushes what is written, then connection_lost */
 }
@@ -290,7 +306,7 @@ void pg_framer_fail(pg_framer *f, int code, const char *reason)
     if (f->error != 0 || f->detached || f->ops == NULL)
         return;
     if (!f->busy) {
-        pg__framer_fail(f, code, 0, reason);
+        pg__framer_fail(f, code, NULL, 0, 0, reason);
         return;
     }
     /* From a message callback: the message may lie in the carry, which stays
@@ -300,7 +316,7 @@ void pg_framer_fail(pg_framer *f, int code, const char *reason)
     pg_protocol_error e = { .code = code, .pos = m != NULL ? m->pos : f->pos, .reason = reason };
     if (pg__trace_fd >= 0 && f->trace_id != 0)
         pg__trace_write_protocol_error(f->trace_id, code, e.pos);
-    bool keep_open = f->ops->error != NULL && f->ops->error(f->self, &e);
+    bool keep_open = pg__framer_report(f, &e);
     if (!keep_open && f->transport != NULL)
         pg_transport_close(f->transport);
 }
@@ -347,7 +363,7 @@ static bool pg__framer_drain(pg_framer *f, pg_slice read)
         const uint8_t *p = f->carry + f->carry_head;
         int r = pg__scan_next(f, p, f->carry_len - f->carry_head, &sc);
         if (r < 0) {
-            pg__framer_fail(f, r, sc.err_off, sc.reason);
+            pg__framer_fail(f, r, p, f->carry_len - f->carry_head, sc.err_off, sc.reason);
             return false;
         }
         if (r == 0)
@@ -422,7 +438,7 @@ static size_t pg__framer_fill(pg_framer *f, const uint8_t *data, size_t len)
         pg__scan sc;
         int r = pg__scan_next(f, f->carry, f->carry_len, &sc);
         if (r < 0) {
-            pg__framer_fail(f, r, sc.err_off, sc.reason);
+            pg__framer_fail(f, r, f->carry, f->carry_len, sc.err_off, sc.reason);
             return len;
         }
         if (r == 0) {
@@ -577,7 +593,7 @@ static int pg__framer_steady_run(pg_framer *f, const uint8_t *p, size_t n, size_
     if (r == 0)
         pg__framer_keep(f, p + done, n - done);
     else if (r < 0)
-        pg__framer_fail(f, r, sc.err_off, sc.reason);
+        pg__framer_fail(f, r, p + done, n - done, sc.err_off, sc.reason);
     return status;
 }
 
@@ -712,6 +728,11 @@ int pg_framer_set_framing(pg_framer *f, const pg_framing *framing)
 const pg_message *pg_framer_current(const pg_framer *f)
 {
     return f->current;
+}
+
+const pg_protocol_error *pg_framer_failing(const pg_framer *f)
+{
+    return f->failing;
 }
 
 size_t pg_framer_rest(const pg_framer *f, pg_slice out[2])

@@ -57,11 +57,20 @@ static void flog_message(void *self, const pg_message *m)
         pg_transport_close(l->write_to);
 }
 
+/* Also log the error's input: "[<offset>:<the message's bytes before the offending one>]". */
+static bool flog_show_input;
+
 static bool flog_error(void *self, const pg_protocol_error *e)
 {
     flog *l = self;
     assert_non_null(e->reason);
+    assert_ptr_equal(pg_framer_failing(&l->f), e);
     flog_put(l, "E%d@%llu", -e->code, (unsigned long long)e->pos);
+    if (flog_show_input) {
+        assert_non_null(e->input);
+        assert_true(e->offset <= e->input_len);
+        flog_put(l, "[%zu:%.*s]", e->offset, (int)e->offset, (const char *)e->input);
+    }
     return l->keep_open;
 }
 
@@ -187,6 +196,29 @@ static const pg_framing len_le2 = {
     .includes_header = true,
 };
 static const pg_framing len_varint = { .kind = PG_FRAMING_LENGTH, .max = 200, .width = PG_FRAMING_VARINT };
+
+/* The error's input: the broken message from its first byte, the offending
+ * byte's index in it; the same at every cut, whether the message lies in the
+ * read or in the carry; NULL once the callback is over. */
+static void test_error_input(void **state)
+{
+    (void)state;
+    flog_show_input = true;
+    const char in[] = "ok\r\n123456789\r\nnever\r\n";
+    check_splits(&line_crlf, NULL, in, sizeof in - 1, "2:ok|E90@12[8:12345678]");
+    const uint8_t in2[] = { 0, 0, 0, 1, 'z', 0, 0, 0, 17, 'a' };
+    check_splits(&len_be4, NULL, in2, sizeof in2, "1:z|E90@5[0:]"); /* at the header: offset 0 */
+    flog_show_input = false;
+
+    flog l;
+    flog_init(&l, &line_crlf);
+    flog_feed(&l, "123456789\r\n", 11);
+    assert_string_equal(l.text, "E90@8");
+    assert_null(pg_framer_failing(&l.f));
+    pg_framer_fail(&l.f, -EPROTO, "again"); /* sticky: no second report */
+    assert_string_equal(l.text, "E90@8");
+    pg_framer_cleanup(&l.f);
+}
 
 static void test_length_splits(void **state)
 {
@@ -586,6 +618,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_splits),
         cmocka_unit_test(test_line_oversize_position),
+        cmocka_unit_test(test_error_input),
         cmocka_unit_test(test_length_splits),
         cmocka_unit_test(test_length_errors),
         cmocka_unit_test(test_raw_body),

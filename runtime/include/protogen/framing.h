@@ -190,6 +190,14 @@ typedef struct pg_protocol_error {
     int code;           /* PG_FRAMING_E* */
     uint64_t pos;       /* the stream offset of the offending byte */
     const char *reason; /* static text */
+    /* The input from the broken message's first byte on, as far as the framer
+     * has it (what was read of the message, and what followed it in the same
+     * read), and the offending byte's index in it (== input_len when the error
+     * is at the end of what was read). NULL and 0 for an error a handler raised
+     * (pg_framer_fail). Valid during the error callback only. */
+    const uint8_t *input;
+    size_t input_len;
+    size_t offset;
 } pg_protocol_error;
 
 typedef struct pg_framer_ops {
@@ -221,6 +229,7 @@ typedef struct pg_framer {
     uint64_t pos;             /* stream offset of the next message */
     const pg_message *current; /* during the message callback */
     const pg_slice *rest;      /* during the message callback: the input after it (2 slices) */
+    const pg_protocol_error *failing; /* during the error callback */
     int error;                /* sticky protocol error code, or 0 */
     uint32_t trace_id;
     uint8_t hold;   /* PG_FRAMER_HOLD_* */
@@ -268,6 +277,9 @@ void pg_framer_fail(pg_framer *f, int code, const char *reason);
 
 /* The message being delivered (NULL outside the message callback). */
 const pg_message *pg_framer_current(const pg_framer *f);
+/* The protocol error being reported (NULL outside the error callback): a
+ * handler that answers it reads the offending input there. */
+const pg_protocol_error *pg_framer_failing(const pg_framer *f);
 /* During the message callback: the input after the message that the framer
  * has not delivered yet (kept, then the rest of the read), in order, as up to
  * two slices in out; returns how many. What a protocol switch hands on. */
