@@ -7,6 +7,7 @@ set -euo pipefail
 # (replies byte for byte, redis-cli, redis-benchmark); libhiredis-dev: the bench
 # compares the RESP framer with hiredis' reader.
 packages=(build-essential clang cmake make re2c python3 python3-jinja2 libcmocka-dev pkg-config socat libuv1-dev valgrind
+          libssl-dev openssl
           redis-server redis-tools libhiredis-dev "$@")
 
 missing=()
