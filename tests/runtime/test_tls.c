@@ -8,6 +8,7 @@
 
 #include "protogen/manual.h"
 #include "protogen/tls.h"
+#include "starttls_test.h"
 #include "testutil.h"
 
 static const char *certdir;
@@ -622,6 +623,64 @@ static void test_pause_reading_holds(void **state)
     pair_done(&p);
 }
 
+/* STARTTLS from a generated line protocol: the plaintext commands, then the
+ * ClientHello, all in one segment; the framer's rest goes to TLS first, and
+ * the session goes on in TLS. */
+static void test_starttls_one_segment(void **state)
+{
+    (void)state;
+    pg_tls_config cc = client_config();
+    pg_tls_config sc = server_config();
+    pair p;
+    memset(&p, 0, sizeof p);
+    p.now = 1000;
+    p.chunk = SIZE_MAX;
+    assert_int_equal(pg_manual_host_new(&p.mh), 0);
+    pg_manual_host_set_clock(p.mh, test_clock, &p);
+    side_init(&p.c, &cc);
+    side_init(&p.s, &sc);
+    p.s.echo = true;
+    struct starttls_test st = { .tls = &p.s.tf };
+    pg_host *h = pg_manual_host_host(p.mh);
+    assert_int_equal(pg_manual_stream_new(h, PG_STREAM_CAN_WRITE_EOF, starttls_protocol_factory, &st, &p.s.ms), 0);
+    assert_int_equal(pg_manual_stream_new(h, PG_STREAM_CAN_WRITE_EOF, pg_tls_protocol_factory, &p.c.tf, &p.c.ms), 0);
+    pg_manual_host_run(p.mh);
+    size_t hello_len;
+    const uint8_t *hello = pg_manual_stream_output(p.c.ms, &hello_len);
+    assert_true(hello_len > 0);
+    static const char commands[] = "EHLO test\r\nSTARTTLS\r\n";
+    size_t seg_len = sizeof commands - 1 + hello_len;
+    uint8_t *seg = malloc(seg_len);
+    assert_non_null(seg);
+    memcpy(seg, commands, sizeof commands - 1);
+    memcpy(seg + sizeof commands - 1, hello, hello_len);
+    pg_manual_stream_consume(p.c.ms, hello_len);
+    assert_int_equal(pg_manual_stream_feed(p.s.ms, seg, seg_len), seg_len);
+    free(seg);
+    pg_manual_host_run(p.mh);
+    assert_int_equal(st.lines, 1);
+    assert_int_equal(st.switch_rc, 0);
+    assert_true(st.switched);
+    /* The replies in plaintext, then the server's TLS flight. */
+    static const char replies[] = "250 EHLO test\r\n220 ready\r\n";
+    size_t len;
+    const uint8_t *out = pg_manual_stream_output(p.s.ms, &len);
+    assert_true(len > sizeof replies - 1);
+    assert_memory_equal(out, replies, sizeof replies - 1);
+    pg_manual_stream_consume(p.s.ms, sizeof replies - 1);
+    pump(&p);
+    assert_int_equal(p.c.r.made, 1);
+    assert_int_equal(p.s.r.made, 1);
+    assert_int_equal(pg_transport_write(p.c.r.transport, "secret", 6), 0);
+    pump(&p);
+    assert_int_equal(p.c.r.rx_len, 6);
+    assert_memory_equal(p.c.r.rx, "secret", 6);
+    pg_transport_close(p.c.r.transport);
+    pump(&p);
+    assert_string_equal(p.s.r.log, "made data eof lost:ok");
+    pair_done(&p);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -670,6 +729,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_abort_sends_no_close_notify),
         cmocka_unit_test(test_close_drains_first),
         cmocka_unit_test(test_pause_reading_holds),
+        cmocka_unit_test(test_starttls_one_segment),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
