@@ -337,9 +337,9 @@ void pg__trace_write_error(uint32_t conn, const char *callback, int error);
 void pg__trace_write_protocol_error(uint32_t conn, int code, uint64_t pos);
 /* The host of a core stream transport; NULL for other transports. */
 pg_host *pg__transport_host(const pg_transport *t);
-/* The driver of a live core stream transport whose driver table is ops;
- * NULL for any other transport or a stale handle. */
-void *pg__transport_driver(const pg_transport *t, const pg_stream_driver_ops *ops);
+/* The driver of a live core stream transport whose driver table is ops:
+ * 0, -ENOTSUP for any other transport, -EBADF for a stale handle. */
+int pg__transport_driver(const pg_transport *t, const pg_stream_driver_ops *ops, void **out);
 /* The trace number of a core stream transport's instance; 0 for others. */
 uint32_t pg__transport_trace_id(const pg_transport *t);
 

@@ -743,12 +743,18 @@ pg_host *pg__transport_host(const pg_transport *t)
     return t != NULL && pg__transport_ops(t) == &pg__stream_ops ? PG__STREAM(t)->host : NULL;
 }
 
-void *pg__transport_driver(const pg_transport *t, const pg_stream_driver_ops *ops)
+int pg__transport_driver(const pg_transport *t, const pg_stream_driver_ops *ops, void **out)
 {
-    if (t == NULL || pg__transport_ops(t) != &pg__stream_ops)
-        return NULL;
+    *out = NULL;
+    if (pg__transport_ops(t) != &pg__stream_ops)
+        return -ENOTSUP;
     const pg__stream *s = PG__STREAM(t);
-    return s->gen == pg__handle_gen(t) && s->drv_ops == ops ? s->drv : NULL;
+    if (s->gen != pg__handle_gen(t))
+        return -EBADF; /* stale: not counted, this only reads */
+    if (s->drv_ops != ops)
+        return -ENOTSUP;
+    *out = s->drv;
+    return 0;
 }
 
 uint32_t pg__transport_trace_id(const pg_transport *t)

@@ -301,13 +301,28 @@ fail:
 
 /* ---- the layer's own plumbing ------------------------------------------- */
 
+/* The plaintext buffer goes back to the host once empty (the host keeps
+ * one for whichever transport needs one next): idle connections hold none. */
+static void pg__tls_plain_release(pg__tls *c)
+{
+    c->plain_head = c->plain_len = 0;
+    if (c->plain == NULL)
+        return;
+    if (c->host != NULL)
+        pg__host_give_wbuf(c->host, c->plain, c->plain_cap);
+    else
+        free(c->plain);
+    c->plain = NULL;
+    c->plain_cap = 0;
+}
+
 static void pg__tls_free(pg__tls *c)
 {
     pg_timer_cancel(&c->deadline);
     pg_timer_cancel(&c->kick);
     SSL_free(c->ssl); /* and its BIOs */
     pg__tls_context_unref(c->tls);
-    free(c->plain);
+    pg__tls_plain_release(c);
     free(c);
 }
 
@@ -486,8 +501,7 @@ static bool pg__tls_deliver(pg__tls *c)
 {
     while (c->plain_head < c->plain_len) {
         if (c->upper == NULL || c->state == PG__TLS_DONE) {
-            c->plain_head = c->plain_len = 0; /* nobody will read it */
-            break;
+            break; /* nobody will read it */
         }
         if (pg__tls_app_open(c) && !c->app_reading)
             return false;
@@ -496,12 +510,14 @@ static bool pg__tls_deliver(pg__tls *c)
         if (n == 0)
             return false;
     }
-    c->plain_head = c->plain_len = 0;
+    pg__tls_plain_release(c);
     return true;
 }
 
 static int pg__tls_plain_room(pg__tls *c, size_t need)
 {
+    if (c->plain == NULL)
+        c->plain = pg__host_take_wbuf(c->host, &c->plain_cap);
     if (c->plain_cap - c->plain_len >= need)
         return 0;
     size_t cap = c->plain_cap * 2 > c->plain_len + need ? c->plain_cap * 2 : c->plain_len + need;
@@ -1004,10 +1020,10 @@ static int pg__tls_of(const pg_transport *t, pg__tls **out)
 {
     if (t == NULL)
         return -EINVAL;
-    if (pg__transport_host(t) == NULL)
-        return -ENOTSUP;
-    *out = pg__transport_driver(t, &pg__tls_driver_ops.base);
-    return *out != NULL ? 0 : -ENOTSUP;
+    void *drv;
+    int r = pg__transport_driver(t, &pg__tls_driver_ops.base, &drv);
+    *out = drv;
+    return r;
 }
 
 static void pg__tls_name(X509_NAME *name, char *buf, size_t size)

@@ -255,10 +255,13 @@ static void test_handshake_info_and_clean_close(void **state)
     assert_int_equal(p.s.r.rx_len, 4);
     assert_memory_equal(p.s.r.rx, "ping", 4);
 
+    pg_transport *kept = p.c.r.transport;
     pg_transport_close(p.c.r.transport);
     pump(&p);
     assert_string_equal(p.s.r.log, "made data eof lost:ok");
     assert_string_equal(p.c.r.log, "made lost:ok");
+    assert_int_equal(pg_tls_get_info(kept, &info), -EBADF); /* kept past connection_lost */
+    assert_null(pg_tls_ssl_object(kept));
     assert_int_equal(p.c.lost_err.error, 0);
     assert_int_equal(p.s.lost_err.error, 0);
     assert_true(pg_manual_stream_closed(p.c.ms));
