@@ -84,6 +84,7 @@ typedef struct pg__tls {
     bool lower_read_paused;
     bool app_reading;     /* the transport above wants plaintext */
     bool app_wants_write; /* the transport above waits for room */
+    bool write_blocked;   /* SSL_write waits for a read (see pg__tls_encrypt) */
     bool pumping;         /* tls_pump is running: a nested call asks again instead */
     bool pump_again;
     pg_timer deadline; /* the handshake's or the shutdown's timeout */
@@ -208,8 +209,11 @@ int pg_tls_context_new(const pg_tls_config *cfg, pg_tls_context **out, pg_tls_er
         return -EINVAL;
     }
     int min_version = cfg->min_version != 0 ? cfg->min_version : PG_TLS_VERSION_1_2;
-    if (min_version != PG_TLS_VERSION_1_2 && min_version != PG_TLS_VERSION_1_3) {
-        pg__tls_set_reason(err, -EINVAL, "min_version: TLS 1.2 or 1.3");
+    int max_version = cfg->max_version;
+    if ((min_version != PG_TLS_VERSION_1_2 && min_version != PG_TLS_VERSION_1_3)
+        || (max_version != 0 && max_version != PG_TLS_VERSION_1_2 && max_version != PG_TLS_VERSION_1_3)
+        || (max_version != 0 && max_version < min_version)) {
+        pg__tls_set_reason(err, -EINVAL, "min_version, max_version: TLS 1.2 or 1.3, min <= max");
         return -EINVAL;
     }
     pg_tls_context *tls = calloc(1, sizeof *tls);
@@ -231,10 +235,14 @@ int pg_tls_context_new(const pg_tls_config *cfg, pg_tls_context **out, pg_tls_er
         goto fail;
     }
     SSL_CTX_set_min_proto_version(tls->ctx, min_version);
+    SSL_CTX_set_max_proto_version(tls->ctx, max_version);
     /* Renegotiation is refused (TLS 1.2; TLS 1.3 has none). */
     SSL_CTX_set_options(tls->ctx, SSL_OP_NO_RENEGOTIATION);
     /* Idle connections give their record buffers back. */
     SSL_CTX_set_mode(tls->ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* A write OpenSSL could not finish is retried from the transport's buffer,
+     * which may have moved. */
+    SSL_CTX_set_mode(tls->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     r = -EINVAL;
     if (cfg->cert_file != NULL) {
         if (SSL_CTX_use_certificate_chain_file(tls->ctx, cfg->cert_file) != 1) {
@@ -740,6 +748,8 @@ static void pg__tls_data_received(void *self, const uint8_t *data, size_t len)
         return;
     }
     pg__tls_pump(c);
+    if (c->write_blocked && c->app_wants_write)
+        pg__tls_kick(c); /* what came may let a blocked write through */
 }
 
 static bool pg__tls_eof_received(void *self)
@@ -863,19 +873,26 @@ int pg_tls_start(pg_transport *t, const pg_tls_factory *factory, const void *pen
 
 /* ---- the driver of the transport above ---------------------------------- */
 
-/* Encrypts len bytes and hands them down: 0 or a negative errno. */
+/* Encrypts len bytes and hands them down: 0, 1 when OpenSSL cannot write
+ * before it read (a TLS 1.2 renegotiation we asked for through the SSL
+ * object: the bytes wait above, and the next read tries again), or a
+ * negative errno. */
 static int pg__tls_encrypt(pg__tls *c, const void *data, size_t len)
 {
     size_t written = 0;
     ERR_clear_error();
     int r = SSL_write_ex(c->ssl, data, len, &written);
+    int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
+    pg__tls_flush_out(c);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        c->write_blocked = true;
+        return 1;
+    }
     if (r != 1) {
         pg__tls_ssl_error(c, "TLS write failed");
-        pg__tls_flush_out(c);
         pg__tls_fatal(c, false);
         return c->err.error;
     }
-    pg__tls_flush_out(c);
     return 0;
 }
 
@@ -886,6 +903,7 @@ static ssize_t pg__tls_writev(void *self, const struct iovec *iov, int iovcnt)
         return c->err.error != 0 ? c->err.error : -EPIPE;
     if (c->lower_write_paused || c->lower == NULL)
         return 0;
+    c->write_blocked = false;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
@@ -898,7 +916,7 @@ static ssize_t pg__tls_writev(void *self, const struct iovec *iov, int iovcnt)
             at += iov[i].iov_len;
         }
         int r = pg__tls_encrypt(c, buf, total);
-        return r < 0 ? r : (ssize_t)total;
+        return r < 0 ? r : r == 1 ? 0 : (ssize_t)total;
     }
     size_t taken = 0;
     for (int i = 0; i < iovcnt; i++) {
@@ -911,6 +929,8 @@ static ssize_t pg__tls_writev(void *self, const struct iovec *iov, int iovcnt)
             int r = pg__tls_encrypt(c, p, n);
             if (r < 0)
                 return r;
+            if (r == 1)
+                return (ssize_t)taken;
             p += n;
             left -= n;
             taken += n;

@@ -4,6 +4,7 @@
  * likes) and owning the clock. Certificates come from make_certs.sh (the
  * ctest fixture), the directory given as argv[1]. The protocols above are
  * the recorder, which asserts asyncio's callback order on every call. */
+#include <openssl/ssl.h>
 #include <stdlib.h>
 
 #include "protogen/manual.h"
@@ -684,6 +685,74 @@ static void test_starttls_one_segment(void **state)
     pair_done(&p);
 }
 
+/* TLS 1.2: a client that asks to renegotiate is refused by the server, and
+ * the client's connection fails with the reason. */
+static void test_renegotiation_refused(void **state)
+{
+    (void)state;
+    pg_tls_config cc = client_config();
+    cc.max_version = PG_TLS_VERSION_1_2;
+    pg_tls_config sc = server_config();
+    pair p;
+    pair_start(&p, &cc, &sc);
+    p.s.echo = true;
+    pump(&p);
+    pg_tls_info info;
+    assert_int_equal(pg_tls_get_info(p.c.r.transport, &info), 0);
+    assert_string_equal(info.version, "TLSv1.2");
+    SSL *ssl = pg_tls_ssl_object(p.c.r.transport);
+    SSL_clear_options(ssl, SSL_OP_NO_RENEGOTIATION); /* this client would */
+    assert_int_equal(SSL_renegotiate(ssl), 1);
+    (void)SSL_do_handshake(ssl); /* its ClientHello goes out with the next write */
+    assert_int_equal(pg_transport_write(p.c.r.transport, "x", 1), 0);
+    pump(&p);
+    assert_int_equal(p.c.r.lost, 1);
+    assert_int_equal(p.c.r.lost_error, -EPROTO);
+    if (strstr(p.c.lost_err.reason, "renegotiation") == NULL)
+        fail_msg("reason: %s", p.c.lost_err.reason);
+    pair_done(&p);
+}
+
+/* A failure above (pg_transport_fail) ends the connection below without
+ * close_notify, and connection_lost gets the error. */
+static void test_fail_above(void **state)
+{
+    (void)state;
+    pg_tls_config cc = client_config();
+    pg_tls_config sc = server_config();
+    pair p;
+    pair_start(&p, &cc, &sc);
+    pump(&p);
+    assert_int_equal(pg_transport_fail(p.s.r.transport, -EPROTO), 0);
+    pump(&p);
+    assert_int_equal(p.s.r.lost_error, -EPROTO);
+    assert_int_equal(p.c.r.lost_error, -ECONNRESET);
+    pair_done(&p);
+}
+
+/* The server closes while the client still sends: what arrives after our
+ * close_notify is dropped, the client hears eof_received, and both end clean. */
+static void test_close_while_peer_sends(void **state)
+{
+    (void)state;
+    pg_tls_config cc = client_config();
+    pg_tls_config sc = server_config();
+    pair p;
+    pair_start(&p, &cc, &sc);
+    pump(&p);
+    p.chunk = 500;
+    static uint8_t data[200 * 1024];
+    memset(data, 'y', sizeof data);
+    assert_int_equal(pg_transport_write(p.c.r.transport, data, sizeof data), 0);
+    assert_true(move(&p, &p.c, &p.s, false));
+    pg_transport_close(p.s.r.transport);
+    pump(&p);
+    assert_true(p.s.r.rx_len < sizeof data);
+    assert_string_equal(p.c.r.log, "made eof lost:ok");
+    assert_int_equal(p.s.r.lost_error, 0);
+    pair_done(&p);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -733,6 +802,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_close_drains_first),
         cmocka_unit_test(test_pause_reading_holds),
         cmocka_unit_test(test_starttls_one_segment),
+        cmocka_unit_test(test_renegotiation_refused),
+        cmocka_unit_test(test_fail_above),
+        cmocka_unit_test(test_close_while_peer_sends),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

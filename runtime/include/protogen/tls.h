@@ -86,6 +86,7 @@ typedef struct pg_tls_config {
     const char *const *alpn;
     size_t alpn_count;
     int min_version; /* PG_TLS_VERSION_*; 0: TLS 1.2 */
+    int max_version; /* PG_TLS_VERSION_*; 0: the newest OpenSSL has */
     /* 0: the defaults above. */
     uint32_t handshake_timeout_ms;
     uint32_t shutdown_timeout_ms;
