@@ -7,15 +7,20 @@
 #   untrusted.pem/.key  a self-signed CN=localhost no one trusts
 #   expired.pem/.key    like server.pem, valid in January 2020 only
 # EC P-256 keys: a handshake costs a fraction of RSA's, so the split tests can
-# run hundreds of them.
-# Usage: make_certs.sh DIR
+# run hundreds of them. With "rsa", RSA 2048 keys instead (the bench: the
+# server's signature is then most of a handshake's cost).
+# Usage: make_certs.sh DIR [rsa]
 set -euo pipefail
 dir=${1:?usage: make_certs.sh DIR}
 rm -rf "$dir"
 mkdir -p "$dir"
 cd "$dir"
 
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+if [ "${2:-}" = rsa ]; then
+    key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null; }
+else
+    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+fi
 
 key ca.key
 openssl req -x509 -new -key ca.key -subj "/CN=protogen test CA" -days 30 -out ca.pem \
