@@ -401,6 +401,8 @@ static void pg__tls_fatal(pg__tls *c, bool graceful)
         return;
     if (c->err.error == 0)
         pg__tls_error(c, -EPROTO, "TLS failure");
+    if (c->state == PG__TLS_HANDSHAKE && c->lower != NULL)
+        PG__TRACE_ERROR(pg__transport_trace_id(c->lower), "tls_handshake", c->err.error);
     c->state = PG__TLS_DONE;
     pg_timer_cancel(&c->kick);
     pg_timer_cancel(&c->deadline);
@@ -458,6 +460,8 @@ static void pg__tls_control_reading(pg__tls *c)
 static void pg__tls_handshake_done(pg__tls *c)
 {
     pg_timer_cancel(&c->deadline);
+    /* On the connection below's trace instance; the protocol above gets its own. */
+    PG__TRACE_ERROR(pg__transport_trace_id(c->lower), "tls_handshake", 0);
     c->state = PG__TLS_WRAPPED;
     pg__stream *s = pg__stream_block_get(c->host);
     int r = s != NULL ? 0 : -ENOMEM;
