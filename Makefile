@@ -61,6 +61,8 @@ bench: bench-build
 
 bench-smoke: bench-build
 	python3 bench/run.py --build build-bench --smoke
+	cmake --build build-bench -j2 --target bench-tls
+	python3 bench/tls_bench.py --build build-bench --smoke
 
 # The TLS part (issue 14): examples/tls-echo against a hand-written OpenSSL server and asyncio.
 bench-tls: bench-build

@@ -13,7 +13,12 @@ install(TARGETS ${_protogen_libraries} EXPORT protogenTargets
         ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
         LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
         INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
-install(DIRECTORY runtime/include/protogen DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+if(PROTOGEN_HAVE_TLS)
+  install(DIRECTORY runtime/include/protogen DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+else()
+  # Built without OpenSSL: no TLS functions, so no TLS header either.
+  install(DIRECTORY runtime/include/protogen DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" PATTERN "tls.h" EXCLUDE)
+endif()
 install(EXPORT protogenTargets NAMESPACE protogen:: DESTINATION "${PROTOGEN_CMAKE_DIR}")
 # protogen::uv in an export set of its own: the package loads it only where
 # libuv is found, so protogen::protogen users need no libuv.
