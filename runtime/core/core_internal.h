@@ -333,10 +333,10 @@ void pg__trace_write(uint32_t conn, const char *callback);
 void pg__trace_write_size(uint32_t conn, const char *callback, size_t n);
 /* error 0 → "ok", else the errno's name. */
 void pg__trace_write_error(uint32_t conn, const char *callback, int error);
+/* "<conn> <callback> <a>[ <b>]" (machine.c: state changes, timeouts). */
+void pg__trace_write_text(uint32_t conn, const char *callback, const char *a, const char *b);
 /* "<conn> protocol_error <ERRNO> <pos>" (framing.c). */
 void pg__trace_write_protocol_error(uint32_t conn, int code, uint64_t pos);
-/* The host of a core stream transport; NULL for other transports. */
-pg_host *pg__transport_host(const pg_transport *t);
 /* The driver of a live core stream transport whose driver table is ops:
  * 0, -ENOTSUP for any other transport, -EBADF for a stale handle. */
 int pg__transport_driver(const pg_transport *t, const pg_stream_driver_ops *ops, void **out);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protogen/machine.h" /* pg_transport_host */
 #include "protogen/tls.h"
 
 #include "core_internal.h"
@@ -724,7 +725,7 @@ static void pg__tls_connection_made(void *self, pg_transport *t)
 {
     pg__tls *c = self;
     c->lower = t;
-    c->host = pg__transport_host(t);
+    c->host = pg_transport_host(t);
     if (c->host == NULL) {
         pg__tls_error(c, -ENOTSUP, "TLS runs over protogen's stream transports only");
         c->state = PG__TLS_DONE;
@@ -870,7 +871,7 @@ int pg_tls_start(pg_transport *t, const pg_tls_factory *factory, const void *pen
 {
     if (t == NULL || factory == NULL)
         return -EINVAL;
-    if (pg__transport_host(t) == NULL)
+    if (pg_transport_host(t) == NULL)
         return -ENOTSUP;
     return pg_transport_switch_protocol(t, pg_tls_protocol_factory, (void *)factory, pending, len);
 }
