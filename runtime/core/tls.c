@@ -560,6 +560,10 @@ static void pg__tls_read_app(pg__tls *c)
     if (!pg__tls_deliver(c))
         return;
     for (;;) {
+        if (c->state == PG__TLS_SHUTDOWN) {
+            c->pump_again = true; /* a close() from a callback: pg__tls_read_shutdown goes on */
+            return;
+        }
         if (c->state == PG__TLS_DONE || (pg__tls_app_open(c) && !c->app_reading))
             return;
         int e = SSL_ERROR_NONE;
