@@ -7,11 +7,12 @@
 #   make fuzz         every libFuzzer target (tests/fuzz) for FUZZ_SECONDS each (CI: ~3 minutes)
 #   make bench        the benchmark of issue 7 (bench/README.md): ~10 minutes, prints the table
 #   make bench-smoke  the same, one short run of each workload (CI: it builds and completes)
+#   make bench-tls    the TLS part: handshakes/s, bulk MB/s, idle memory against OpenSSL and asyncio
 
 BUILD ?= build
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build demo test sanitize tsan valgrind fuzz clean bench bench-build bench-smoke
+.PHONY: all setup build demo test sanitize tsan valgrind fuzz clean bench bench-build bench-smoke bench-tls
 
 all: build
 
@@ -69,6 +70,13 @@ bench: bench-build
 
 bench-smoke: bench-build
 	python3 bench/run.py --build build-bench --smoke
+	cmake --build build-bench -j2 --target bench-tls
+	python3 bench/tls_bench.py --build build-bench --smoke
+
+# The TLS part (issue 14): examples/tls-echo against a hand-written OpenSSL server and asyncio.
+bench-tls: bench-build
+	cmake --build build-bench -j2 --target bench-tls
+	python3 bench/tls_bench.py --build build-bench
 
 clean:
 	rm -rf build build-clang build-sanitize build-tsan build-valgrind build-fuzz build-bench

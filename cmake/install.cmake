@@ -13,7 +13,12 @@ install(TARGETS ${_protogen_libraries} EXPORT protogenTargets
         ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
         LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
         INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
-install(DIRECTORY runtime/include/protogen DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+if(PROTOGEN_HAVE_TLS)
+  install(DIRECTORY runtime/include/protogen DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+else()
+  # Built without OpenSSL: no TLS functions, so no TLS header either.
+  install(DIRECTORY runtime/include/protogen DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" PATTERN "tls.h" EXCLUDE)
+endif()
 install(EXPORT protogenTargets NAMESPACE protogen:: DESTINATION "${PROTOGEN_CMAKE_DIR}")
 # protogen::uv in an export set of its own: the package loads it only where
 # libuv is found, so protogen::protogen users need no libuv.
@@ -48,5 +53,10 @@ foreach(_dir LIBDIR INCLUDEDIR BINDIR)
     set(PROTOGEN_PC_${_dir} "\${prefix}/${CMAKE_INSTALL_${_dir}}")
   endif()
 endforeach()
+if(PROTOGEN_HAVE_TLS)
+  set(PROTOGEN_PC_TLS_LIBS " -lssl -lcrypto")
+else()
+  set(PROTOGEN_PC_TLS_LIBS "")
+endif()
 configure_file(cmake/protogen.pc.in "${CMAKE_CURRENT_BINARY_DIR}/protogen.pc" @ONLY)
 install(FILES "${CMAKE_CURRENT_BINARY_DIR}/protogen.pc" DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")

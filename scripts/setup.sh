@@ -7,8 +7,10 @@ set -euo pipefail
 # states (protogen_generate's DIAGRAMS) render to SVG with its dot.
 # redis-server, redis-tools: examples/resp is held against a real redis-server
 # (replies byte for byte, redis-cli, redis-benchmark); libhiredis-dev: the bench
-# compares the RESP framer with hiredis' reader.
+# compares the RESP framer with hiredis' reader. libssl-dev, openssl: the TLS
+# layer (runtime/core/tls.c) and the certificates its tests make.
 packages=(build-essential clang cmake make re2c python3 python3-jinja2 libcmocka-dev pkg-config socat libuv1-dev valgrind
+          libssl-dev openssl
           redis-server redis-tools libhiredis-dev swaks curl apache2-utils wrk graphviz "$@")
 
 missing=()

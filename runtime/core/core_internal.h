@@ -122,7 +122,19 @@ typedef enum pg__proto_state {
 /* pg__stream.flags: the public PG_STREAM_* and these. */
 #define PG__STREAM_OWNED 16u /* made by pg_stream_new: the core gives the block back */
 /* Bits the core leaves to a driver that embeds it (the fd driver's). */
-#define PG__STREAM_DRIVER_BITS 0xe0u
+#define PG__STREAM_DRIVER_BITS 0x60u
+/* The driver has a closing handshake of its own (TLS's close_notify): its
+ * table is a pg__linger_driver_ops. close() tells the driver at once
+ * (closing(drained false) while plaintext waits, closing(true) once the
+ * buffer drained); the transport then stays closing until the driver ends it
+ * with pg_stream_fail(t, 0 or -errno), so connection_lost comes after the
+ * handshake, as asyncio's SSL transport calls it after its shutdown. */
+#define PG__STREAM_LINGER 128u
+
+typedef struct pg__linger_driver_ops {
+    pg_stream_driver_ops base; /* first: the core reaches it as drv_ops */
+    void (*closing)(void *self, bool drained);
+} pg__linger_driver_ops;
 
 typedef struct pg__stream {
     /* What a stale handle reads of its block, first (block_pool.c keeps
@@ -325,6 +337,9 @@ void pg__trace_write_error(uint32_t conn, const char *callback, int error);
 void pg__trace_write_text(uint32_t conn, const char *callback, const char *a, const char *b);
 /* "<conn> protocol_error <ERRNO> <pos>" (framing.c). */
 void pg__trace_write_protocol_error(uint32_t conn, int code, uint64_t pos);
+/* The driver of a live core stream transport whose driver table is ops:
+ * 0, -ENOTSUP for any other transport, -EBADF for a stale handle. */
+int pg__transport_driver(const pg_transport *t, const pg_stream_driver_ops *ops, void **out);
 /* The trace number of a core stream transport's instance; 0 for others. */
 uint32_t pg__transport_trace_id(const pg_transport *t);
 

@@ -371,7 +371,10 @@ void pg_stream_writable(pg_transport *t)
     pg__unwant(s, PG__WANT_WRITE);
     if (s->state == PG__STREAM_LOST)
         return;
-    if (s->state == PG__STREAM_CLOSING) {
+    if (s->state == PG__STREAM_CLOSING && (s->flags & PG__STREAM_LINGER)) {
+        /* Drained after close(): the driver's closing handshake ends it. */
+        ((const pg__linger_driver_ops *)s->drv_ops)->closing(s->drv, true);
+    } else if (s->state == PG__STREAM_CLOSING) {
         /* Drained after close(): connection_lost now, as asyncio does. */
         s->state = PG__STREAM_LOST;
         pg__host_unreserve(s->host);
@@ -578,6 +581,12 @@ static void pg__stream_close_now(pg__stream *s)
     if (s->state != PG__STREAM_OPEN)
         return;
     s->state = PG__STREAM_CLOSING;
+    if (s->flags & PG__STREAM_LINGER) {
+        pg__unwant(s, PG__WANT_READ);
+        if (s->state == PG__STREAM_CLOSING)
+            ((const pg__linger_driver_ops *)s->drv_ops)->closing(s->drv, pg__stream_buffered(s) == 0);
+        return;
+    }
     if (pg__stream_buffered(s) == 0) {
         s->state = PG__STREAM_LOST;
         s->lost_error = 0;
@@ -727,6 +736,20 @@ int pg_transport_fail(pg_transport *t, int error)
     pg__stream *s = pg__live(t);
     if (s != NULL)
         pg__stream_force_close(s, error); /* a no-op once lost */
+    return 0;
+}
+
+int pg__transport_driver(const pg_transport *t, const pg_stream_driver_ops *ops, void **out)
+{
+    *out = NULL;
+    if (pg__transport_ops(t) != &pg__stream_ops)
+        return -ENOTSUP;
+    const pg__stream *s = PG__STREAM(t);
+    if (s->gen != pg__handle_gen(t))
+        return -EBADF; /* stale: not counted, this only reads */
+    if (s->drv_ops != ops)
+        return -ENOTSUP;
+    *out = s->drv;
     return 0;
 }
 

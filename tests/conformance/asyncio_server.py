@@ -2,7 +2,9 @@
 conform_handlers.c, written with asyncio's own Protocol, tracing its callbacks
 in protogen's trace format (PROTOGEN_TRACE) so the two can be compared.
 
-    asyncio_server.py [--buffered] tcp | unix PATH
+    asyncio_server.py [--tls CERTDIR] [--buffered] tcp | unix PATH
+
+--tls serves over TLS with CERTDIR's server.pem and server.key.
 
 Standard library only; any Python 3.8+.
 """
@@ -11,6 +13,7 @@ import asyncio
 import errno
 import os
 import signal
+import ssl
 import sys
 
 
@@ -84,7 +87,10 @@ class ConformBuffered(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint):
         self.trace.write(self.conn, "get_buffer", sizehint)
-        return self.buffer
+        # A memoryview, not the bytearray: asyncio's SSL transport (3.11) reads
+        # a second record into buf[offset:], which of a bytearray is a copy,
+        # and the bytes are lost.
+        return memoryview(self.buffer)
 
     def buffer_updated(self, nbytes):
         self.trace.write(self.conn, "buffer_updated", nbytes)
@@ -101,14 +107,19 @@ async def serve(argv):
     trace = Trace(os.environ.get("PROTOGEN_TRACE"))
     loop = asyncio.get_running_loop()
     protocol = Conform
+    tls = None
+    if argv[0] == "--tls":
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(os.path.join(argv[1], "server.pem"), os.path.join(argv[1], "server.key"))
+        argv = argv[2:]
     if argv[0] == "--buffered":
         protocol = ConformBuffered
         argv = argv[1:]
     if argv[0] == "unix":
-        server = await loop.create_unix_server(lambda: protocol(trace), argv[1])
+        server = await loop.create_unix_server(lambda: protocol(trace), argv[1], ssl=tls)
         where = argv[1]
     else:
-        server = await loop.create_server(lambda: protocol(trace), "127.0.0.1", 0)
+        server = await loop.create_server(lambda: protocol(trace), "127.0.0.1", 0, ssl=tls)
         host, port = server.sockets[0].getsockname()[:2]
         where = f"{host}:{port}"
     print(f"listening on {where}", flush=True)

@@ -10,7 +10,9 @@
  * one (loop, the default): the suite runs against both hosts.
  * Prints "listening on ADDRESS", serves until SIGTERM, then closes. The same
  * generated protocol serves both: its factory works with any transport.
- * --buffered serves conform_buffered.spec's protocol instead. */
+ * --buffered serves conform_buffered.spec's protocol instead.
+ * --tls CERTDIR (the built-in loop, TCP) serves it over TLS (protogen/tls.h)
+ * with CERTDIR's server.pem and server.key (tests/tls/make_certs.sh). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +23,9 @@
 #include "poll_serve.h"
 #endif
 #include "conform_uv.h"
+#ifdef CONFORM_TLS
+#include "protogen/tls.h"
+#endif
 
 static void stop_loop(void *arg)
 {
@@ -58,6 +63,12 @@ int main(int argc, char **argv)
         argc -= 2;
         argv += 2;
     }
+    const char *tls_dir = NULL;
+    if (argc > 2 && strcmp(argv[1], "--tls") == 0) {
+        tls_dir = argv[2];
+        argc -= 2;
+        argv += 2;
+    }
     bool buffered = argc > 1 && strcmp(argv[1], "--buffered") == 0;
     if (buffered) {
         argc--;
@@ -84,10 +95,36 @@ int main(int argc, char **argv)
     int rc = pg_loop_new(&loop);
     if (rc < 0)
         return 1;
+    void *factory_arg = NULL;
+#ifdef CONFORM_TLS
+    pg_tls_context *tls = NULL;
+    pg_tls_factory tf;
+    if (tls_dir != NULL) {
+        char cert[512], key[512];
+        snprintf(cert, sizeof cert, "%s/server.pem", tls_dir);
+        snprintf(key, sizeof key, "%s/server.key", tls_dir);
+        pg_tls_config cfg = { .server = true, .cert_file = cert, .key_file = key };
+        pg_tls_error err;
+        if (pg_tls_context_new(&cfg, &tls, &err) < 0) {
+            fprintf(stderr, "conform_server: %s\n", err.reason);
+            pg_loop_close(loop);
+            return 1;
+        }
+        tf = (pg_tls_factory){ .tls = tls, .factory = factory };
+        factory = pg_tls_protocol_factory;
+        factory_arg = &tf;
+    }
+#else
+    if (tls_dir != NULL) {
+        fprintf(stderr, "conform_server: built without TLS\n");
+        pg_loop_close(loop);
+        return 2;
+    }
+#endif
     if (unix_socket)
-        rc = pg_unix_listen(loop, argv[2], NULL, factory, NULL, &server);
+        rc = pg_unix_listen(loop, argv[2], NULL, factory, factory_arg, &server);
     else
-        rc = pg_tcp_listen(loop, "127.0.0.1", 0, NULL, factory, NULL, &server);
+        rc = pg_tcp_listen(loop, "127.0.0.1", 0, NULL, factory, factory_arg, &server);
     if (rc < 0) {
         fprintf(stderr, "conform_server: %s\n", strerror(-rc));
         pg_loop_close(loop);
@@ -105,5 +142,8 @@ int main(int argc, char **argv)
     pg_loop_remove_signal_handler(loop, SIGTERM);
     /* Every scenario has ended its connections before the server is stopped. */
     pg_loop_close(loop);
+#ifdef CONFORM_TLS
+    pg_tls_context_free(tls);
+#endif
     return rc == 0 ? 0 : 1;
 }

@@ -6,6 +6,13 @@ conform.spec (conform_server), and their traces must match once normalised.
 
 SERVER_ARGS go to conform_server first: --host loop (the default), libuv or
 poll is the host it runs the protocol on; every host must give asyncio's traces.
+With --tls CERTDIR among them, both servers serve over TLS (asyncio's SSL
+transport, protogen's TLS layer) and the TLS scenarios run instead: the peers
+drive TLS themselves (ssl.SSLObject over memory BIOs), so that they can read
+the server's answer after their own close_notify. Over TLS the peer's
+close_notify is the server's eof_received; the TCP connection below a protogen
+TLS layer is an instance of its own in the trace (with a tls_handshake line),
+left out of the comparison.
 
 Normalising keeps what asyncio guarantees and drops what the kernel decides:
   - a run of data_received lines becomes one, with the bytes added up (how a
@@ -23,7 +30,9 @@ scenario runs with a Protocol and with a BufferedProtocol on each side.
 """
 
 import os
+import select
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -178,6 +187,181 @@ def peer_many(server):
     server.wait_trace(lambda t: lost_count(t) == n)
 
 
+# ---- TLS peers (--tls) -------------------------------------------------------
+
+class TlsPeer:
+    """A TLS client over a memory BIO pair, on a blocking socket."""
+
+    certdir = None
+
+    def __init__(self, server, rcvbuf=0):
+        self.sock = server.connect(rcvbuf)
+        ctx = ssl.create_default_context(cafile=os.path.join(self.certdir, "ca.pem"))
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        self.run(self.obj.do_handshake)
+
+    def flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def feed(self):
+        chunk = self.sock.recv(65536)
+        if chunk:
+            self.inc.write(chunk)
+        else:
+            self.inc.write_eof()
+        return chunk
+
+    def run(self, op):
+        while True:
+            try:
+                result = op()
+                self.flush()
+                return result
+            except ssl.SSLWantReadError:
+                self.flush()
+                if not self.feed():
+                    raise EOFError("the server closed the connection")
+
+    def send(self, data):
+        self.run(lambda: self.obj.write(data))
+
+    def recv_exact(self, n):
+        got = b""
+        while len(got) < n:
+            got += self.run(lambda: self.obj.read(n - len(got)))
+        return got
+
+    def close_notify_then_read(self):
+        """Sends our close_notify, then reads what the server sends until its own."""
+        try:
+            self.obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        self.flush()
+        got = b""
+        while True:
+            try:
+                chunk = self.run(lambda: self.obj.read(65536))
+            except ssl.SSLZeroReturnError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        self.sock.close()
+        return got
+
+
+def tls_connect_close(server):
+    assert TlsPeer(server).close_notify_then_read() == b"total 0\n"
+    server.wait_trace(lambda t: app_lost(t) == 1)
+
+
+def tls_chunks(server):
+    p = TlsPeer(server)
+    for i in range(10):
+        chunk = bytes([65 + i]) * 1000
+        p.send(chunk)
+        assert p.recv_exact(len(chunk)) == chunk
+    assert p.close_notify_then_read() == b"total 10000\n"
+    server.wait_trace(lambda t: app_lost(t) == 1)
+
+
+def tls_slow_reader(server):
+    """4 MiB sent without reading until the server's protocol paused writing,
+    then the echo read back while the rest goes."""
+    p = TlsPeer(server, rcvbuf=4096)
+    payload = os.urandom(1 << 16) * 64
+    p.sock.setblocking(False)
+    state = {"sent": 0, "pending": b""}
+
+    def push():
+        """Encrypts the next piece when the last one went; sends what the socket takes."""
+        if not state["pending"] and state["sent"] < len(payload):
+            p.obj.write(payload[state["sent"]:state["sent"] + 16384])
+            state["sent"] += 16384
+            state["pending"] = p.out.read()
+        if state["pending"]:
+            try:
+                n = p.sock.send(state["pending"])
+            except BlockingIOError:
+                return False
+            state["pending"] = state["pending"][n:]
+            return True
+        return False
+
+    deadline = time.monotonic() + TIMEOUT_S
+    while not any(line.split()[1] == "pause_writing" for line in server.trace_lines()):
+        assert time.monotonic() < deadline, "the server never paused writing"
+        if not push():
+            time.sleep(0.005)   # the trace is polled, as wait_trace does
+    got = b""
+    while len(got) < len(payload):
+        want_write = bool(state["pending"]) or state["sent"] < len(payload)
+        r, w, _ = select.select([p.sock], [p.sock] if want_write else [], [], TIMEOUT_S)
+        assert r or w, "stuck"
+        if w:
+            push()
+        if r:
+            chunk = p.sock.recv(65536)
+            assert chunk, "the server closed early"
+            p.inc.write(chunk)
+            while True:
+                try:
+                    got += p.obj.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+            state["pending"] += p.out.read()
+    p.sock.setblocking(True)
+    while state["pending"] or state["sent"] < len(payload):
+        push()
+    assert got == payload, f"{len(got)} bytes came back of {len(payload)}; first difference at " \
+        f"{next((i for i, (a, b) in enumerate(zip(got, payload)) if a != b), min(len(got), len(payload)))}"
+    assert p.close_notify_then_read() == b"total %d\n" % len(payload)
+    server.wait_trace(lambda t: app_lost(t) == 1)
+
+
+def tls_reset(server):
+    p = TlsPeer(server)
+    p.send(b"x")
+    assert p.recv_exact(1) == b"x"
+    p.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    p.sock.close()   # RST
+    server.wait_trace(lambda t: app_lost(t) == 1)
+
+
+def tls_many(server):
+    n = 20
+    peers = [TlsPeer(server) for _ in range(n)]
+    for i, p in enumerate(peers):
+        p.send(b"%03d" % i * 10)
+    for i, p in enumerate(peers):
+        assert p.recv_exact(30) == b"%03d" % i * 10
+        assert p.close_notify_then_read() == b"total 30\n"
+    server.wait_trace(lambda t: app_lost(t) == n)
+
+
+TLS_SCENARIOS = [
+    ("tls_connect_close", tls_connect_close, ("tcp",)),
+    ("tls_chunks", tls_chunks, ("tcp",)),
+    ("tls_slow_reader", tls_slow_reader, ("tcp",)),
+    ("tls_reset", tls_reset, ("tcp",)),
+    ("tls_many", tls_many, ("tcp",)),
+]
+
+
+def below_tls(lines):
+    """The trace instances that are the TCP connections below protogen's TLS layers."""
+    return {line.split()[0] for line in lines if line.split()[1] == "tls_handshake"}
+
+
+def app_lost(lines):
+    below = below_tls(lines)
+    return sum(1 for line in lines if line.split()[1] == "connection_lost" and line.split()[0] not in below)
+
+
 SCENARIOS = [
     ("connect_close", peer_connect_close, ("tcp", "unix")),
     ("chunks", peer_chunks, ("tcp", "unix")),
@@ -192,8 +376,11 @@ SCENARIOS = [
 
 def normalise(lines):
     per_conn = {}
+    below = below_tls(lines)
     for line in lines:
         conn, callback, *detail = line.split()
+        if conn in below:
+            continue   # TCP below TLS: asyncio traces no such instance
         if callback == "get_buffer":
             continue   # asks where to read; how often is the kernel's (as data_received's count)
         if callback == "buffer_updated":
@@ -227,18 +414,23 @@ def main(conform_server, python=sys.executable, *server_args):
     """server_args go to conform_server first (e.g. --host poll: the same
     protocol on another host of protogen's core)."""
     tmp = tempfile.mkdtemp(prefix="protogen-conformance-")
-    impls = [("asyncio", [python, os.path.join(HERE, "asyncio_server.py")]),
+    asyncio_args, scenarios = [], SCENARIOS
+    if "--tls" in server_args:
+        TlsPeer.certdir = server_args[server_args.index("--tls") + 1]
+        asyncio_args, scenarios = ["--tls", TlsPeer.certdir], TLS_SCENARIOS
+    impls = [("asyncio", [python, os.path.join(HERE, "asyncio_server.py"), *asyncio_args]),
              ("protogen", [conform_server, *server_args])]
     failures = 0
     ran = 0
     for buffered in (False, True):
         kind = "BufferedProtocol" if buffered else "Protocol"
-        for name, peer, families in SCENARIOS:
+        for name, peer, families in scenarios:
             for family in families:
                 results = {}
                 for impl, argv in impls:
                     server = Server(argv, family, tmp, impl, buffered)
                     try:
+                        print(f"     {impl} ...", flush=True) if os.environ.get("CONFORM_VERBOSE") else None
                         peer(server)
                     finally:
                         lines = server.stop()
