@@ -70,6 +70,14 @@ int pg__uring_new(pg__uring **out)
         memset(&p, 0, sizeof p);
         p.flags = pg__uring_flag_sets[i];
         r = io_uring_queue_init_params(PG__URING_ENTRIES, &u->ring, &p);
+        if (r == 0 && (p.features & (IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG)) !=
+                          (IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG)) {
+            /* Before 5.11: completions may be dropped, a timed wait costs a
+             * request of its own. Not worth it: epoll. */
+            io_uring_queue_exit(&u->ring);
+            r = -ENOSYS;
+            break;
+        }
         if (r == 0) {
             u->flags = p.flags;
             u->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
