@@ -118,10 +118,12 @@ static int pg__backend_set(pg_loop *loop, pg__io *io, uint32_t old_events, uint3
  * what is left of the timeout. The clock is read only for a finite wait: the
  * common infinite one costs nothing. A stop, whenever it came, has made the
  * wake-up eventfd readable: the wait returns at once (pg_loop_stop). */
-PG__HOT_INLINE static inline int pg__backend_wait(pg_loop *loop, int timeout_ms, bool stop_wakes)
+/* uring is PG__ON_URING(loop), a constant where pg_loop_run inlines it. */
+PG__HOT_INLINE static inline int pg__backend_wait(pg_loop *loop, int timeout_ms, bool stop_wakes, bool uring)
 {
+    (void)uring; /* without liburing: always false */
 #ifdef PROTOGEN_HAVE_URING
-    if (PG__ON_URING(loop))
+    if (uring)
         return pg__uring_wait(loop->uring, timeout_ms, stop_wakes ? &loop->stopping : NULL);
 #endif
     uint64_t start = timeout_ms > 0 ? pg__clock_ms() : 0;
@@ -139,10 +141,11 @@ PG__HOT_INLINE static inline int pg__backend_wait(pg_loop *loop, int timeout_ms,
     }
 }
 
-PG__HOT_INLINE static inline void pg__backend_dispatch(pg_loop *loop)
+PG__HOT_INLINE static inline void pg__backend_dispatch(pg_loop *loop, bool uring)
 {
+    (void)uring;
 #ifdef PROTOGEN_HAVE_URING
-    if (PG__ON_URING(loop)) {
+    if (uring) {
         pg__uring_dispatch(loop->uring);
         return;
     }
@@ -431,7 +434,7 @@ void pg_loop_stop(pg_loop *loop)
  * wait ended. Whatever these queue runs in the next iteration. */
 /* Inlined into pg_loop_run, whose loop then keeps its state in registers
  * across iterations instead of paying calls per message (bench/ counts). */
-PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms, bool stop_wakes)
+PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms, bool stop_wakes, bool uring)
 {
     size_t queued = loop->ready_len;
     bool timed = loop->timers.len_ > 0;
@@ -449,7 +452,7 @@ PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms,
             timeout_ms = (int)wait;
     }
 
-    int n = pg__backend_wait(loop, timeout_ms < 0 ? -1 : timeout_ms, stop_wakes);
+    int n = pg__backend_wait(loop, timeout_ms < 0 ? -1 : timeout_ms, stop_wakes, uring);
     if (n < 0)
         return n;
     loop->nevents = n;
@@ -467,7 +470,7 @@ PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms,
      * empty queue runs: counted in bench/ per message. */
     if (queued > 0)
         pg__ready_run(loop, queued);
-    pg__backend_dispatch(loop);
+    pg__backend_dispatch(loop, uring);
     if (timers > 0)
         pg__ready_run(loop, timers);
     return 0;
@@ -483,7 +486,7 @@ static int pg__loop_run_once(pg_loop *loop, int timeout_ms, bool stop_wakes)
     if (loop->running)
         return -EBUSY;
     loop->running = true;
-    int r = pg__loop_iterate(loop, timeout_ms, stop_wakes);
+    int r = pg__loop_iterate(loop, timeout_ms, stop_wakes, PG__ON_URING(loop));
     loop->running = false;
     return r;
 }
@@ -515,9 +518,16 @@ int pg_loop_run(pg_loop *loop)
     /* A stop made before (its wake-up maybe drained by run_once): one
      * iteration, without waiting. Later stops wake the wait themselves. */
     int timeout_ms = loop->stopping ? 0 : -1;
-    do
-        r = pg__loop_iterate(loop, timeout_ms, true);
-    while (r == 0 && !loop->stopping);
+    /* One copy of the iteration per backend: no test of it per message. */
+    if (PG__ON_URING(loop)) {
+        do
+            r = pg__loop_iterate(loop, timeout_ms, true, true);
+        while (r == 0 && !loop->stopping);
+    } else {
+        do
+            r = pg__loop_iterate(loop, timeout_ms, true, false);
+        while (r == 0 && !loop->stopping);
+    }
     loop->running = false;
     loop->stopping = 0;
     pg__loop_drain_wake(loop); /* a stop from the last iteration: used up */

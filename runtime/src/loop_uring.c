@@ -44,8 +44,6 @@ struct pg__uring {
     bool skip_success;    /* IOSQE_CQE_SKIP_SUCCESS: successful cancels post nothing */
     pg__uring_slot *slots; /* by fd */
     size_t nslots;
-    int *rearm; /* fds whose poll completed and may need arming again: one per CQ entry */
-    size_t nrearm;
     int nest_fd; /* for an outer loop: an eventfd the ring signals; -1 until asked for */
 };
 
@@ -92,13 +90,6 @@ int pg__uring_new(pg__uring **out)
         return r;
     }
     u->nest_fd = -1;
-    /* A dispatch takes at most the CQ ring's entries. */
-    u->rearm = malloc(u->ring.cq.ring_entries * sizeof *u->rearm);
-    if (u->rearm == NULL) {
-        io_uring_queue_exit(&u->ring);
-        free(u);
-        return -ENOMEM;
-    }
     *out = u;
     return 0;
 }
@@ -107,11 +98,15 @@ void pg__uring_free(pg__uring *u)
 {
     if (u == NULL)
         return;
+    /* The cancels of polls on fds closed since the last iteration go in
+     * first: the kernel holds those files until then, and a close must
+     * reach the peer now, not when the ring's teardown gets to it. */
+    if (u->enabled && io_uring_sq_ready(&u->ring) > 0)
+        (void)io_uring_submit(&u->ring); /* fails on another thread than the issuer: teardown then */
     io_uring_queue_exit(&u->ring); /* cancels what is still in the ring */
     if (u->nest_fd >= 0)
         close(u->nest_fd);
     free(u->slots);
-    free(u->rearm);
     free(u);
 }
 
@@ -254,19 +249,20 @@ static bool pg__uring_is_live(const pg__uring *u, const struct io_uring_cqe *cqe
  * when one for a watcher is left. */
 static bool pg__uring_live(pg__uring *u)
 {
-    struct io_uring_cqe *cqe;
-    while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
-        if (pg__uring_is_live(u, cqe))
-            return true;
-        io_uring_cqe_seen(&u->ring, cqe);
-    }
-    return false;
+    unsigned head = *u->ring.cq.khead;
+    unsigned tail = io_uring_smp_load_acquire(u->ring.cq.ktail);
+    unsigned start = head;
+    while (head != tail && !pg__uring_is_live(u, &u->ring.cq.cqes[head & u->ring.cq.ring_mask]))
+        head++;
+    if (head != start)
+        io_uring_smp_store_release(u->ring.cq.khead, head);
+    return head != tail;
 }
 
 /* Waits for completions, submitting what is queued in the same call, as the
  * epoll backend waits (EINTR retried with what is left of the timeout,
  * unless *stopping ends the run). */
-int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping)
+static int pg__uring_wait_long(pg__uring *u, int timeout_ms, const atomic_int *stopping)
 {
     int r = pg__uring_enable(u);
     if (r < 0)
@@ -312,50 +308,52 @@ int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping)
     }
 }
 
-/* Arms again the polls whose event was dispatched, for the interests still
- * set then. A watcher whose callback changed its interests was armed by
- * that change already. */
-static void pg__uring_rearm(pg__uring *u)
-{
-    for (size_t i = 0; i < u->nrearm; i++) {
-        int fd = u->rearm[i];
-        pg__uring_slot *slot = &u->slots[fd];
-        if (slot->io != NULL && slot->armed == 0 && slot->io->events != 0)
-            (void)pg__uring_arm(u, slot, fd, slot->io->events); /* fails only when the submit does */
-    }
-    u->nrearm = 0;
-}
-
 void pg__uring_dispatch(pg__uring *u)
 {
     /* The completions there are now: callbacks that submit (a full queue)
      * may add more, which the next iteration takes. */
-    unsigned n = io_uring_cq_ready(&u->ring);
     unsigned head = *u->ring.cq.khead;
+    unsigned n = io_uring_smp_load_acquire(u->ring.cq.ktail) - head;
     unsigned mask = u->ring.cq.ring_mask;
     for (unsigned i = 0; i < n; i++) {
-        struct io_uring_cqe *cqe = &u->ring.cq.cqes[(head + i) & mask];
+        const struct io_uring_cqe *cqe = &u->ring.cq.cqes[(head + i) & mask];
         if (!pg__uring_is_live(u, cqe))
             continue; /* a cancel's, or a poll cancelled since */
-        size_t fd = (uint32_t)cqe->user_data;
-        int res = cqe->res;
+        int fd = (int)(uint32_t)cqe->user_data;
+        uint32_t ev = cqe->res < 0 ? PG__IO_READ | PG__IO_WRITE /* the poll failed: the next syscall tells */
+                                   : (uint32_t)cqe->res;
         pg__uring_slot *slot = &u->slots[fd];
         slot->armed = 0;
         pg__io *io = slot->io;
-        uint32_t ev;
-        if (res < 0) /* the poll itself failed: the next syscall on the fd tells why */
-            ev = PG__IO_READ | PG__IO_WRITE;
-        else
-            ev = (uint32_t)res;
         if (ev & (POLLERR | POLLHUP))
             ev |= PG__IO_READ | PG__IO_WRITE;
         ev &= io->events & (PG__IO_READ | PG__IO_WRITE);
-        u->rearm[u->nrearm++] = (int)fd; /* room: one per completion */
         if (ev != 0)
             io->cb(io, ev);
+        /* Armed again for what it still wants; unless the callback stopped
+         * the watcher (the slot forgot it) or changed its interests (which
+         * armed it). The table may have grown meanwhile. */
+        slot = &u->slots[fd];
+        if (slot->io == io && slot->armed == 0 && io->events != 0)
+            (void)pg__uring_arm(u, slot, fd, io->events); /* fails only when a submit does */
     }
-    io_uring_cq_advance(&u->ring, n);
-    pg__uring_rearm(u);
+    io_uring_smp_store_release(u->ring.cq.khead, head + n);
+}
+
+int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping)
+{
+    /* The common wait, short: no timeout, not nested, nothing but a
+     * watcher's completion ends it. */
+    if (timeout_ms < 0 && u->enabled && u->nest_fd < 0) {
+        int r = io_uring_submit_and_wait(&u->ring, 1);
+        if (r >= 0 && pg__uring_live(u))
+            return 0;
+        if (r < 0 && r != -EINTR)
+            return r;
+        if (r == -EINTR && stopping != NULL && atomic_load(stopping))
+            return 0;
+    }
+    return pg__uring_wait_long(u, timeout_ms, stopping);
 }
 
 /* What is queued, submitted now: for a loop run by pg_loop_run_once from an
