@@ -151,7 +151,7 @@ static int pg__uring_submit(pg__uring *u)
 }
 
 /* A free submission entry; a full queue is submitted first. */
-static struct io_uring_sqe *pg__uring_sqe(pg__uring *u)
+PG__HOT_INLINE static inline struct io_uring_sqe *pg__uring_sqe(pg__uring *u)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     if (sqe == NULL && pg__uring_submit(u) == 0)
@@ -182,7 +182,7 @@ static int pg__uring_slot_of(pg__uring *u, int fd, pg__uring_slot **out)
     return 0;
 }
 
-static int pg__uring_arm(pg__uring *u, pg__uring_slot *slot, int fd, uint32_t events)
+PG__HOT_INLINE static inline int pg__uring_arm(pg__uring *u, pg__uring_slot *slot, int fd, uint32_t events)
 {
     struct io_uring_sqe *sqe = pg__uring_sqe(u);
     if (sqe == NULL)
@@ -235,7 +235,7 @@ int pg__uring_set(pg__uring *u, pg__io *io, uint32_t old_events, uint32_t new_ev
     return r;
 }
 
-static bool pg__uring_is_live(const pg__uring *u, const struct io_uring_cqe *cqe)
+PG__HOT_INLINE static inline bool pg__uring_is_live(const pg__uring *u, const struct io_uring_cqe *cqe)
 {
     uint64_t tag = cqe->user_data;
     size_t fd = (uint32_t)tag;
@@ -247,7 +247,7 @@ static bool pg__uring_is_live(const pg__uring *u, const struct io_uring_cqe *cqe
 
 /* Drops the completions of cancelled polls at the head of the queue; true
  * when one for a watcher is left. */
-static bool pg__uring_live(pg__uring *u)
+PG__HOT_INLINE static inline bool pg__uring_live(pg__uring *u)
 {
     unsigned head = *u->ring.cq.khead;
     unsigned tail = io_uring_smp_load_acquire(u->ring.cq.ktail);
@@ -314,6 +314,8 @@ void pg__uring_dispatch(pg__uring *u)
      * may add more, which the next iteration takes. */
     unsigned head = *u->ring.cq.khead;
     unsigned n = io_uring_smp_load_acquire(u->ring.cq.ktail) - head;
+    if (n > PG__MAX_EVENTS)
+        n = PG__MAX_EVENTS; /* as many as epoll's batch: the rest next iteration (its wait returns at once) */
     unsigned mask = u->ring.cq.ring_mask;
     for (unsigned i = 0; i < n; i++) {
         const struct io_uring_cqe *cqe = &u->ring.cq.cqes[(head + i) & mask];
