@@ -51,7 +51,7 @@ valgrind: setup
 
 # Release build of its own (build-bench), never the Debug build the tests use.
 bench-build:
-	@scripts/setup.sh libuv1-dev valgrind strace redis-server redis-tools libhiredis-dev
+	@scripts/setup.sh libuv1-dev valgrind strace redis-server redis-tools libhiredis-dev nginx-light wrk apache2-utils
 	cmake -S bench -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build-bench -j2 --target bench
 

@@ -115,12 +115,7 @@ def measure(servers, runs, n, log=lambda *_: None):
                 if rc != 0 and name != REFERENCE:
                     raise RuntimeError(f"{name}: exit {rc} on SIGTERM")
         log(f"  resp run {run + 1}/{runs} done")
-    med = {}
-    for k, v in res.items():
-        cpus = [d["cpu"] for d in v]
-        c = statistics.median(cpus)
-        med[k] = {"rps": statistics.median(d["rps"] for d in v), "cpu": c,
-                  "spread": (max(cpus) - min(cpus)) / c if c else 0.0}
+    med = medians(res)
     # All four tests together: total CPU over total requests (each test runs n).
     for pipeline in PIPELINES:
         for name in names:
@@ -128,6 +123,18 @@ def measure(servers, runs, n, log=lambda *_: None):
             med[(pipeline, "all", name)] = {
                 "rps": len(TESTS) / sum(1 / p["rps"] for p in parts),
                 "cpu": statistics.mean(p["cpu"] for p in parts), "spread": max(p["spread"] for p in parts)}
+    return med
+
+
+def medians(res):
+    """{key: {"rps", "cpu", "spread"}} of {key: [{"rps", "cpu"}, ...]}: the medians of the runs, and the
+    CPU figures' range as a share of their median."""
+    med = {}
+    for k, v in res.items():
+        cpus = [d["cpu"] for d in v]
+        c = statistics.median(cpus)
+        med[k] = {"rps": statistics.median(d["rps"] for d in v), "cpu": c,
+                  "spread": (max(cpus) - min(cpus)) / c if c else 0.0}
     return med
 
 

@@ -1,8 +1,8 @@
 """protogen's benchmark (issue 7): the echo example against hand-written epoll, libuv and asyncio.
 
     run.py [--build DIR] [--runs N] [--duration SEC] [--idle N] [--count N] [--smoke] [--out FILE]
-           [--only timed,idle,counted,embedded,threads,resp,generator] [--resp-runs N]
-           [--resp-requests N] [--resp-server CMD]
+           [--only timed,idle,counted,embedded,threads,resp,http,generator] [--resp-runs N]
+           [--resp-requests N] [--resp-server CMD] [--http-runs N] [--http-duration S] [--http-requests N]
 
 DIR (default build-bench) holds the Release build of bench/CMakeLists.txt. Every
 server prints "listening on HOST:PORT" and takes --port 0; each one is started
@@ -23,6 +23,9 @@ Measured, and printed as Markdown tables (also written to --out):
     (examples/echo), in the same run, taking turns;
   - threads (issue 13): echo_server --threads 2 against --threads 1 (one loop per thread,
     a listener each on the port) on the concurrent workloads, rate and CPU as ratios;
+  - http (issue 15, bench/http_bench.py): examples/http's http_server against
+    nginx-light (1 worker, `return 200`) under wrk -t1 -c50 and ab -k -c 50:
+    requests/s and server CPU per request, ratios to nginx in the same run.
   - resp (issue 11, bench/resp_bench.py): examples/resp's resp_server against
     redis-server under redis-benchmark, plain and -P 16: requests/s and server CPU per
     request, as ratios to redis-server's of the same run (skipped, with a note, while
@@ -48,6 +51,7 @@ import subprocess
 import sys
 import time
 
+import http_bench
 import resp_bench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -476,7 +480,10 @@ def threads_section(args, thr):
     return out
 
 
-def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None):
+HTTP_SERVERS = {}   # the http part's servers, by name (http_bench.section's table order)
+
+
+def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None, http=None):
     out = ["# protogen benchmark (issue 7)", "", *[f"- {m}" for m in machine()], ""]
     if t:
         out += timed_section(args, srv, t)
@@ -490,12 +497,18 @@ def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None):
         out += threads_section(args, thr)
     if resp:
         out += [""] + resp_bench.section(resp, resp_servers(args), args.resp_runs, args.resp_requests)
+    if http:
+        out += [""] + http_bench.section(http, HTTP_SERVERS, args.http_runs, args.http_duration, args.http_requests)
     out += ["", "Issue 7's targets, for protogen:", "", "| target | measured | met |", "|---|---|---|"]
     for row in targets(t, mem, c, emb, args):
         out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
     if resp:
         out += ["", "Issue 11's targets, for the RESP server:", "", "| target | measured | met |", "|---|---|---|"]
         for row in resp_bench.targets(resp, args.resp_name):
+            out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
+    if http:
+        out += ["", "Issue 15's targets, for the HTTP server:", "", "| target | measured | met |", "|---|---|---|"]
+        for row in http_bench.targets(http, "http_server"):
             out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
     if gen:
         out += ["", "Generator (bench/generator_bench.py):", "", "```", gen.strip(), "```"]
@@ -657,13 +670,17 @@ def main():
     ap.add_argument("--servers", default="",
                     help="comma-separated servers of the timed, idle and counted parts (default: all; "
                          "the hand-written epoll one always runs, every ratio is to it)")
-    ap.add_argument("--only", default="timed,idle,counted,embedded,threads,resp,generator",
+    ap.add_argument("--http-runs", type=int, default=3, help="runs of the http part")
+    ap.add_argument("--http-duration", type=float, default=5.0, help="wrk -d of the http part, seconds")
+    ap.add_argument("--http-requests", type=int, default=200000, help="ab -n of the http part")
+    ap.add_argument("--only", default="timed,idle,counted,embedded,threads,resp,http,generator",
                     help="comma-separated parts to run (default: all); counted alone is the quick, exact check")
     ap.add_argument("--out", help="also write the report here (default: BUILD/bench-results.md)")
     args = ap.parse_args()
     if args.smoke:
         args.runs, args.duration, args.idle, args.count, args.gen_runs = 1, 1.0, 1000, 200, 3
         args.resp_runs, args.resp_requests = 1, 2000
+        args.http_runs, args.http_duration, args.http_requests = 1, 1.0, 2000
     args.build = os.path.abspath(args.build)
     args.outdir = os.path.join(args.build, "bench-out")
     os.makedirs(args.outdir, exist_ok=True)
@@ -682,7 +699,7 @@ def main():
 
     srv = servers(args)
     parts = set(args.only.split(","))
-    t = mem = c = emb = resp = gen = thr = None
+    t = mem = c = emb = resp = gen = thr = http = None
     if "timed" in parts:
         print(f"bench: timed workloads ({args.runs} × {len(WORKLOADS)} × {len(srv)} runs)", file=sys.stderr)
         t = timed(args, srv)
@@ -711,6 +728,18 @@ def main():
                   f"({args.resp_runs} × {len(resp_bench.PIPELINES)} × {len(rsrv)} runs of "
                   f"{len(resp_bench.TESTS)} tests)", file=sys.stderr)
             resp = resp_bench.measure(rsrv, args.resp_runs, args.resp_requests, lambda m: print(m, file=sys.stderr))
+    if "http" in parts:
+        hsrv = {http_bench.REFERENCE: None, "http_server": [http_bench.default_server(args.build)]}
+        HTTP_SERVERS.update(hsrv)
+        why = http_bench.missing(hsrv["http_server"])
+        if why:
+            notes.append(f"http (issue 15) skipped: {why}")
+            print(f"bench: http skipped: {why}", file=sys.stderr)
+        else:
+            print(f"bench: http, http_server against nginx under wrk and ab -k ({args.http_runs} × 2 runs)",
+                  file=sys.stderr)
+            http = http_bench.measure(hsrv, args.http_runs, args.http_duration, args.http_requests,
+                                      lambda m: print(m, file=sys.stderr))
     if "generator" in parts:
         print("bench: generator", file=sys.stderr)
         r = subprocess.run([sys.executable, os.path.join(HERE, "generator_bench.py"), "--runs", str(args.gen_runs)],
@@ -718,7 +747,7 @@ def main():
         if r.returncode != 0:
             raise RuntimeError(f"generator_bench.py: {r.stderr}")
         gen = r.stdout
-    text = report(args, srv, t, mem, c, emb, resp, gen, notes, thr)
+    text = report(args, srv, t, mem, c, emb, resp, gen, notes, thr, http)
     print(text)
     with open(args.out or os.path.join(args.build, "bench-results.md"), "w") as f:
         f.write(text)

@@ -1,5 +1,5 @@
 # protogen_generate(<target> SPEC <file> [OUTPUT_DIR <dir>] [HANDLERS_DIR <dir>] [NO_HANDLERS]
-#                   [CORE_ONLY])
+#                   [CORE_ONLY] [DIAGRAMS])
 #
 # Runs protogen on SPEC at build time and compiles the result into <target>:
 #   - <name>.h, <name>.c (the protocol) and <name>_bind.c (what ties it to the built-in
@@ -16,6 +16,9 @@
 #     compiled, and <target> links protogen::core (the sans-I/O core: no loop, no
 #     thread) instead of protogen::protogen. Use it for every spec of a target or
 #     for none: protogen::protogen holds the core too.
+#   - DIAGRAMS: also <name>.dot (Graphviz) and <name>.mmd (Mermaid), the protocol's
+#     states drawn (asyncio's lifecycle for a spec without states), and <name>.svg
+#     from the .dot when Graphviz's dot is installed.
 #
 # PROTOGEN_EXECUTABLE must name bin/protogen (set by the protogen package or source tree).
 
@@ -35,7 +38,7 @@ if(NOT _protogen_rc EQUAL 0)
 endif()
 
 function(protogen_generate target)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "NO_HANDLERS;CORE_ONLY" "SPEC;OUTPUT_DIR;HANDLERS_DIR" "")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "NO_HANDLERS;CORE_ONLY;DIAGRAMS" "SPEC;OUTPUT_DIR;HANDLERS_DIR" "")
   if(NOT arg_SPEC)
     message(FATAL_ERROR "protogen_generate(${target}): SPEC is required")
   endif()
@@ -65,6 +68,9 @@ function(protogen_generate target)
     set(generated "header,source")        # no NAME_bind.c: nothing of the loop
     set(runtime protogen::core)
   endif()
+  if(arg_DIAGRAMS)
+    set(generated "${generated},dot,mermaid")
+  endif()
   execute_process(COMMAND "${PROTOGEN_EXECUTABLE}" --list-outputs "${spec}" -o "${out}"
                           --handlers-dir "${handlers_dir}" --emit "${generated},handlers"
                   RESULT_VARIABLE rc OUTPUT_VARIABLE outputs ERROR_VARIABLE err
@@ -91,6 +97,18 @@ function(protogen_generate target)
     COMMENT "protogen ${arg_SPEC}"
     VERBATIM)
   target_sources(${target} PRIVATE ${outputs})
+  if(arg_DIAGRAMS)
+    find_program(PROTOGEN_DOT dot)
+    if(PROTOGEN_DOT)
+      add_custom_command(
+        OUTPUT "${out}/${name}.svg"
+        COMMAND "${PROTOGEN_DOT}" -Tsvg "${out}/${name}.dot" -o "${out}/${name}.svg"
+        DEPENDS "${out}/${name}.dot"
+        COMMENT "dot ${name}.svg"
+        VERBATIM)
+      target_sources(${target} PRIVATE "${out}/${name}.svg")
+    endif()
+  endif()
   target_include_directories(${target} PRIVATE "${out}")
   target_link_libraries(${target} PRIVATE ${runtime})
 

@@ -3,12 +3,14 @@
 # Usage: scripts/setup.sh [extra-package ...]
 set -euo pipefail
 
+# swaks: examples/smtp is tested with it; curl, apache2-utils (ab) and wrk: examples/http; graphviz: the diagrams of the specs'
+# states (protogen_generate's DIAGRAMS) render to SVG with its dot.
 # redis-server, redis-tools: examples/resp is held against a real redis-server
 # (replies byte for byte, redis-cli, redis-benchmark); libhiredis-dev: the bench
 # compares the RESP framer with hiredis' reader. liburing-dev: the loop's
 # io_uring backend (optional at build time; without it, epoll only).
 packages=(build-essential clang cmake make re2c python3 python3-jinja2 libcmocka-dev pkg-config socat libuv1-dev valgrind
-          redis-server redis-tools libhiredis-dev liburing-dev "$@")
+          redis-server redis-tools libhiredis-dev swaks curl apache2-utils wrk graphviz liburing-dev "$@")
 
 missing=()
 for p in "${packages[@]}"; do
@@ -42,4 +44,16 @@ if [[ " ${missing[*]} " == *" redis-server "* ]]; then
         "${sudo[@]}" update-rc.d redis-server disable >/dev/null 2>&1 || true
     fi
     echo "protogen setup: the redis-server service the package starts is stopped and disabled (the tests run their own)"
+fi
+
+# nginx-light (the HTTP benchmark's reference) starts nginx on port 80 when it is
+# installed: the bench runs its own on a free loopback port.
+if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
+    if [ -d /run/systemd/system ]; then
+        "${sudo[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/nginx ]; then
+        "${sudo[@]}" /etc/init.d/nginx stop >/dev/null 2>&1 || true
+        "${sudo[@]}" update-rc.d nginx disable >/dev/null 2>&1 || true
+    fi
+    echo "protogen setup: the nginx service the package starts is stopped and disabled (the bench runs its own)"
 fi

@@ -14,6 +14,7 @@
 #include "lines.h"
 #include "lines_server.h"
 #include "options.h"
+#include "serve.h"
 
 static void stop_loop(void *arg)
 {
@@ -46,13 +47,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    struct sockaddr_storage addr;
-    socklen_t addrlen = sizeof addr;
-    char where[128];
-    if (pg_server_sockname(listener, &addr, &addrlen) == 0
-        && pg_format_address((struct sockaddr *)&addr, where, sizeof where) > 0)
-        printf("listening on %s\n", where);
-    fflush(stdout);
+    serve_print_listening(listener);
 
     pg_loop_add_signal_handler(loop, SIGINT, stop_loop, loop);
     pg_loop_add_signal_handler(loop, SIGTERM, stop_loop, loop);

@@ -6,18 +6,13 @@
  * Prints "listening on HOST:PORT" once it accepts connections (PORT 0 picks a
  * free port), and stops cleanly on SIGINT or SIGTERM. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "resp.h"
 #include "resp_server.h"
 #include "options.h"
-
-static void stop_loop(void *arg)
-{
-    pg_loop_stop(arg);
-}
+#include "serve.h"
 
 int main(int argc, char **argv)
 {
@@ -44,26 +39,8 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    struct sockaddr_storage addr;
-    socklen_t addrlen = sizeof addr;
-    char where[128];
-    if (pg_server_sockname(listener, &addr, &addrlen) == 0
-        && pg_format_address((struct sockaddr *)&addr, where, sizeof where) > 0)
-        printf("listening on %s\n", where);
-    fflush(stdout);
-
-    pg_loop_add_signal_handler(loop, SIGINT, stop_loop, loop);
-    pg_loop_add_signal_handler(loop, SIGTERM, stop_loop, loop);
-    rc = pg_loop_run(loop);
-
-    /* Shut down: stop accepting, abort what is still open, let connection_lost run. */
-    pg_server_abort_clients(listener);
-    pg_server_close(listener);
-    while (server.open_connections > 0 && rc == 0)
-        rc = pg_loop_run_once(loop, -1);
-    pg_loop_remove_signal_handler(loop, SIGINT);
-    pg_loop_remove_signal_handler(loop, SIGTERM);
-    pg_loop_close(loop);
+    serve_print_listening(listener);
+    rc = serve_until_signal(loop, listener, &server.open_connections);
     resp_reply_free(&server.reply);
     resp_inline_free(&server.words);
     resp_store_free(server.store);

@@ -2,7 +2,7 @@
 
 import os
 
-from protogen import model, rules
+from protogen import machine as machines, model, rules
 from protogen.diagnostics import WARNING, Diagnostic, SpecError, did_you_mean
 from protogen.lexer import NAME, NUMBER, STRING, Token
 
@@ -51,7 +51,7 @@ class _Checker:
     # -- the protocol level ------------------------------------------------
 
     SETTINGS = ("transport", "role", "kind")
-    BLOCKS = ("callbacks", "watermarks", "framing")
+    BLOCKS = ("callbacks", "watermarks", "framing", "states", "timeouts")
 
     def protocol(self):
         name_tok = self.spec.name
@@ -109,11 +109,18 @@ class _Checker:
                     self.warn(declared[cb], f"callback '{cb}' is never called with transport {transport.name}, "
                                             f"role {role}: its handler would be dead code")
 
+        machine = self.states(seen, kind, framing, declared)
+
         if self.diagnostics:
             raise SpecError(sorted(self.diagnostics + self.warnings, key=lambda d: (d.pos.line, d.pos.col)))
         messages = framing.rules.messages if framing and framing.rules else ()
         positions = {name: tok.pos for name, tok in declared.items()}
         positions.update({m.name: m.pos for m in messages})
+        handlers = tuple(model.message_callback(name, m) for m in messages)
+        if machine is not None:
+            handled = {ev for st in machine.states for ev, r in st.reactions.items() if r.action == "handle"}
+            handlers = tuple(cb for cb in handlers if cb.name in handled) + model.machine_callbacks(name, machine, handled)
+            declared.update({ev: None for ev in handled if ev in machines.LIFECYCLE_EVENTS})
         return model.Protocol(
             name=name,
             spec_file=os.path.basename(self.spec_file),
@@ -125,8 +132,40 @@ class _Checker:
             watermarks=watermarks,
             callbacks=kind.callbacks + (model.FRAMING_CALLBACKS if framing else ()),
             framing=framing,
-            message_callbacks=tuple(model.message_callback(name, m) for m in messages),
+            message_callbacks=handlers,
+            machine=machine,
         )
+
+    def states(self, seen, kind, framing, declared):
+        """The spec's Machine (states and timeouts), or None."""
+        decl, timeouts = seen.get("states"), seen.get("timeouts")
+        if decl is None and timeouts is None:
+            return None
+        where = (decl or timeouts).name
+        if kind is not None and kind.name != "stream":
+            self.err(where, f"'{where.text}' needs kind stream, not '{kind.name}'")
+            return None
+        if decl is not None and "framing" not in seen:
+            self.err(where, "states need a 'framing': their transitions fire on its messages, "
+                            "e.g. framing line { delimiter \"\\r\\n\"; max 1000B; }")
+            return None
+        if framing is None:
+            return None   # reported already
+        if framing.rules:
+            messages = [m.name for m in framing.rules.messages]
+            if "message_received" in declared:
+                messages.append("message_received")   # the raw messages (NAME_expect_raw), in any state
+        else:
+            messages = ["message_received"]
+
+        def state_framing(sub, what):
+            items = self.framing_items(sub, what)
+            if items is None:
+                return None
+            return self.framing_line(sub, items) if what == "line" else self.framing_length(sub, items)
+
+        checker = machines.MachineChecker(self, self.spec.name.text, messages, state_framing)
+        return checker.machine(decl, timeouts, declared)
 
     def compatibility(self, seen, transport, role, kind):
         """(role, kind), each None when the transport cannot take it (reported)."""

@@ -53,10 +53,11 @@ def _arguments():
                     help="where to write NAME.h, NAME.c and NAME_bind.c (default: the current directory)")
     ap.add_argument("--handlers-dir", metavar="DIR",
                     help="where NAME_handlers.c lives: created there if absent (default: beside the spec)")
-    ap.add_argument("--emit", default=",".join(emit.OUTPUTS), metavar="LIST",
+    ap.add_argument("--emit", default=",".join(emit.DEFAULT_OUTPUTS), metavar="LIST",
                     help="comma-separated outputs to write: "
                          + ", ".join(f"{what} ({planned.filename.format(name='NAME')})"
-                                     for what, planned in emit.PLAN.items()) + " (default: all)")
+                                     for what, planned in emit.PLAN.items())
+                         + f" (default: {','.join(emit.DEFAULT_OUTPUTS)}; dot and mermaid draw the protocol's states)")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="check the spec and the handlers; write nothing")
     mode.add_argument("--list-outputs", action="store_true",

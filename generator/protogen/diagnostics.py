@@ -26,7 +26,7 @@ class Diagnostic:
     message: str
     severity: str = ERROR
     length: int = 1           # characters to underline
-    notes: tuple = ()         # extra lines printed after the source excerpt
+    notes: tuple = ()         # extra lines printed after the source excerpt; (Position, text): a note there
 
     def render(self, filename: str, lines=None, colour: bool = False) -> str:
         """The diagnostic; with the spec's lines, also the culprit line and a caret."""
@@ -46,7 +46,12 @@ class Diagnostic:
                 caret = f"{_GREEN}{caret}{_RESET}"
             out.append(gutter + text)
             out.append(pad + " " * (col - 1) + caret)
-        out.extend(self.notes)
+        for note in self.notes:
+            if isinstance(note, tuple):
+                where, text = note
+                out.append(f"{filename}:{where.line}:{where.col}: {NOTE}: {text}")
+            else:
+                out.append(note)
         return "\n".join(out)
 
 

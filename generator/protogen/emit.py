@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import jinja2
 
-from protogen import RUNTIME_ABI, VERSION, re2c
+from protogen import RUNTIME_ABI, VERSION, diagram, model, re2c
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Planned:
     filename: str          # formatted with the protocol's name
     in_handlers_dir: bool  # beside the user's handlers, not in the output directory
     user_file: bool        # the user's: written when absent, never overwritten
+    default: bool = True   # written when --emit is not given
 
 
 # The output plan, in the order outputs are listed and written: the one place
@@ -32,9 +33,13 @@ PLAN = {
     "header": Planned("header.h.j2", "{name}.h", False, False),
     "source": Planned("source.c.j2", "{name}.c", False, False),
     "bind": Planned("bind.c.j2", "{name}_bind.c", False, False),
+    # The protocol's machine (its states, or asyncio's lifecycle), drawn: diagram.py.
+    "dot": Planned("", "{name}.dot", False, False, default=False),
+    "mermaid": Planned("", "{name}.mmd", False, False, default=False),
     "handlers": Planned("handlers.c.j2", "{name}_handlers.c", True, True),
 }
 OUTPUTS = tuple(PLAN)
+DEFAULT_OUTPUTS = tuple(what for what, planned in PLAN.items() if planned.default)
 
 
 def templates_dir() -> str:
@@ -87,23 +92,63 @@ def _environment() -> jinja2.Environment:
 
 
 def _lifecycle(proto) -> dict:
-    """The kind's lifecycle as C enum names and a full (state x event) table."""
+    """The kind's lifecycle (its Machine) as C enum names and a full (state x event) table."""
     P = proto.name.upper()
-    lc = proto.kind.lifecycle
-    states = [{"name": s, "enum": f"{P}_{s.upper()}"} for s in lc.states]
-    events = [{"name": cb.name, "enum": f"{P}_EV_{cb.name.upper()}"} for cb in proto.callbacks]
+    machine = model.lifecycle_machine(proto.kind, proto.callbacks)
+    states = [{"name": s.name, "enum": f"{P}_{s.name.upper()}"} for s in machine.states]
+    events = [{"name": e.name, "enum": f"{P}_EV_{e.name.upper()}"} for e in machine.events]
     enum_of = {s["name"]: s["enum"] for s in states}
     table = []
-    for s in lc.states:
+    for s in machine.states:
         row = []
-        for cb in proto.callbacks:
-            if cb.name in lc.flow_callbacks:
-                nxt = s if s in lc.flow_states else None
-            else:
-                nxt = lc.transitions.get((s, cb.name))
-            row.append(enum_of[nxt] if nxt else f"{P}_INVALID")
-        table.append({"state": {"name": s}, "next": row})
+        for e in machine.events:
+            r = s.reactions.get(e.name)
+            row.append(enum_of[r.targets[0]] if r else f"{P}_INVALID")
+        table.append({"state": {"name": s.name}, "next": row})
     return {"states": states, "events": events, "table": table}
+
+
+def _machine(proto):
+    """The spec's Machine as the C tables print it: enum names, reactions as (action, first
+    target, target mask), per-state information. None without states."""
+    m = proto.machine
+    if m is None:
+        return None
+    P = proto.name.upper()
+    states = [{"name": s.name, "enum": f"{P}_STATE_{s.name.upper()}", "index": s.index, "final": s.final,
+               "timeout_ms": s.timeout_ms, "initial": s.initial,
+               "always": f"{P}_STATE_{s.always.upper()}" if s.always else "-1",
+               "framing": f"&{proto.name}__framing_{s.framing_message}" if s.framing else "NULL",
+               "framing_model": s.framing, "framing_message": s.framing_message,
+               "timeout_event": f"{P}__E_{s.name.upper()}_TIMEOUT" if s.timeout_ms else "0",
+               "message_event": f"{P}__E_{s.framing_message.upper()}" if s.framing else "0",
+               "default": s.default}
+              for s in m.states]
+    enum_of = {s["name"]: s["enum"] for s in states}
+    events = [{"name": e.name, "kind": e.kind, "enum": f"{P}__E_{e.name.upper()}", "index": e.index,
+               "handler": e.handler, "framing": e.framing} for e in m.events]
+    handled = {ev for st in m.states for ev, r in st.reactions.items() if r.action == "handle"}
+    actions = {"handle": "PG_MACHINE_HANDLE", "ignore": "PG_MACHINE_IGNORE", "defer": "PG_MACHINE_DEFER",
+               "default": "PG_MACHINE_DEFAULT"}
+    rows = []
+    for st in m.states:
+        cells = []
+        for e in m.events:
+            r = st.reactions.get(e.name)
+            if r is None and e.kind == "message" and st.default and not st.final:
+                cells.append((e, "PG_MACHINE_DEFAULT", "0", "0"))
+            elif r is not None:
+                mask = " | ".join(f"PG_MACHINE_BIT({enum_of[t]})" for t in r.targets) or "0"
+                first = enum_of[r.targets[0]] if r.targets else "0"
+                cells.append((e, actions[r.action], first, mask))
+        rows.append({"state": states[st.index], "cells": [
+            {"event": events[e.index - 1], "action": a, "first": f, "mask": k} for e, a, f, k in cells]})
+    messages = [e for e in events if e["kind"] == "message"]
+    timers = [{"name": t.name, "enum": f"{P}_TIMER_{t.name.upper()}", "ms": t.ms, "index": i,
+               "event": f"{P}__E_{t.name.upper()}"} for i, t in enumerate(m.timers)]
+    return {"states": states, "events": events, "rows": rows, "messages": messages, "timers": timers,
+            "idle_ms": m.idle_ms, "close_ms": m.close_ms, "handled": handled, "defaults": m.defaults,
+            "model": m}
 
 
 @dataclass
@@ -128,6 +173,10 @@ def has_scanner(proto) -> bool:
 
 def render_template(proto, what: str) -> str:
     """One output's text as the template writes it (re2c blocks not compiled yet)."""
+    if what == "dot":
+        return diagram.dot(proto)
+    if what == "mermaid":
+        return diagram.mermaid(proto)
     return _environment().get_template(f"{proto.kind.name}/{PLAN[what].template}").render(_context(proto))
 
 
@@ -139,6 +188,7 @@ def _context(proto) -> dict:
         "guard": f"{proto.name.upper()}_H_INCLUDED",
         "P": proto.name.upper(),
         "lifecycle": _lifecycle(proto),
+        "machine": _machine(proto),
     }
 
 

@@ -1,6 +1,7 @@
 """Turns spec text into tokens: names, numbers (with an optional unit), strings, and punctuation.
 
 Comments run from '#' to the end of the line. Whitespace separates tokens.
+An arrow `->` separates a transition's event from its target states.
 A string is written in double quotes on one line; its escapes are \\r \\n \\t
 \\\\ \\" and \\xHH (any byte).
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from protogen.diagnostics import Diagnostic, Position, normalized
 
 NAME, NUMBER, STRING, LBRACE, RBRACE, SEMI, EOF = "name", "number", "string", "'{'", "'}'", "';'", "end of file"
+ARROW = "'->'"   # a transition's targets follow it: on helo -> ready;
 ISTRING, CLASS = "case-insensitive string", "byte class"   # in patterns only
 
 _PUNCT = {"{": LBRACE, "}": RBRACE, ";": SEMI}
@@ -220,6 +222,9 @@ def tokenize(text: str, diagnostics: list) -> list:
         elif ch in PATTERN_PUNCT and pattern:
             tokens.append(Token(ch, ch, pos))
             i += 1
+        elif ch == "-" and not pattern and text.startswith("->", i):
+            tokens.append(Token(ARROW, "->", pos))
+            i += 2
         elif ch in _PUNCT:
             if ch == "{" and (pattern or _opens_pattern(tokens)):
                 pattern += 1

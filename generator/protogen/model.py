@@ -175,7 +175,8 @@ SUBPROCESS_CALLBACKS = (
 )
 
 # The process as a whole; the per-pipe order (data, then lost, once per pipe;
-# connection_lost only when no pipe is left) is a bit per pipe in the template.
+# connection_lost only when no pipe is left) is PIPE_LIFECYCLE, one per pipe,
+# which the template keeps as a bit per pipe (open or lost).
 SUBPROCESS_LIFECYCLE = Lifecycle(
     states=("new", "running", "exited", "lost"),
     transitions={
@@ -189,6 +190,14 @@ SUBPROCESS_LIFECYCLE = Lifecycle(
     },
     flow_callbacks=("pause_writing", "resume_writing"),
     flow_states=("running", "exited"),
+)
+
+PIPE_LIFECYCLE = Lifecycle(
+    states=("open", "lost"),
+    transitions={
+        ("open", "pipe_data_received"): "open",
+        ("open", "pipe_connection_lost"): "lost",
+    },
 )
 
 DATAGRAM_CALLBACKS = (
@@ -305,6 +314,7 @@ class Protocol:
     callback_positions: dict = field(default_factory=dict)   # declared name -> Position in the spec
     framing: Framing = None
     message_callbacks: tuple = ()   # rules framing: one handler per message, always implemented
+    machine: object = None          # the spec's states (Machine), or None
 
     @property
     def role_template(self):
@@ -326,3 +336,148 @@ def message_callback(proto_name: str, message) -> Callback:
     return Callback(message.name, "void", ((f"const {proto_name}_{message.name}_msg *", "msg"),), runtime=False,
                     doc=f"One whole '{message.name}' message, its fields captured (framing rules). The\n"
                         "memory is the runtime's, valid until this returns: copy what you keep.")
+
+
+# ---- Machines ----------------------------------------------------------------
+# One abstraction for every state machine protogen knows: asyncio's lifecycle
+# of each kind (with flow control, and a subprocess's pipes), and the states a
+# spec declares. The C tables and the diagrams (diagram.py) are renderings of it.
+
+@dataclass
+class Reaction:
+    """What a state does with an event: handle it (call its handler, then go to
+    one of targets: the first unless the handler chooses), ignore it, defer it
+    (retry after the next state change), or hand a message to the default handler."""
+    action: str                   # "handle", "ignore", "defer" or "default"
+    targets: tuple = ()           # handle: state names, the first the default target
+    pos: object = None            # where the spec says so
+    inherited: bool = False       # declared for every state, not in this one
+
+
+@dataclass
+class MachineEvent:
+    name: str
+    kind: str                     # "message", "timer", "idle", "timeout" (a state's), "lifecycle", "callback"
+    index: int = 0                # C event number (messages first, from 1)
+    pos: object = None
+    framing: object = None        # message of a state's own framing: that Framing (None: the declared one)
+    handler: str = ""             # NAME_on_<handler>
+    params: tuple = ()            # the handler's parameters after conn and state, as Callback.params
+    raw: bool = False             # message_received: the raw messages NAME_expect_raw asks for
+
+
+@dataclass
+class MachineState:
+    name: str
+    index: int
+    pos: object = None
+    initial: bool = False
+    final: bool = False
+    framing: object = None        # model.Framing of its own, or None: the declared one
+    framing_message: str = ""     # that framing's message name
+    timeout_ms: int = 0           # a state timeout (0: none)
+    always: str = ""              # an eventless transition's target
+    default: str = ""             # the default handler for messages it does not expect
+    reactions: dict = field(default_factory=dict)   # event name -> Reaction
+
+    @property
+    def events(self):
+        return tuple(self.reactions)
+
+
+@dataclass
+class Timer:
+    name: str
+    ms: int
+    pos: object = None
+
+
+@dataclass
+class Machine:
+    name: str
+    states: list                  # of MachineState, the initial one first
+    events: list = field(default_factory=list)   # of MachineEvent
+    timers: list = field(default_factory=list)   # named timers, of Timer
+    idle_ms: int = 0              # the idle timeout (0: none)
+    close_ms: int = 0             # the close deadline (0: none)
+    defaults: tuple = ()          # the default handlers' names
+    user: bool = True             # a spec's states; False: asyncio's lifecycle
+
+    @property
+    def initial(self):
+        return self.states[0]
+
+    def state(self, name):
+        return next(s for s in self.states if s.name == name)
+
+    def event(self, name):
+        return next(e for e in self.events if e.name == name)
+
+    @property
+    def messages(self):
+        return [e for e in self.events if e.kind == "message"]
+
+    def edges(self):
+        """(from, to, label) of every transition, eventless ones labelled '', self-loops included."""
+        out = []
+        for s in self.states:
+            for ev, r in s.reactions.items():
+                if r.action == "handle":
+                    for t in r.targets:
+                        out.append((s.name, t, ev))
+            if s.always:
+                out.append((s.name, s.always, ""))
+        return out
+
+
+def lifecycle_machine(kind: Kind, callbacks, lc: Lifecycle = None) -> Machine:
+    """asyncio's lifecycle of a kind as a Machine: its states, each callback an event;
+    flow control is a self-loop in the states that allow it. lc: another lifecycle of
+    the kind's (a subprocess's per-pipe one)."""
+    lc = lc or kind.lifecycle
+    names = [cb.name for cb in callbacks]
+    states = [MachineState(s, i, initial=i == 0, final=s == lc.states[-1]) for i, s in enumerate(lc.states)]
+    for st in states:
+        for cb in names:
+            if cb in lc.flow_callbacks:
+                if st.name in lc.flow_states:
+                    st.reactions[cb] = Reaction("handle", (st.name,))
+            elif (st.name, cb) in lc.transitions:
+                st.reactions[cb] = Reaction("handle", (lc.transitions[(st.name, cb)],))
+    events = [MachineEvent(cb, "callback", i) for i, cb in enumerate(names)]
+    return Machine(kind.name, states, events, user=False)
+
+
+def part_machines(kind: Kind, callbacks) -> list:
+    """(name, Machine) of the machines a kind runs beside its lifecycle, one per part."""
+    if kind.name == "subprocess":
+        names = [cb for cb in callbacks if cb.name in ("pipe_data_received", "pipe_connection_lost")]
+        return [("each pipe (fd 0, 1, 2)", lifecycle_machine(kind, names, PIPE_LIFECYCLE))]
+    return []
+
+
+def machine_callbacks(proto_name: str, machine: Machine, handled) -> tuple:
+    """The handlers a Machine adds: its states' own framings' messages, timers, the idle
+    timeout, the states' timeouts, and the default handlers."""
+    out = []
+    for e in machine.events:
+        if e.name not in handled or e.kind in ("lifecycle",) or (e.kind == "message" and e.framing is None):
+            continue
+        if e.kind == "message":
+            doc = (f"One whole '{e.name}' message of a state's own framing (payload only). The\n"
+                   "memory is the runtime's, valid until this returns: copy what you keep.")
+        elif e.kind == "timer":
+            doc = f"Timer '{e.name}' fired (started with {proto_name}_start_timer)."
+        elif e.kind == "idle":
+            doc = "No byte came or went for the idle timeout."
+        else:
+            doc = f"The state timeout of state '{e.name[:-len('_timeout')]}' fired."
+        if e.kind == "message" and e.name == "message_received":
+            continue   # the declared line or length framing's: the callback of that name
+        out.append(Callback(e.handler, "void", e.params, runtime=False, doc=doc))
+    for d in machine.defaults:
+        out.append(Callback(d, "void", ((f"enum {proto_name}_message_id", "message"), ("pg_slice", "raw")),
+                            runtime=False,
+                            doc="A message the current state does not expect (the spec's 'default'):\n"
+                                "message says which, raw holds its bytes."))
+    return tuple(out)

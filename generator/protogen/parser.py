@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from protogen import lexer
 from protogen.diagnostics import Diagnostic, Position, SpecError, error
-from protogen.lexer import CLASS, EOF, ISTRING, LBRACE, NAME, NUMBER, RBRACE, SEMI, STRING, Token
+from protogen.lexer import ARROW, CLASS, EOF, ISTRING, LBRACE, NAME, NUMBER, RBRACE, SEMI, STRING, Token
 
 
 GRAMMAR = """\
@@ -17,7 +17,7 @@ spec        = "protocol" name "{" { declaration } "}" ;
 declaration = name { value } ";"              (* values on the same line as the name *)
             | name { value } "{" { declaration } "}"
             | "message" name "{" { item } "}" ;   (* a pattern: in framing rules *)
-value       = name | number | string ;
+value       = name | number | string | "->" ;
 item        = regex                           (* matched *)
             | name ":" ( term | "uint" | "bytes" ( name | number ) )    (* captured *)
             | "repeat" [ name | number ] [ "max" number ] "{" { item } "}" ;
@@ -30,7 +30,7 @@ atom        = string | istring | class | "(" regex { "|" regex } ")" ;
 @dataclass
 class Declaration:
     name: Token
-    values: list = field(default_factory=list)   # of Token (NAME, NUMBER or STRING)
+    values: list = field(default_factory=list)   # of Token (NAME, NUMBER, STRING or ARROW)
     body: list = None                             # of Declaration, for blocks
     pattern: list = None                          # of Item, for `message NAME { ... }`
 
@@ -157,7 +157,7 @@ class _Parser:
         last = name
         # Values sit on their declaration's line: a name on the next line is
         # taken as a forgotten ';', the commonest slip, and reported as such.
-        while self.peek().kind in (NAME, NUMBER, STRING) and self.peek().pos.line == last.pos.line:
+        while self.peek().kind in (NAME, NUMBER, STRING, ARROW) and self.peek().pos.line == last.pos.line:
             last = self.take()
             values.append(last)
         tok = self.peek()

@@ -132,6 +132,8 @@ class Step:
     what: str                  # "match", "bytes", "start", "head" or "done"
     alts: list = None          # match
     reason: str = ""           # match: why input is malformed here (C string body)
+    empty: Alt = None          # match: the alternative that may match nothing, taken empty when no
+                               # alternative matches a byte (re2c's longest match would pick '*')
     field: Field = None        # bytes: captured into (None: skipped)
     count_field: Field = None  # bytes: how many, from a captured number
     count_const: int = 0       # bytes: how many, a constant
@@ -199,7 +201,8 @@ class Compiler:
             return self.new("bytes", field=fields.get(item.name.text) if item.name else None,
                             count_field=fields.get(count.text) if count.kind == "name" else None,
                             count_const=count.value if count.kind == "number" else 0, next=rest).id
-        return self.new("match", alts=[self.alt(item, fields, rest)],
+        a = self.alt(item, fields, rest)
+        return self.new("match", alts=[a], empty=a if item.what == "regex" and nullable(item.regex) else None,
                         reason=c_string(f"{context}: expected {self.describe(item)}")).id
 
     def counted(self, item, rest: int, fields, context: str) -> int:

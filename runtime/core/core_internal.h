@@ -321,6 +321,8 @@ void pg__trace_write(uint32_t conn, const char *callback);
 void pg__trace_write_size(uint32_t conn, const char *callback, size_t n);
 /* error 0 → "ok", else the errno's name. */
 void pg__trace_write_error(uint32_t conn, const char *callback, int error);
+/* "<conn> <callback> <a>[ <b>]" (machine.c: state changes, timeouts). */
+void pg__trace_write_text(uint32_t conn, const char *callback, const char *a, const char *b);
 /* "<conn> protocol_error <ERRNO> <pos>" (framing.c). */
 void pg__trace_write_protocol_error(uint32_t conn, int code, uint64_t pos);
 /* The trace number of a core stream transport's instance; 0 for others. */

@@ -280,6 +280,26 @@ static void pg__framer_fail(pg_framer *f, int code, size_t off, const char *reas
         pg_transport_close(f->transport); /* flushes what is written, then connection_lost */
 }
 
+void pg_framer_fail(pg_framer *f, int code, const char *reason)
+{
+    if (f->error != 0 || f->detached || f->ops == NULL)
+        return;
+    if (!f->busy) {
+        pg__framer_fail(f, code, 0, reason);
+        return;
+    }
+    /* From a message callback: the message may lie in the carry, which stays
+     * until cleanup; nothing more is delivered (pg__framer_next). */
+    f->error = code;
+    const pg_message *m = f->current;
+    pg_protocol_error e = { .code = code, .pos = m != NULL ? m->pos : f->pos, .reason = reason };
+    if (pg__trace_fd >= 0 && f->trace_id != 0)
+        pg__trace_write_protocol_error(f->trace_id, code, e.pos);
+    bool keep_open = f->ops->error != NULL && f->ops->error(f->self, &e);
+    if (!keep_open && f->transport != NULL)
+        pg_transport_close(f->transport);
+}
+
 /* Delivers the message at p; rest and its length: the input after it, not
  * delivered yet (held in the carry, then the rest of the read), for
  * pg_framer_rest. */
@@ -292,6 +312,7 @@ static void pg__deliver(pg_framer *f, const uint8_t *p, const pg__scan *sc, cons
         .header_len = sc->hdr,
         .pos = f->pos,
         .rule = sc->rule,
+        .raw = f->raw > 0,
     };
     f->pos += sc->size;
     f->scanned = 0;

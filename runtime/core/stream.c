@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core_internal.h"
+#include "protogen/machine.h"
 
 /* The stream behind a handle the driver holds (a driver calls only while
  * its transport lives). */
@@ -732,6 +733,14 @@ int pg_transport_fail(pg_transport *t, int error)
 uint32_t pg__transport_trace_id(const pg_transport *t)
 {
     return t != NULL && pg__transport_ops(t) == &pg__stream_ops ? PG__STREAM(t)->trace_id : 0;
+}
+
+pg_host *pg_transport_host(const pg_transport *t)
+{
+    if (t == NULL || pg__transport_ops(t) != &pg__stream_ops)
+        return NULL;
+    pg__stream *s = pg__live(t);
+    return s != NULL ? s->host : NULL;
 }
 
 /* ---- switching protocols ------------------------------------------------ */

@@ -196,6 +196,15 @@ void pg__trace_write_error(uint32_t conn, const char *callback, int error)
         pg__trace_line(line, snprintf(line, sizeof line, "%" PRIu32 " %s E%d\n", conn, callback, -error));
 }
 
+void pg__trace_write_text(uint32_t conn, const char *callback, const char *a, const char *b)
+{
+    char line[PG__TRACE_LINE_MAX];
+    if (b != NULL)
+        pg__trace_line(line, snprintf(line, sizeof line, "%" PRIu32 " %s %s %s\n", conn, callback, a, b));
+    else
+        pg__trace_line(line, snprintf(line, sizeof line, "%" PRIu32 " %s %s\n", conn, callback, a));
+}
+
 void pg__trace_write_protocol_error(uint32_t conn, int code, uint64_t pos)
 {
     char line[PG__TRACE_LINE_MAX];

@@ -10,7 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "generator"))
 
-from protogen import check, emit, parser  # noqa: E402
+from protogen import check, diagram, emit, parser  # noqa: E402
 from protogen.diagnostics import SpecError  # noqa: E402
 
 DOCS = [os.path.join(TOP, "docs", "spec-language.md"), os.path.join(TOP, "README.md")]
@@ -29,6 +29,18 @@ def dedent_block(block):
 
 
 class Docs(unittest.TestCase):
+    def test_every_examples_diagram_is_shown_as_protogen_draws_it(self):
+        import glob
+        with open(os.path.join(TOP, "docs", "diagrams.md")) as f:
+            page = f.read()
+        specs = sorted(glob.glob(os.path.join(TOP, "examples", "*", "*.spec")))
+        self.assertGreaterEqual(len(specs), 10)
+        for spec in specs:
+            with self.subTest(spec=os.path.relpath(spec, TOP)):
+                with open(spec) as f:
+                    proto = check.check(parser.parse(f.read()), spec)
+                self.assertIn("```mermaid\n" + diagram.mermaid(proto), page)
+
     def test_reference_quotes_the_parsers_grammar(self):
         blocks = code_blocks(DOCS[0])
         self.assertIn(parser.GRAMMAR, blocks)

@@ -215,7 +215,7 @@ class CommandLine(TempDirTest):
             ((EXAMPLE_SPECS[0], "-o", os.path.join(self.tmp, "nowhere")),
              f"protogen: error: --out-dir {os.path.join(self.tmp, 'nowhere')} is not a directory"),
             ((EXAMPLE_SPECS[0], "--emit", "header,docs"),
-             "protogen: error: --emit takes a list of header, source, bind, handlers; got 'header,docs'"),
+             "protogen: error: --emit takes a list of header, source, bind, dot, mermaid, handlers; got 'header,docs'"),
         ]
         for args, message in cases:
             with self.subTest(args=args):

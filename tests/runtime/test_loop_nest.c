@@ -66,8 +66,10 @@ static void test_timer_makes_fd_readable(void **state)
     pg_timer early, late;
     pg_timer_init(&early);
     pg_timer_init(&late);
-    /* Started before the loop was nested: armed by the first backend_fd. */
-    assert_int_equal(pg_loop_call_later(loop, &early, 20, count, &ran), 0);
+    /* Started before the loop was nested: armed by the first backend_fd. Due
+     * late enough that a slow run (valgrind, a loaded machine) cannot see the
+     * fd readable before the check below that it is not yet. */
+    assert_int_equal(pg_loop_call_later(loop, &early, 1000, count, &ran), 0);
     int fd = pg_loop_backend_fd(loop);
     assert_true(fd >= 0);
     assert_int_equal(pg_loop_backend_fd(loop), fd);

@@ -151,6 +151,7 @@ typedef struct pg_message {
     size_t header_len;
     uint64_t pos; /* the stream offset of the message's first byte */
     unsigned rule; /* PG_FRAMING_RULES: which message (1..), the whole of it in data; else 0 */
+    bool raw;      /* the bytes pg_framer_expect_raw asked for (rule 0) */
 } pg_message;
 
 /* Protocol error codes (negative errno values). */
@@ -229,6 +230,13 @@ int pg_framer_expect_raw(pg_framer *f, size_t n);
 /* Another framing from the next message on (NULL: the declared one again).
  * -EINVAL for a descriptor that pg_framing_check refuses. */
 int pg_framer_set_framing(pg_framer *f, const pg_framing *framing);
+
+/* Reports a protocol error found above the framer (a state machine's: a
+ * handler chose a state its transition does not declare), as the framer's
+ * own: sticky, to the error callback at the current message's position, the
+ * connection closed unless the protocol keeps it open. A no-op once an error
+ * is set. */
+void pg_framer_fail(pg_framer *f, int code, const char *reason);
 
 /* The message being delivered (NULL outside the message callback). */
 const pg_message *pg_framer_current(const pg_framer *f);

@@ -8,6 +8,7 @@
 #include "protogen/transport.h"
 #include "protogen/core.h"
 #include "protogen/framing.h"
+#include "protogen/machine.h"
 #include "protogen/manual.h"
 #include "protogen/server.h"
 #include "protogen/tcp.h"

@@ -1,0 +1,121 @@
+/* smtp_uv_server: the SMTP receiver of examples/smtp (the same spec, the same
+ * smtp_handlers.c) served on a libuv loop instead of protogen's own: its
+ * states' timeouts (the idle timeout, the close deadline) run on libuv's
+ * timers through the host.
+ *
+ *   smtp_uv_server [--host HOST] [--port PORT] --maildir DIR [--idle-timeout SECONDS]
+ *                  [--max-size BYTES]
+ *
+ * Prints "listening on HOST:PORT" (PORT 0 picks a free port), and on SIGINT or
+ * SIGTERM stops listening and ends once the open sessions have. */
+#define _POSIX_C_SOURCE 200809L /* uv.h needs POSIX under -std=c11 */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "maildir.h"
+#include "options.h"
+#include "protogen/uv.h"
+#include "smtp.h"
+#include "smtp_server.h"
+
+static struct {
+    pg_uv_host *host;
+    uv_tcp_t listener;
+    uv_signal_t sigint, sigterm;
+    struct smtp_server server;
+    bool stopping;
+} app;
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    if (status < 0 || app.stopping)
+        return;
+    int rc = pg_uv_accept(app.host, listener, smtp_protocol_factory, &app.server, NULL);
+    if (rc < 0)
+        fprintf(stderr, "smtp_uv_server: accept: %s\n", uv_strerror(rc));
+}
+
+static void on_signal(uv_signal_t *signal, int signum)
+{
+    (void)signal;
+    (void)signum;
+    if (app.stopping)
+        return;
+    app.stopping = true;
+    uv_close((uv_handle_t *)&app.listener, NULL);
+    uv_close((uv_handle_t *)&app.sigint, NULL);
+    uv_close((uv_handle_t *)&app.sigterm, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = "127.0.0.1";
+    long port = 2525, idle = 300, max_size = 10L << 20;
+    app.server.hostname = "localhost";
+    for (int i = 1; i < argc; i++) {
+        if (option_string(argc, argv, &i, "--host", &host) || option_long(argc, argv, &i, "--port", 0, 65535, &port)
+            || option_string(argc, argv, &i, "--maildir", &app.server.maildir)
+            || option_long(argc, argv, &i, "--idle-timeout", 1, 86400, &idle)
+            || option_long(argc, argv, &i, "--max-size", 1, 1L << 30, &max_size))
+            continue;
+        app.server.maildir = NULL;
+        break;
+    }
+    if (app.server.maildir == NULL) {
+        fprintf(stderr, "usage: %s [--host HOST] [--port PORT] --maildir DIR [--idle-timeout SECONDS] "
+                        "[--max-size BYTES]\n", argv[0]);
+        return 2;
+    }
+    app.server.idle_timeout_ms = (uint64_t)idle * 1000;
+    app.server.max_size = (size_t)max_size;
+    int rc = maildir_open(app.server.maildir);
+    if (rc < 0) {
+        fprintf(stderr, "smtp_uv_server: cannot use the Maildir %s: %s\n", app.server.maildir, strerror(-rc));
+        return 1;
+    }
+
+    uv_loop_t loop;
+    struct sockaddr_in addr;
+    rc = uv_loop_init(&loop);
+    if (rc == 0)
+        rc = pg_uv_host_new(&loop, &app.host);
+    if (rc == 0)
+        rc = uv_ip4_addr(host, (int)port, &addr);
+    if (rc == 0)
+        rc = uv_tcp_init(&loop, &app.listener);
+    if (rc == 0) {
+        rc = uv_tcp_bind(&app.listener, (const struct sockaddr *)&addr, 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&app.listener, SOMAXCONN, on_connection);
+        if (rc < 0)
+            uv_close((uv_handle_t *)&app.listener, NULL);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "smtp_uv_server: cannot listen on %s:%ld: %s\n", host, port, uv_strerror(rc));
+        if (app.host != NULL)
+            pg_uv_host_free(app.host);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    struct sockaddr_storage bound;
+    int len = (int)sizeof bound;
+    char where[128];
+    if (uv_tcp_getsockname(&app.listener, (struct sockaddr *)&bound, &len) == 0
+        && pg_format_address((struct sockaddr *)&bound, where, sizeof where) > 0)
+        printf("listening on %s\n", where);
+    fflush(stdout);
+
+    uv_signal_init(&loop, &app.sigint);
+    uv_signal_init(&loop, &app.sigterm);
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    rc = uv_run(&loop, UV_RUN_DEFAULT); /* until every handle is closed: the sessions end first */
+
+    pg_uv_host_free(app.host);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return uv_loop_close(&loop) == 0 && rc == 0 && app.server.open_connections == 0 ? 0 : 1;
+}

@@ -1,0 +1,308 @@
+/* http_handlers.c — HTTP/1.1's meaning for the messages http.spec frames:
+ * the request head (its fields checked: version, Host, Content-Length,
+ * Transfer-Encoding, Connection, Expect), the body (one raw message, or
+ * chunks), the response and whether the connection is kept. When each
+ * handler runs, keep-alive's order, pipelining and back-pressure, the body's
+ * framing and the timeouts are the generated code's. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+#include "http_server.h"
+#include "routes.h"
+
+enum { MAX_TARGET = 8 * 1024 };
+
+/* The request being read. */
+struct http_state {
+    char method[16];
+    char *target;          /* a copy: the head's memory goes with its handler */
+    size_t target_len;
+    bool keep_alive;
+    bool http10;
+    bool head;             /* HEAD: the response without its body */
+    uint8_t *body;         /* a chunked body, gathered */
+    size_t body_len;
+    size_t body_cap;
+    size_t chunk;          /* the chunk being read: its size */
+};
+
+const size_t http_state_size = sizeof(struct http_state);
+
+static bool is(pg_slice s, const char *text)
+{
+    size_t n = strlen(text);
+    return s.len == n && strncasecmp((const char *)s.data, text, n) == 0;
+}
+
+/* A field's value without the whitespace around it (RFC 9110 5.5). */
+static pg_slice trimmed(pg_slice v)
+{
+    while (v.len > 0 && (v.data[v.len - 1] == ' ' || v.data[v.len - 1] == '\t'))
+        v.len--;
+    return v;
+}
+
+/* Whether a comma-separated list (Connection) holds token. */
+static bool has_token(pg_slice list, const char *token)
+{
+    size_t n = strlen(token);
+    for (size_t i = 0; i < list.len;) {
+        while (i < list.len && (list.data[i] == ' ' || list.data[i] == ',' || list.data[i] == '\t'))
+            i++;
+        size_t start = i;
+        while (i < list.len && list.data[i] != ',' && list.data[i] != ' ' && list.data[i] != '\t')
+            i++;
+        if (i - start == n && strncasecmp((const char *)list.data + start, token, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool decimal(pg_slice s, size_t *out)
+{
+    if (s.len == 0 || s.len > 15)
+        return false;
+    size_t n = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.data[i] < '0' || s.data[i] > '9')
+            return false;
+        n = n * 10 + (size_t)(s.data[i] - '0');
+    }
+    *out = n;
+    return true;
+}
+
+/* Writes the status line, the fields and the body; the connection stays
+ * open for the next request unless it is to close (then 'done', final). */
+static void respond(http_conn *conn, struct http_state *state, int status, const char *reason,
+                    const char *content_type, const uint8_t *body, size_t len, bool keep_alive)
+{
+    char head[256];
+    const char *connection = !keep_alive ? "Connection: close\r\n"
+                             : state->http10 ? "Connection: keep-alive\r\n" : "";
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: protogen\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\n%s\r\n", status, reason, content_type, len, connection);
+    struct iovec iov[2] = { { head, (size_t)n }, { (void *)body, state->head ? 0 : len } };
+    (void)http_writelines(conn, iov, iov[1].iov_len > 0 ? 2 : 1);
+    if (!keep_alive)
+        (void)http_next_state(conn, HTTP_STATE_DONE);
+}
+
+/* An error answered before the request is read whole: the connection closes. */
+static void refuse(http_conn *conn, struct http_state *state, int status, const char *reason)
+{
+    char body[64];
+    snprintf(body, sizeof body, "%d %s\n", status, reason);
+    respond(conn, state, status, reason, "text/plain", (const uint8_t *)body, strlen(body), false);
+}
+
+/* The request is whole: its route's response, then the next request (or the close). */
+static void complete(http_conn *conn, struct http_state *state, const uint8_t *body, size_t len)
+{
+    struct http_server *server = http_context(conn);
+    struct http_response r;
+    route(server->root, state->method, state->target, state->target_len, body, len, &r);
+    respond(conn, state, r.status, r.reason, r.content_type, r.body, r.len, state->keep_alive);
+    free(r.owned);
+    free(state->target);
+    state->target = NULL;
+    state->body_len = 0;
+    server->requests++;
+    if (state->keep_alive) /* 'responded': on to 'waiting', the head timer anew */
+        (void)http_start_timer(conn, HTTP_TIMER_HEAD, server->header_timeout_ms);
+}
+
+void http_on_connection_made(http_conn *conn, struct http_state *state)
+{
+    struct http_server *server = http_context(conn);
+    (void)state;
+    server->open_connections++;
+    (void)http_set_idle_timeout(conn, server->idle_timeout_ms);
+    (void)http_start_timer(conn, HTTP_TIMER_HEAD, server->header_timeout_ms);
+}
+
+void http_on_connection_lost(http_conn *conn, struct http_state *state, int error)
+{
+    struct http_server *server = http_context(conn);
+    (void)error;
+    free(state->target);
+    free(state->body);
+    server->open_connections--;
+}
+
+/* A head too big (431; 414 for the request line itself) or malformed (400). */
+bool http_on_protocol_error(http_conn *conn, struct http_state *state, int code, uint64_t pos, const char *reason)
+{
+    (void)pos;
+    (void)reason;
+    if (http_current_state(conn) != HTTP_STATE_WAITING)
+        refuse(conn, state, 400, "Bad Request"); /* a chunk size or trailer line */
+    else if (code == -EMSGSIZE)
+        refuse(conn, state, 431, "Request Header Fields Too Large");
+    else
+        refuse(conn, state, 400, "Bad Request");
+    return false;
+}
+
+void http_on_request(http_conn *conn, struct http_state *state, const http_request_msg *msg)
+{
+    struct http_server *server = http_context(conn);
+    state->http10 = msg->minor == 0;
+    if (msg->major != 1 || msg->minor > 1) {
+        refuse(conn, state, 505, "HTTP Version Not Supported");
+        return;
+    }
+    if (msg->target.len > MAX_TARGET) {
+        refuse(conn, state, 414, "URI Too Long");
+        return;
+    }
+    if (msg->method.len >= sizeof state->method) {
+        refuse(conn, state, 501, "Not Implemented");
+        return;
+    }
+    memcpy(state->method, msg->method.data, msg->method.len);
+    state->method[msg->method.len] = '\0';
+    state->head = strcmp(state->method, "HEAD") == 0;
+
+    bool host = false, chunked = false, close = false, keep = false, expect = false, has_length = false;
+    size_t length = 0;
+    for (size_t i = 0; i < msg->name_count; i++) {
+        pg_slice name = msg->name[i], value = trimmed(msg->value[i]);
+        size_t n;
+        if (is(name, "Host")) {
+            host = true;
+        } else if (is(name, "Content-Length")) {
+            if (!decimal(value, &n) || (has_length && n != length)) {
+                refuse(conn, state, 400, "Bad Request");
+                return;
+            }
+            has_length = true;
+            length = n;
+        } else if (is(name, "Transfer-Encoding")) {
+            if (!is(value, "chunked")) {
+                refuse(conn, state, 501, "Not Implemented");
+                return;
+            }
+            chunked = true;
+        } else if (is(name, "Connection")) {
+            close = close || has_token(value, "close");
+            keep = keep || has_token(value, "keep-alive");
+        } else if (is(name, "Expect")) {
+            expect = is(value, "100-continue");
+        }
+    }
+    /* Both framings at once is how requests are smuggled (RFC 9112 6.3): refused. */
+    if ((!host && !state->http10) || (chunked && has_length)) {
+        refuse(conn, state, 400, "Bad Request");
+        return;
+    }
+    state->keep_alive = state->http10 ? keep && !close : !close;
+    state->target = malloc(msg->target.len + 1);
+    if (state->target == NULL) {
+        refuse(conn, state, 500, "Internal Server Error");
+        return;
+    }
+    memcpy(state->target, msg->target.data, msg->target.len);
+    state->target[msg->target.len] = '\0';
+    state->target_len = msg->target.len;
+    if (has_length && length > server->max_body) {
+        refuse(conn, state, 413, "Content Too Large");
+        return;
+    }
+    if ((chunked || length > 0) && expect && !state->http10)
+        (void)http_write(conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    if (chunked) {
+        state->body_len = 0;
+        (void)http_next_state(conn, HTTP_STATE_CHUNK_SIZE);
+    } else if (length > 0) {
+        (void)http_expect_raw(conn, length); /* the body: one message */
+        (void)http_next_state(conn, HTTP_STATE_BODY);
+    } else {
+        complete(conn, state, NULL, 0);
+    }
+}
+
+/* The Content-Length body, whole. */
+void http_on_message_received(http_conn *conn, struct http_state *state, const uint8_t *data, size_t len)
+{
+    if (http_current_state(conn) == HTTP_STATE_BODY) {
+        complete(conn, state, data, len);
+        return;
+    }
+    /* chunk_size: a chunk's bytes and its CRLF */
+    struct http_server *server = http_context(conn);
+    if (len < 2 || data[len - 2] != '\r' || data[len - 1] != '\n') {
+        refuse(conn, state, 400, "Bad Request");
+        return;
+    }
+    len -= 2;
+    if (state->body_len + len > state->body_cap) {
+        size_t cap = state->body_cap ? state->body_cap : 4096;
+        while (cap < state->body_len + len)
+            cap *= 2;
+        uint8_t *grown = cap <= server->max_body * 2 + 4096 ? realloc(state->body, cap) : NULL;
+        if (grown == NULL) {
+            refuse(conn, state, 500, "Internal Server Error");
+            return;
+        }
+        state->body = grown;
+        state->body_cap = cap;
+    }
+    memcpy(state->body + state->body_len, data, len);
+    state->body_len += len;
+}
+
+/* chunk-size [; extensions] */
+void http_on_chunk_line(http_conn *conn, struct http_state *state, const uint8_t *data, size_t len)
+{
+    struct http_server *server = http_context(conn);
+    size_t size = 0, i = 0;
+    for (; i < len && i < 16; i++) {
+        int c = data[i] | 0x20;
+        int d = data[i] >= '0' && data[i] <= '9' ? data[i] - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            break;
+        size = size * 16 + (size_t)d;
+    }
+    if (i == 0 || (i < len && data[i] != ';' && data[i] != ' ' && data[i] != '\t')) {
+        refuse(conn, state, 400, "Bad Request");
+        return;
+    }
+    if (size == 0) {
+        (void)http_next_state(conn, HTTP_STATE_TRAILER);
+        return;
+    }
+    if (state->body_len + size > server->max_body) {
+        refuse(conn, state, 413, "Content Too Large");
+        return;
+    }
+    state->chunk = size;
+    (void)http_expect_raw(conn, size + 2); /* the chunk's bytes, then its CRLF */
+}
+
+/* A trailer field, or the empty line that ends the request. */
+void http_on_trailer_line(http_conn *conn, struct http_state *state, const uint8_t *data, size_t len)
+{
+    (void)data;
+    if (len == 0) {
+        (void)http_next_state(conn, HTTP_STATE_RESPONDED);
+        complete(conn, state, state->body, state->body_len);
+    }
+}
+
+/* A request (its head, or its body) not whole in time. */
+void http_on_head(http_conn *conn, struct http_state *state)
+{
+    if (http_current_state(conn) == HTTP_STATE_WAITING && http_input_buffered(conn) == 0)
+        return; /* nothing of a request came: closed without an answer */
+    refuse(conn, state, 408, "Request Timeout");
+}
+
+void http_on_idle(http_conn *conn, struct http_state *state)
+{
+    (void)conn;
+    (void)state; /* 'done': closed without a word, as keep-alive allows */
+}
