@@ -27,6 +27,34 @@
 
 #include "internal.h"
 
+/* liburing maps and unmaps the rings with its own system calls, which
+ * ThreadSanitizer does not see: a ring mapped where another thread's closed
+ * ring was would look like that thread's memory. A closing ring releases
+ * its mappings' addresses and a new one acquires them, which orders the
+ * old ring's last use before the new one's first. */
+#if defined(__SANITIZE_THREAD__)
+#define PG__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PG__TSAN 1
+#endif
+#endif
+#ifdef PG__TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static void pg__uring_tsan(struct io_uring *ring, void (*sync)(void *))
+{
+    sync(ring->sq.ring_ptr);
+    sync(ring->cq.ring_ptr);
+    sync(ring->sq.sqes);
+}
+#define pg__uring_tsan_new(ring) pg__uring_tsan((ring), __tsan_acquire)
+#define pg__uring_tsan_gone(ring) pg__uring_tsan((ring), __tsan_release)
+#else
+#define pg__uring_tsan_new(ring) ((void)(ring))
+#define pg__uring_tsan_gone(ring) ((void)(ring))
+#endif
+
 #define PG__URING_ENTRIES 256
 /* The tag of requests whose completion is of no interest (cancels). */
 #define PG__URING_IGNORE UINT64_MAX
@@ -77,6 +105,7 @@ int pg__uring_new(pg__uring **out)
             break;
         }
         if (r == 0) {
+            pg__uring_tsan_new(&u->ring);
             u->flags = p.flags;
             u->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
             u->skip_success = (p.features & IORING_FEAT_CQE_SKIP) != 0;
@@ -103,6 +132,7 @@ void pg__uring_free(pg__uring *u)
      * reach the peer now, not when the ring's teardown gets to it. */
     if (u->enabled && io_uring_sq_ready(&u->ring) > 0)
         (void)io_uring_submit(&u->ring); /* fails on another thread than the issuer: teardown then */
+    pg__uring_tsan_gone(&u->ring);
     io_uring_queue_exit(&u->ring); /* cancels what is still in the ring */
     if (u->nest_fd >= 0)
         close(u->nest_fd);
