@@ -187,6 +187,12 @@ static int refused_child(int err)
 static void test_refused_io_uring_falls_back(void **state)
 {
     (void)state;
+    /* Under valgrind the forked child's exit counts what the parent holds
+     * as leaked: the same code runs in the plain and sanitizer builds. */
+    if (under_valgrind()) {
+        print_message("under valgrind: skipped\n");
+        return;
+    }
     /* ENOSYS: a seccomp profile that hides the call; EPERM: one that
      * forbids it, as kernel.io_uring_disabled does. */
     const int errs[] = { ENOSYS, EPERM };
