@@ -8,9 +8,10 @@ set -euo pipefail
 # redis-server, redis-tools: examples/resp is held against a real redis-server
 # (replies byte for byte, redis-cli, redis-benchmark); libhiredis-dev: the bench
 # compares the RESP framer with hiredis' reader. libssl-dev, openssl: the TLS
-# layer (runtime/core/tls.c) and the certificates its tests make.
+# layer (runtime/core/tls.c) and the certificates its tests make. liburing-dev: the
+# loop's io_uring backend (optional at build time; without it, epoll only).
 packages=(build-essential clang cmake make re2c python3 python3-jinja2 libcmocka-dev pkg-config socat libuv1-dev valgrind
-          libssl-dev openssl
+          libssl-dev openssl liburing-dev
           redis-server redis-tools libhiredis-dev swaks curl apache2-utils wrk graphviz "$@")
 
 missing=()

@@ -79,10 +79,34 @@ uint8_t *pg__loop_read_buffer_alloc(pg_loop *loop);
 
 /* ---- nesting the loop (loop_nest.c) ------------------------------------ */
 
+/* The fd an outer loop waits on: the epoll fd, or an eventfd the ring
+ * signals (loop.c); -errno when it cannot be made. */
+int pg__loop_backend_fd(pg_loop *loop);
+/* io_uring: submits what is queued (epoll: nothing to do, its changes are
+ * made at once), for an outer loop that waits on the fd. */
+void pg__loop_backend_flush(pg_loop *loop, bool settle);
+
 /* Once pg_loop_backend_fd() was asked for, a timerfd in the epoll set wakes
  * it for the earliest timer: re-arms it when that changed. */
 void pg__loop_nest_sync(pg_loop *loop);
 void pg__loop_nest_free(pg_loop *loop);
+
+/* ---- the io_uring backend (loop_uring.c) ------------------------------- *
+ * Built when liburing is (PROTOGEN_HAVE_URING); loop.c picks it or epoll in
+ * pg_loop_new. The same contract as the epoll backend's functions there. */
+typedef struct pg__uring pg__uring;
+#ifdef PROTOGEN_HAVE_URING
+int pg__uring_new(pg__uring **out); /* -errno: the kernel refuses io_uring (ENOSYS, EPERM) */
+void pg__uring_free(pg__uring *u);
+int pg__uring_nest_fd(pg__uring *u); /* the fd for pg_loop_backend_fd, or -errno */
+int pg__uring_set(pg__uring *u, pg__io *io, uint32_t old_events, uint32_t new_events);
+/* Submits what is queued and waits; stopping (NULL: none) ends an EINTR'd wait. */
+int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping);
+void pg__uring_dispatch(pg__uring *u);
+/* Submits what is queued; settle (after an iteration, when nested): also
+ * leaves the nest fd readable only when completions wait. */
+void pg__uring_flush(pg__uring *u, bool settle);
+#endif
 
 /* ---- signals (signal.c) ------------------------------------------------- */
 
@@ -129,11 +153,12 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "pg_loop_stop needs a lock-free int");
 #define PG__MAX_EVENTS 64
 
 struct pg_loop {
-    int epfd;
+    int epfd;         /* the epoll backend's; -1 on io_uring */
+    pg__uring *uring; /* the io_uring backend; NULL on epoll */
     atomic_int stopping; /* set by pg_loop_stop, maybe from a signal handler or another thread */
     pg__io wake;                    /* the eventfd pg_loop_stop writes then */
     bool running;     /* inside an iteration (or pg_loop_close's): no nesting */
-    size_t nwatched;  /* watchers in the epoll set */
+    size_t nwatched;  /* watchers in the backend's set */
     pg_server *closed_servers; /* kept until pg_loop_close (server.c) */
     struct pg__connect *connects; /* connects not yet reported to done (connect.c) */
     int nevents; /* events[0..nevents) is the batch being dispatched */

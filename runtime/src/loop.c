@@ -1,5 +1,6 @@
-/* The event loop: an epoll backend behind a few static functions, the ready
- * queue and the iteration itself (asyncio's BaseEventLoop._run_once). */
+/* The event loop: two backends behind a few static functions (epoll here,
+ * io_uring in loop_uring.c, chosen by pg_loop_new), the ready queue and the
+ * iteration itself (asyncio's BaseEventLoop._run_once). */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +19,89 @@ static uint64_t pg__clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* ---- epoll backend ------------------------------------------------------ */
+/* ---- backends ----------------------------------------------------------- *
+ * epoll's code is here, io_uring's in loop_uring.c: each function branches
+ * on loop->uring (a predictable branch on the per-message path). */
 
-static int pg__backend_init(pg_loop *loop)
+#ifdef PROTOGEN_HAVE_URING
+#define PG__ON_URING(loop) ((loop)->uring != NULL)
+#else
+#define PG__ON_URING(loop) false
+#endif
+
+static int pg__backend_init_epoll(pg_loop *loop)
 {
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     return loop->epfd < 0 ? -errno : 0;
 }
 
+/* PROTOGEN_BACKEND: unset or empty, epoll (until the io_uring backend does
+ * its I/O through the ring it costs more per message than epoll: see
+ * docs/runtime.md); auto: io_uring where the kernel allows it, else epoll;
+ * epoll or io_uring: that one or an error. */
+static int pg__backend_init(pg_loop *loop)
+{
+    const char *want = getenv("PROTOGEN_BACKEND");
+    if (want == NULL || want[0] == '\0' || strcmp(want, "epoll") == 0)
+        return pg__backend_init_epoll(loop);
+    bool any = strcmp(want, "auto") == 0;
+    if (!any && strcmp(want, "io_uring") != 0)
+        return -EINVAL;
+#ifdef PROTOGEN_HAVE_URING
+    int r = pg__uring_new(&loop->uring);
+    if (r == 0 || !any)
+        return r; /* forced and refused: the kernel's error */
+#else
+    if (!any)
+        return -ENOSYS; /* built without liburing */
+#endif
+    return pg__backend_init_epoll(loop);
+}
+
+static void pg__backend_free(pg_loop *loop)
+{
+#ifdef PROTOGEN_HAVE_URING
+    pg__uring_free(loop->uring);
+    loop->uring = NULL;
+#endif
+    if (loop->epfd >= 0)
+        close(loop->epfd);
+    loop->epfd = -1;
+}
+
+const char *pg_loop_backend(const pg_loop *loop)
+{
+    if (loop == NULL)
+        return NULL;
+    return PG__ON_URING(loop) ? "io_uring" : "epoll";
+}
+
+int pg__loop_backend_fd(pg_loop *loop)
+{
+#ifdef PROTOGEN_HAVE_URING
+    if (PG__ON_URING(loop))
+        return pg__uring_nest_fd(loop->uring);
+#endif
+    return loop->epfd;
+}
+
+void pg__loop_backend_flush(pg_loop *loop, bool settle)
+{
+#ifdef PROTOGEN_HAVE_URING
+    if (PG__ON_URING(loop))
+        pg__uring_flush(loop->uring, settle);
+#else
+    (void)loop;
+    (void)settle;
+#endif
+}
+
 static int pg__backend_set(pg_loop *loop, pg__io *io, uint32_t old_events, uint32_t new_events)
 {
+#ifdef PROTOGEN_HAVE_URING
+    if (PG__ON_URING(loop))
+        return pg__uring_set(loop->uring, io, old_events, new_events);
+#endif
     struct epoll_event ev;
     int op;
     memset(&ev, 0, sizeof ev);
@@ -46,8 +120,14 @@ static int pg__backend_set(pg_loop *loop, pg__io *io, uint32_t old_events, uint3
  * what is left of the timeout. The clock is read only for a finite wait: the
  * common infinite one costs nothing. A stop, whenever it came, has made the
  * wake-up eventfd readable: the wait returns at once (pg_loop_stop). */
-PG__HOT_INLINE static inline int pg__backend_wait(pg_loop *loop, int timeout_ms, bool stop_wakes)
+/* uring is PG__ON_URING(loop), a constant where pg_loop_run inlines it. */
+PG__HOT_INLINE static inline int pg__backend_wait(pg_loop *loop, int timeout_ms, bool stop_wakes, bool uring)
 {
+    (void)uring; /* without liburing: always false */
+#ifdef PROTOGEN_HAVE_URING
+    if (uring)
+        return pg__uring_wait(loop->uring, timeout_ms, stop_wakes ? &loop->stopping : NULL);
+#endif
     uint64_t start = timeout_ms > 0 ? pg__clock_ms() : 0;
     for (;;) {
         int n = epoll_wait(loop->epfd, loop->events, PG__MAX_EVENTS, timeout_ms);
@@ -63,8 +143,15 @@ PG__HOT_INLINE static inline int pg__backend_wait(pg_loop *loop, int timeout_ms,
     }
 }
 
-PG__HOT_INLINE static inline void pg__backend_dispatch(pg_loop *loop)
+PG__HOT_INLINE static inline void pg__backend_dispatch(pg_loop *loop, bool uring)
 {
+    (void)uring;
+#ifdef PROTOGEN_HAVE_URING
+    if (uring) {
+        pg__uring_dispatch(loop->uring);
+        return;
+    }
+#endif
     /* nevents does not change during the batch (no iteration nests); a
      * watcher that leaves the set clears its entries (pg__backend_forget). */
     int n = loop->nevents;
@@ -88,6 +175,7 @@ PG__HOT_INLINE static inline void pg__backend_dispatch(pg_loop *loop)
  * holds its events is dispatched: forget those events. */
 static void pg__backend_forget(pg_loop *loop, const pg__io *io)
 {
+    /* io_uring: its completions carry a generation that tells (loop_uring.c). */
     for (int i = 0; i < loop->nevents; i++)
         if (loop->events[i].data.ptr == io)
             loop->events[i].data.ptr = NULL;
@@ -263,6 +351,12 @@ static void pg__loop_read_wake(pg_loop *loop)
 static void pg__loop_drain_wake(pg_loop *loop)
 {
     pg__loop_read_wake(loop);
+    if (PG__ON_URING(loop)) {
+        /* Its poll may have completed already, and would wake the next
+         * wait for nothing: a new one reports the fd as it is now. */
+        (void)pg__io_stop(loop, &loop->wake, PG__IO_READ);
+        (void)pg__io_start(loop, &loop->wake, PG__IO_READ); /* the SQ has room: a cancel just went in */
+    }
     pg__threadsafe_rewake(loop);
 }
 
@@ -309,8 +403,7 @@ int pg_loop_new(pg_loop **out)
 fail:
     if (loop->wake.fd >= 0)
         close(loop->wake.fd);
-    if (loop->epfd >= 0)
-        close(loop->epfd);
+    pg__backend_free(loop);
     free(loop->ready);
     free(loop);
     return r;
@@ -343,7 +436,7 @@ void pg_loop_stop(pg_loop *loop)
  * wait ended. Whatever these queue runs in the next iteration. */
 /* Inlined into pg_loop_run, whose loop then keeps its state in registers
  * across iterations instead of paying calls per message (bench/ counts). */
-PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms, bool stop_wakes)
+PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms, bool stop_wakes, bool uring)
 {
     size_t queued = loop->ready_len;
     bool timed = loop->timers.len_ > 0;
@@ -361,7 +454,7 @@ PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms,
             timeout_ms = (int)wait;
     }
 
-    int n = pg__backend_wait(loop, timeout_ms < 0 ? -1 : timeout_ms, stop_wakes);
+    int n = pg__backend_wait(loop, timeout_ms < 0 ? -1 : timeout_ms, stop_wakes, uring);
     if (n < 0)
         return n;
     loop->nevents = n;
@@ -379,7 +472,7 @@ PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms,
      * empty queue runs: counted in bench/ per message. */
     if (queued > 0)
         pg__ready_run(loop, queued);
-    pg__backend_dispatch(loop);
+    pg__backend_dispatch(loop, uring);
     if (timers > 0)
         pg__ready_run(loop, timers);
     return 0;
@@ -395,7 +488,7 @@ static int pg__loop_run_once(pg_loop *loop, int timeout_ms, bool stop_wakes)
     if (loop->running)
         return -EBUSY;
     loop->running = true;
-    int r = pg__loop_iterate(loop, timeout_ms, stop_wakes);
+    int r = pg__loop_iterate(loop, timeout_ms, stop_wakes, PG__ON_URING(loop));
     loop->running = false;
     return r;
 }
@@ -406,7 +499,12 @@ int pg_loop_run_once(pg_loop *loop, int timeout_ms)
      * wake-up must not cut this wait short, nor every later one. */
     if (loop != NULL && loop->stopping && !loop->running)
         pg__loop_drain_wake(loop);
-    return pg__loop_run_once(loop, timeout_ms, false); /* a stop does not end its wait */
+    int r = pg__loop_run_once(loop, timeout_ms, false); /* a stop does not end its wait */
+    /* An outer loop waits on the ring's fd next: what this iteration queued
+     * (re-armed polls) must be in the kernel by then. */
+    if (r == 0)
+        pg__loop_backend_flush(loop, true);
+    return r;
 }
 
 int pg_loop_run(pg_loop *loop)
@@ -422,9 +520,16 @@ int pg_loop_run(pg_loop *loop)
     /* A stop made before (its wake-up maybe drained by run_once): one
      * iteration, without waiting. Later stops wake the wait themselves. */
     int timeout_ms = loop->stopping ? 0 : -1;
-    do
-        r = pg__loop_iterate(loop, timeout_ms, true);
-    while (r == 0 && !loop->stopping);
+    /* One copy of the iteration per backend: no test of it per message. */
+    if (PG__ON_URING(loop)) {
+        do
+            r = pg__loop_iterate(loop, timeout_ms, true, true);
+        while (r == 0 && !loop->stopping);
+    } else {
+        do
+            r = pg__loop_iterate(loop, timeout_ms, true, false);
+        while (r == 0 && !loop->stopping);
+    }
     loop->running = false;
     loop->stopping = 0;
     pg__loop_drain_wake(loop); /* a stop from the last iteration: used up */
@@ -481,7 +586,7 @@ int pg_loop_close(pg_loop *loop)
     pg__loop_nest_free(loop);
     pg__io_stop(loop, &loop->wake, PG__IO_READ);
     close(loop->wake.fd);
-    close(loop->epfd);
+    pg__backend_free(loop);
     free(loop->ready);
     pg__host_cleanup(&loop->host);
     free(loop->read_buf);

@@ -1,5 +1,6 @@
 /* Nesting the whole loop in another one (libuv's uv_backend_fd trick): the
- * outer loop waits for the epoll fd to be readable, at most
+ * outer loop waits for the epoll fd (on io_uring: an eventfd the ring
+ * signals) to be readable, at most
  * pg_loop_backend_timeout() ms, then calls pg_loop_run_once(loop, 0).
  *
  * The epoll fd is readable when one of its fds is, which covers I/O but not
@@ -62,13 +63,18 @@ int pg_loop_backend_fd(pg_loop *loop)
         loop->timerfd_due = UINT64_MAX;
         pg__loop_nest_sync(loop);
     }
-    return loop->epfd;
+    int fd = pg__loop_backend_fd(loop);
+    pg__loop_backend_flush(loop, false);
+    return fd;
 }
 
 int pg_loop_backend_timeout(pg_loop *loop)
 {
     if (loop == NULL)
         return -EINVAL;
+    /* Asked right before the outer loop waits: what was queued for the
+     * ring since the last iteration goes in now. */
+    pg__loop_backend_flush(loop, false);
     if (loop->ready_len > 0)
         return 0;
     uint64_t due;

@@ -20,6 +20,8 @@ PROTOGEN = os.environ.get("PROTOGEN", os.path.join(TOP, "bin", "protogen"))
 CC = os.environ.get("CC", "cc")
 RUNTIME_INCLUDE = os.path.join(TOP, "runtime", "include")
 RUNTIME_LIB = os.environ.get("PROTOGEN_RUNTIME_LIB", "")
+# What linking libprotogen.a takes besides (-luring with the io_uring backend).
+RUNTIME_LIBS = os.environ.get("PROTOGEN_RUNTIME_LIBS", "").split()
 SANITIZE = os.environ.get("PROTOGEN_SANITIZE", "").upper() in ("ON", "1", "TRUE", "YES")
 CALLBACKS = ("connection_made", "pipe_data_received", "pipe_connection_lost", "process_exited", "connection_lost",
              "pause_writing", "resume_writing")
@@ -110,7 +112,7 @@ class Subprocess(unittest.TestCase):
         flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"] if SANITIZE else []
         r = subprocess.run([CC, *WARNINGS, "-g", *flags, "-I", RUNTIME_INCLUDE, "-I", out, "-o", exe,
                             os.path.join(out, "main.c"), os.path.join(out, "runner.c"), os.path.join(out, "runner_bind.c"),
-                            os.path.join(out, "runner_handlers.c"), RUNTIME_LIB, "-lpthread"],
+                            os.path.join(out, "runner_handlers.c"), RUNTIME_LIB, *RUNTIME_LIBS, "-lpthread"],
                            capture_output=True, text=True, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
         r = subprocess.run([exe], capture_output=True, text=True, timeout=60)

@@ -371,7 +371,7 @@ typedef struct waker {
     pthread_t thread;
 } waker;
 
-/* True while thread tid sits in epoll_wait (its current system call, from
+/* True while thread tid sits in epoll_wait or io_uring_enter (its current system call, from
  * /proc): the signal must come then, not before the wait. */
 static bool in_epoll_wait(pid_t tid)
 {
@@ -387,6 +387,10 @@ static bool in_epoll_wait(pid_t tid)
     long nr = strtol(buf, NULL, 10);
 #ifdef SYS_epoll_wait
     if (nr == SYS_epoll_wait)
+        return true;
+#endif
+#ifdef SYS_io_uring_enter
+    if (nr == SYS_io_uring_enter) /* the io_uring backend waits there */
         return true;
 #endif
     return nr == SYS_epoll_pwait;

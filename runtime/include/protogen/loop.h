@@ -1,4 +1,4 @@
-/* The event loop: epoll-based, single-threaded, asyncio-like.
+/* The event loop: single-threaded, asyncio-like, on io_uring or epoll.
  *
  * All functions return 0 or a negative errno value. Nothing here prints or
  * exits. A loop and everything attached to it must be used from one thread;
@@ -20,8 +20,18 @@ extern "C" {
 typedef struct pg_loop pg_loop;
 typedef void (*pg_callback_fn)(void *arg);
 
-/* Creates a loop. */
+/* Creates a loop. Its backend is epoll unless the environment variable
+ * PROTOGEN_BACKEND says otherwise (docs/runtime.md, Backends): auto is
+ * io_uring when the kernel allows it (and libprotogen was built with
+ * liburing), epoll otherwise, falling back silently; epoll or io_uring
+ * forces one: a forced io_uring that is unavailable is an error (the
+ * kernel's, e.g. -ENOSYS or -EPERM; -ENOSYS when built without liburing),
+ * another value is -EINVAL. */
 int pg_loop_new(pg_loop **out);
+
+/* The backend the loop runs on: "io_uring" or "epoll" (NULL for a NULL
+ * loop). A static string. */
+const char *pg_loop_backend(const pg_loop *loop);
 
 /* Runs until pg_loop_stop() is called. Returns 0 when stopped; -EBUSY,
  * doing nothing, when called from one of the loop's callbacks (asyncio:
@@ -48,7 +58,7 @@ int pg_loop_run_once(pg_loop *loop, int timeout_ms);
  *         pg_loop_run_once(loop, 0);
  *     }
  *
- * The fd (the loop's epoll fd) belongs to the loop: watch it for reading,
+ * The fd (the loop's epoll fd; on io_uring an eventfd its ring signals) belongs to the loop: watch it for reading,
  * never read, close or change it. A negative errno when the timerfd cannot
  * be made. */
 int pg_loop_backend_fd(pg_loop *loop);

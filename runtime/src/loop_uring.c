@@ -1,0 +1,412 @@
+/* The io_uring backend of the loop: readiness through the ring.
+ *
+ * Every watched fd has a poll request (IORING_OP_POLL_ADD) in the ring for
+ * its interests; the loop submits what changed and waits for completions in
+ * one io_uring_enter per iteration. The polls are one-shot and re-armed
+ * after their event was dispatched: a one-shot poll armed on an fd that is
+ * still ready completes at once, which gives exactly the level-triggered
+ * semantics of the epoll backend that the drivers rely on (one bounded read,
+ * accept batch, recvmmsg or write per event). A multishot poll only reports
+ * new wake-ups, and would leave data unread after a read that filled its
+ * buffer.
+ *
+ * Requests are tagged with the fd and a generation that changes whenever the
+ * fd's poll is armed or cancelled: a completion whose generation is not the
+ * fd's current one belongs to a poll cancelled since (its watcher may be
+ * freed, its fd reused) and is dropped. A cancelled poll's completion still
+ * comes (the kernel holds the file until then, so the fd's close takes
+ * effect once the cancel is submitted: in the next io_uring_enter). */
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* liburing maps and unmaps the rings with its own system calls, which
+ * ThreadSanitizer does not see: a ring mapped where another thread's closed
+ * ring was would look like that thread's memory. A closing ring releases
+ * its mappings' addresses and a new one acquires them, which orders the
+ * old ring's last use before the new one's first. */
+#if defined(__SANITIZE_THREAD__)
+#define PG__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PG__TSAN 1
+#endif
+#endif
+#ifdef PG__TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static void pg__uring_tsan(struct io_uring *ring, void (*sync)(void *))
+{
+    sync(ring->sq.ring_ptr);
+    sync(ring->cq.ring_ptr);
+    sync(ring->sq.sqes);
+}
+#define pg__uring_tsan_new(ring) pg__uring_tsan((ring), __tsan_acquire)
+#define pg__uring_tsan_gone(ring) pg__uring_tsan((ring), __tsan_release)
+#else
+#define pg__uring_tsan_new(ring) ((void)(ring))
+#define pg__uring_tsan_gone(ring) ((void)(ring))
+#endif
+
+#define PG__URING_ENTRIES 256
+/* The tag of requests whose completion is of no interest (cancels). */
+#define PG__URING_IGNORE UINT64_MAX
+
+typedef struct pg__uring_slot {
+    pg__io *io;     /* the fd's watcher; NULL: none */
+    uint32_t gen;   /* the current poll's generation */
+    uint32_t armed; /* the interests its poll waits for; 0: none in the ring */
+} pg__uring_slot;
+
+struct pg__uring {
+    struct io_uring ring;
+    unsigned flags;       /* the setup flags the kernel took */
+    bool enabled;         /* created disabled: enabled by the first submit (SINGLE_ISSUER) */
+    bool skip_success;    /* IOSQE_CQE_SKIP_SUCCESS: successful cancels post nothing */
+    pg__uring_slot *slots; /* by fd */
+    size_t nslots;
+    int nest_fd; /* for an outer loop: an eventfd the ring signals; -1 until asked for */
+};
+
+/* Flags in the order they are given up when the kernel refuses them:
+ * DEFER_TASKRUN (6.1) needs SINGLE_ISSUER (6.0); R_DISABLED lets the thread
+ * that runs the loop, not the one that made it, become its single issuer. */
+static const unsigned pg__uring_flag_sets[] = {
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_R_DISABLED,
+    IORING_SETUP_COOP_TASKRUN,
+    0,
+};
+
+int pg__uring_new(pg__uring **out)
+{
+    pg__uring *u = calloc(1, sizeof *u);
+    if (u == NULL)
+        return -ENOMEM;
+    int r = -EINVAL;
+    for (size_t i = 0; i < sizeof pg__uring_flag_sets / sizeof pg__uring_flag_sets[0]; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        p.flags = pg__uring_flag_sets[i];
+        r = io_uring_queue_init_params(PG__URING_ENTRIES, &u->ring, &p);
+        if (r == 0 && (p.features & (IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG)) !=
+                          (IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG)) {
+            /* Before 5.11: completions may be dropped, a timed wait costs a
+             * request of its own. Not worth it: epoll. */
+            io_uring_queue_exit(&u->ring);
+            r = -ENOSYS;
+            break;
+        }
+        if (r == 0) {
+            pg__uring_tsan_new(&u->ring);
+            u->flags = p.flags;
+            u->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
+            u->skip_success = (p.features & IORING_FEAT_CQE_SKIP) != 0;
+            break;
+        }
+        if (r != -EINVAL)
+            break; /* not a flag it refuses: io_uring itself is (ENOSYS, EPERM) or memory is short */
+    }
+    if (r < 0) {
+        free(u);
+        return r;
+    }
+    u->nest_fd = -1;
+    *out = u;
+    return 0;
+}
+
+void pg__uring_free(pg__uring *u)
+{
+    if (u == NULL)
+        return;
+    /* The cancels of polls on fds closed since the last iteration go in
+     * first: the kernel holds those files until then, and a close must
+     * reach the peer now, not when the ring's teardown gets to it. */
+    if (u->enabled && io_uring_sq_ready(&u->ring) > 0)
+        (void)io_uring_submit(&u->ring); /* fails on another thread than the issuer: teardown then */
+    pg__uring_tsan_gone(&u->ring);
+    io_uring_queue_exit(&u->ring); /* cancels what is still in the ring */
+    if (u->nest_fd >= 0)
+        close(u->nest_fd);
+    free(u->slots);
+    free(u);
+}
+
+/* The ring's own fd is not woken by completions that wait for the loop's
+ * thread (DEFER_TASKRUN runs them only inside io_uring_enter): an outer loop
+ * waits on an eventfd the kernel signals for each instead. */
+int pg__uring_nest_fd(pg__uring *u)
+{
+    if (u->nest_fd >= 0)
+        return u->nest_fd;
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = io_uring_register_eventfd(&u->ring, fd);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    u->nest_fd = fd;
+    return fd;
+}
+
+static int pg__uring_enable(pg__uring *u)
+{
+    if (u->enabled)
+        return 0;
+    /* The system call itself: Debian's liburing.so.2.3 does not export
+     * io_uring_enable_rings. */
+    if (syscall(__NR_io_uring_register, u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+        return -errno;
+    u->enabled = true;
+    return 0;
+}
+
+static int pg__uring_submit(pg__uring *u)
+{
+    int r = pg__uring_enable(u);
+    if (r < 0)
+        return r;
+    r = io_uring_submit(&u->ring);
+    return r < 0 ? r : 0;
+}
+
+/* A free submission entry; a full queue is submitted first. */
+PG__HOT_INLINE static inline struct io_uring_sqe *pg__uring_sqe(pg__uring *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe == NULL && pg__uring_submit(u) == 0)
+        sqe = io_uring_get_sqe(&u->ring);
+    return sqe;
+}
+
+static uint64_t pg__uring_tag(int fd, uint32_t gen)
+{
+    return (uint64_t)gen << 32 | (uint32_t)fd;
+}
+
+static int pg__uring_slot_of(pg__uring *u, int fd, pg__uring_slot **out)
+{
+    size_t need = (size_t)fd + 1;
+    if (need > u->nslots) {
+        size_t n = u->nslots ? u->nslots : 64;
+        while (n < need)
+            n *= 2;
+        pg__uring_slot *s = realloc(u->slots, n * sizeof *s);
+        if (s == NULL)
+            return -ENOMEM;
+        memset(s + u->nslots, 0, (n - u->nslots) * sizeof *s);
+        u->slots = s;
+        u->nslots = n;
+    }
+    *out = &u->slots[fd];
+    return 0;
+}
+
+PG__HOT_INLINE static inline int pg__uring_arm(pg__uring *u, pg__uring_slot *slot, int fd, uint32_t events)
+{
+    struct io_uring_sqe *sqe = pg__uring_sqe(u);
+    if (sqe == NULL)
+        return -ENOMEM;
+    slot->gen++;
+    slot->armed = events;
+    io_uring_prep_poll_add(sqe, fd, events);
+    io_uring_sqe_set_data64(sqe, pg__uring_tag(fd, slot->gen));
+    return 0;
+}
+
+/* Cancels the fd's poll, if one is in the ring; its completion, whenever it
+ * comes, is then stale. */
+static int pg__uring_disarm(pg__uring *u, pg__uring_slot *slot, int fd)
+{
+    if (slot->armed == 0)
+        return 0;
+    struct io_uring_sqe *sqe = pg__uring_sqe(u);
+    if (sqe == NULL)
+        return -ENOMEM;
+    io_uring_prep_poll_remove(sqe, pg__uring_tag(fd, slot->gen));
+    io_uring_sqe_set_data64(sqe, PG__URING_IGNORE);
+    if (u->skip_success)
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    slot->gen++;
+    slot->armed = 0;
+    return 0;
+}
+
+int pg__uring_set(pg__uring *u, pg__io *io, uint32_t old_events, uint32_t new_events)
+{
+    (void)old_events;
+    pg__uring_slot *slot;
+    int r = pg__uring_slot_of(u, io->fd, &slot);
+    if (r < 0)
+        return r;
+    if (new_events == 0) {
+        r = pg__uring_disarm(u, slot, io->fd);
+        if (r < 0)
+            return r;
+        slot->io = NULL;
+        return 0;
+    }
+    slot->io = io;
+    if (slot->armed == new_events)
+        return 0;
+    r = pg__uring_disarm(u, slot, io->fd);
+    if (r == 0)
+        r = pg__uring_arm(u, slot, io->fd, new_events);
+    return r;
+}
+
+PG__HOT_INLINE static inline bool pg__uring_is_live(const pg__uring *u, const struct io_uring_cqe *cqe)
+{
+    uint64_t tag = cqe->user_data;
+    size_t fd = (uint32_t)tag;
+    if (tag == PG__URING_IGNORE || fd >= u->nslots)
+        return false;
+    const pg__uring_slot *slot = &u->slots[fd];
+    return slot->gen == (uint32_t)(tag >> 32) && slot->armed != 0;
+}
+
+/* Drops the completions of cancelled polls at the head of the queue; true
+ * when one for a watcher is left. */
+PG__HOT_INLINE static inline bool pg__uring_live(pg__uring *u)
+{
+    unsigned head = *u->ring.cq.khead;
+    unsigned tail = io_uring_smp_load_acquire(u->ring.cq.ktail);
+    unsigned start = head;
+    while (head != tail && !pg__uring_is_live(u, &u->ring.cq.cqes[head & u->ring.cq.ring_mask]))
+        head++;
+    if (head != start)
+        io_uring_smp_store_release(u->ring.cq.khead, head);
+    return head != tail;
+}
+
+/* Waits for completions, submitting what is queued in the same call, as the
+ * epoll backend waits (EINTR retried with what is left of the timeout,
+ * unless *stopping ends the run). */
+static int pg__uring_wait_long(pg__uring *u, int timeout_ms, const atomic_int *stopping)
+{
+    int r = pg__uring_enable(u);
+    if (r < 0)
+        return r;
+    struct timespec start;
+    if (timeout_ms > 0)
+        clock_gettime(CLOCK_MONOTONIC, &start);
+    if (u->nest_fd >= 0) {
+        /* Emptied first: completions from here on signal it again. */
+        uint64_t n;
+        ssize_t got;
+        PG__RETRY_EINTR(got, read(u->nest_fd, &n, sizeof n));
+        (void)got; /* EAGAIN: nothing came */
+    }
+    int left = timeout_ms;
+    for (;;) {
+        if (left == 0) {
+            r = io_uring_submit_and_get_events(&u->ring);
+        } else if (left < 0) {
+            r = io_uring_submit_and_wait(&u->ring, 1);
+        } else {
+            struct __kernel_timespec ts = { left / 1000, (long long)(left % 1000) * 1000000 };
+            struct io_uring_cqe *cqe;
+            r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+            if (r == -ETIME)
+                r = 0;
+        }
+        if (r >= 0) {
+            /* Only cancelled polls' completions came: wait on. */
+            if (left == 0 || pg__uring_live(u))
+                return 0;
+        } else if (r != -EINTR) {
+            return r;
+        } else if (stopping != NULL && atomic_load(stopping)) {
+            return 0;
+        }
+        if (left > 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            int64_t spent = (int64_t)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+            left = spent >= timeout_ms ? 0 : timeout_ms - (int)spent;
+        }
+    }
+}
+
+void pg__uring_dispatch(pg__uring *u)
+{
+    /* The completions there are now: callbacks that submit (a full queue)
+     * may add more, which the next iteration takes. */
+    unsigned head = *u->ring.cq.khead;
+    unsigned n = io_uring_smp_load_acquire(u->ring.cq.ktail) - head;
+    if (n > PG__MAX_EVENTS)
+        n = PG__MAX_EVENTS; /* as many as epoll's batch: the rest next iteration (its wait returns at once) */
+    unsigned mask = u->ring.cq.ring_mask;
+    for (unsigned i = 0; i < n; i++) {
+        const struct io_uring_cqe *cqe = &u->ring.cq.cqes[(head + i) & mask];
+        if (!pg__uring_is_live(u, cqe))
+            continue; /* a cancel's, or a poll cancelled since */
+        int fd = (int)(uint32_t)cqe->user_data;
+        uint32_t ev = cqe->res < 0 ? PG__IO_READ | PG__IO_WRITE /* the poll failed: the next syscall tells */
+                                   : (uint32_t)cqe->res;
+        pg__uring_slot *slot = &u->slots[fd];
+        slot->armed = 0;
+        pg__io *io = slot->io;
+        if (ev & (POLLERR | POLLHUP))
+            ev |= PG__IO_READ | PG__IO_WRITE;
+        ev &= io->events & (PG__IO_READ | PG__IO_WRITE);
+        if (ev != 0)
+            io->cb(io, ev);
+        /* Armed again for what it still wants; unless the callback stopped
+         * the watcher (the slot forgot it) or changed its interests (which
+         * armed it). The table may have grown meanwhile. */
+        slot = &u->slots[fd];
+        if (slot->io == io && slot->armed == 0 && io->events != 0)
+            (void)pg__uring_arm(u, slot, fd, io->events); /* fails only when a submit does */
+    }
+    io_uring_smp_store_release(u->ring.cq.khead, head + n);
+}
+
+int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping)
+{
+    /* The common wait, short: no timeout, not nested, nothing but a
+     * watcher's completion ends it. */
+    if (timeout_ms < 0 && u->enabled && u->nest_fd < 0) {
+        int r = io_uring_submit_and_wait(&u->ring, 1);
+        if (r >= 0 && pg__uring_live(u))
+            return 0;
+        if (r < 0 && r != -EINTR)
+            return r;
+        if (r == -EINTR && stopping != NULL && atomic_load(stopping))
+            return 0;
+    }
+    return pg__uring_wait_long(u, timeout_ms, stopping);
+}
+
+/* What is queued, submitted now: for a loop run by pg_loop_run_once from an
+ * outer loop, which waits on the ring's fd and never enters the ring itself. */
+void pg__uring_flush(pg__uring *u, bool settle)
+{
+    if (u->nest_fd < 0 || !settle) {
+        if (io_uring_sq_ready(&u->ring) > 0)
+            (void)pg__uring_submit(u);
+        return;
+    }
+    /* After an iteration: the eventfd tells whether the loop has work, as
+     * the epoll fd would. Emptied, then what completed meanwhile is taken
+     * in (and signals it again if there is any); completions from then on
+     * signal it themselves. */
+    uint64_t n = 1;
+    ssize_t r;
+    PG__RETRY_EINTR(r, read(u->nest_fd, &n, sizeof n));
+    if (pg__uring_enable(u) == 0 && io_uring_submit_and_get_events(&u->ring) >= 0 && pg__uring_live(u)) {
+        n = 1;
+        PG__RETRY_EINTR(r, write(u->nest_fd, &n, sizeof n));
+    }
+    (void)r;
+}
