@@ -23,6 +23,7 @@
 #include "echo.h"
 #include "echo_server.h"
 #include "options.h"
+#include "serve.h"
 #include "protogen/tls.h"
 
 #define MAX_ALPN 8
@@ -98,13 +99,7 @@ int main(int argc, char **argv)
         pg_loop_close(loop);
         return 1;
     }
-    struct sockaddr_storage addr;
-    socklen_t addrlen = sizeof addr;
-    char where[128];
-    if (pg_server_sockname(listener, &addr, &addrlen) == 0
-        && pg_format_address((struct sockaddr *)&addr, where, sizeof where) > 0)
-        printf("listening on %s\n", where);
-    fflush(stdout);
+    serve_print_listening(listener);
 
     pg_loop_add_signal_handler(loop, SIGINT, stop_loop, loop);
     pg_loop_add_signal_handler(loop, SIGTERM, stop_loop, loop);
