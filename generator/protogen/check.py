@@ -164,7 +164,7 @@ class _Checker:
                 return None
             return self.framing_line(sub, items) if what == "line" else self.framing_length(sub, items)
 
-        checker = machines.MachineChecker(self, self.spec.name.text, messages, state_framing)
+        checker = machines.MachineChecker(self, self.spec.name.text, messages, state_framing, bool(framing.rules))
         return checker.machine(decl, timeouts, declared)
 
     def compatibility(self, seen, transport, role, kind):

@@ -27,10 +27,11 @@ MAX_STATES = 64   # a transition's targets are a 64-bit mask in the C tables
 class MachineChecker:
     """Used by check._Checker: err/warn/duration/framing helpers come from it."""
 
-    def __init__(self, checker, proto_name, messages, framing_checker):
+    def __init__(self, checker, proto_name, messages, framing_checker, rules):
         self.c = checker
         self.proto = proto_name
         self.messages = messages              # the declared framing's message names, in order
+        self.rules = rules                    # a rules framing: message_received is its raw messages
         self.framing_checker = framing_checker   # (decl, kind) -> model.Framing or None
 
     def err(self, where, message, notes=()):
@@ -230,7 +231,7 @@ class MachineChecker:
         timers, idle, the states' timeouts, lifecycle events."""
         events = []
         for m in self.messages:
-            raw = m == "message_received"
+            raw = self.rules and m == "message_received"
             events.append(model.MachineEvent(m, "message", handler=m, raw=raw,
                                              params=(("const uint8_t *", "data"), ("size_t", "len")) if raw else ()))
         for name, (framing, pos, st) in state_framings.items():
@@ -402,7 +403,7 @@ class MachineChecker:
                 self.err(tok, f"timer '{name}' has no reaction: add 'on {name} ...' to the states it can fire in")
 
     def event_in_state(self, ev, st):
-        if ev.kind == "message" and ev.raw and len(self.messages) > 1:
+        if ev.kind == "message" and ev.raw:
             return True   # a raw message (NAME_expect_raw) comes in whatever state asked for it
         if ev.kind == "message":
             return (ev.framing is None and st.framing is None) or (ev.framing is not None and st.framing_message == ev.name)

@@ -380,10 +380,6 @@ class MachineState:
     default: str = ""             # the default handler for messages it does not expect
     reactions: dict = field(default_factory=dict)   # event name -> Reaction
 
-    @property
-    def events(self):
-        return tuple(self.reactions)
-
 
 @dataclass
 class Timer:
@@ -409,13 +405,6 @@ class Machine:
 
     def state(self, name):
         return next(s for s in self.states if s.name == name)
-
-    def event(self, name):
-        return next(e for e in self.events if e.name == name)
-
-    @property
-    def messages(self):
-        return [e for e in self.events if e.kind == "message"]
 
     def edges(self):
         """(from, to, label) of every transition, eventless ones labelled '', self-loops included."""
