@@ -11,12 +11,9 @@
 set(PROTOGEN_BACKEND_TESTS "^(runtime_|conformance_|e2e_)")
 # Not twice: what does not run the built-in loop (the libuv, manual and poll
 # hosts, the symbol check), the valgrind runs (epoll only), the test of
-# epoll_ctl failures, and the backend choice's own test. And, for now, the
-# loops on several threads: on io_uring runtime_threads hangs in about 2 runs
-# of 15 (a known bug of the io_uring backend's cross-thread wake-up, not yet
-# found; epoll, the default, is not affected).
+# epoll_ctl failures, and the backend choice's own test.
 set(PROTOGEN_BACKEND_ONCE
-    "_(valgrind|libuv|poll)$|^runtime_(uv|uv_datagram|core_symbols|manual|manual_datagram|manual_subprocess|epoll|backend|threads)$|^e2e_echo_threads$")
+    "_(valgrind|libuv|poll)$|^runtime_(uv|uv_datagram|core_symbols|manual|manual_datagram|manual_subprocess|epoll|backend)$")
 
 if(PROTOGEN_HAVE_URING)
   add_executable(backend_run ${CMAKE_CURRENT_LIST_DIR}/backends/backend_run.c)

@@ -83,7 +83,7 @@ uint8_t *pg__loop_read_buffer_alloc(pg_loop *loop);
  * signals (loop.c); -errno when it cannot be made. */
 int pg__loop_backend_fd(pg_loop *loop);
 /* io_uring: submits what is queued (epoll: nothing to do, its changes are
- * made at once), for an outer loop that waits on the fd. */
+ * made at once); settle: the loop hands control back (pg__uring_flush). */
 void pg__loop_backend_flush(pg_loop *loop, bool settle);
 
 /* Once pg_loop_backend_fd() was asked for, a timerfd in the epoll set wakes
@@ -103,8 +103,10 @@ int pg__uring_set(pg__uring *u, pg__io *io, uint32_t old_events, uint32_t new_ev
 /* Submits what is queued and waits; stopping (NULL: none) ends an EINTR'd wait. */
 int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping);
 void pg__uring_dispatch(pg__uring *u);
-/* Submits what is queued; settle (after an iteration, when nested): also
- * leaves the nest fd readable only when completions wait. */
+/* Submits what is queued; settle (the loop hands control back: a run
+ * returns): also waits for its cancelled polls to complete, so that the
+ * kernel closes their files, and, when nested, leaves the nest fd readable
+ * only when completions wait. */
 void pg__uring_flush(pg__uring *u, bool settle);
 #endif
 

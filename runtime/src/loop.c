@@ -501,7 +501,8 @@ int pg_loop_run_once(pg_loop *loop, int timeout_ms)
         pg__loop_drain_wake(loop);
     int r = pg__loop_run_once(loop, timeout_ms, false); /* a stop does not end its wait */
     /* An outer loop waits on the ring's fd next: what this iteration queued
-     * (re-armed polls) must be in the kernel by then. */
+     * (re-armed polls) must be in the kernel by then, and what it closed
+     * closed (loop_uring.c). */
     if (r == 0)
         pg__loop_backend_flush(loop, true);
     return r;
@@ -533,6 +534,8 @@ int pg_loop_run(pg_loop *loop)
     loop->running = false;
     loop->stopping = 0;
     pg__loop_drain_wake(loop); /* a stop from the last iteration: used up */
+    if (r == 0)
+        pg__loop_backend_flush(loop, true); /* what it closed, closed (loop_uring.c) */
     return r;
 }
 

@@ -14,8 +14,13 @@
  * fd's poll is armed or cancelled: a completion whose generation is not the
  * fd's current one belongs to a poll cancelled since (its watcher may be
  * freed, its fd reused) and is dropped. A cancelled poll's completion still
- * comes (the kernel holds the file until then, so the fd's close takes
- * effect once the cancel is submitted: in the next io_uring_enter). */
+ * comes, and the kernel holds the file until then: an fd's close takes
+ * effect only once its poll's cancel has completed, which with
+ * DEFER_TASKRUN happens inside an io_uring_enter that takes completions (at
+ * most 20 a call on recent kernels). The next iteration's wait does that; a
+ * loop that hands control back (a run returning) first waits for them
+ * (pg__uring_flush), or a peer would not see the close until the loop ran
+ * again. */
 #include <liburing.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -70,6 +75,7 @@ struct pg__uring {
     unsigned flags;       /* the setup flags the kernel took */
     bool enabled;         /* created disabled: enabled by the first submit (SINGLE_ISSUER) */
     bool skip_success;    /* IOSQE_CQE_SKIP_SUCCESS: successful cancels post nothing */
+    unsigned cancelled;   /* polls cancelled whose completion has not been seen */
     pg__uring_slot *slots; /* by fd */
     size_t nslots;
     int nest_fd; /* for an outer loop: an eventfd the ring signals; -1 until asked for */
@@ -239,6 +245,7 @@ static int pg__uring_disarm(pg__uring *u, pg__uring_slot *slot, int fd)
         sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     slot->gen++;
     slot->armed = 0;
+    u->cancelled++;
     return 0;
 }
 
@@ -275,6 +282,14 @@ PG__HOT_INLINE static inline bool pg__uring_is_live(const pg__uring *u, const st
     return slot->gen == (uint32_t)(tag >> 32) && slot->armed != 0;
 }
 
+/* A completion that is not live: a cancel's own (a failed one), or the last
+ * of a cancelled poll, whose file the kernel has let go of now. */
+PG__HOT_INLINE static inline void pg__uring_drop(pg__uring *u, const struct io_uring_cqe *cqe)
+{
+    if (cqe->user_data != PG__URING_IGNORE && u->cancelled > 0)
+        u->cancelled--;
+}
+
 /* Drops the completions of cancelled polls at the head of the queue; true
  * when one for a watcher is left. */
 PG__HOT_INLINE static inline bool pg__uring_live(pg__uring *u)
@@ -283,7 +298,7 @@ PG__HOT_INLINE static inline bool pg__uring_live(pg__uring *u)
     unsigned tail = io_uring_smp_load_acquire(u->ring.cq.ktail);
     unsigned start = head;
     while (head != tail && !pg__uring_is_live(u, &u->ring.cq.cqes[head & u->ring.cq.ring_mask]))
-        head++;
+        pg__uring_drop(u, &u->ring.cq.cqes[head++ & u->ring.cq.ring_mask]);
     if (head != start)
         io_uring_smp_store_release(u->ring.cq.khead, head);
     return head != tail;
@@ -349,8 +364,10 @@ void pg__uring_dispatch(pg__uring *u)
     unsigned mask = u->ring.cq.ring_mask;
     for (unsigned i = 0; i < n; i++) {
         const struct io_uring_cqe *cqe = &u->ring.cq.cqes[(head + i) & mask];
-        if (!pg__uring_is_live(u, cqe))
-            continue; /* a cancel's, or a poll cancelled since */
+        if (!pg__uring_is_live(u, cqe)) {
+            pg__uring_drop(u, cqe); /* a cancel's, or a poll cancelled since */
+            continue;
+        }
         int fd = (int)(uint32_t)cqe->user_data;
         uint32_t ev = cqe->res < 0 ? PG__IO_READ | PG__IO_WRITE /* the poll failed: the next syscall tells */
                                    : (uint32_t)cqe->res;
@@ -388,15 +405,47 @@ int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping)
     return pg__uring_wait_long(u, timeout_ms, stopping);
 }
 
-/* What is queued, submitted now: for a loop run by pg_loop_run_once from an
- * outer loop, which waits on the ring's fd and never enters the ring itself. */
-void pg__uring_flush(pg__uring *u, bool settle)
+/* What is queued, submitted, and the cancelled polls completed: the kernel
+ * lets go of their files (the peers see the closes) before the loop hands
+ * control back. Bounded: a cancel completes at once, the timeout is only a
+ * guard. */
+static void pg__uring_settle(pg__uring *u)
 {
-    if (u->nest_fd < 0 || !settle) {
+    if (u->cancelled > 0)
+        (void)pg__uring_live(u); /* drops those at the head of the queue */
+    unsigned head = *u->ring.cq.khead;
+    unsigned tail = io_uring_smp_load_acquire(u->ring.cq.ktail);
+    unsigned seen = 0; /* cancelled polls' completions behind a live one */
+    for (unsigned i = head; i != tail && seen < u->cancelled; i++) {
+        const struct io_uring_cqe *cqe = &u->ring.cq.cqes[i & u->ring.cq.ring_mask];
+        seen += !pg__uring_is_live(u, cqe) && cqe->user_data != PG__URING_IGNORE;
+    }
+    if (seen >= u->cancelled) {
         if (io_uring_sq_ready(&u->ring) > 0)
             (void)pg__uring_submit(u);
         return;
     }
+    if (pg__uring_enable(u) < 0)
+        return;
+    /* Until the ring holds them too; nothing is taken off it. */
+    struct __kernel_timespec ts = { 1, 0 };
+    struct io_uring_cqe *cqe;
+    (void)io_uring_submit_and_wait_timeout(&u->ring, &cqe, (tail - head) + (u->cancelled - seen), &ts, NULL);
+}
+
+/* What is queued, submitted now. settle: the loop hands control back (a run
+ * returns), to its caller or to an outer loop, which waits on the ring's fd
+ * and never enters the ring itself. */
+void pg__uring_flush(pg__uring *u, bool settle)
+{
+    if (!settle) {
+        if (io_uring_sq_ready(&u->ring) > 0)
+            (void)pg__uring_submit(u);
+        return;
+    }
+    pg__uring_settle(u);
+    if (u->nest_fd < 0)
+        return;
     /* After an iteration: the eventfd tells whether the loop has work, as
      * the epoll fd would. Emptied, then what completed meanwhile is taken
      * in (and signals it again if there is any); completions from then on

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -826,6 +827,74 @@ static int refuse(void *arg, pg_protocol *out)
     return -EPERM;
 }
 
+/* More than the kernel completes in one pass (io_uring runs 20 of a ring's
+ * deferred completions per io_uring_enter). */
+#define MANY_CONNS 48
+
+typedef struct many_ctx {
+    recorder conns[MANY_CONNS];
+    int n, lost;
+    pg_loop *stop_loop; /* set: the last connection_lost stops this loop */
+} many_ctx;
+
+static void many_lost(recorder *r, int error)
+{
+    (void)error;
+    many_ctx *m = r->user;
+    if (++m->lost == m->n && m->stop_loop != NULL)
+        pg_loop_stop(m->stop_loop);
+}
+
+static int many_factory(void *arg, pg_protocol *out)
+{
+    many_ctx *m = arg;
+    assert_true(m->n < MANY_CONNS);
+    recorder *r = &m->conns[m->n++];
+    recorder_init(r);
+    r->user = m;
+    r->hooks.lost = many_lost;
+    return recorder_factory(r, out);
+}
+
+/* Connections closed in the last iteration a run makes are closed to their
+ * peers when the run returns, not when the loop next runs or is closed: a
+ * program may block in between (joining threads, as echo_server --threads
+ * does). On io_uring the kernel held a socket until the cancel of its poll
+ * had completed, which takes an io_uring_enter per 20 polls. */
+static void test_closed_connections_are_closed_when_the_run_returns(void **state)
+{
+    (void)state;
+    for (int use_run = 0; use_run < 2; use_run++) {
+        pg_loop *loop;
+        assert_int_equal(pg_loop_new(&loop), 0);
+        many_ctx m = { 0 };
+        pg_server *server;
+        assert_int_equal(pg_tcp_listen(loop, "127.0.0.1", 0, NULL, many_factory, &m, &server), 0);
+        int fds[MANY_CONNS];
+        for (int i = 0; i < MANY_CONNS; i++)
+            fds[i] = connect_raw(server_port(server));
+        RUN_UNTIL(loop, m.n == MANY_CONNS && m.conns[MANY_CONNS - 1].made == 1);
+        assert_int_equal(pg_server_abort_clients(server), 0);
+        if (use_run) { /* pg_loop_run, stopped by the last connection_lost */
+            m.stop_loop = loop;
+            assert_int_equal(pg_loop_run(loop), 0);
+        } else { /* pg_loop_run_once */
+            RUN_UNTIL(loop, m.lost == MANY_CONNS);
+        }
+        assert_int_equal(m.lost, MANY_CONNS);
+        for (int i = 0; i < MANY_CONNS; i++) {
+            struct pollfd pfd = { .fd = fds[i], .events = POLLIN };
+            assert_int_equal(poll(&pfd, 1, 5000), 1); /* the loop does not run meanwhile */
+            assert_true(closed_by_peer(fds[i]));
+            close(fds[i]);
+        }
+        for (int i = 0; i < MANY_CONNS; i++)
+            recorder_free(&m.conns[i]);
+        assert_int_equal(pg_server_close(server), 0);
+        assert_int_equal(pg_loop_close(loop), 0);
+    }
+}
+
 static void test_factory_refuses(void **state)
 {
     (void)state;
@@ -897,6 +966,7 @@ int main(void)
         cmocka_unit_test(test_clients_beyond_the_fd_limit_are_closed_at_once),
         cmocka_unit_test(test_close_clients),
         cmocka_unit_test(test_abort_clients_after_server_close),
+        cmocka_unit_test(test_closed_connections_are_closed_when_the_run_returns),
         cmocka_unit_test(test_format_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
