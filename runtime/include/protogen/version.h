@@ -21,6 +21,6 @@
 #define PG_VERSION_STRING PG__VERSION_JOIN(PG_VERSION_MAJOR, PG_VERSION_MINOR, PG_VERSION_PATCH)
 
 /* Bumped whenever a change to the public headers breaks generated code. */
-#define PG_ABI_VERSION 2
+#define PG_ABI_VERSION 3
 
 #endif
