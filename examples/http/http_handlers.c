@@ -133,11 +133,15 @@ void http_on_connection_lost(http_conn *conn, struct http_session *session, int 
     server->open_connections--;
 }
 
-/* A head too big (431; 414 for the request line itself) or malformed (400). */
+/* A head too big (431; 414 for the request line itself) or malformed (400).
+ * A request the client's end cut short gets no answer (nginx's "client
+ * prematurely closed connection"). */
 bool http_on_protocol_error(http_conn *conn, struct http_session *session, int code, uint64_t pos, const char *reason)
 {
     (void)pos;
     (void)reason;
+    if (code == PG_FRAMING_ETRUNCATED)
+        return false;
     if (http_current_state(conn) != HTTP_STATE_WAITING)
         refuse(conn, session, 400, "Bad Request"); /* a chunk size or trailer line */
     else if (code == -EMSGSIZE)

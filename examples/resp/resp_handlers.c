@@ -149,12 +149,15 @@ static const char *command_error(const uint8_t *in, size_t len, size_t at, int c
     }
 }
 
-/* Input that breaks the protocol: say so as redis-server does, then close. */
+/* Input that breaks the protocol: say so as redis-server does, then close.
+ * A command the client's end cut short gets no reply, as from redis-server. */
 bool resp_on_protocol_error(resp_conn *conn, struct resp_session *session, int code, uint64_t pos, const char *reason)
 {
     (void)session;
     (void)pos;
     (void)reason;
+    if (code == PG_FRAMING_ETRUNCATED)
+        return false;
     size_t len, at;
     const uint8_t *in = resp_error_input(conn, &len, &at);
     char got[64];

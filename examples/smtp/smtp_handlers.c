@@ -113,14 +113,17 @@ void smtp_on_connection_lost(smtp_conn *conn, struct smtp_session *session, int 
     server->open_connections--;
 }
 
-/* Only a line over 1000 bytes (-EMSGSIZE) can break the framing: every other
- * line is some message, 'other' at worst. The reply goes out, then the close. */
+/* Only a line over 1000 bytes (-EMSGSIZE) can break the framing, or the end
+ * of the stream inside a line: every other line is some message, 'other' at
+ * worst. The reply goes out, then the close. */
 bool smtp_on_protocol_error(smtp_conn *conn, struct smtp_session *session, int code, uint64_t pos,
                             const char *reason)
 {
     (void)session;
     (void)pos;
     (void)reason;
+    if (code == PG_FRAMING_ETRUNCATED)
+        return false; /* the client's end cut a line short: nobody to answer */
     reply(conn, code == -EMSGSIZE ? "500 5.5.0 Line too long\r\n" : "500 5.5.0 Syntax error\r\n");
     return false;
 }

@@ -615,6 +615,17 @@ static void pg__framer_run(pg_framer *f, const uint8_t *p, size_t n)
     }
 }
 
+/* After the stream ended, with nothing held: what is kept is a message cut
+ * short. */
+static void pg__framer_check_eof(pg_framer *f)
+{
+    size_t kept = f->carry_len - f->carry_head;
+    if (!f->eof || f->hold != 0 || f->busy || (kept == 0 && f->raw == 0) || pg__framer_next(f) == PG__DROP)
+        return;
+    const uint8_t *in = kept > 0 ? f->carry + f->carry_head : (const uint8_t *)""; /* raw, none came */
+    pg__framer_fail(f, PG_FRAMING_ETRUNCATED, in, kept, kept, "the stream ended inside a message");
+}
+
 /* After delivery: reading resumes once nothing holds the input any more. */
 static void pg__framer_settle(pg_framer *f)
 {
@@ -622,6 +633,7 @@ static void pg__framer_settle(pg_framer *f)
         f->paused_reading = false;
         pg_transport_resume_reading(f->transport);
     }
+    pg__framer_check_eof(f);
 }
 
 /* ---- the API ------------------------------------------------------------ */
@@ -674,6 +686,12 @@ void pg_framer_feed(pg_framer *f, const uint8_t *data, size_t len)
     f->busy = outer;
     if (!outer)
         pg__framer_settle(f);
+}
+
+void pg_framer_eof(pg_framer *f)
+{
+    f->eof = true;
+    pg__framer_check_eof(f);
 }
 
 void pg_framer_hold(pg_framer *f, unsigned why)

@@ -42,8 +42,9 @@ class Server:
         assert rc == 0, f"http_server exited with {rc}"
 
 
-def exchange(port, chunks, pause=0.0):
-    """Sends chunks (with pause seconds between them) and returns every byte up to the close."""
+def exchange(port, chunks, pause=0.0, half_close=False):
+    """Sends chunks (with pause seconds between them), ends the client's side when half_close,
+    and returns every byte up to the close."""
     with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S) as s:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for c in chunks:
@@ -53,6 +54,8 @@ def exchange(port, chunks, pause=0.0):
                 break
             if pause:
                 time.sleep(pause)   # the slow client's pace is the point of that test
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
         out = b""
         while True:
             try:
@@ -170,6 +173,16 @@ def main():
             raw = exchange(server.port, [request])
             assert statuses(raw) == [status], (request[:60], raw[:120])
             assert b"Connection: close\r\n" in raw
+        # The client's end cuts a request short: what came whole is answered, the cut one is
+        # not (no 400), and the connection closes.
+        for chunks, want in [
+            ([b"GET / HTTP/1.1\r\nHost: a\r\n"], []),
+            ([b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HT"], [200]),
+            ([b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"], []),
+            ([b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"], []),
+        ]:
+            raw = exchange(server.port, chunks, half_close=True)
+            assert statuses(raw) == want, (chunks, raw[:120])
         # Paths that would leave the root, and a symbolic link out of it.
         os.symlink(os.path.join(root, "secret"), os.path.join(root, "www", "link"))
         for path in (b"/files/../secret", b"/files/%2e%2e/secret", b"/files/link"):

@@ -55,13 +55,15 @@ def swaks(port, *args):
     return r.returncode, r.stdout + r.stderr
 
 
-def session(port, chunks):
-    """Sends chunks (bytes each, sent one by one) and returns every byte the server
-    answers, up to its close."""
+def session(port, chunks, half_close=False):
+    """Sends chunks (bytes each, sent one by one), ends the client's side when
+    half_close, and returns every byte the server answers, up to its close."""
     with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S) as s:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for c in chunks:
             s.sendall(c)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
         out = b""
         while True:
             data = s.recv(65536)
@@ -151,6 +153,16 @@ def main():
         replies = session(port, [b"HELO c.example\r\n", b"NOOP " + b"z" * 5000 + b"\r\n"])
         assert codes(replies) == ["220", "250", "500"], replies
         assert b"Line too long" in replies
+
+        # The client's end cuts a line short: no 500 for it, and a message cut inside
+        # DATA is not delivered.
+        replies = session(port, [b"HELO c.example\r\nMAIL FROM:<a@exa"], half_close=True)
+        assert codes(replies) == ["220", "250"], replies
+        stored = len(messages(maildir))
+        replies = session(port, [b"HELO c.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.org>\r\n"
+                                 b"DATA\r\nSubject: cut\r\n\r\nno end"], half_close=True)
+        assert codes(replies) == ["220", "250", "250", "250", "354"], replies
+        assert len(messages(maildir)) == stored
     finally:
         server.stop()
 

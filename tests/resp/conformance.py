@@ -50,8 +50,10 @@ MARKER_REPLY = b"$%d\r\n%s\r\n" % (len(MARK), MARK)
 
 
 class Step:
-    def __init__(self, data, bytewise=False, closes=False):
-        self.data, self.bytewise, self.closes = data, bytewise, closes
+    def __init__(self, data, bytewise=False, closes=False, half_close=False):
+        # half_close: the client shuts its side down after the data (then reads to EOF)
+        self.data, self.bytewise, self.half_close = data, bytewise, half_close
+        self.closes = closes or half_close
 
 
 def S(*cmds, **kw):
@@ -190,6 +192,11 @@ def cases():
     add("protocol-errors", "too big inline request", S(b"a" * big, closes=True))
     add("protocol-errors", "too big mbulk count string", S(b"*" + b"1" * (big - 1), closes=True))
     add("protocol-errors", "too big bulk count string", S(b"*1\r\n$" + b"1" * (big - 1), closes=True))
+    # The client ends its side: whole commands are answered, one cut short is not (no error reply).
+    add("end-of-stream", "whole commands, then the end", S(("SET", "es:k", "v"), ("GET", "es:k"), half_close=True))
+    add("end-of-stream", "the end inside a multibulk", S(("PING",), b"*2\r\n$4\r\nECHO\r\n$3\r\nab", half_close=True))
+    add("end-of-stream", "the end inside a count line", S(("PING",), b"*2", half_close=True))
+    add("end-of-stream", "the end inside an inline command", S(("PING",), b"PING", half_close=True))
     return c
 
 
@@ -206,6 +213,8 @@ def run_case(host, port, steps):
                     sock.sendall(data[i:i + 1])
             else:
                 sock.sendall(data)
+            if step.half_close:
+                sock.shutdown(socket.SHUT_WR)
             buf, closed = b"", False
             deadline = time.monotonic() + STEP_TIMEOUT
             while step.closes or not buf.endswith(MARKER_REPLY):
@@ -304,7 +313,7 @@ def replay(binary, selected):
     feed, runnable, skipped = [], [], []
     for case in selected:
         parsed = [parse_commands(step.data) for step in case[2]]
-        if case[0] == "protocol-errors" or any(p is None for p in parsed):  # the framer's, by definition
+        if case[0] in ("protocol-errors", "end-of-stream") or any(p is None for p in parsed):  # the framer's
             skipped.append(case)
             continue
         runnable.append(case)

@@ -109,13 +109,15 @@ static void log_with_cuts(const pg_framing *fr, const char *raw_after, const uin
         flog_feed(l, in + at, end - at);
         at = end;
     }
+    pg_framer_eof(&l->f); /* the stream ends: a message cut short is an error */
     assert_true(pg_framer_capacity(&l->f) <= fr->max + 16); /* the largest message, not more */
     snprintf(out, cap, "%s", l->text);
     pg_framer_cleanup(&l->f);
     free(l);
 }
 
-/* Whole, byte by byte, every 2-way split, seeded random splits: one log. */
+/* Whole, byte by byte, every 2-way split, seeded random splits, each
+ * followed by the end of the stream: one log. */
 static void check_splits(const pg_framing *fr, const char *raw_after, const void *input, size_t len,
                          const char *expected)
 {
@@ -166,7 +168,7 @@ static void test_line_splits(void **state)
 {
     (void)state;
     const char in[] = "GET a\r\n\r\nb\rc\r\na\r\r\n12345678\r\nx";
-    check_splits(&line_crlf, NULL, in, sizeof in - 1, "5:GET a|0:|3:b\rc|2:a\r|8:12345678|");
+    check_splits(&line_crlf, NULL, in, sizeof in - 1, "5:GET a|0:|3:b\rc|2:a\r|8:12345678|E61@29"); /* "x": cut short */
     const char in2[] = "one\ntwo\n\nthree\n";
     check_splits(&line_nl, NULL, in2, sizeof in2 - 1, "3:one|3:two|0:|5:three|");
     /* A delimiter whose prefix repeats: the first whole occurrence ends the line. */
@@ -360,6 +362,38 @@ static void test_hold_and_release(void **state)
     pg_framer_release(&l.f, PG_FRAMER_HOLD_WRITING);
     assert_string_equal(l.text, "1:a|1:b|1:c|1:d|1:e|");
     assert_int_equal(pg_framer_buffered(&l.f), 0);
+    pg_framer_cleanup(&l.f);
+}
+
+/* The stream ends inside a message: PG_FRAMING_ETRUNCATED at the end, with
+ * the message's bytes; a raw body expected counts as begun. Held input goes
+ * first: the error comes only once it was delivered. */
+static void test_end_inside_a_message(void **state)
+{
+    (void)state;
+    flog_show_input = true;
+    check_splits(&line_crlf, NULL, "ok\r\npar", 7, "2:ok|E61@7[3:par]");
+    check_splits(&line_crlf, NULL, "ok\r\n\r", 5, "2:ok|E61@5[1:\r]"); /* half a delimiter */
+    check_splits(&line_crlf, "DATA", "DATA\r\nab", 8, "4:DATA|E61@8[2:ab]");
+    check_splits(&line_crlf, "DATA", "DATA\r\n", 6, "4:DATA|E61@6[0:]"); /* none of the raw 5 */
+    check_splits(&line_crlf, "DATA", "DATA\r\n12345", 11, "4:DATA|r5:12345|"); /* whole: no error */
+    flog_show_input = false;
+    check_splits(&len_be4, NULL, "\0\0\0\3ab", 6, "E61@6"); /* in a body, then in a header: */
+    check_splits(&len_be4, NULL, "\0\0\0\1a\0\0", 7, "1:a|E61@7");
+
+    flog l;
+    flog_init(&l, &line_nl);
+    l.pause_reading_at = true;
+    flog_feed(&l, "a\nb\nc", 5);
+    pg_framer_eof(&l.f);
+    assert_string_equal(l.text, "1:a|"); /* held: b is delivered first */
+    pg_framer_release(&l.f, PG_FRAMER_HOLD_READING);
+    assert_string_equal(l.text, "1:a|1:b|");
+    l.pause_reading_at = false;
+    pg_framer_release(&l.f, PG_FRAMER_HOLD_READING);
+    assert_string_equal(l.text, "1:a|1:b|E61@5");
+    pg_framer_eof(&l.f); /* once */
+    assert_string_equal(l.text, "1:a|1:b|E61@5");
     pg_framer_cleanup(&l.f);
 }
 
@@ -625,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_zero_copy_and_bounded_carry),
         cmocka_unit_test(test_straddling_line_takes_a_step_not_the_read),
         cmocka_unit_test(test_hold_and_release),
+        cmocka_unit_test(test_end_inside_a_message),
         cmocka_unit_test(test_back_pressure_holds_pipelined_requests),
         cmocka_unit_test(test_error_closes_after_flush),
         cmocka_unit_test(test_replies_to_one_read_leave_in_one_write),

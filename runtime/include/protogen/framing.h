@@ -185,6 +185,7 @@ typedef struct pg_message {
 /* Protocol error codes (negative errno values). */
 #define PG_FRAMING_ETOOBIG (-EMSGSIZE) /* a message above the framing's max */
 #define PG_FRAMING_EMALFORMED (-EPROTO) /* a header that cannot be (bad varint, length below the header) */
+#define PG_FRAMING_ETRUNCATED (-ENODATA) /* the stream ended inside a message (asyncio: IncompleteReadError) */
 
 typedef struct pg_protocol_error {
     int code;           /* PG_FRAMING_E* */
@@ -236,6 +237,7 @@ typedef struct pg_framer {
     bool paused_reading; /* the framer paused the transport's reading */
     bool busy;           /* delivering: a release only clears the hold */
     bool detached;       /* the protocol gave the transport away: input is dropped */
+    bool eof;            /* the stream ended (pg_framer_eof) */
 } pg_framer;
 
 /* Starts a framer with a checked descriptor (pg_framing_check), which must
@@ -250,6 +252,13 @@ void pg_framer_cleanup(pg_framer *f);
 
 /* A read: delivers the messages it completes, keeps the rest. */
 void pg_framer_feed(pg_framer *f, const uint8_t *data, size_t len);
+
+/* The stream ended (at eof_received): a message begun and not completed —
+ * part of one kept, or raw bytes expected — is a protocol error,
+ * PG_FRAMING_ETRUNCATED at the end of the stream, reported as any other
+ * (the default closes). Held-back input is delivered first, when its holds
+ * are released; whole messages are never an error. */
+void pg_framer_eof(pg_framer *f);
 
 /* Stops delivery between messages and pauses the transport's reading, for
  * reason why (PG_FRAMER_HOLD_*). */
