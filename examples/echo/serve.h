@@ -1,5 +1,6 @@
-/* What the example servers' mains share (resp, smtp, http): say where they
- * listen, run until SIGINT or SIGTERM, shut down cleanly. */
+/* What the example servers' mains share (resp, smtp, lines, tls-echo): say
+ * where they listen, run until SIGINT or SIGTERM, shut down cleanly.
+ * serve_threads.h: the same with one loop per thread (echo, http). */
 #ifndef EXAMPLES_SERVE_H
 #define EXAMPLES_SERVE_H
 
