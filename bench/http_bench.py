@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """protogen's HTTP/1.1 server (examples/http, issue 15) against nginx under wrk and ab.
 
-    http_bench.py [--server CMD] [--runs N] [--duration S] [--requests N] [--smoke]
+    http_bench.py [--server CMD] [--runs N] [--duration S] [--requests N] [--threads N] [--smoke]
 
 Both servers answer GET / with the same 20-byte text: nginx (Debian's
 nginx-light) with one worker, `return 200` in its only location, the access
@@ -12,7 +12,10 @@ started afresh per run, pinned to CPU 1 with the load generator on CPU 0.
 Measured: requests/s (the load generator's) and the server's CPU per request,
 utime+stime from /proc/PID/stat (nginx: master and worker) before and after
 each load. Reported: the medians of --runs runs and the ratios to nginx's of
-the same run. run.py calls this as its `http` part."""
+the same run. With --threads N (issue 15's multi-core comparison) http_server
+runs N loops (--threads N) and nginx N workers, and nothing is pinned: the
+servers and the load generator share the machine's cores. run.py calls this
+as its `http` part, with 1 and with 2 threads."""
 
 import argparse
 import os
@@ -36,7 +39,7 @@ LOADS = ["wrk", "ab -k"]
 CLIENTS = 50
 BODY = "Hello from protogen\n"
 
-NGINX_CONF = """worker_processes 1;
+NGINX_CONF = """worker_processes {workers};
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log;
@@ -82,22 +85,27 @@ def wait_listening(port, proc, timeout=10):
     raise RuntimeError("nginx did not listen in time")
 
 
-def start(name, cmd, tmp):
+def cpus(threads):
+    """(server CPU, load generator CPU): pinned apart with one thread, shared (None) with more."""
+    return (SERVER_CPU, CLIENT_CPU) if threads == 1 else (None, None)
+
+
+def start(name, cmd, tmp, threads=1):
     if name == REFERENCE:
         port = free_port()
         conf = os.path.join(tmp, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(dir=tmp, port=port, body=BODY.replace("\n", "\\n")))
+            f.write(NGINX_CONF.format(dir=tmp, port=port, body=BODY.replace("\n", "\\n"), workers=threads))
         proc = subprocess.Popen([nginx_binary(), "-c", conf, "-p", tmp], stdin=subprocess.DEVNULL,
-                                preexec_fn=pin(SERVER_CPU))
+                                preexec_fn=pin(cpus(threads)[0]))
         resp_harness.LIVE.append(proc)
         wait_listening(port, proc)
         return proc, "127.0.0.1", port
-    return resp_harness.start_server(cmd + ["--host", "127.0.0.1", "--port", "0", "--idle-timeout", "60"],
-                                     preexec_fn=pin(SERVER_CPU))
+    return resp_harness.start_server(cmd + ["--host", "127.0.0.1", "--port", "0", "--idle-timeout", "60",
+                                            "--threads", str(threads)], preexec_fn=pin(cpus(threads)[0]))
 
 
-def one_load(proc, host, port, load, duration, requests):
+def one_load(proc, host, port, load, duration, requests, threads=1):
     """{"rps", "cpu"}: the load generator's rate and the server's CPU µs per request."""
     url = f"http://{host}:{port}/"
     if load == "wrk":
@@ -105,7 +113,7 @@ def one_load(proc, host, port, load, duration, requests):
     else:
         cmd = ["ab", "-k", "-q", "-c", str(CLIENTS), "-n", str(requests), url]
     before = cpu_seconds(proc.pid)
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, preexec_fn=pin(CLIENT_CPU))
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, preexec_fn=pin(cpus(threads)[1]))
     after = cpu_seconds(proc.pid)
     if r.returncode != 0 or proc.poll() is not None:
         raise RuntimeError(f"{' '.join(cmd)}: exit {r.returncode}, server {proc.poll()}: {r.stderr[-500:]}")
@@ -123,17 +131,18 @@ def one_load(proc, host, port, load, duration, requests):
     return {"rps": rps, "cpu": (after - before) * 1e6 / n if n else 0.0}
 
 
-def measure(servers, runs, duration, requests, log=lambda *_: None):
+def measure(servers, runs, duration, requests, log=lambda *_: None, threads=1):
     """{(load, server): {"rps", "cpu", "spread"}}, medians over runs, the servers taking turns."""
     res = {}
     names = list(servers)
     for run in range(runs):
         for name in names[run % len(names):] + names[:run % len(names)]:
             with tempfile.TemporaryDirectory(prefix="protogen-http-bench-") as tmp:
-                proc, host, port = start(name, servers[name], tmp)
+                proc, host, port = start(name, servers[name], tmp, threads)
                 try:
                     for load in LOADS:
-                        res.setdefault((load, name), []).append(one_load(proc, host, port, load, duration, requests))
+                        res.setdefault((load, name), []).append(
+                            one_load(proc, host, port, load, duration, requests, threads))
                 finally:
                     rc = resp_harness.stop(proc)
             if rc != 0 and name != REFERENCE:
@@ -142,11 +151,14 @@ def measure(servers, runs, duration, requests, log=lambda *_: None):
     return medians(res)
 
 
-def section(med, servers, runs, duration, requests):
+def section(med, servers, runs, duration, requests, threads=1):
+    where = (f"pinned to CPU {SERVER_CPU} with the load generator on CPU {CLIENT_CPU}" if threads == 1 else
+             f"http_server --threads {threads} and nginx with {threads} workers, nothing pinned (server and load "
+             "generator share the cores)")
     out = [f"HTTP (issue 15): GET / (a 20-byte body) under `wrk -t1 -c{CLIENTS} -d{duration:g}s` and "
            f"`ab -k -c {CLIENTS} -n {requests:,}`, median of {runs} runs, the servers taking turns (each started "
-           f"afresh per run), pinned to CPU {SERVER_CPU} with the load generator on CPU {CLIENT_CPU}; × = ratio to "
-           f"{REFERENCE} (nginx-light, 1 worker, `return 200`, access log off) of the same run. Server CPU = "
+           f"afresh per run), {where}; × = ratio to "
+           f"{REFERENCE} (nginx-light, `return 200`, access log off) of the same run. Server CPU = "
            "utime+stime (/proc/PID/stat, 10 ms ticks) per request, ± half the range of the runs.", "",
            "| load | server | req/s | × | server CPU | × |", "|---|---|---:|---:|---:|---:|"]
     for load in LOADS:
@@ -158,14 +170,15 @@ def section(med, servers, runs, duration, requests):
     return out
 
 
-def targets(med, name):
+def targets(med, name, threads=1):
     """Issue 15's goals for the server `name`: (target, measured, met)."""
     rows = []
+    tag = "" if threads == 1 else f" ({threads} threads vs {threads} workers)"
     for load in LOADS:
         s, r = med[(load, name)], med[(load, REFERENCE)]
-        rows.append((f"HTTP {load}: req/s ≥ 1.3× nginx's", f"{s['rps']:,.0f} vs {r['rps']:,.0f} "
+        rows.append((f"HTTP {load}{tag}: req/s ≥ 1.3× nginx's", f"{s['rps']:,.0f} vs {r['rps']:,.0f} "
                      f"({ratio(s['rps'], r['rps'])}×)", r["rps"] > 0 and s["rps"] >= 1.3 * r["rps"]))
-        rows.append((f"HTTP {load}: server CPU per request ≤ 0.7× nginx's",
+        rows.append((f"HTTP {load}{tag}: server CPU per request ≤ 0.7× nginx's",
                      f"{s['cpu']:.2f} vs {r['cpu']:.2f} µs/req ({ratio(s['cpu'], r['cpu'])}×)",
                      r["cpu"] > 0 and s["cpu"] <= 0.7 * r["cpu"]))
     return rows
@@ -191,6 +204,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5.0, help="wrk -d, seconds")
     ap.add_argument("--requests", type=int, default=200000, help="ab -n")
+    ap.add_argument("--threads", type=int, default=1, help="http_server --threads N against N nginx workers")
     ap.add_argument("--smoke", action="store_true", help="one short run")
     args = ap.parse_args()
     if args.smoke:
@@ -201,10 +215,11 @@ def main():
         print(f"http: skipped: {why}")
         return 0
     servers = {REFERENCE: None, args.name: cmd}
-    med = measure(servers, args.runs, args.duration, args.requests, lambda m: print(m, file=sys.stderr))
-    print("\n".join(section(med, servers, args.runs, args.duration, args.requests)))
+    med = measure(servers, args.runs, args.duration, args.requests, lambda m: print(m, file=sys.stderr),
+                  args.threads)
+    print("\n".join(section(med, servers, args.runs, args.duration, args.requests, args.threads)))
     print()
-    for t, m, ok in targets(med, args.name):
+    for t, m, ok in targets(med, args.name, args.threads):
         print(f"- {t}: {m}: {'yes' if ok else 'no'}")
     return 0
 

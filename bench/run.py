@@ -26,7 +26,8 @@ Measured, and printed as Markdown tables (also written to --out):
     a listener each on the port) on the concurrent workloads, rate and CPU as ratios;
   - http (issue 15, bench/http_bench.py): examples/http's http_server against
     nginx-light (1 worker, `return 200`) under wrk -t1 -c50 and ab -k -c 50:
-    requests/s and server CPU per request, ratios to nginx in the same run.
+    requests/s and server CPU per request, ratios to nginx in the same run; then
+    http_server --threads 2 against nginx with 2 workers (nothing pinned).
   - resp (issue 11, bench/resp_bench.py): examples/resp's resp_server against
     redis-server under redis-benchmark, plain and -P 16: requests/s and server CPU per
     request, as ratios to redis-server's of the same run (skipped, with a note, while
@@ -488,6 +489,7 @@ def threads_section(args, thr):
 
 
 HTTP_SERVERS = {}   # the http part's servers, by name (http_bench.section's table order)
+HTTP_THREADS = (1, 2)  # http_server --threads N against nginx with N workers
 
 
 def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None, http=None, fr=None):
@@ -504,8 +506,9 @@ def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None, http=None, fr=
         out += threads_section(args, thr)
     if resp:
         out += [""] + resp_bench.section(resp, resp_servers(args), args.resp_runs, args.resp_requests)
-    if http:
-        out += [""] + http_bench.section(http, HTTP_SERVERS, args.http_runs, args.http_duration, args.http_requests)
+    for threads, med in (http or {}).items():
+        out += [""] + http_bench.section(med, HTTP_SERVERS, args.http_runs, args.http_duration, args.http_requests,
+                                         threads)
     out += ["", "Issue 7's targets, for protogen:", "", "| target | measured | met |", "|---|---|---|"]
     for row in targets(t, mem, c, emb, args):
         out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
@@ -517,7 +520,7 @@ def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None, http=None, fr=
             out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
     if http:
         out += ["", "Issue 15's targets, for the HTTP server:", "", "| target | measured | met |", "|---|---|---|"]
-        for row in http_bench.targets(http, "http_server"):
+        for row in [r for threads, med in http.items() for r in http_bench.targets(med, "http_server", threads)]:
             out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
     if gen:
         out += ["", "Generator (bench/generator_bench.py):", "", "```", gen.strip(), "```"]
@@ -834,10 +837,12 @@ def main():
             notes.append(f"http (issue 15) skipped: {why}")
             print(f"bench: http skipped: {why}", file=sys.stderr)
         else:
-            print(f"bench: http, http_server against nginx under wrk and ab -k ({args.http_runs} × 2 runs)",
-                  file=sys.stderr)
-            http = http_bench.measure(hsrv, args.http_runs, args.http_duration, args.http_requests,
-                                      lambda m: print(m, file=sys.stderr))
+            http = {}
+            for threads in HTTP_THREADS:
+                print(f"bench: http, http_server against nginx under wrk and ab -k ({args.http_runs} × 2 runs, "
+                      f"{threads} thread(s) against {threads} worker(s))", file=sys.stderr)
+                http[threads] = http_bench.measure(hsrv, args.http_runs, args.http_duration, args.http_requests,
+                                                   lambda m: print(m, file=sys.stderr), threads)
     if "framing" in parts:
         print(f"bench: framing from memory ({args.runs} runs of {len(FRAMING_CASES)} cases, then callgrind)",
               file=sys.stderr)

@@ -9,7 +9,8 @@ answered in order, Expect: 100-continue, Connection: close, every refusal
 (400, 408, 413, 414, 431, 505, no Host, Content-Length with chunked, a path
 escaping the root); a slow client (a byte every 100 ms) gets 408 while
 another is served; an idle keep-alive connection is closed; ab -k and wrk
-for correctness only (every request answered, no error). Every wait is on an
+for correctness only (every request answered, no error); --threads 2 serves
+and stops cleanly with connections open. Every wait is on an
 event (a reply, a close), bounded by a deadline.
 """
 
@@ -202,6 +203,29 @@ def main():
         assert re.search(r"\d+ requests in", r.stdout), r.stdout
     finally:
         server.stop()
+
+    # --threads 2: one loop per thread on one port. New connections (spread by the
+    # kernel) and ab -k are all answered; SIGTERM stops both loops cleanly (exit 0)
+    # with keep-alive connections still open on them.
+    threaded = Server(binary, "--threads", "2")
+    try:
+        for _ in range(32):
+            raw = exchange(threaded.port, [b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"])
+            assert statuses(raw) == [200], raw[:120]
+        r = subprocess.run(["ab", "-k", "-q", "-c", "20", "-n", "3000", f"{threaded.url}/"], capture_output=True,
+                           text=True, timeout=DEADLINE_S * 2)
+        assert r.returncode == 0, r.stderr
+        assert re.search(r"Complete requests:\s+3000", r.stdout) and re.search(r"Failed requests:\s+0", r.stdout), r.stdout
+        kept = []
+        for _ in range(8):
+            c = http.client.HTTPConnection("127.0.0.1", threaded.port, timeout=DEADLINE_S)
+            c.request("GET", "/")
+            assert c.getresponse().read() == b"Hello from protogen\n"
+            kept.append(c)
+    finally:
+        threaded.stop()
+    for c in kept:
+        c.close()
 
     # Timeouts, in real time: a slow client gets 408 while another is served; an
     # idle keep-alive connection is closed without a word.
