@@ -9,22 +9,17 @@
  * Prints "listening on HOST:PORT" (PORT 0 picks a free port), and on SIGINT or
  * SIGTERM stops listening and ends once the open sessions have. */
 #define _POSIX_C_SOURCE 200809L /* uv.h needs POSIX under -std=c11 */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <uv.h>
-
 #include "maildir.h"
 #include "options.h"
-#include "protogen/uv.h"
 #include "smtp.h"
 #include "smtp_server.h"
+#include "uv_serve.h"
 
 static struct {
-    pg_uv_host *host;
-    uv_tcp_t listener;
-    uv_signal_t sigint, sigterm;
+    struct uv_serve uv;
     struct smtp_server server;
     bool stopping;
 } app;
@@ -33,7 +28,7 @@ static void on_connection(uv_stream_t *listener, int status)
 {
     if (status < 0 || app.stopping)
         return;
-    int rc = pg_uv_accept(app.host, listener, smtp_protocol_factory, &app.server, NULL);
+    int rc = pg_uv_accept(app.uv.host, listener, smtp_protocol_factory, &app.server, NULL);
     if (rc < 0)
         fprintf(stderr, "smtp_uv_server: accept: %s\n", uv_strerror(rc));
 }
@@ -45,9 +40,7 @@ static void on_signal(uv_signal_t *signal, int signum)
     if (app.stopping)
         return;
     app.stopping = true;
-    uv_close((uv_handle_t *)&app.listener, NULL);
-    uv_close((uv_handle_t *)&app.sigint, NULL);
-    uv_close((uv_handle_t *)&app.sigterm, NULL);
+    uv_serve_stop(&app.uv); /* the open sessions end by themselves */
 }
 
 int main(int argc, char **argv)
@@ -77,45 +70,8 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    uv_loop_t loop;
-    struct sockaddr_in addr;
-    rc = uv_loop_init(&loop);
-    if (rc == 0)
-        rc = pg_uv_host_new(&loop, &app.host);
-    if (rc == 0)
-        rc = uv_ip4_addr(host, (int)port, &addr);
-    if (rc == 0)
-        rc = uv_tcp_init(&loop, &app.listener);
-    if (rc == 0) {
-        rc = uv_tcp_bind(&app.listener, (const struct sockaddr *)&addr, 0);
-        if (rc == 0)
-            rc = uv_listen((uv_stream_t *)&app.listener, SOMAXCONN, on_connection);
-        if (rc < 0)
-            uv_close((uv_handle_t *)&app.listener, NULL);
-    }
-    if (rc < 0) {
-        fprintf(stderr, "smtp_uv_server: cannot listen on %s:%ld: %s\n", host, port, uv_strerror(rc));
-        if (app.host != NULL)
-            pg_uv_host_free(app.host);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
+    if (uv_serve_listen(&app.uv, "smtp_uv_server", host, port, on_connection) != 0)
         return 1;
-    }
-    struct sockaddr_storage bound;
-    int len = (int)sizeof bound;
-    char where[128];
-    if (uv_tcp_getsockname(&app.listener, (struct sockaddr *)&bound, &len) == 0
-        && pg_format_address((struct sockaddr *)&bound, where, sizeof where) > 0)
-        printf("listening on %s\n", where);
-    fflush(stdout);
-
-    uv_signal_init(&loop, &app.sigint);
-    uv_signal_init(&loop, &app.sigterm);
-    uv_signal_start(&app.sigint, on_signal, SIGINT);
-    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
-    rc = uv_run(&loop, UV_RUN_DEFAULT); /* until every handle is closed: the sessions end first */
-
-    pg_uv_host_free(app.host);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    return uv_loop_close(&loop) == 0 && rc == 0 && app.server.open_connections == 0 ? 0 : 1;
+    rc = uv_serve_run(&app.uv, on_signal); /* until every handle is closed: the sessions end first */
+    return rc == 0 && app.server.open_connections == 0 ? 0 : 1;
 }

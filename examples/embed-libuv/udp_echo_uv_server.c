@@ -9,7 +9,6 @@
  * sending what is queued, and the loop ends once its handles are closed. The
  * socket is the program's own; pg_uv_datagram_open() hands it to protogen. */
 #define _POSIX_C_SOURCE 200809L /* uv.h and getaddrinfo need POSIX under -std=c11 */
-#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 #include "options.h"
 #include "protogen/uv.h"
 #include "udp_echo.h"
+#include "uv_serve.h"
 #include "udp_echo_server.h"
 
 static struct {
@@ -45,23 +45,20 @@ static void on_signal(uv_signal_t *signal, int signum)
 /* A UDP socket bound to HOST:PORT, the first address getaddrinfo gives. */
 static int bind_socket(uv_loop_t *loop, const char *host, long port, int *out)
 {
-    char service[16];
-    snprintf(service, sizeof service, "%ld", port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_PASSIVE };
-    uv_getaddrinfo_t req;
-    int rc = uv_getaddrinfo(loop, &req, NULL, host, service, &hints); /* no callback: synchronous */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int family;
+    int rc = uv_serve_resolve(loop, host, port, SOCK_DGRAM, &family, &addr, &addrlen);
     if (rc < 0)
         return rc;
-    const struct addrinfo *ai = req.addrinfo;
-    int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     int one = 1;
     rc = fd < 0 ? -errno : 0;
     /* One family per socket, as protogen's own pg_udp_bind. */
-    if (rc == 0 && ai->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+    if (rc == 0 && family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
         rc = -errno;
-    if (rc == 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+    if (rc == 0 && bind(fd, (struct sockaddr *)&addr, addrlen) < 0)
         rc = -errno;
-    uv_freeaddrinfo(req.addrinfo);
     if (rc < 0 && fd >= 0)
         close(fd);
     if (rc == 0)
