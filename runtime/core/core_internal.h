@@ -190,8 +190,8 @@ typedef enum pg__block_class {
 } pg__block_class;
 
 /* Bytes per block: the core's pg__stream and a driver's fields after it
- * (the fd driver's watcher and its server's list of connections). */
-#define PG__STREAM_BLOCK 144
+ * (the fd driver's watcher, its server's list of connections, what it holds). */
+#define PG__STREAM_BLOCK 160
 /* The core's datagram endpoint (drivers keep theirs apart). */
 #define PG__DGRAM_BLOCK 304
 /* The core's subprocess transport (its pipes are stream blocks). */

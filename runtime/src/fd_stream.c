@@ -1,7 +1,10 @@
 /* The fd stream driver of the built-in loop: TCP and Unix sockets, read and
  * write pipes. It moves bytes with send/recv (sockets, MSG_NOSIGNAL) or
  * read/write (pipes) and watches readiness through the loop's epoll set;
- * every rule of the transport is the core's (runtime/core/stream.c).
+ * every rule of the transport is the core's (runtime/core/stream.c). On
+ * io_uring a socket's bytes come in completions instead (PG__IO_RECV, no
+ * recv of its own); what comes while the protocol does not read is held and
+ * delivered from the loop once it reads again.
  *
  * The core's transport lives inside this driver's block, one of the core's
  * stream blocks (the loop's pool: a closed connection's block serves the
@@ -20,12 +23,27 @@
 /* The fd driver's own flags (PG__STREAM_SOCKET, PG__STREAM_WATCH_READER) are
  * kept in the core's flags, in the bits it leaves to drivers, and the loop is
  * the core's host: the block stays within PG__STREAM_BLOCK bytes. */
+/* Bytes, and the end or an error after them, received while the protocol
+ * did not read: delivered from the loop (a reserved call) when it reads again. */
+typedef struct pg__fdheld {
+    uint8_t *data;
+    size_t off, len, cap;
+    int status;    /* after the bytes: 0 none, 1 the end, or -errno */
+    bool reserved; /* a ready-queue reservation for the delivery is held */
+    bool queued;   /* the delivery is in the ready queue */
+    bool closed;   /* the transport ended meanwhile: the delivery frees the block */
+} pg__fdheld;
+
+enum { PG__FD_READ_UNDECIDED, PG__FD_READ_POLL, PG__FD_READ_RECV };
+
 struct pg__fdstream {
     pg__stream core; /* first: the transport */
     pg__io io;
     /* On its server's list of connections while it lives (accepted ones). */
     pg__fdstream *next_client;
     pg__fdstream **prev_client;
+    pg__fdheld *held;  /* PG__FD_READ_RECV: what waits for the protocol to read; NULL: nothing */
+    uint8_t read_mode; /* PG__FD_READ_*: decided at the first want_read(true) */
 };
 _Static_assert(sizeof(pg__fdstream) <= PG__STREAM_BLOCK, "an fd stream fits in one of the core's blocks");
 
@@ -86,6 +104,8 @@ static int pg__fd_want(pg__fdstream *f, uint32_t events, bool on)
     return pg__io_stop(pg__fd_loop(f), &f->io, events); /* on failure the fd left the epoll set */
 }
 
+static void pg__fd_deliver_held(void *arg);
+
 static int pg__fd_want_read(void *self, bool on)
 {
     pg__fdstream *f = self;
@@ -93,7 +113,26 @@ static int pg__fd_want_read(void *self, bool on)
      * fd can tell (pipe.c decides). */
     if ((f->core.flags & PG__STREAM_WRITE_PIPE) && !(f->core.flags & PG__STREAM_WATCH_READER))
         return 0;
-    return pg__fd_want(f, PG__IO_READ, on);
+    if (f->read_mode == PG__FD_READ_UNDECIDED) {
+        /* Decided in the loop's thread (the first want_read comes from the
+         * loop): the buffer ring is set up from the ring's issuer. A
+         * buffered protocol reads into its own memory: by readiness. (One
+         * that becomes buffered later, by a switch, gets a copy.) */
+        bool socket = (f->core.flags & (PG__STREAM_SOCKET | PG__STREAM_WRITE_PIPE)) == PG__STREAM_SOCKET;
+        bool plain = f->core.protocol.ops->get_buffer == NULL;
+        f->read_mode = socket && plain && pg__loop_can_recv(pg__fd_loop(f)) ? PG__FD_READ_RECV : PG__FD_READ_POLL;
+    }
+    if (f->read_mode == PG__FD_READ_POLL)
+        return pg__fd_want(f, PG__IO_READ, on);
+    if (on && f->held != NULL) {
+        if (!f->held->queued) { /* what was held first, from the loop; receiving after it */
+            f->held->queued = true;
+            f->held->reserved = false;
+            pg__loop_call_soon_reserved(pg__fd_loop(f), pg__fd_deliver_held, f);
+        }
+        return 0;
+    }
+    return pg__fd_want(f, PG__IO_RECV, on);
 }
 
 static int pg__fd_want_write(void *self, bool on)
@@ -101,16 +140,31 @@ static int pg__fd_want_write(void *self, bool on)
     return pg__fd_want(self, PG__IO_WRITE, on);
 }
 
+static void pg__fd_free_held(pg__fdstream *f)
+{
+    if (f->held->reserved)
+        pg__loop_unreserve(pg__fd_loop(f));
+    free(f->held->data);
+    free(f->held);
+    f->held = NULL;
+}
+
 static void pg__fd_close(void *self)
 {
     pg__fdstream *f = self;
-    pg__io_stop(pg__fd_loop(f), &f->io, PG__IO_READ | PG__IO_WRITE);
+    pg__io_close(pg__fd_loop(f), &f->io);
     close(f->io.fd);
     if (f->prev_client != NULL) { /* leaves its server's list */
         *f->prev_client = f->next_client;
         if (f->next_client != NULL)
             f->next_client->prev_client = f->prev_client;
     }
+    if (f->held != NULL && f->held->queued) {
+        f->held->closed = true; /* the queued delivery gives the block back */
+        return;
+    }
+    if (f->held != NULL)
+        pg__fd_free_held(f);
     pg__stream_block_put(f->core.host, &f->core);
 }
 
@@ -201,9 +255,15 @@ PG__HOT_INLINE static inline void pg__fd_read_ready(pg__fdstream *f, bool socket
     }
 }
 
+static void pg__fd_on_recv(pg__fdstream *f);
+
 PG__HOT_INLINE static inline void pg__fd_ready(pg__io *io, uint32_t events, bool socket)
 {
     pg__fdstream *f = PG__CONTAINER_OF(io, pg__fdstream, io);
+    if (events & PG__IO_RECV) {
+        pg__fd_on_recv(f);
+        return; /* a completion of its own: nothing else in it */
+    }
     if (events & PG__IO_READ)
         pg__fd_read_ready(f, socket);
     /* Last: writable may free the transport. */
@@ -219,6 +279,111 @@ static void pg__fd_on_socket_io(pg__io *io, uint32_t events)
 static void pg__fd_on_io(pg__io *io, uint32_t events)
 {
     pg__fd_ready(io, events, false);
+}
+
+/* ---- receiving through io_uring (PG__IO_RECV) ---------------------------- */
+
+/* Keeps what the protocol cannot take now (paused, or reading stopped
+ * mid-way): n bytes, then status (0, 1 the end, -errno). */
+static void pg__fd_hold(pg__fdstream *f, const uint8_t *data, size_t n, int status)
+{
+    pg__fdheld *h = f->held;
+    if (h == NULL && (h = f->held = calloc(1, sizeof *h)) == NULL) {
+        pg_stream_fail(&f->core.base, -ENOMEM);
+        return;
+    }
+    if (!h->reserved && !h->queued) { /* the delivery can then never fail to be queued */
+        if (pg__loop_reserve(pg__fd_loop(f)) < 0) {
+            pg_stream_fail(&f->core.base, -ENOMEM);
+            return;
+        }
+        h->reserved = true;
+    }
+    if (n > 0) {
+        if (h->off > 0 && h->off == h->len)
+            h->off = h->len = 0;
+        if (h->len + n > h->cap) {
+            size_t cap = h->cap ? h->cap : 4096;
+            while (cap < h->len + n)
+                cap *= 2;
+            uint8_t *d = realloc(h->data, cap);
+            if (d == NULL) {
+                pg_stream_fail(&f->core.base, -ENOMEM);
+                return;
+            }
+            h->data = d;
+            h->cap = cap;
+        }
+        memcpy(h->data + h->len, data, n);
+        h->len += n;
+    }
+    if (status != 0)
+        h->status = status;
+}
+
+/* The end or an error, as the readiness path reports them. */
+static void pg__fd_deliver_status(pg__fdstream *f, int status)
+{
+    if (status == 1)
+        pg_stream_read_eof(&f->core.base);
+    else
+        pg_stream_fail(&f->core.base, status);
+}
+
+static void pg__fd_on_recv(pg__fdstream *f)
+{
+    pg__stream *s = &f->core;
+    const uint8_t *data;
+    ssize_t res = pg__loop_recv_result(pg__fd_loop(f), &data);
+    if (s->state != PG__STREAM_OPEN)
+        return; /* the connection is ending: nothing more is read */
+    int status = res > 0 ? 0 : res == 0 ? 1 : (int)res;
+    size_t n = res > 0 ? (size_t)res : 0;
+    if (f->held == NULL && pg__stream_reads(s)) {
+        size_t taken = n > 0 ? pg_stream_read(&s->base, data, n) : 0;
+        if (taken < n)
+            pg__fd_hold(f, data + taken, n - taken, status); /* paused on the way */
+        else if (status != 0)
+            pg__fd_deliver_status(f, status);
+        return;
+    }
+    pg__fd_hold(f, data, n, status); /* the protocol reads again later: then, in order */
+}
+
+/* From the loop, once the protocol reads again (want_read(true)). */
+static void pg__fd_deliver_held(void *arg)
+{
+    pg__fdstream *f = arg;
+    pg__fdheld *h = f->held;
+    h->queued = false;
+    if (h->closed) {
+        pg__fd_free_held(f);
+        pg__stream_block_put(f->core.host, &f->core);
+        return;
+    }
+    pg__stream *s = &f->core;
+    while (pg__stream_reads(s) && h->off < h->len)
+        h->off += pg_stream_read(&s->base, h->data + h->off, h->len - h->off);
+    if (s->state != PG__STREAM_OPEN)
+        return; /* ending: the driver's close frees what is left */
+    if (!pg__stream_reads(s)) {
+        if (!h->reserved) { /* paused again: the next delivery's call */
+            if (pg__loop_reserve(pg__fd_loop(f)) < 0)
+                pg_stream_fail(&s->base, -ENOMEM);
+            else
+                h->reserved = true;
+        }
+        return;
+    }
+    int status = h->status;
+    pg__fd_free_held(f);
+    if (status != 0) {
+        pg__fd_deliver_status(f, status);
+        return;
+    }
+    int r = pg__fd_want(f, PG__IO_RECV, true);
+    if (r < 0)
+        pg_stream_fail(&s->base, r);
 }
 
 /* ---- creation ----------------------------------------------------------- */
@@ -239,6 +404,8 @@ int pg__fdstream_alloc(pg_loop *loop, int fd, unsigned flags, pg__fdstream **out
     pg__io_init(&f->io, fd, socket ? pg__fd_on_socket_io : pg__fd_on_io);
     f->next_client = NULL;
     f->prev_client = NULL;
+    f->held = NULL;
+    f->read_mode = PG__FD_READ_UNDECIDED;
     *out = f;
     return 0;
 }

@@ -30,6 +30,9 @@
 
 #define PG__IO_READ ((uint32_t)EPOLLIN)
 #define PG__IO_WRITE ((uint32_t)EPOLLOUT)
+/* io_uring only (pg__loop_can_recv): the socket's bytes come in completions,
+ * the callback gets PG__IO_RECV and reads them with pg__loop_recv_result. */
+#define PG__IO_RECV ((uint32_t)1 << 30)
 
 typedef struct pg__io pg__io;
 
@@ -51,6 +54,15 @@ int pg__io_start(pg_loop *loop, pg__io *io, uint32_t events);
  * then out of the set altogether (never a stale interest that spins the
  * loop), which its owner must treat as an error of its transport. */
 int pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events);
+/* Stops everything, before the fd's close: what the backend still has of
+ * the fd in flight (a receive) is forgotten, its bytes dropped. */
+void pg__io_close(pg_loop *loop, pg__io *io);
+/* True when the loop's backend receives for PG__IO_RECV (io_uring with
+ * buffer rings, Linux 5.19); set up at the first ask. */
+bool pg__loop_can_recv(pg_loop *loop);
+/* In a PG__IO_RECV callback: the bytes (> 0), the end (0) or the error
+ * (-errno) received; *data valid during the callback only. */
+ssize_t pg__loop_recv_result(const pg_loop *loop, const uint8_t **data);
 
 /* ---- the ready queue (loop.c) ------------------------------------------- *
  * Runtime objects reserve the ready-queue slots they will need later (e.g. the
@@ -103,6 +115,9 @@ int pg__uring_set(pg__uring *u, pg__io *io, uint32_t old_events, uint32_t new_ev
 /* Submits what is queued and waits; stopping (NULL: none) ends an EINTR'd wait. */
 int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping);
 void pg__uring_dispatch(pg__uring *u);
+bool pg__uring_can_recv(pg__uring *u);
+void pg__uring_close(pg__uring *u, pg__io *io);
+ssize_t pg__uring_recv_result(const pg__uring *u, const uint8_t **data);
 /* Submits what is queued; settle (the loop hands control back: a run
  * returns): also waits for its cancelled polls to complete, so that the
  * kernel closes their files, and, when nested, leaves the nest fd readable

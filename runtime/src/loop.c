@@ -228,6 +228,36 @@ int pg__io_stop(pg_loop *loop, pg__io *io, uint32_t events)
     return r;
 }
 
+void pg__io_close(pg_loop *loop, pg__io *io)
+{
+    (void)pg__io_stop(loop, io, io->events);
+#ifdef PROTOGEN_HAVE_URING
+    if (PG__ON_URING(loop))
+        pg__uring_close(loop->uring, io);
+#endif
+}
+
+bool pg__loop_can_recv(pg_loop *loop)
+{
+#ifdef PROTOGEN_HAVE_URING
+    return PG__ON_URING(loop) && pg__uring_can_recv(loop->uring);
+#else
+    (void)loop;
+    return false;
+#endif
+}
+
+ssize_t pg__loop_recv_result(const pg_loop *loop, const uint8_t **data)
+{
+#ifdef PROTOGEN_HAVE_URING
+    return pg__uring_recv_result(loop->uring, data);
+#else
+    (void)loop;
+    *data = NULL;
+    return -ENOSYS;
+#endif
+}
+
 /* ---- the ready queue ---------------------------------------------------- */
 
 static int pg__ready_grow(pg_loop *loop)

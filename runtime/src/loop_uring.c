@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,11 +64,23 @@ static void pg__uring_tsan(struct io_uring *ring, void (*sync)(void *))
 #define PG__URING_ENTRIES 256
 /* The tag of requests whose completion is of no interest (cancels). */
 #define PG__URING_IGNORE UINT64_MAX
+/* Tags: the generation in the high half, the fd in the low 31 bits; this bit
+ * marks a receive (PG__IO_RECV), whose generation is the slot's rgen. */
+#define PG__URING_RECV_BIT 0x80000000u
+/* The receive buffers the kernel picks from (a provided buffer ring, group
+ * 0): each receive takes one and it comes back once the callback returns.
+ * 128 × 16 KiB: more receives than that completing between two iterations
+ * get -ENOBUFS and are asked again. */
+#define PG__URING_BUFS 128u
+#define PG__URING_BUF_SIZE ((size_t)16 * 1024)
 
 typedef struct pg__uring_slot {
     pg__io *io;     /* the fd's watcher; NULL: none */
     uint32_t gen;   /* the current poll's generation */
     uint32_t armed; /* the interests its poll waits for; 0: none in the ring */
+    pg__io *rio;    /* the watcher a receive delivers to, from its first until pg__uring_close */
+    uint32_t rgen;  /* the receive's generation: changed when the fd closes */
+    bool rflight;   /* a receive is in the ring */
 } pg__uring_slot;
 
 struct pg__uring {
@@ -79,6 +92,14 @@ struct pg__uring {
     pg__uring_slot *slots; /* by fd */
     size_t nslots;
     int nest_fd; /* for an outer loop: an eventfd the ring signals; -1 until asked for */
+    /* The receive buffers: set up at the first receive; recv_state 0 not
+     * yet, 1 ready, -errno the kernel refused (receives then poll). */
+    struct io_uring_buf_ring *br;
+    uint8_t *bufs;
+    int recv_state;
+    /* During a receive's callback: its bytes and result (pg__uring_recv_result). */
+    const uint8_t *recv_data;
+    ssize_t recv_res;
 };
 
 /* Flags in the order they are given up when the kernel refuses them:
@@ -142,6 +163,9 @@ void pg__uring_free(pg__uring *u)
     io_uring_queue_exit(&u->ring); /* cancels what is still in the ring */
     if (u->nest_fd >= 0)
         close(u->nest_fd);
+    if (u->br != NULL)
+        munmap(u->br, PG__URING_BUFS * sizeof(struct io_uring_buf));
+    free(u->bufs);
     free(u->slots);
     free(u);
 }
@@ -249,14 +273,146 @@ static int pg__uring_disarm(pg__uring *u, pg__uring_slot *slot, int fd)
     return 0;
 }
 
+/* ---- receives (PG__IO_RECV) --------------------------------------------- *
+ * A socket's bytes come in a completion (IORING_OP_RECV into a buffer the
+ * kernel picks from the ring): no recv system call of their own. One receive
+ * per fd is in the ring at a time, asked again after its bytes were
+ * delivered. Stopping (pause_reading) leaves the one in the ring: its bytes,
+ * whenever they come, reach the watcher, which holds them; only the fd's
+ * close (pg__uring_close) cancels it. */
+
+/* A receive buffer goes back to the kernel's ring. */
+static void pg__uring_recycle(pg__uring *u, const struct io_uring_cqe *cqe)
+{
+    if (!(cqe->flags & IORING_CQE_F_BUFFER))
+        return;
+    unsigned short bid = (unsigned short)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * PG__URING_BUF_SIZE, PG__URING_BUF_SIZE, bid,
+                          io_uring_buf_ring_mask(PG__URING_BUFS), 0);
+    io_uring_buf_ring_advance(u->br, 1);
+}
+
+static uint64_t pg__uring_rtag(int fd, uint32_t rgen)
+{
+    return (uint64_t)rgen << 32 | PG__URING_RECV_BIT | (uint32_t)fd;
+}
+
+bool pg__uring_can_recv(pg__uring *u)
+{
+    if (u->recv_state != 0)
+        return u->recv_state > 0;
+    size_t ring_size = PG__URING_BUFS * sizeof(struct io_uring_buf);
+    int r = pg__uring_enable(u);
+    void *br = MAP_FAILED;
+    if (r == 0) {
+        u->bufs = malloc(PG__URING_BUFS * PG__URING_BUF_SIZE); /* its pages are touched as receives use them */
+        br = mmap(NULL, ring_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        r = u->bufs == NULL || br == MAP_FAILED ? -ENOMEM : 0;
+    }
+    if (r == 0) {
+        struct io_uring_buf_reg reg;
+        memset(&reg, 0, sizeof reg);
+        reg.ring_addr = (uint64_t)(uintptr_t)br;
+        reg.ring_entries = PG__URING_BUFS;
+        reg.bgid = 0;
+        r = io_uring_register_buf_ring(&u->ring, &reg, 0); /* Linux 5.19 */
+    }
+    if (r < 0) {
+        if (br != MAP_FAILED)
+            munmap(br, ring_size);
+        free(u->bufs);
+        u->bufs = NULL;
+        u->recv_state = r; /* receives poll for readiness, as on epoll */
+        return false;
+    }
+    u->br = br;
+    io_uring_buf_ring_init(u->br);
+    for (unsigned i = 0; i < PG__URING_BUFS; i++)
+        io_uring_buf_ring_add(u->br, u->bufs + i * PG__URING_BUF_SIZE, PG__URING_BUF_SIZE, (unsigned short)i,
+                              io_uring_buf_ring_mask(PG__URING_BUFS), (int)i);
+    io_uring_buf_ring_advance(u->br, PG__URING_BUFS);
+    u->recv_state = 1;
+    return true;
+}
+
+static int pg__uring_arm_recv(pg__uring *u, pg__uring_slot *slot, int fd)
+{
+    struct io_uring_sqe *sqe = pg__uring_sqe(u);
+    if (sqe == NULL)
+        return -ENOMEM;
+    io_uring_prep_recv(sqe, fd, NULL, PG__URING_BUF_SIZE, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = 0;
+    io_uring_sqe_set_data64(sqe, pg__uring_rtag(fd, slot->rgen));
+    slot->rflight = true;
+    return 0;
+}
+
+void pg__uring_close(pg__uring *u, pg__io *io)
+{
+    if (io->fd < 0 || (size_t)io->fd >= u->nslots)
+        return;
+    pg__uring_slot *slot = &u->slots[io->fd];
+    if (slot->rio != io)
+        return;
+    if (slot->rflight) {
+        struct io_uring_sqe *sqe = pg__uring_sqe(u);
+        if (sqe != NULL) { /* else it ends when the socket has bytes or an end: the file waits until then */
+            io_uring_prep_cancel64(sqe, pg__uring_rtag(io->fd, slot->rgen), 0);
+            io_uring_sqe_set_data64(sqe, PG__URING_IGNORE);
+            if (u->skip_success)
+                sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        }
+        u->cancelled++; /* its completion is stale from here on (pg__uring_drop) */
+        slot->rflight = false;
+    }
+    slot->rgen++;
+    slot->rio = NULL;
+}
+
+ssize_t pg__uring_recv_result(const pg__uring *u, const uint8_t **data)
+{
+    *data = u->recv_data;
+    return u->recv_res;
+}
+
+/* A live receive's completion: its bytes, end or error to the watcher, then
+ * the next receive while the watcher still wants them. */
+static void pg__uring_on_recv(pg__uring *u, const struct io_uring_cqe *cqe)
+{
+    int fd = (int)((uint32_t)cqe->user_data & ~PG__URING_RECV_BIT);
+    pg__uring_slot *slot = &u->slots[fd];
+    pg__io *io = slot->rio;
+    slot->rflight = false;
+    int res = cqe->res;
+    bool again = res > 0 || res == -ENOBUFS; /* -ENOBUFS: every buffer was taken: asked again */
+    if (res != -ENOBUFS && res != -ECANCELED) {
+        u->recv_data = (cqe->flags & IORING_CQE_F_BUFFER)
+                           ? u->bufs + (size_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT) * PG__URING_BUF_SIZE
+                           : NULL;
+        u->recv_res = res;
+        io->cb(io, PG__IO_RECV);
+        u->recv_data = NULL;
+    }
+    pg__uring_recycle(u, cqe);
+    slot = &u->slots[fd]; /* the table may have grown */
+    if (again && slot->rio == io && !slot->rflight && (io->events & PG__IO_RECV))
+        (void)pg__uring_arm_recv(u, slot, fd); /* fails only when a submit does */
+}
+
 int pg__uring_set(pg__uring *u, pg__io *io, uint32_t old_events, uint32_t new_events)
 {
-    (void)old_events;
     pg__uring_slot *slot;
     int r = pg__uring_slot_of(u, io->fd, &slot);
     if (r < 0)
         return r;
-    if (new_events == 0) {
+    if ((new_events & PG__IO_RECV) && !(old_events & PG__IO_RECV)) {
+        slot->rio = io;
+        if (!slot->rflight && (r = pg__uring_arm_recv(u, slot, io->fd)) < 0)
+            return r;
+    }
+    uint32_t polls = new_events & (PG__IO_READ | PG__IO_WRITE);
+    if (polls == 0) {
         r = pg__uring_disarm(u, slot, io->fd);
         if (r < 0)
             return r;
@@ -264,29 +420,37 @@ int pg__uring_set(pg__uring *u, pg__io *io, uint32_t old_events, uint32_t new_ev
         return 0;
     }
     slot->io = io;
-    if (slot->armed == new_events)
+    if (slot->armed == polls)
         return 0;
     r = pg__uring_disarm(u, slot, io->fd);
     if (r == 0)
-        r = pg__uring_arm(u, slot, io->fd, new_events);
+        r = pg__uring_arm(u, slot, io->fd, polls);
     return r;
 }
 
 PG__HOT_INLINE static inline bool pg__uring_is_live(const pg__uring *u, const struct io_uring_cqe *cqe)
 {
     uint64_t tag = cqe->user_data;
-    size_t fd = (uint32_t)tag;
+    uint32_t low = (uint32_t)tag;
+    size_t fd = low & ~PG__URING_RECV_BIT;
     if (tag == PG__URING_IGNORE || fd >= u->nslots)
         return false;
     const pg__uring_slot *slot = &u->slots[fd];
+    if (low & PG__URING_RECV_BIT)
+        return slot->rgen == (uint32_t)(tag >> 32) && slot->rio != NULL;
     return slot->gen == (uint32_t)(tag >> 32) && slot->armed != 0;
 }
 
 /* A completion that is not live: a cancel's own (a failed one), or the last
- * of a cancelled poll, whose file the kernel has let go of now. */
+ * of a cancelled poll or of a receive whose fd closed, whose file the kernel
+ * has let go of now (a receive's buffer goes back). */
 PG__HOT_INLINE static inline void pg__uring_drop(pg__uring *u, const struct io_uring_cqe *cqe)
 {
-    if (cqe->user_data != PG__URING_IGNORE && u->cancelled > 0)
+    if (cqe->user_data == PG__URING_IGNORE)
+        return;
+    if ((uint32_t)cqe->user_data & PG__URING_RECV_BIT)
+        pg__uring_recycle(u, cqe);
+    if (u->cancelled > 0)
         u->cancelled--;
 }
 
@@ -368,6 +532,10 @@ void pg__uring_dispatch(pg__uring *u)
             pg__uring_drop(u, cqe); /* a cancel's, or a poll cancelled since */
             continue;
         }
+        if ((uint32_t)cqe->user_data & PG__URING_RECV_BIT) {
+            pg__uring_on_recv(u, cqe);
+            continue;
+        }
         int fd = (int)(uint32_t)cqe->user_data;
         uint32_t ev = cqe->res < 0 ? PG__IO_READ | PG__IO_WRITE /* the poll failed: the next syscall tells */
                                    : (uint32_t)cqe->res;
@@ -383,8 +551,9 @@ void pg__uring_dispatch(pg__uring *u)
          * the watcher (the slot forgot it) or changed its interests (which
          * armed it). The table may have grown meanwhile. */
         slot = &u->slots[fd];
-        if (slot->io == io && slot->armed == 0 && io->events != 0)
-            (void)pg__uring_arm(u, slot, fd, io->events); /* fails only when a submit does */
+        uint32_t polls = io->events & (PG__IO_READ | PG__IO_WRITE);
+        if (slot->io == io && slot->armed == 0 && polls != 0)
+            (void)pg__uring_arm(u, slot, fd, polls); /* fails only when a submit does */
     }
     io_uring_smp_store_release(u->ring.cq.khead, head + n);
 }
