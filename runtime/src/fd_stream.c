@@ -330,24 +330,61 @@ static void pg__fd_deliver_status(pg__fdstream *f, int status)
         pg_stream_fail(&f->core.base, status);
 }
 
-static void pg__fd_on_recv(pg__fdstream *f)
+/* n bytes, then status (0, 1 the end, -errno): to the protocol while it
+ * reads, held from where it stops reading (paused on the way) on. */
+static void pg__fd_take(pg__fdstream *f, const uint8_t *data, size_t n, int status)
 {
     pg__stream *s = &f->core;
-    const uint8_t *data;
-    ssize_t res = pg__loop_recv_result(pg__fd_loop(f), &data);
     if (s->state != PG__STREAM_OPEN)
         return; /* the connection is ending: nothing more is read */
-    int status = res > 0 ? 0 : res == 0 ? 1 : (int)res;
-    size_t n = res > 0 ? (size_t)res : 0;
     if (f->held == NULL && pg__stream_reads(s)) {
         size_t taken = n > 0 ? pg_stream_read(&s->base, data, n) : 0;
-        if (taken < n)
-            pg__fd_hold(f, data + taken, n - taken, status); /* paused on the way */
-        else if (status != 0)
+        data += taken;
+        n -= taken;
+        if (n == 0 && status != 0 && pg__stream_reads(s)) {
             pg__fd_deliver_status(f, status);
+            return;
+        }
+        if (n == 0 && status == 0)
+            return;
+    }
+    if (s->state == PG__STREAM_OPEN)
+        pg__fd_hold(f, data, n, status); /* the protocol reads again later: then, in order */
+}
+
+/* A receive that came full: bulk data, and most likely more is there. The
+ * rest is read at once, with one recv after a copy of what came into the
+ * loop's buffer, and the protocol gets it all in one delivery, as from the
+ * readiness path (a streaming peer would pay a receive and a reply per
+ * 16 KiB otherwise). */
+static void pg__fd_take_full(pg__fdstream *f, const uint8_t *data, size_t n)
+{
+    uint8_t *buf = pg__loop_read_buffer(pg__fd_loop(f));
+    if (f->held != NULL || !pg__stream_reads(&f->core) || buf == NULL) {
+        pg__fd_take(f, data, n, 0);
         return;
     }
-    pg__fd_hold(f, data, n, status); /* the protocol reads again later: then, in order */
+    memcpy(buf, data, n);
+    int status = 0;
+    ssize_t more;
+    PG__RETRY_EINTR(more, recv(f->io.fd, buf + n, PG__READ_BUFFER_SIZE - n, MSG_DONTWAIT));
+    if (more > 0)
+        n += (size_t)more;
+    else if (more == 0)
+        status = 1;
+    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+        status = -errno;
+    pg__fd_take(f, buf, n, status);
+}
+
+static void pg__fd_on_recv(pg__fdstream *f)
+{
+    const uint8_t *data;
+    ssize_t res = pg__loop_recv_result(pg__fd_loop(f), &data);
+    if (res == (ssize_t)PG__RECV_BUFFER_SIZE)
+        pg__fd_take_full(f, data, (size_t)res);
+    else
+        pg__fd_take(f, data, res > 0 ? (size_t)res : 0, res > 0 ? 0 : res == 0 ? 1 : (int)res);
 }
 
 /* From the loop, once the protocol reads again (want_read(true)). */

@@ -25,6 +25,9 @@
 
 /* One read per readiness event, as asyncio's max_size. */
 #define PG__READ_BUFFER_SIZE ((size_t)256 * 1024)
+/* An io_uring receive's buffer (PG__IO_RECV): one that comes full is topped
+ * up by a recv of the rest, up to PG__READ_BUFFER_SIZE (fd_stream.c). */
+#define PG__RECV_BUFFER_SIZE ((size_t)16 * 1024)
 
 /* ---- fd watchers (loop.c) ------------------------------------------------ */
 

@@ -72,7 +72,7 @@ static void pg__uring_tsan(struct io_uring *ring, void (*sync)(void *))
  * 128 × 16 KiB: more receives than that completing between two iterations
  * get -ENOBUFS and are asked again. */
 #define PG__URING_BUFS 128u
-#define PG__URING_BUF_SIZE ((size_t)16 * 1024)
+#define PG__URING_BUF_SIZE PG__RECV_BUFFER_SIZE
 
 typedef struct pg__uring_slot {
     pg__io *io;     /* the fd's watcher; NULL: none */
