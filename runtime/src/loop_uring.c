@@ -551,9 +551,8 @@ void pg__uring_dispatch(pg__uring *u)
          * the watcher (the slot forgot it) or changed its interests (which
          * armed it). The table may have grown meanwhile. */
         slot = &u->slots[fd];
-        uint32_t polls = io->events & (PG__IO_READ | PG__IO_WRITE);
-        if (slot->io == io && slot->armed == 0 && polls != 0)
-            (void)pg__uring_arm(u, slot, fd, polls); /* fails only when a submit does */
+        if (slot->io == io && slot->armed == 0 && (io->events & (PG__IO_READ | PG__IO_WRITE)) != 0) /* io may be freed: tested first */
+            (void)pg__uring_arm(u, slot, fd, io->events & (PG__IO_READ | PG__IO_WRITE)); /* fails only when a submit does */
     }
     io_uring_smp_store_release(u->ring.cq.khead, head + n);
 }
