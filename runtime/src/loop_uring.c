@@ -33,6 +33,18 @@
 
 #include "internal.h"
 
+/* The kernel fills a receive's buffer, which memcheck does not see: the
+ * bytes are marked written (a no-op when not under valgrind). */
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define PG__KERNEL_WROTE(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
+#endif
+#endif
+#ifndef PG__KERNEL_WROTE
+#define PG__KERNEL_WROTE(p, n) ((void)(p), (void)(n))
+#endif
+
 /* liburing maps and unmaps the rings with its own system calls, which
  * ThreadSanitizer does not see: a ring mapped where another thread's closed
  * ring was would look like that thread's memory. A closing ring releases
@@ -391,6 +403,8 @@ static void pg__uring_on_recv(pg__uring *u, const struct io_uring_cqe *cqe)
                            ? u->bufs + (size_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT) * PG__URING_BUF_SIZE
                            : NULL;
         u->recv_res = res;
+        if (res > 0)
+            PG__KERNEL_WROTE(u->recv_data, (size_t)res);
         io->cb(io, PG__IO_RECV);
         u->recv_data = NULL;
     }
