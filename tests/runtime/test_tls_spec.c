@@ -2,7 +2,9 @@
  * built-in loop over loopback TCP: NAME_tls_config gives the spec's policy,
  * NAME_listen_tls serves it, NAME_connect_tls's done comes once the
  * handshake completed, or with its error (untrusted certificate, wrong
- * host name) and NAME_tls_error's reason; a server's close_clients ends
+ * host name, a handshake timed out) and NAME_tls_error's reason, or
+ * -ECANCELED when cancelled before or during the handshake; a server's
+ * close_clients ends
  * its TLS connections with close_notify. The certificate directory is
  * argv[1] (the tls_certs fixture). */
 #include <arpa/inet.h>
@@ -209,6 +211,84 @@ static void test_cancel(void **state)
     pg_tls_context_free(tls);
 }
 
+/* A server that takes the ClientHello and never answers: the handshake
+ * waits. (port: a recorder's, plain TCP.) */
+struct silent {
+    pg_loop *loop;
+    pg_server *server;
+    recorder r;
+    uint16_t port;
+};
+
+static void silent_serve(struct silent *s)
+{
+    recorder_init(&s->r);
+    assert_int_equal(pg_loop_new(&s->loop), 0);
+    assert_int_equal(pg_tcp_listen(s->loop, "127.0.0.1", 0, NULL, recorder_factory, &s->r, &s->server), 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    assert_int_equal(pg_server_sockname(s->server, &ss, &len), 0);
+    s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void silent_finish(struct silent *s)
+{
+    pg_server_close(s->server);
+    pg_server_abort_clients(s->server);
+    RUN_UNTIL(s->loop, s->r.lost == s->r.made);
+    assert_int_equal(pg_loop_close(s->loop), 0);
+    recorder_free(&s->r);
+}
+
+/* Cancelled while the handshake waits: the connection goes, done hears
+ * -ECANCELED, no connection_made. */
+static void test_cancel_during_handshake(void **state)
+{
+    (void)state;
+    struct silent s;
+    silent_serve(&s);
+    pg_tls_context *tls = client_tls(NULL);
+    struct client c = { 0 };
+    assert_int_equal(tls_cli_connect_tls(s.loop, "127.0.0.1", s.port, 0, tls, &c, connected), 0);
+    RUN_UNTIL(s.loop, s.r.rx_len > 0); /* the ClientHello came: connected, in the handshake */
+    assert_int_equal(c.done_calls, 0);
+    assert_int_equal(tls_cli_connect_cancel(s.loop, &c, connected), 0);
+    RUN_UNTIL(s.loop, c.done_calls == 1 && s.r.lost == 1);
+    assert_int_equal(c.done_error, -ECANCELED);
+    assert_null(c.conn);
+    assert_int_equal(c.side.made, 0);
+    silent_finish(&s);
+    pg_tls_context_free(tls);
+}
+
+/* A handshake that does not complete in its time: done hears -ECONNABORTED
+ * (asyncio's ConnectionAbortedError), the reason says so. */
+static void test_handshake_timeout(void **state)
+{
+    (void)state;
+    struct silent s;
+    silent_serve(&s);
+    char ca[512];
+    pg_tls_config cfg;
+    tls_cli_tls_config(&cfg);
+    cfg.ca_file = cert_path(ca, sizeof ca, "ca.pem");
+    cfg.handshake_timeout_ms = 50;
+    pg_tls_context *tls;
+    pg_tls_error err;
+    if (pg_tls_context_new(&cfg, &tls, &err) < 0)
+        fail_msg("%s", err.reason);
+    struct client c = { 0 };
+    assert_int_equal(tls_cli_connect_tls(s.loop, "127.0.0.1", s.port, 0, tls, &c, connected), 0);
+    RUN_UNTIL(s.loop, c.done_calls == 1);
+    assert_int_equal(c.done_error, -ECONNABORTED);
+    assert_null(c.conn);
+    assert_int_equal(c.why_rc, 0);
+    assert_int_equal(c.why.error, -ECONNABORTED);
+    assert_int_equal(c.side.made, 0);
+    silent_finish(&s);
+    pg_tls_context_free(tls);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -222,6 +302,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_untrusted_certificate),
         cmocka_unit_test(test_wrong_host_name),
         cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_cancel_during_handshake),
+        cmocka_unit_test(test_handshake_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
