@@ -11,8 +11,8 @@
  *
  * Prints "listening on HOST:PORT" once it accepts connections (PORT 0 picks a
  * free port), one line per failed handshake on stderr ("handshake failed:
- * REASON"), and stops cleanly on SIGINT or SIGTERM, aborting the connections
- * still open. --ca asks clients for a certificate signed by that CA
+ * REASON"), and stops cleanly on SIGINT or SIGTERM, closing the connections
+ * still open with close_notify. --ca asks clients for a certificate signed by that CA
  * (--require-client-cert refuses those without); --sndbuf shrinks each
  * connection's kernel send buffer, so that back-pressure shows with little data. */
 #define _POSIX_C_SOURCE 200809L
@@ -104,11 +104,12 @@ int main(int argc, char **argv)
     pg_loop_remove_signal_handler(loop, SIGINT);
     pg_loop_remove_signal_handler(loop, SIGTERM);
 
-    /* Stop accepting; abort every connection below (those still in their
-     * handshake too: the echo protocol knows only the ones it has), and let
+    /* Stop accepting; close every connection: through TLS, close_notify
+     * once its buffer drained (a peer that does not answer it has the spec's
+     * shutdown_timeout), those still in their handshake at once. Then let
      * each one's connection_lost run. */
     pg_server_close(listener);
-    pg_server_abort_clients(listener);
+    pg_server_close_clients(listener);
     while (server.open_connections > 0 && rc == 0)
         rc = pg_loop_run_once(loop, -1);
     int closed = pg_loop_close(loop);
