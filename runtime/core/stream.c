@@ -25,7 +25,7 @@
 #include "core_internal.h"
 #include "protogen/machine.h"
 
-_Atomic(pg__close_above_fn) pg__close_above = NULL;
+_Atomic(pg__close_above_fn) pg__close_above; /* zero: NULL until tls.c sets it */
 
 /* The stream behind a handle the driver holds (a driver calls only while
  * its transport lives). */

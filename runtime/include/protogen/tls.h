@@ -13,6 +13,10 @@
  *   pg_tls_factory tf = { .tls = tls, .factory = echo_protocol_factory, .arg = &ctx };
  *   pg_tcp_listen(loop, host, port, NULL, pg_tls_protocol_factory, &tf, &server);
  *
+ * A generated protocol whose spec has a tls block needs none of that: its
+ * NAME_tls_config fills the config, NAME_listen_tls, NAME_connect_tls and
+ * NAME_start_tls take the context (docs/tls.md).
+ *
  * Semantics, as asyncio's:
  *   - the handshake starts as soon as the connection is made; the protocol
  *     above is made (factory) and its connection_made called only once the
