@@ -99,7 +99,7 @@ typedef struct pg_tls_config {
     size_t write_high_water; /* the transport above's high watermark; low = high/4 */
     /* Optional: a handshake failed on a connection whose pg_tls_factory has no
      * handshake_failed of its own (e.g. a server's, made by NAME_listen_tls). */
-    void (*handshake_failed)(void *arg, const struct pg_tls_error *error);
+    void (*handshake_failed)(void *arg, const pg_tls_error *error);
     void *handshake_failed_arg;
 } pg_tls_config;
 
