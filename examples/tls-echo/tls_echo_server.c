@@ -3,15 +3,16 @@
  *   tls_echo_server --cert FILE --key FILE [--host HOST] [--port PORT]
  *                   [--ca FILE [--require-client-cert]] [--alpn NAME]... [--sndbuf BYTES]
  *
- * The generated echo protocol knows nothing of TLS: the listener's factory is
- * the TLS layer's (pg_tls_protocol_factory), which makes the echo protocol
- * (echo_protocol_factory) once each handshake completed. Any generated stream
- * protocol goes over TLS the same way.
+ * The protocol and handlers are examples/echo's; this directory's echo.spec
+ * adds a tls block, so the generated code has echo_tls_config (the spec's
+ * policy, to which the command line adds the certificate and key) and
+ * echo_listen_tls (each connection's handshake first, the echo protocol once
+ * it completed).
  *
  * Prints "listening on HOST:PORT" once it accepts connections (PORT 0 picks a
  * free port), one line per failed handshake on stderr ("handshake failed:
- * REASON"), and stops cleanly on SIGINT or SIGTERM, aborting the connections
- * still open. --ca asks clients for a certificate signed by that CA
+ * REASON"), and stops cleanly on SIGINT or SIGTERM, closing the connections
+ * still open with close_notify. --ca asks clients for a certificate signed by that CA
  * (--require-client-cert refuses those without); --sndbuf shrinks each
  * connection's kernel send buffer, so that back-pressure shows with little data. */
 #define _POSIX_C_SOURCE 200809L
@@ -43,7 +44,9 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
     long port = 7777, sndbuf = 0;
-    pg_tls_config cfg = { .server = true };
+    pg_tls_config cfg;
+    echo_tls_config(&cfg);
+    cfg.handshake_failed = handshake_failed;
     const char *alpn[MAX_ALPN];
     for (int i = 1; i < argc; i++) {
         const char *name;
@@ -78,12 +81,6 @@ int main(int argc, char **argv)
         return 1;
     }
     struct echo_server server = { 0 };
-    pg_tls_factory tf = {
-        .tls = tls,
-        .factory = echo_protocol_factory,
-        .arg = &server,
-        .handshake_failed = handshake_failed,
-    };
 
     pg_loop *loop;
     int rc = pg_loop_new(&loop);
@@ -93,7 +90,7 @@ int main(int argc, char **argv)
     }
     pg_server *listener;
     pg_listen_options opts = { .send_buffer_size = (int)sndbuf };
-    rc = pg_tcp_listen(loop, host, (uint16_t)port, &opts, pg_tls_protocol_factory, &tf, &listener);
+    rc = echo_listen_tls(loop, host, (uint16_t)port, &opts, tls, &server, &listener);
     if (rc < 0) {
         fprintf(stderr, "tls_echo_server: cannot listen on %s:%ld: %s\n", host, port, strerror(-rc));
         pg_loop_close(loop);
@@ -107,11 +104,12 @@ int main(int argc, char **argv)
     pg_loop_remove_signal_handler(loop, SIGINT);
     pg_loop_remove_signal_handler(loop, SIGTERM);
 
-    /* Stop accepting; abort every connection below (those still in their
-     * handshake too: the echo protocol knows only the ones it has), and let
+    /* Stop accepting; close every connection: through TLS, close_notify
+     * once its buffer drained (a peer that does not answer it has the spec's
+     * shutdown_timeout), those still in their handshake at once. Then let
      * each one's connection_lost run. */
     pg_server_close(listener);
-    pg_server_abort_clients(listener);
+    pg_server_close_clients(listener);
     while (server.open_connections > 0 && rc == 0)
         rc = pg_loop_run_once(loop, -1);
     int closed = pg_loop_close(loop);

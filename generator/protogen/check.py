@@ -51,7 +51,7 @@ class _Checker:
     # -- the protocol level ------------------------------------------------
 
     SETTINGS = ("transport", "role", "kind")
-    BLOCKS = ("callbacks", "watermarks", "framing", "states", "timeouts")
+    BLOCKS = ("callbacks", "watermarks", "framing", "states", "timeouts", "tls")
 
     def protocol(self):
         name_tok = self.spec.name
@@ -110,6 +110,7 @@ class _Checker:
                                             f"role {role}: its handler would be dead code")
 
         machine = self.states(seen, kind, framing, declared)
+        tls = self.tls(seen.get("tls"), transport, role, kind)
 
         if self.diagnostics:
             raise SpecError(sorted(self.diagnostics + self.warnings, key=lambda d: (d.pos.line, d.pos.col)))
@@ -134,6 +135,7 @@ class _Checker:
             framing=framing,
             message_callbacks=handlers,
             machine=machine,
+            tls=tls,
         )
 
     def states(self, seen, kind, framing, declared):
@@ -315,6 +317,102 @@ class _Checker:
             self.err(where, f"high watermark {format_size(high)} is above the limit of {format_size(model.MAX_WATERMARK)}")
             return None
         return model.Watermarks(high, low)
+
+    # -- tls ---------------------------------------------------------------
+
+    TLS_STRINGS = ("cert_file", "key_file", "ca_file", "server_name")
+    TLS_SWITCHES = ("require_client_cert", "insecure_no_verify")
+    TLS_DURATIONS = ("handshake_timeout", "shutdown_timeout")
+    TLS_KEYS = TLS_STRINGS + TLS_SWITCHES + ("alpn", "min_version") + TLS_DURATIONS
+    TLS_ROLE_KEYS = {"require_client_cert": "server", "server_name": "client", "insecure_no_verify": "client"}
+
+    def tls(self, decl, transport, role, kind):
+        """The checked 'tls' block (model.Tls), or None when absent or broken (reported)."""
+        if decl is None:
+            return None
+        items = self.block_items(decl, "tls")
+        if decl.body is None:
+            return None
+        if kind is not None and kind.name != "stream":
+            self.err(decl.name, f"'tls' needs kind stream, not '{kind.name}'")
+            return None
+        if transport is not None and transport.name not in ("tcp", "unix"):
+            self.err(decl.name, f"'tls' runs over a connection: transport tcp or unix, not '{transport.name}'")
+            return None
+        values, first, ok = {}, {}, True
+        for item in items:
+            key = item.name.text
+            if key not in self.TLS_KEYS:
+                self.err(item.name, f"unknown key '{key}' in tls{did_you_mean(key, self.TLS_KEYS) or '; tls takes ' + ', '.join(self.TLS_KEYS)}")
+                ok = False
+                continue
+            if key in first:
+                self.err(item.name, f"duplicate '{key}' (first declared at line {first[key].pos.line})")
+                ok = False
+                continue
+            first[key] = item.name
+            if role in ("server", "client") and self.TLS_ROLE_KEYS.get(key, role) != role:
+                self.err(item.name, f"'{key}' is a {self.TLS_ROLE_KEYS[key]}'s setting; this protocol is a {role}")
+                ok = False
+                continue
+            value = self.tls_value(item, key)
+            if value is None:
+                ok = False
+            else:
+                values[key] = value
+        if not ok:
+            return None
+        if ("cert_file" in values) != ("key_file" in values):
+            given, missing = ("cert_file", "key_file") if "cert_file" in values else ("key_file", "cert_file")
+            self.err(first[given], f"'{given}' needs '{missing}' too: a certificate goes with its private key")
+            return None
+        if values.get("require_client_cert") and "ca_file" not in values:
+            self.err(first["require_client_cert"], "'require_client_cert' needs 'ca_file': the CA that signs "
+                                                   "the clients' certificates")
+            return None
+        handshake = values.pop("handshake_timeout", model.Tls.handshake_timeout_ms)
+        shutdown = values.pop("shutdown_timeout", model.Tls.shutdown_timeout_ms)
+        return model.Tls(**values, handshake_timeout_ms=handshake, shutdown_timeout_ms=shutdown)
+
+    def tls_value(self, item, key):
+        """One checked value of a 'tls' block, or None (reported)."""
+        if key in self.TLS_DURATIONS:
+            return machines.MachineChecker(self, self.spec.name.text, [], None, False).duration(
+                item, item.values, f"the TLS {key.replace('_', ' ')}")
+        if item.body is not None:
+            self.err(item.name, f"'{key}' takes a value, not a block")
+            return None
+        if key == "alpn":
+            if not item.values:
+                self.err(item.name, "'alpn' needs the protocols, in order of preference: alpn \"h2\" \"http/1.1\";")
+                return None
+            for tok in item.values:
+                if tok.kind != STRING or not 1 <= len(tok.data) <= 255 or 0 in tok.data:
+                    self.err(tok, f"an ALPN protocol is a string of 1 to 255 bytes (no NUL), not {tok.describe()}")
+                    return None
+            return tuple(tok.data for tok in item.values)
+        if len(item.values) != 1:
+            where = item.values[1] if item.values else item.name
+            self.err(where, f"'{key}' takes one value" + (f", found {len(item.values)}" if item.values else ""))
+            return None
+        tok = item.values[0]
+        if key in self.TLS_STRINGS:
+            if tok.kind != STRING or not tok.data or 0 in tok.data:
+                example = {"cert_file": "server.pem", "key_file": "server.key", "ca_file": "ca.pem",
+                           "server_name": "localhost"}[key]
+                self.err(tok, f"'{key}' takes a non-empty string in double quotes (no NUL), e.g. \"{example}\"; "
+                              f"found {tok.describe()}")
+                return None
+            return tok.data
+        if key in self.TLS_SWITCHES:
+            if tok.kind != NAME or tok.text not in ("yes", "no"):
+                self.err(tok, f"'{key}' takes yes or no, not '{tok.text}'")
+                return None
+            return tok.text == "yes"
+        if tok.kind != NAME or tok.text not in model.TLS_VERSIONS:
+            self.err(tok, f"min_version '{tok.text}' is not one of {', '.join(model.TLS_VERSIONS)}")
+            return None
+        return tok.text
 
     # -- framing -----------------------------------------------------------
 

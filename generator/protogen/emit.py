@@ -86,6 +86,7 @@ def _environment() -> jinja2.Environment:
     env.filters["c_args"] = _c_args
     env.filters["c_comment"] = _c_comment
     env.filters["upper_ident"] = lambda s: s.upper()
+    env.filters["c_string"] = model.c_string
     # "uint8_t *" + name, "void " + name: a C return type ready to prefix a name.
     env.filters["c_type_prefix"] = lambda t: t if t.endswith("*") else t + " "
     return env
@@ -183,6 +184,7 @@ def render_template(proto, what: str) -> str:
 def _context(proto) -> dict:
     return {
         "p": proto,
+        "tls_versions": model.TLS_VERSIONS,
         "version": VERSION,
         "abi": RUNTIME_ABI,
         "guard": f"{proto.name.upper()}_H_INCLUDED",

@@ -105,9 +105,35 @@ class Framing:
     @property
     def c_delimiter(self) -> str:
         """The delimiter as a C string literal's body."""
-        named = {13: "\\r", 10: "\\n", 9: "\\t"}
-        return "".join(named.get(b) or (chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}")
-                       for b in self.delimiter)
+        return c_string(self.delimiter)
+
+
+def c_string(data: bytes) -> str:
+    """Bytes as a C string literal's body."""
+    named = {13: "\\r", 10: "\\n", 9: "\\t"}
+    return "".join(named.get(b) or (chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}")
+                   for b in data)
+
+
+# TLS versions a 'tls' block's min_version takes: the runtime's PG_TLS_VERSION_* (asyncio's
+# ssl.TLSVersion names).
+TLS_VERSIONS = {"TLSv1_2": "PG_TLS_VERSION_1_2", "TLSv1_3": "PG_TLS_VERSION_1_3"}
+
+
+@dataclass(frozen=True)
+class Tls:
+    """A 'tls' block: the protocol's TLS policy, what NAME_tls_config() fills in.
+    Strings are bytes (C literals through c_string); None: not given."""
+    cert_file: bytes = None
+    key_file: bytes = None
+    ca_file: bytes = None
+    require_client_cert: bool = False
+    server_name: bytes = None
+    insecure_no_verify: bool = False
+    alpn: tuple = ()              # of bytes, in order of preference
+    min_version: str = ""         # a TLS_VERSIONS key; "": TLS 1.2
+    handshake_timeout_ms: int = 60000
+    shutdown_timeout_ms: int = 30000
 
 
 STREAM_LIFECYCLE = Lifecycle(
@@ -315,6 +341,7 @@ class Protocol:
     framing: Framing = None
     message_callbacks: tuple = ()   # rules framing: one handler per message, always implemented
     machine: object = None          # the spec's states (Machine), or None
+    tls: Tls = None                 # the spec's 'tls' block, or None
 
     @property
     def role_template(self):

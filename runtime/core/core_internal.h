@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -377,5 +378,13 @@ static inline void pg__stream_data_received(pg__stream *s, const uint8_t *data, 
     if (s->protocol.ops->data_received != NULL)
         s->protocol.ops->data_received(s->protocol.self, data, n);
 }
+
+/* A server's close_clients closes a connection through the layer on it, if
+ * any: when lower's protocol is a TLS layer with a protocol above, closes
+ * that one instead (close_notify once its buffer drained, then lower) and
+ * returns true. tls.c sets it as it makes its first layer, so that a program
+ * without TLS links no OpenSSL; NULL until then (stream.c). */
+typedef bool (*pg__close_above_fn)(pg_transport *lower);
+extern _Atomic(pg__close_above_fn) pg__close_above;
 
 #endif

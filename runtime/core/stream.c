@@ -25,6 +25,8 @@
 #include "core_internal.h"
 #include "protogen/machine.h"
 
+_Atomic(pg__close_above_fn) pg__close_above; /* zero: NULL until tls.c sets it */
+
 /* The stream behind a handle the driver holds (a driver calls only while
  * its transport lives). */
 #define PG__STREAM(t) pg__stream_of(t)

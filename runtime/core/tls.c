@@ -41,9 +41,18 @@
 /* What one delivery to the protocol above holds at most. */
 #define PG__TLS_DELIVER_MAX ((size_t)256 * 1024)
 
+/* A pg_tls_factory the context keeps for a listener (pg_tls_context_factory). */
+typedef struct pg__tls_kept {
+    pg_tls_factory factory;
+    struct pg__tls_kept *next;
+} pg__tls_kept;
+
 struct pg_tls_context {
     SSL_CTX *ctx;
     atomic_int refs; /* the caller's, and one per connection */
+    _Atomic(pg__tls_kept *) kept; /* freed with the context */
+    void (*handshake_failed)(void *arg, const pg_tls_error *error);
+    void *handshake_failed_arg;
     bool server;
     bool verify;
     char *server_name;
@@ -100,6 +109,7 @@ typedef struct pg__tls {
 } pg__tls;
 
 static const pg__linger_driver_ops pg__tls_driver_ops;
+static bool pg__tls_close_above(pg_transport *lower);
 
 /* ---- contexts ----------------------------------------------------------- */
 
@@ -108,6 +118,10 @@ static void pg__tls_context_unref(pg_tls_context *tls)
     if (tls == NULL || atomic_fetch_sub(&tls->refs, 1) != 1)
         return;
     SSL_CTX_free(tls->ctx);
+    for (pg__tls_kept *k = atomic_load(&tls->kept), *next; k != NULL; k = next) {
+        next = k->next;
+        free(k);
+    }
     free(tls->server_name);
     free(tls->alpn);
     free(tls);
@@ -116,6 +130,21 @@ static void pg__tls_context_unref(pg_tls_context *tls)
 void pg_tls_context_free(pg_tls_context *tls)
 {
     pg__tls_context_unref(tls);
+}
+
+const pg_tls_factory *pg_tls_context_factory(pg_tls_context *tls, pg_protocol_factory factory, void *arg)
+{
+    if (tls == NULL || factory == NULL)
+        return NULL;
+    pg__tls_kept *k = malloc(sizeof *k);
+    if (k == NULL)
+        return NULL;
+    k->factory = (pg_tls_factory){ .tls = tls, .factory = factory, .arg = arg };
+    /* Listeners on several threads may share the context: a lock-free push. */
+    k->next = atomic_load(&tls->kept);
+    while (!atomic_compare_exchange_weak(&tls->kept, &k->next, k))
+        ;
+    return &k->factory;
 }
 
 static void pg__tls_set_reason(pg_tls_error *e, int error, const char *fmt, ...)
@@ -223,6 +252,9 @@ int pg_tls_context_new(const pg_tls_config *cfg, pg_tls_context **out, pg_tls_er
         return -ENOMEM;
     }
     atomic_init(&tls->refs, 1);
+    atomic_init(&tls->kept, NULL);
+    tls->handshake_failed = cfg->handshake_failed;
+    tls->handshake_failed_arg = cfg->handshake_failed_arg;
     tls->server = cfg->server;
     tls->verify = cfg->server ? cfg->ca_file != NULL : !cfg->insecure_no_verify;
     tls->handshake_ms = cfg->handshake_timeout_ms != 0 ? cfg->handshake_timeout_ms : PG_TLS_DEFAULT_HANDSHAKE_TIMEOUT_MS;
@@ -860,12 +892,13 @@ int pg_tls_protocol_factory(void *arg, pg_protocol *out)
         ERR_clear_error();
         return -ENOMEM;
     }
+    atomic_store_explicit(&pg__close_above, pg__tls_close_above, memory_order_relaxed);
     atomic_fetch_add(&f->tls->refs, 1);
     c->tls = f->tls;
     c->factory = f->factory;
     c->arg = f->arg;
-    c->handshake_failed = f->handshake_failed;
-    c->handshake_failed_arg = f->handshake_failed_arg;
+    c->handshake_failed = f->handshake_failed != NULL ? f->handshake_failed : tls->handshake_failed;
+    c->handshake_failed_arg = f->handshake_failed != NULL ? f->handshake_failed_arg : tls->handshake_failed_arg;
     c->state = PG__TLS_NEW;
     *out = (pg_protocol){ .ops = &pg__tls_protocol_ops, .self = c };
     return 0;
@@ -1005,6 +1038,18 @@ static void pg__tls_closing(void *self, bool drained)
     } else {
         pg__tls_kick(c); /* what already came, and the peer's EOF */
     }
+}
+
+static bool pg__tls_close_above(pg_transport *lower)
+{
+    pg__stream *s = pg__stream_of(lower);
+    if (s->protocol.ops != &pg__tls_protocol_ops)
+        return false;
+    pg__tls *c = s->protocol.self;
+    if (c->upper == NULL)
+        return false; /* in its handshake (or done): nothing above to finish */
+    pg_transport_close(c->upper); /* close_notify once drained, then the connection below */
+    return true;
 }
 
 /* The transport above is done (after its connection_lost). */

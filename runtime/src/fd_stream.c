@@ -496,10 +496,11 @@ void pg__fdstream_close_list(pg__fdstream *list, bool abort)
     for (pg__fdstream *f = list, *next; f != NULL; f = next) {
         next = f->next_client;
         pg_transport *t = pg__stream_handle(&f->core);
+        pg__close_above_fn close_above = atomic_load_explicit(&pg__close_above, memory_order_relaxed);
         if (abort)
             pg_transport_abort(t);
-        else
-            pg_transport_close(t);
+        else if (close_above == NULL || !close_above(t))
+            pg_transport_close(t); /* no layer on it (else through TLS: close_notify first) */
     }
 }
 

@@ -12,7 +12,8 @@ asyncio, verifying against the test CA.
   - asyncio: 1 MiB round trip while the client holds off reading, so that the
     server's TLS transport pauses its protocol (its trace says pause_writing);
     the client reads once that happened, and every byte comes back.
-  - SIGTERM stops the server, exit 0.
+  - SIGTERM stops the server, exit 0, closing an idle client's connection
+    with close_notify (a clean TLS EOF, not a ragged one).
 Waits on events (lines, the trace FIFO), never on sleeps.
 """
 
@@ -136,14 +137,24 @@ def main(server_bin, certdir):
         s_client(port, os.path.join(certdir, "untrusted.pem"), deadline, expect_ok=False)
         python_ssl(port, ca)
 
+        # An idle client when SIGTERM comes: the server's close_clients sends
+        # close_notify (ssl with suppress_ragged_eofs=False raises on an EOF
+        # without it).
+        ctx = ssl.create_default_context(cafile=ca)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S)
+        idle = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+        idle.sendall(b"ping")
+        assert idle.recv(4) == b"ping"
         server.send_signal(signal.SIGTERM)
+        assert idle.recv(1) == b"", "data after SIGTERM"  # close_notify: a clean EOF
+        idle.close()
         out, err = server.communicate(timeout=max(1, deadline - time.monotonic()))
         assert server.returncode == 0, f"server exited {server.returncode}: {err}"
         # The refused s_client and the wrong hostname: the server heard the alerts.
         failures = [l for l in err.splitlines() if l.startswith("handshake failed: ")]
         assert len(failures) == 2, err
         assert all("alert" in l for l in failures), failures
-        print("tls echo: asyncio 1 MiB with back-pressure, s_client, ssl: ok")
+        print("tls echo: asyncio 1 MiB with back-pressure, s_client, ssl, close_notify on SIGTERM: ok")
     finally:
         if server.poll() is None:
             server.kill()

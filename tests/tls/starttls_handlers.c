@@ -16,7 +16,7 @@ void starttls_on_message_received(starttls_conn *conn, struct starttls_session *
     if (len == 8 && memcmp(data, "STARTTLS", 8) == 0) {
         (void)starttls_write(conn, "220 ready\r\n", 11);
         /* The framer's rest (what came after this line) goes to TLS first. */
-        t->switch_rc = starttls_switch_protocol(conn, pg_tls_protocol_factory, (void *)t->tls, NULL, 0);
+        t->switch_rc = starttls_start_tls(conn, t->tls->tls, t->tls->factory, t->tls->arg);
         t->switched = t->switch_rc == 0;
         return;
     }

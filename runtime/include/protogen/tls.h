@@ -13,6 +13,10 @@
  *   pg_tls_factory tf = { .tls = tls, .factory = echo_protocol_factory, .arg = &ctx };
  *   pg_tcp_listen(loop, host, port, NULL, pg_tls_protocol_factory, &tf, &server);
  *
+ * A generated protocol whose spec has a tls block needs none of that: its
+ * NAME_tls_config fills the config, NAME_listen_tls, NAME_connect_tls and
+ * NAME_start_tls take the context (docs/tls.md).
+ *
  * Semantics, as asyncio's:
  *   - the handshake starts as soon as the connection is made; the protocol
  *     above is made (factory) and its connection_made called only once the
@@ -50,6 +54,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+typedef struct pg_tls_error pg_tls_error;
 
 /* Protocol versions (pg_tls_config.min_version). */
 #define PG_TLS_VERSION_1_2 0x0303
@@ -91,10 +97,14 @@ typedef struct pg_tls_config {
     uint32_t handshake_timeout_ms;
     uint32_t shutdown_timeout_ms;
     size_t write_high_water; /* the transport above's high watermark; low = high/4 */
+    /* Optional: a handshake failed on a connection whose pg_tls_factory has no
+     * handshake_failed of its own (e.g. a server's, made by NAME_listen_tls). */
+    void (*handshake_failed)(void *arg, const pg_tls_error *error);
+    void *handshake_failed_arg;
 } pg_tls_config;
 
 /* Why a TLS connection failed. */
-typedef struct pg_tls_error {
+struct pg_tls_error {
     int error;        /* negative errno: -EKEYREJECTED (the peer's certificate
                          failed verification), -EPROTO (any other TLS failure,
                          an alert from the peer included), -ECONNRESET (closed
@@ -103,7 +113,7 @@ typedef struct pg_tls_error {
                          connection's own error */
     long verify_result; /* OpenSSL's X509_V_* of the peer's certificate (0: ok) */
     char reason[256]; /* e.g. "certificate verify failed: Hostname mismatch" */
-} pg_tls_error;
+};
 
 /* The shared part: OpenSSL's context with the certificates loaded. Safe to
  * share between loops on several threads; free it whenever (connections keep
@@ -122,6 +132,12 @@ typedef struct pg_tls_factory {
     void (*handshake_failed)(void *arg, const pg_tls_error *error);
     void *handshake_failed_arg;
 } pg_tls_factory;
+
+/* A pg_tls_factory kept by tls (freed with it) for a listener, which needs
+ * its factory for as long as it accepts, and tls anyway: handshake failures
+ * go to the config's handshake_failed. NULL: out of memory, or tls or
+ * factory NULL. What NAME_listen_tls uses. */
+const pg_tls_factory *pg_tls_context_factory(pg_tls_context *tls, pg_protocol_factory factory, void *arg);
 
 /* arg: a pg_tls_factory. Makes the TLS layer of one connection: the protocol
  * of the transport below. -ENOMEM. */
