@@ -93,6 +93,8 @@ typedef struct pg__uring_slot {
     pg__io *rio;    /* the watcher a receive delivers to, from its first until pg__uring_close */
     uint32_t rgen;  /* the receive's generation: changed when the fd closes */
     bool rflight;   /* a receive is in the ring */
+    uint16_t cancels; /* its requests cancelled whose completion has not come */
+    uint16_t closing; /* of those, the ones cancelled before the fd's close (pg__uring_close) */
 } pg__uring_slot;
 
 struct pg__uring {
@@ -100,7 +102,7 @@ struct pg__uring {
     unsigned flags;       /* the setup flags the kernel took */
     bool enabled;         /* created disabled: enabled by the first submit (SINGLE_ISSUER) */
     bool skip_success;    /* IOSQE_CQE_SKIP_SUCCESS: successful cancels post nothing */
-    unsigned cancelled;   /* polls cancelled whose completion has not been seen */
+    unsigned cancelled;   /* requests of closed fds cancelled whose completion has not been seen */
     pg__uring_slot *slots; /* by fd */
     size_t nslots;
     int nest_fd; /* for an outer loop: an eventfd the ring signals; -1 until asked for */
@@ -281,7 +283,8 @@ static int pg__uring_disarm(pg__uring *u, pg__uring_slot *slot, int fd)
         sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     slot->gen++;
     slot->armed = 0;
-    u->cancelled++;
+    if (slot->cancels < UINT16_MAX)
+        slot->cancels++;
     return 0;
 }
 
@@ -365,9 +368,7 @@ void pg__uring_close(pg__uring *u, pg__io *io)
     if (io->fd < 0 || (size_t)io->fd >= u->nslots)
         return;
     pg__uring_slot *slot = &u->slots[io->fd];
-    if (slot->rio != io)
-        return;
-    if (slot->rflight) {
+    if (slot->rio == io && slot->rflight) {
         struct io_uring_sqe *sqe = pg__uring_sqe(u);
         if (sqe != NULL) { /* else it ends when the socket has bytes or an end: the file waits until then */
             io_uring_prep_cancel64(sqe, pg__uring_rtag(io->fd, slot->rgen), 0);
@@ -375,11 +376,21 @@ void pg__uring_close(pg__uring *u, pg__io *io)
             if (u->skip_success)
                 sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
         }
-        u->cancelled++; /* its completion is stale from here on (pg__uring_drop) */
+        if (slot->cancels < UINT16_MAX)
+            slot->cancels++; /* its completion is stale from here on (pg__uring_drop) */
         slot->rflight = false;
     }
-    slot->rgen++;
-    slot->rio = NULL;
+    if (slot->rio == io) {
+        slot->rgen++;
+        slot->rio = NULL;
+    }
+    /* What was cancelled of the fd's requests holds its file until it
+     * completes: a run waits for that before it returns (pg__uring_settle).
+     * Only closes count: a cancel on an fd that stays open (an interest
+     * changed) holds nothing, and a few kinds of fd (eventfds, signalfds)
+     * were seen never to complete a cancelled poll while open. */
+    u->cancelled += (unsigned)(slot->cancels - slot->closing);
+    slot->closing = slot->cancels;
 }
 
 ssize_t pg__uring_recv_result(const pg__uring *u, const uint8_t **data)
@@ -464,8 +475,17 @@ PG__HOT_INLINE static inline void pg__uring_drop(pg__uring *u, const struct io_u
         return;
     if ((uint32_t)cqe->user_data & PG__URING_RECV_BIT)
         pg__uring_recycle(u, cqe);
-    if (u->cancelled > 0)
-        u->cancelled--;
+    size_t fd = (uint32_t)cqe->user_data & ~PG__URING_RECV_BIT;
+    if (fd >= u->nslots)
+        return;
+    pg__uring_slot *slot = &u->slots[fd];
+    if (slot->cancels > 0)
+        slot->cancels--;
+    if (slot->closing > 0) {
+        slot->closing--;
+        if (u->cancelled > 0)
+            u->cancelled--;
+    }
 }
 
 /* Drops the completions of cancelled polls at the head of the queue; true
@@ -600,7 +620,9 @@ static void pg__uring_settle(pg__uring *u)
     unsigned seen = 0; /* cancelled polls' completions behind a live one */
     for (unsigned i = head; i != tail && seen < u->cancelled; i++) {
         const struct io_uring_cqe *cqe = &u->ring.cq.cqes[i & u->ring.cq.ring_mask];
-        seen += !pg__uring_is_live(u, cqe) && cqe->user_data != PG__URING_IGNORE;
+        size_t fd = (uint32_t)cqe->user_data & ~PG__URING_RECV_BIT;
+        seen += !pg__uring_is_live(u, cqe) && cqe->user_data != PG__URING_IGNORE && fd < u->nslots
+                && u->slots[fd].closing > 0;
     }
     if (seen >= u->cancelled) {
         if (io_uring_sq_ready(&u->ring) > 0)
