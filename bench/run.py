@@ -506,9 +506,8 @@ def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None, http=None, fr=
         out += threads_section(args, thr)
     if resp:
         out += [""] + resp_bench.section(resp, resp_servers(args), args.resp_runs, args.resp_requests)
-    for threads, med in (http or {}).items():
-        out += [""] + http_bench.section(med, HTTP_SERVERS, args.http_runs, args.http_duration, args.http_requests,
-                                         threads)
+    for n, med in (http or {}).items():
+        out += [""] + http_bench.section(med, HTTP_SERVERS, args.http_runs, args.http_duration, args.http_requests, n)
     out += ["", "Issue 7's targets, for protogen:", "", "| target | measured | met |", "|---|---|---|"]
     for row in targets(t, mem, c, emb, args):
         out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
@@ -520,7 +519,7 @@ def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None, http=None, fr=
             out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
     if http:
         out += ["", "Issue 15's targets, for the HTTP server:", "", "| target | measured | met |", "|---|---|---|"]
-        for row in [r for threads, med in http.items() for r in http_bench.targets(med, "http_server", threads)]:
+        for row in [r for n, med in http.items() for r in http_bench.targets(med, "http_server", n)]:
             out.append(f"| {row[0]} | {row[1]} | {'yes' if row[2] else '**no**'} |")
     if gen:
         out += ["", "Generator (bench/generator_bench.py):", "", "```", gen.strip(), "```"]
@@ -838,11 +837,11 @@ def main():
             print(f"bench: http skipped: {why}", file=sys.stderr)
         else:
             http = {}
-            for threads in HTTP_THREADS:
+            for n in HTTP_THREADS:  # not "threads": main calls threads() above
                 print(f"bench: http, http_server against nginx under wrk and ab -k ({args.http_runs} × 2 runs, "
-                      f"{threads} thread(s) against {threads} worker(s))", file=sys.stderr)
-                http[threads] = http_bench.measure(hsrv, args.http_runs, args.http_duration, args.http_requests,
-                                                   lambda m: print(m, file=sys.stderr), threads)
+                      f"{n} thread(s) against {n} worker(s))", file=sys.stderr)
+                http[n] = http_bench.measure(hsrv, args.http_runs, args.http_duration, args.http_requests,
+                                             lambda m: print(m, file=sys.stderr), n)
     if "framing" in parts:
         print(f"bench: framing from memory ({args.runs} runs of {len(FRAMING_CASES)} cases, then callgrind)",
               file=sys.stderr)
