@@ -508,7 +508,8 @@ ssize_t pg__uring_send(pg__uring *u, pg__io *io, const struct iovec *iov, int io
     size_t copied = 0;
     for (int i = 0; copied < len; i++) {
         size_t k = iov[i].iov_len < len - copied ? iov[i].iov_len : len - copied;
-        memcpy(q->data + copied, iov[i].iov_base, k);
+        if (k > 0) /* an empty entry may have no base */
+            memcpy(q->data + copied, iov[i].iov_base, k);
         copied += k;
     }
     q->io = io;
