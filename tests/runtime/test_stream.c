@@ -2,7 +2,9 @@
  * socketpairs: watermarks, limits, close/abort, EOF, flow control, errors.
  * Back-pressure comes from a small, pre-filled kernel send buffer. */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -562,6 +564,78 @@ static void test_writelines_flow_control(void **state)
     stream_fixture_done(&f);
 }
 
+/* A write made outside the loop's callbacks (an embedding program, a test)
+ * reaches the peer without the loop running: on io_uring its send is
+ * submitted at once, not with the next iteration's wait. */
+static void test_write_outside_the_loop_goes_at_once(void **state)
+{
+    (void)state;
+    stream_fixture f;
+    stream_fixture_start(&f, false);
+    assert_int_equal(pg_transport_write(f.t, "hello", 5), 0);
+    struct pollfd pfd = { .fd = f.sv[1], .events = POLLIN };
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
+    uint8_t buf[8];
+    assert_int_equal(drain_socket(f.sv[1], buf, sizeof buf, NULL), 5);
+    assert_memory_equal(buf, "hello", 5);
+    stream_fixture_done(&f);
+}
+
+/* Bytes a send has in flight count as buffered, as asyncio's proactor
+ * counts its pending write: on io_uring a write is buffered until its
+ * completion (pause_writing above high, resume_writing once it went); on
+ * epoll the kernel took it at once. */
+static void test_bytes_in_flight_count_as_buffered(void **state)
+{
+    (void)state;
+    stream_fixture f;
+    stream_fixture_start(&f, false);
+    bool ring = strcmp(pg_loop_backend(f.loop), "io_uring") == 0;
+    assert_int_equal(pg_transport_set_write_buffer_limits(f.t, 4, PG_LIMIT_DEFAULT), 0);
+    assert_int_equal(pg_transport_write(f.t, "0123456789", 10), 0);
+    assert_int_equal(pg_transport_get_write_buffer_size(f.t), ring ? 10 : 0);
+    assert_int_equal(f.r.pauses, ring ? 1 : 0);
+    RUN_UNTIL(f.loop, pg_transport_get_write_buffer_size(f.t) == 0);
+    assert_string_equal(f.r.log, ring ? "made pause resume" : "made");
+    uint8_t buf[16];
+    assert_int_equal(drain_socket(f.sv[1], buf, sizeof buf, NULL), 10);
+    assert_memory_equal(buf, "0123456789", 10);
+    stream_fixture_done(&f);
+}
+
+/* abort() with a send stuck in flight (the peer reads nothing): the peer
+ * sees the connection close once connection_lost ran, without the loop
+ * running again, and what was in flight is released (ASan and valgrind
+ * tell a leak). */
+static void test_abort_with_a_send_in_flight_closes(void **state)
+{
+    (void)state;
+    stream_fixture f;
+    stream_fixture_start(&f, true); /* the kernel's buffer is full */
+    static uint8_t big[32 * 1024];
+    assert_int_equal(pg_transport_write(f.t, big, sizeof big), 0);
+    assert_int_equal(pg_loop_run_once(f.loop, 0), 0);
+    assert_true(pg_transport_get_write_buffer_size(f.t) > 0);
+    pg_transport_abort(f.t);
+    RUN_UNTIL(f.loop, f.r.lost == 1);
+    assert_string_equal(f.r.log, "made lost:ok");
+    bool eof = false;
+    size_t got = 0;
+    for (int i = 0; i < 100 && !eof; i++) {
+        struct pollfd pfd = { .fd = f.sv[1], .events = POLLIN };
+        assert_int_equal(poll(&pfd, 1, 5000), 1);
+        uint8_t chunk[4096];
+        ssize_t n = recv(f.sv[1], chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n <= 0)
+            eof = true; /* the end, or a reset */
+        else
+            got += (size_t)n;
+    }
+    assert_true(eof);
+    assert_true(got >= f.prefill);
+    stream_fixture_done(&f);
+}
+
 static void test_write_error_is_fatal(void **state)
 {
     (void)state;
@@ -720,6 +794,9 @@ int main(void)
         cmocka_unit_test(test_resume_before_lost_on_graceful_close),
         cmocka_unit_test(test_writelines),
         cmocka_unit_test(test_writelines_flow_control),
+        cmocka_unit_test(test_write_outside_the_loop_goes_at_once),
+        cmocka_unit_test(test_bytes_in_flight_count_as_buffered),
+        cmocka_unit_test(test_abort_with_a_send_in_flight_closes),
         cmocka_unit_test(test_write_error_is_fatal),
         cmocka_unit_test(test_peer_closed_with_unread_data_resets),
         cmocka_unit_test(test_abort_other_in_same_batch),
