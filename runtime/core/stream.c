@@ -206,6 +206,8 @@ static void pg__stream_finish(pg__stream *s, int error)
             s->protocol.ops->connection_lost(s->protocol.self, error);
     }
     pg__host_give_wbuf(s->host, s->wbuf, s->wcap);
+    if (s->held != NULL)
+        pg__held_free(s);
     const pg_stream_driver_ops *ops = s->drv_ops;
     void *drv = s->drv;
     s->gen++; /* every handle of this connection is stale from here on */
@@ -237,8 +239,12 @@ static void pg__stream_force_close(pg__stream *s, int error)
 
 /* ---- reading ------------------------------------------------------------ */
 
-static void pg__stream_start_reading_now(pg__stream *s)
+void pg__stream_start_reading_now(pg__stream *s)
 {
+    if (s->held != NULL) {
+        pg__held_schedule(s); /* what was read meanwhile first, from the host */
+        return;
+    }
     int r = pg__want(s, PG__WANT_READ, true);
     if (r < 0)
         pg__stream_force_close(s, r);
