@@ -174,7 +174,7 @@ void pg_stream_read_done(pg_transport *t, size_t n);
  * buffered protocol gets them copied through get_buffer/buffer_updated.
  * Returns how many were taken: fewer than n only when the protocol paused
  * reading meanwhile; the driver holds the rest and gives it again after
- * want_read(true). Once the transport is closing every byte is "taken"
+ * want_read(true) (pg_stream_received below leaves that to the core). Once the transport is closing every byte is "taken"
  * (dropped: nothing more is read, as in asyncio). */
 size_t pg_stream_read(pg_transport *t, const uint8_t *data, size_t n);
 /* The peer shut its write side down (read returned 0). */
