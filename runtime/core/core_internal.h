@@ -166,6 +166,10 @@ typedef struct pg__stream {
     size_t wcap;
     size_t high;
     size_t low;
+    /* Bytes a completion driver took and has not finished sending (an
+     * io_uring send): buffered as far as the watermarks, the write buffer's
+     * size and a close's drain are concerned (pg__stream_sending/sent). */
+    uint32_t inflight;
     pg__held_input *held; /* read while the protocol did not read (held_input.c); NULL: none */
 } pg__stream;
 
@@ -210,7 +214,7 @@ typedef enum pg__block_class {
 
 /* Bytes per block: the core's pg__stream and a driver's fields after it
  * (the fd driver's watcher, its server's list of connections, what it holds). */
-#define PG__STREAM_BLOCK 160
+#define PG__STREAM_BLOCK 176
 /* The core's datagram endpoint (drivers keep theirs apart). */
 #define PG__DGRAM_BLOCK 304
 /* The core's subprocess transport (its pipes are stream blocks). */
@@ -257,6 +261,16 @@ static inline void pg__stream_block_put(pg_host *host, pg__stream *s)
 int pg__stream_init(pg__stream *s, pg_host *host, const pg_stream_driver_ops *ops, void *drv, unsigned flags);
 pg_transport *pg__stream_start(pg__stream *s, const pg_protocol *protocol);
 void pg__stream_discard(pg__stream *s);
+
+/* For a driver whose sends complete later (io_uring): writev took n bytes
+ * that are still in flight, then they were sent (error 0) or failed (a
+ * negative errno: the connection is broken). In flight, they count as
+ * buffered, as asyncio's proactor transport counts its pending write;
+ * while a send is in flight such a driver's writev takes nothing (0) and
+ * the core waits for sent(), not for writable. sent() may free the
+ * transport. */
+void pg__stream_sending(pg__stream *s, size_t n);
+void pg__stream_sent(pg__stream *s, size_t n, int error);
 
 /* Corking (the framer's, around the messages of one read): while corked,
  * writes are buffered without a system call, and the last uncork sends them

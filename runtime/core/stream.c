@@ -32,9 +32,17 @@ _Atomic(pg__close_above_fn) pg__close_above; /* zero: NULL until tls.c sets it *
  * its transport lives). */
 #define PG__STREAM(t) pg__stream_of(t)
 
-static size_t pg__stream_buffered(const pg__stream *s)
+/* What the write buffer holds, not yet given to the driver. */
+static size_t pg__wbuf_len(const pg__stream *s)
 {
     return s->wlen - s->whead;
+}
+
+/* What is buffered as asyncio counts it: the write buffer and what the
+ * driver has in flight (pg__stream_sending). */
+static size_t pg__stream_buffered(const pg__stream *s)
+{
+    return pg__wbuf_len(s) + s->inflight;
 }
 
 /* ---- stale handles ------------------------------------------------------ */
@@ -107,7 +115,7 @@ static void pg__unwant_all(pg__stream *s)
 /* Makes room for extra more bytes at wbuf + wlen. */
 static int pg__wbuf_reserve(pg__stream *s, size_t extra)
 {
-    size_t used = pg__stream_buffered(s);
+    size_t used = pg__wbuf_len(s);
     if (extra > SIZE_MAX / 2 - used)
         return -ENOMEM;
     if (s->wbuf == NULL)
@@ -151,7 +159,7 @@ static void pg__wbuf_clear(pg__stream *s)
 
 static void pg__wbuf_consume(pg__stream *s, size_t n)
 {
-    assert(n <= pg__stream_buffered(s));
+    assert(n <= pg__wbuf_len(s));
     s->whead += n;
     if (s->whead == s->wlen)
         pg__wbuf_clear(s);
@@ -230,7 +238,7 @@ static void pg__stream_force_close(pg__stream *s, int error)
 {
     if (s->state == PG__STREAM_LOST)
         return;
-    if (pg__stream_buffered(s) > 0)
+    if (pg__wbuf_len(s) > 0)
         pg__wbuf_clear(s);
     s->state = PG__STREAM_LOST;
     s->lost_error = (int16_t)(error >= INT16_MIN ? error : -EIO); /* errnos fit in 16 bits */
@@ -355,25 +363,22 @@ void pg_stream_fail(pg_transport *t, int error)
 
 /* ---- writing ------------------------------------------------------------ */
 
-/* asyncio's _write_send. May free the transport: callers touch it no more. */
-void pg_stream_writable(pg_transport *t)
+/* asyncio's _write_send, and what follows once everything went: resume,
+ * the close's connection_lost, the pending write_eof. May free the
+ * transport: callers touch it no more. */
+static void pg__stream_write_more(pg__stream *s)
 {
-    pg__stream *s = PG__STREAM(t);
-    if (s->state == PG__STREAM_LOST || !(s->want & PG__WANT_WRITE))
-        return;
-    if (pg__stream_buffered(s) == 0) {
-        pg__unwant(s, PG__WANT_WRITE);
-        return;
+    if (pg__wbuf_len(s) > 0) {
+        struct iovec iov = { .iov_base = s->wbuf + s->whead, .iov_len = pg__wbuf_len(s) };
+        ssize_t n = s->drv_ops->writev(s->drv, &iov, 1);
+        if (n == 0)
+            return;
+        if (n < 0) {
+            pg__stream_force_close(s, (int)n);
+            return;
+        }
+        pg__wbuf_consume(s, (size_t)n);
     }
-    struct iovec iov = { .iov_base = s->wbuf + s->whead, .iov_len = pg__stream_buffered(s) };
-    ssize_t n = s->drv_ops->writev(s->drv, &iov, 1);
-    if (n == 0)
-        return;
-    if (n < 0) {
-        pg__stream_force_close(s, (int)n);
-        return;
-    }
-    pg__wbuf_consume(s, (size_t)n);
     pg__stream_maybe_resume(s); /* may write, close or abort */
     if (s->state == PG__STREAM_LOST || pg__stream_buffered(s) > 0)
         return;
@@ -392,6 +397,34 @@ void pg_stream_writable(pg_transport *t)
         s->wstate = PG__WRITE_EOF_WRITTEN;
         (void)s->drv_ops->shutdown_write(s->drv);
     }
+}
+
+void pg_stream_writable(pg_transport *t)
+{
+    pg__stream *s = PG__STREAM(t);
+    if (s->state != PG__STREAM_LOST && (s->want & PG__WANT_WRITE))
+        pg__stream_write_more(s);
+}
+
+void pg__stream_sending(pg__stream *s, size_t n)
+{
+    assert(n <= UINT32_MAX - s->inflight);
+    s->inflight += (uint32_t)n;
+}
+
+void pg__stream_sent(pg__stream *s, size_t n, int error)
+{
+    assert(n <= s->inflight);
+    s->inflight -= (uint32_t)n;
+    if (s->state == PG__STREAM_LOST)
+        return;
+    if (error < 0) {
+        pg__stream_force_close(s, error);
+        return;
+    }
+    /* The write buffer goes next, unless corked (the uncork sends it). */
+    if (pg__wbuf_len(s) == 0 || (s->want & PG__WANT_WRITE))
+        pg__stream_write_more(s);
 }
 
 /* Buffers what the fast path left (sent bytes were taken already) and makes
@@ -424,17 +457,20 @@ static int pg__stream_buffer_rest(pg__stream *s, const struct iovec *iov, int io
  * may_pause (not from close and write_eof: no write follows them). */
 static void pg__stream_flush(pg__stream *s, bool may_pause)
 {
-    if (pg__stream_buffered(s) == 0 || (s->want & PG__WANT_WRITE) || s->state == PG__STREAM_LOST)
+    if (pg__wbuf_len(s) == 0 || (s->want & PG__WANT_WRITE) || s->state == PG__STREAM_LOST)
         return; /* nothing, or writable will send it */
-    struct iovec iov = { .iov_base = s->wbuf + s->whead, .iov_len = pg__stream_buffered(s) };
+    struct iovec iov = { .iov_base = s->wbuf + s->whead, .iov_len = pg__wbuf_len(s) };
     ssize_t n = s->drv_ops->writev(s->drv, &iov, 1);
     if (n < 0) {
         pg__stream_force_close(s, (int)n);
         return;
     }
     pg__wbuf_consume(s, (size_t)n);
-    if (pg__stream_buffered(s) == 0)
+    if (pg__wbuf_len(s) == 0) {
+        if (may_pause)
+            pg__stream_maybe_pause(s); /* what is in flight may be above high */
         return;
+    }
     int r = pg__want(s, PG__WANT_WRITE, true);
     if (r < 0) {
         pg__stream_force_close(s, r);
@@ -503,7 +539,7 @@ static int pg__stream_writelines_now(pg__stream *s, const struct iovec *iov, int
     if (s->corked > 0 && !(s->want & PG__WANT_WRITE))
         return pg__stream_buffer_corked(s, iov, iovcnt, total);
     size_t sent = 0;
-    if (pg__stream_buffered(s) == 0) {
+    if (pg__wbuf_len(s) == 0) {
         /* Nothing queued: try at once (what the driver cannot take in one
          * gather, e.g. beyond IOV_MAX, is buffered). */
         ssize_t n = s->drv_ops->writev(s->drv, iov, iovcnt < IOV_MAX ? iovcnt : IOV_MAX);
@@ -512,8 +548,10 @@ static int pg__stream_writelines_now(pg__stream *s, const struct iovec *iov, int
             return 0;
         }
         sent = (size_t)n;
-        if (sent == total)
+        if (sent == total) {
+            pg__stream_maybe_pause(s); /* what is in flight may be above high */
             return 0;
+        }
     }
     return pg__stream_buffer_rest(s, iov, iovcnt, sent, total - sent);
 }
@@ -535,8 +573,11 @@ static int pg__stream_write(pg_transport *t, const void *data, size_t len)
     if (s->gen == pg__handle_gen(t) && s->state == PG__STREAM_OPEN && s->wstate == PG__WRITE_OPEN
         && s->wlen == s->whead && s->corked == 0 && len > 0 && data != NULL && !(s->flags & PG_STREAM_READ_ONLY)) {
         ssize_t n = s->drv_ops->writev(s->drv, &iov, 1);
-        if (n == (ssize_t)len)
+        if (n == (ssize_t)len) {
+            if (s->inflight > s->high)
+                pg__stream_maybe_pause(s); /* in flight counts as buffered */
             return 0;
+        }
         if (n >= 0)
             return pg__stream_buffer_rest(s, &iov, 1, (size_t)n, len - (size_t)n);
         pg__stream_force_close(s, (int)n);
