@@ -240,6 +240,7 @@ static void pg__stream_force_close(pg__stream *s, int error)
         return;
     if (pg__wbuf_len(s) > 0)
         pg__wbuf_clear(s);
+    s->inflight = 0; /* asyncio's proactor: the pending write is dropped too */
     s->state = PG__STREAM_LOST;
     s->lost_error = (int16_t)(error >= INT16_MIN ? error : -EIO); /* errnos fit in 16 bits */
     pg__unwant_all(s);
@@ -414,10 +415,10 @@ void pg__stream_sending(pg__stream *s, size_t n)
 
 void pg__stream_sent(pg__stream *s, size_t n, int error)
 {
+    if (s->state == PG__STREAM_LOST)
+        return; /* dropped with the buffer */
     assert(n <= s->inflight);
     s->inflight -= (uint32_t)n;
-    if (s->state == PG__STREAM_LOST)
-        return;
     if (error < 0) {
         pg__stream_force_close(s, error);
         return;

@@ -72,6 +72,19 @@ static ssize_t pg__fd_socket_writev(void *self, const struct iovec *iov, int iov
     return pg__fd_result(n);
 }
 
+/* Sockets on io_uring: a copy goes into the ring, submitted with the
+ * iteration's wait; the core counts it as buffered until its completion
+ * (PG__IO_SENT, pg__fd_on_sent), and while it is in flight this takes
+ * nothing (0). */
+static ssize_t pg__fd_ring_writev(void *self, const struct iovec *iov, int iovcnt)
+{
+    pg__fdstream *f = self;
+    ssize_t n = pg__loop_send(pg__fd_loop(f), &f->io, iov, iovcnt);
+    if (n > 0)
+        pg__stream_sending(&f->core, (size_t)n);
+    return n;
+}
+
 /* Pipes: writev with SIGPIPE held off. */
 static ssize_t pg__fd_pipe_writev(void *self, const struct iovec *iov, int iovcnt)
 {
@@ -116,6 +129,14 @@ static int pg__fd_want_write(void *self, bool on)
     return pg__fd_want(self, PG__IO_WRITE, on);
 }
 
+/* Sends through the ring: what waits in the write buffer goes when the send
+ * in flight completes (pg__stream_sent), not on writability. */
+static int pg__fd_ring_want_write(void *self, bool on)
+{
+    (void)self, (void)on;
+    return 0;
+}
+
 static void pg__fd_close(void *self)
 {
     pg__fdstream *f = self;
@@ -156,6 +177,15 @@ static const pg_stream_driver_ops pg__fd_socket_ops = {
     .shutdown_write = pg__fd_shutdown_write,
     .want_read = pg__fd_want_read,
     .want_write = pg__fd_want_write,
+    .close = pg__fd_close,
+    .get_extra_info = pg__fd_get_extra_info,
+};
+
+static const pg_stream_driver_ops pg__fd_ring_socket_ops = {
+    .writev = pg__fd_ring_writev,
+    .shutdown_write = pg__fd_shutdown_write,
+    .want_read = pg__fd_want_read,
+    .want_write = pg__fd_ring_want_write,
     .close = pg__fd_close,
     .get_extra_info = pg__fd_get_extra_info,
 };
@@ -218,12 +248,25 @@ PG__HOT_INLINE static inline void pg__fd_read_ready(pg__fdstream *f, bool socket
 
 static void pg__fd_on_recv(pg__fdstream *f);
 
+/* A send through the ring completed: the core learns that its bytes went
+ * (or the error), and sends what waits (it may free the transport). */
+static void pg__fd_on_sent(pg__fdstream *f)
+{
+    size_t len;
+    int error = pg__loop_send_result(pg__fd_loop(f), &len);
+    pg__stream_sent(&f->core, len, error);
+}
+
 PG__HOT_INLINE static inline void pg__fd_ready(pg__io *io, uint32_t events, bool socket)
 {
     pg__fdstream *f = PG__CONTAINER_OF(io, pg__fdstream, io);
     if (events & PG__IO_RECV) {
         pg__fd_on_recv(f);
         return; /* a completion of its own: nothing else in it */
+    }
+    if (events & PG__IO_SENT) {
+        pg__fd_on_sent(f);
+        return;
     }
     if (events & PG__IO_READ)
         pg__fd_read_ready(f, socket);
@@ -287,7 +330,9 @@ int pg__fdstream_alloc(pg_loop *loop, int fd, unsigned flags, pg__fdstream **out
     pg__fdstream *f = (pg__fdstream *)(void *)pg__stream_block_get(pg__loop_host(loop));
     if (f == NULL)
         return -ENOMEM;
-    const pg_stream_driver_ops *ops = (flags & PG__STREAM_SOCKET) ? &pg__fd_socket_ops : &pg__fd_pipe_ops;
+    const pg_stream_driver_ops *ops = !(flags & PG__STREAM_SOCKET) ? &pg__fd_pipe_ops
+                                      : pg__loop_can_send(loop)  ? &pg__fd_ring_socket_ops
+                                                                 : &pg__fd_socket_ops;
     int r = pg__stream_init(&f->core, pg__loop_host(loop), ops, f, flags);
     if (r < 0) {
         pg__stream_block_put(pg__loop_host(loop), &f->core);

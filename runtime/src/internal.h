@@ -36,6 +36,9 @@
 /* io_uring only (pg__loop_can_recv): the socket's bytes come in completions,
  * the callback gets PG__IO_RECV and reads them with pg__loop_recv_result. */
 #define PG__IO_RECV ((uint32_t)1 << 30)
+/* io_uring only (pg__loop_send): a send in the ring completed; the callback
+ * gets PG__IO_SENT and its outcome from pg__loop_send_result. */
+#define PG__IO_SENT ((uint32_t)1 << 29)
 
 typedef struct pg__io pg__io;
 
@@ -66,6 +69,15 @@ bool pg__loop_can_recv(pg_loop *loop);
 /* In a PG__IO_RECV callback: the bytes (> 0), the end (0) or the error
  * (-errno) received; *data valid during the callback only. */
 ssize_t pg__loop_recv_result(const pg_loop *loop, const uint8_t **data);
+/* True when the loop's backend sends through completions (io_uring). */
+bool pg__loop_can_send(const pg_loop *loop);
+/* io_uring: a copy of what can go of iov[0..iovcnt) is sent through the ring
+ * for io's fd, submitted with the iteration's wait (at once when the loop
+ * does not run): the bytes taken, 0 while the fd's last send is still in
+ * flight, or -errno. io's callback gets PG__IO_SENT when it completed. */
+ssize_t pg__loop_send(pg_loop *loop, pg__io *io, const struct iovec *iov, int iovcnt);
+/* In a PG__IO_SENT callback: 0 or -errno, and the bytes of the send. */
+int pg__loop_send_result(const pg_loop *loop, size_t *len);
 
 /* ---- the ready queue (loop.c) ------------------------------------------- *
  * Runtime objects reserve the ready-queue slots they will need later (e.g. the
@@ -121,6 +133,8 @@ void pg__uring_dispatch(pg__uring *u);
 bool pg__uring_can_recv(pg__uring *u);
 void pg__uring_close(pg__uring *u, pg__io *io);
 ssize_t pg__uring_recv_result(const pg__uring *u, const uint8_t **data);
+ssize_t pg__uring_send(pg__uring *u, pg__io *io, const struct iovec *iov, int iovcnt);
+int pg__uring_send_result(const pg__uring *u, size_t *len);
 /* Submits what is queued; settle (the loop hands control back: a run
  * returns): also waits for its cancelled polls to complete, so that the
  * kernel closes their files, and, when nested, leaves the nest fd readable

@@ -258,6 +258,35 @@ ssize_t pg__loop_recv_result(const pg_loop *loop, const uint8_t **data)
 #endif
 }
 
+bool pg__loop_can_send(const pg_loop *loop)
+{
+    return PG__ON_URING(loop);
+}
+
+ssize_t pg__loop_send(pg_loop *loop, pg__io *io, const struct iovec *iov, int iovcnt)
+{
+#ifdef PROTOGEN_HAVE_URING
+    ssize_t n = pg__uring_send(loop->uring, io, iov, iovcnt);
+    if (n > 0 && !loop->running)
+        pg__uring_flush(loop->uring, false); /* a write from outside the loop goes now */
+    return n;
+#else
+    (void)loop, (void)io, (void)iov, (void)iovcnt;
+    return -ENOSYS;
+#endif
+}
+
+int pg__loop_send_result(const pg_loop *loop, size_t *len)
+{
+#ifdef PROTOGEN_HAVE_URING
+    return pg__uring_send_result(loop->uring, len);
+#else
+    (void)loop;
+    *len = 0;
+    return -ENOSYS;
+#endif
+}
+
 /* ---- the ready queue ---------------------------------------------------- */
 
 static int pg__ready_grow(pg_loop *loop)

@@ -76,15 +76,52 @@ static void pg__uring_tsan(struct io_uring *ring, void (*sync)(void *))
 #define PG__URING_ENTRIES 256
 /* The tag of requests whose completion is of no interest (cancels). */
 #define PG__URING_IGNORE UINT64_MAX
-/* Tags: the generation in the high half, the fd in the low 31 bits; this bit
- * marks a receive (PG__IO_RECV), whose generation is the slot's rgen. */
+/* Tags: the generation in the high half, the fd shifted left by one in the
+ * low half; this bit marks a receive (PG__IO_RECV), whose generation is the
+ * slot's rgen. A send's tag is its record's address with bit 0 set (the fd
+ * tags keep it clear; records are malloc'd, so even). */
 #define PG__URING_RECV_BIT 0x80000000u
+#define PG__URING_SEND_BIT 1u
 /* The receive buffers the kernel picks from (a provided buffer ring, group
  * 0): each receive takes one and it comes back once the callback returns.
  * 128 × 16 KiB: more receives than that completing between two iterations
  * get -ENOBUFS and are asked again. */
 #define PG__URING_BUFS 128u
 #define PG__URING_BUF_SIZE PG__RECV_BUFFER_SIZE
+
+/* A send in the ring (PG__IO_SENT): a copy of the bytes, which the kernel
+ * reads until the send completes; owned by the ring, so that a connection
+ * that ends meanwhile forgets it (io NULL) and the completion frees it. */
+typedef struct pg__uring_sendrec pg__uring_sendrec;
+struct pg__uring_sendrec {
+    pg__uring_sendrec *next, **prev; /* in flight: the ring's list; free: the cache */
+    pg__io *io;     /* the watcher its completion goes to; NULL: forgotten */
+    int fd;
+    bool settles;   /* forgotten by a close: counted in cancelled */
+    uint32_t off;   /* sent so far (the kernel may send a part) */
+    uint32_t len;
+    uint32_t cap;
+    uint8_t data[];
+};
+
+/* Records come in two sizes, both kept for reuse (a few of the large): a
+ * send takes at most PG__URING_SEND_MAX (the default high watermark: the
+ * rest waits in the write buffer for the completion, and the kernel's
+ * socket buffer holds what went), so a connection's copy in flight stays
+ * within what epoll's send would have left buffered anyway. */
+#define PG__URING_SEND_SMALL 4096u
+#define PG__URING_SEND_MAX ((uint32_t)64 * 1024)
+#define PG__URING_SMALL_CACHE 64u
+#define PG__URING_LARGE_CACHE 8u
+/* How long a wait that submitted sends waits for one more completion than
+ * those sends before it takes what came: the sends' own completions (which
+ * mostly come at once) would otherwise end the wait, and a ping-pong would
+ * pay a second io_uring_enter per message for them (IORING_FEAT_MIN_TIMEOUT,
+ * Linux 6.12; without it, no batching). */
+#define PG__URING_BATCH_USEC 50u
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15)
+#endif
 
 typedef struct pg__uring_slot {
     pg__io *io;     /* the fd's watcher; NULL: none */
@@ -93,6 +130,7 @@ typedef struct pg__uring_slot {
     pg__io *rio;    /* the watcher a receive delivers to, from its first until pg__uring_close */
     uint32_t rgen;  /* the receive's generation: changed when the fd closes */
     bool rflight;   /* a receive is in the ring */
+    pg__uring_sendrec *send; /* the send in the ring for the watcher; NULL: none */
     uint16_t cancels; /* its requests cancelled whose completion has not come */
     uint16_t closing; /* of those, the ones cancelled before the fd's close (pg__uring_close) */
 } pg__uring_slot;
@@ -114,6 +152,16 @@ struct pg__uring {
     /* During a receive's callback: its bytes and result (pg__uring_recv_result). */
     const uint8_t *recv_data;
     ssize_t recv_res;
+    /* Sends: in flight (freed with the ring), cached records, the sends
+     * queued since the last submit (pg__uring_wait), during a send's
+     * callback its length and result (pg__uring_send_result). */
+    pg__uring_sendrec *sends;
+    pg__uring_sendrec *cache[2]; /* small, large */
+    unsigned cached[2];
+    unsigned sends_queued;
+    bool min_timeout; /* IORING_FEAT_MIN_TIMEOUT */
+    size_t sent_len;
+    int sent_res;
 };
 
 /* Flags in the order they are given up when the kernel refuses them:
@@ -150,6 +198,7 @@ int pg__uring_new(pg__uring **out)
             u->flags = p.flags;
             u->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
             u->skip_success = (p.features & IORING_FEAT_CQE_SKIP) != 0;
+            u->min_timeout = (p.features & IORING_FEAT_MIN_TIMEOUT) != 0;
             break;
         }
         if (r != -EINVAL)
@@ -179,6 +228,15 @@ void pg__uring_free(pg__uring *u)
         close(u->nest_fd);
     if (u->br != NULL)
         munmap(u->br, PG__URING_BUFS * sizeof(struct io_uring_buf));
+    for (pg__uring_sendrec *q = u->sends, *next; q != NULL; q = next) {
+        next = q->next;
+        free(q);
+    }
+    for (int i = 0; i < 2; i++)
+        for (pg__uring_sendrec *q = u->cache[i], *next; q != NULL; q = next) {
+            next = q->next;
+            free(q);
+        }
     free(u->bufs);
     free(u->slots);
     free(u);
@@ -220,6 +278,7 @@ static int pg__uring_submit(pg__uring *u)
     int r = pg__uring_enable(u);
     if (r < 0)
         return r;
+    u->sends_queued = 0;
     r = io_uring_submit(&u->ring);
     return r < 0 ? r : 0;
 }
@@ -235,7 +294,23 @@ PG__HOT_INLINE static inline struct io_uring_sqe *pg__uring_sqe(pg__uring *u)
 
 static uint64_t pg__uring_tag(int fd, uint32_t gen)
 {
-    return (uint64_t)gen << 32 | (uint32_t)fd;
+    return (uint64_t)gen << 32 | (uint32_t)fd << 1;
+}
+
+/* The fd of a poll's or a receive's tag. */
+static size_t pg__uring_tag_fd(uint64_t tag)
+{
+    return ((uint32_t)tag & ~PG__URING_RECV_BIT) >> 1;
+}
+
+static bool pg__uring_is_send(uint64_t tag)
+{
+    return (tag & PG__URING_SEND_BIT) && tag != PG__URING_IGNORE;
+}
+
+static pg__uring_sendrec *pg__uring_send_of(uint64_t tag)
+{
+    return (pg__uring_sendrec *)(uintptr_t)(tag & ~(uint64_t)PG__URING_SEND_BIT);
 }
 
 static int pg__uring_slot_of(pg__uring *u, int fd, pg__uring_slot **out)
@@ -309,7 +384,7 @@ static void pg__uring_recycle(pg__uring *u, const struct io_uring_cqe *cqe)
 
 static uint64_t pg__uring_rtag(int fd, uint32_t rgen)
 {
-    return (uint64_t)rgen << 32 | PG__URING_RECV_BIT | (uint32_t)fd;
+    return (uint64_t)rgen << 32 | PG__URING_RECV_BIT | (uint32_t)fd << 1;
 }
 
 bool pg__uring_can_recv(pg__uring *u)
@@ -363,6 +438,132 @@ static int pg__uring_arm_recv(pg__uring *u, pg__uring_slot *slot, int fd)
     return 0;
 }
 
+/* ---- sends (PG__IO_SENT) -------------------------------------------------- *
+ * A socket's writes go into the ring (IORING_OP_SEND of a copy): submitted
+ * with the iteration's wait, in one io_uring_enter, instead of a send system
+ * call each. One send per fd is in flight at a time; its completion tells
+ * the watcher how much went (the core counts it as buffered until then). */
+
+static pg__uring_sendrec *pg__uring_send_take(pg__uring *u, size_t len)
+{
+    int large = len > PG__URING_SEND_SMALL;
+    pg__uring_sendrec *q = u->cache[large];
+    if (q != NULL) {
+        u->cache[large] = q->next;
+        u->cached[large]--;
+        return q;
+    }
+    uint32_t cap = large ? PG__URING_SEND_MAX : PG__URING_SEND_SMALL;
+    q = malloc(sizeof *q + cap);
+    if (q != NULL)
+        q->cap = cap;
+    return q;
+}
+
+/* Off the in-flight list, and kept for the next send while few are. */
+static void pg__uring_send_release(pg__uring *u, pg__uring_sendrec *q)
+{
+    *q->prev = q->next;
+    if (q->next != NULL)
+        q->next->prev = q->prev;
+    int large = q->cap > PG__URING_SEND_SMALL;
+    if (u->cached[large] < (large ? PG__URING_LARGE_CACHE : PG__URING_SMALL_CACHE)) {
+        q->next = u->cache[large];
+        u->cache[large] = q;
+        u->cached[large]++;
+        return;
+    }
+    free(q);
+}
+
+static int pg__uring_send_submit(pg__uring *u, pg__uring_sendrec *q)
+{
+    struct io_uring_sqe *sqe = pg__uring_sqe(u);
+    if (sqe == NULL)
+        return -ENOMEM;
+    io_uring_prep_send(sqe, q->fd, q->data + q->off, q->len - q->off, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)q | PG__URING_SEND_BIT);
+    u->sends_queued++;
+    return 0;
+}
+
+ssize_t pg__uring_send(pg__uring *u, pg__io *io, const struct iovec *iov, int iovcnt)
+{
+    pg__uring_slot *slot = (size_t)io->fd < u->nslots ? &u->slots[io->fd] : NULL;
+    int r = slot != NULL ? 0 : pg__uring_slot_of(u, io->fd, &slot);
+    if (r < 0)
+        return r;
+    if (slot->send != NULL)
+        return 0; /* one at a time: the rest waits for its completion */
+    size_t len = 0;
+    for (int i = 0; i < iovcnt && len < PG__URING_SEND_MAX; i++)
+        len += iov[i].iov_len;
+    if (len > PG__URING_SEND_MAX)
+        len = PG__URING_SEND_MAX;
+    if (len == 0)
+        return 0;
+    pg__uring_sendrec *q = pg__uring_send_take(u, len);
+    if (q == NULL)
+        return -ENOMEM;
+    size_t copied = 0;
+    for (int i = 0; copied < len; i++) {
+        size_t k = iov[i].iov_len < len - copied ? iov[i].iov_len : len - copied;
+        memcpy(q->data + copied, iov[i].iov_base, k);
+        copied += k;
+    }
+    q->io = io;
+    q->fd = io->fd;
+    q->settles = false;
+    q->off = 0;
+    q->len = (uint32_t)len;
+    q->next = u->sends;
+    if (q->next != NULL)
+        q->next->prev = &q->next;
+    q->prev = &u->sends;
+    u->sends = q;
+    r = pg__uring_send_submit(u, q);
+    if (r < 0) {
+        pg__uring_send_release(u, q);
+        return r;
+    }
+    slot->send = q;
+    return (ssize_t)len;
+}
+
+int pg__uring_send_result(const pg__uring *u, size_t *len)
+{
+    *len = u->sent_len;
+    return u->sent_res;
+}
+
+/* A live send's completion: the watcher is told (PG__IO_SENT) how much
+ * went, or why the rest failed. A part that went (the peer reads slowly)
+ * is told as it goes, and the rest sent again: the write buffer's size
+ * drains in steps, as with send(). */
+static void pg__uring_on_send(pg__uring *u, const struct io_uring_cqe *cqe)
+{
+    pg__uring_sendrec *q = pg__uring_send_of(cqe->user_data);
+    pg__io *io = q->io;
+    uint32_t left = q->len - q->off;
+    int res = cqe->res == 0 ? -EPIPE : cqe->res; /* nothing went of a send of some: broken */
+    if (res > 0 && (uint32_t)res < left) {
+        q->off += (uint32_t)res;
+        u->sent_len = (size_t)res;
+        u->sent_res = pg__uring_send_submit(u, q);
+        if (u->sent_res == 0) {
+            io->cb(io, PG__IO_SENT);
+            return;
+        }
+        left -= (uint32_t)res;
+        res = u->sent_res;
+    }
+    u->slots[q->fd].send = NULL;
+    u->sent_len = res > 0 ? (size_t)res : left;
+    u->sent_res = res > 0 ? 0 : res;
+    pg__uring_send_release(u, q);
+    io->cb(io, PG__IO_SENT);
+}
+
 void pg__uring_close(pg__uring *u, pg__io *io)
 {
     if (io->fd < 0 || (size_t)io->fd >= u->nslots)
@@ -384,6 +585,23 @@ void pg__uring_close(pg__uring *u, pg__io *io)
         slot->rgen++;
         slot->rio = NULL;
     }
+    pg__uring_sendrec *q = slot->send;
+    if (q != NULL && q->io == io) {
+        /* Aborted with a send in flight (a close waits for it): cancelled,
+         * the record freed by its completion, which a run that returns
+         * waits for too (the file is held until then). */
+        struct io_uring_sqe *sqe = pg__uring_sqe(u);
+        if (sqe != NULL) {
+            io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)q | PG__URING_SEND_BIT, 0);
+            io_uring_sqe_set_data64(sqe, PG__URING_IGNORE);
+            if (u->skip_success)
+                sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        }
+        q->io = NULL;
+        q->settles = true;
+        u->cancelled++;
+        slot->send = NULL;
+    }
     /* What was cancelled of the fd's requests holds its file until it
      * completes: a run waits for that before it returns (pg__uring_settle).
      * Only closes count: a cancel on an fd that stays open (an interest
@@ -403,7 +621,7 @@ ssize_t pg__uring_recv_result(const pg__uring *u, const uint8_t **data)
  * the next receive while the watcher still wants them. */
 static void pg__uring_on_recv(pg__uring *u, const struct io_uring_cqe *cqe)
 {
-    int fd = (int)((uint32_t)cqe->user_data & ~PG__URING_RECV_BIT);
+    int fd = (int)pg__uring_tag_fd(cqe->user_data);
     pg__uring_slot *slot = &u->slots[fd];
     pg__io *io = slot->rio;
     slot->rflight = false;
@@ -457,8 +675,12 @@ PG__HOT_INLINE static inline bool pg__uring_is_live(const pg__uring *u, const st
 {
     uint64_t tag = cqe->user_data;
     uint32_t low = (uint32_t)tag;
-    size_t fd = low & ~PG__URING_RECV_BIT;
-    if (tag == PG__URING_IGNORE || fd >= u->nslots)
+    if (tag == PG__URING_IGNORE)
+        return false;
+    if (tag & PG__URING_SEND_BIT)
+        return pg__uring_send_of(tag)->io != NULL;
+    size_t fd = pg__uring_tag_fd(tag);
+    if (fd >= u->nslots)
         return false;
     const pg__uring_slot *slot = &u->slots[fd];
     if (low & PG__URING_RECV_BIT)
@@ -473,9 +695,16 @@ PG__HOT_INLINE static inline void pg__uring_drop(pg__uring *u, const struct io_u
 {
     if (cqe->user_data == PG__URING_IGNORE)
         return;
+    if (pg__uring_is_send(cqe->user_data)) {
+        pg__uring_sendrec *q = pg__uring_send_of(cqe->user_data);
+        if (q->settles && u->cancelled > 0)
+            u->cancelled--;
+        pg__uring_send_release(u, q);
+        return;
+    }
     if ((uint32_t)cqe->user_data & PG__URING_RECV_BIT)
         pg__uring_recycle(u, cqe);
-    size_t fd = (uint32_t)cqe->user_data & ~PG__URING_RECV_BIT;
+    size_t fd = pg__uring_tag_fd(cqe->user_data);
     if (fd >= u->nslots)
         return;
     pg__uring_slot *slot = &u->slots[fd];
@@ -502,6 +731,36 @@ PG__HOT_INLINE static inline bool pg__uring_live(pg__uring *u)
     return head != tail;
 }
 
+/* Submits what is queued and waits, as io_uring_submit_and_wait_timeout
+ * does (ts NULL: no timeout), but for one completion more than the sends
+ * it submits, taking what came once PG__URING_BATCH_USEC passed: a
+ * ping-pong's reply and the next request then cost one io_uring_enter
+ * (liburing 2.3 has no call for IORING_FEAT_MIN_TIMEOUT: the system call
+ * itself, with the SQ tail published as liburing does). */
+static int pg__uring_enter_batch(pg__uring *u, const struct __kernel_timespec *ts)
+{
+    struct io_uring_sq *sq = &u->ring.sq;
+    unsigned tail = sq->sqe_tail;
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        io_uring_smp_store_release(sq->ktail, tail);
+    }
+    unsigned submit = tail - io_uring_smp_load_acquire(sq->khead);
+    struct {
+        uint64_t sigmask;
+        uint32_t sigmask_sz;
+        uint32_t min_wait_usec;
+        uint64_t ts;
+    } arg = { 0, _NSIG / 8, PG__URING_BATCH_USEC, (uint64_t)(uintptr_t)ts };
+    unsigned wait = u->sends_queued + 1;
+    u->sends_queued = 0;
+    long r = syscall(__NR_io_uring_enter, u->ring.ring_fd, submit, wait, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                     &arg, sizeof arg);
+    if (r < 0)
+        return errno == ETIME ? 0 : -errno;
+    return (int)r;
+}
+
 /* Waits for completions, submitting what is queued in the same call, as the
  * epoll backend waits (EINTR retried with what is left of the timeout,
  * unless *stopping ends the run). */
@@ -522,13 +781,18 @@ static int pg__uring_wait_long(pg__uring *u, int timeout_ms, const atomic_int *s
     }
     int left = timeout_ms;
     for (;;) {
-        if (left == 0) {
+        struct __kernel_timespec ts = { left / 1000, (long long)(left % 1000) * 1000000 };
+        if (left != 0 && u->sends_queued > 0 && u->min_timeout) {
+            r = pg__uring_enter_batch(u, left < 0 ? NULL : &ts);
+        } else if (left == 0) {
+            u->sends_queued = 0;
             r = io_uring_submit_and_get_events(&u->ring);
         } else if (left < 0) {
+            u->sends_queued = 0;
             r = io_uring_submit_and_wait(&u->ring, 1);
         } else {
-            struct __kernel_timespec ts = { left / 1000, (long long)(left % 1000) * 1000000 };
             struct io_uring_cqe *cqe;
+            u->sends_queued = 0;
             r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
             if (r == -ETIME)
                 r = 0;
@@ -566,11 +830,15 @@ void pg__uring_dispatch(pg__uring *u)
             pg__uring_drop(u, cqe); /* a cancel's, or a poll cancelled since */
             continue;
         }
+        if (pg__uring_is_send(cqe->user_data)) {
+            pg__uring_on_send(u, cqe);
+            continue;
+        }
         if ((uint32_t)cqe->user_data & PG__URING_RECV_BIT) {
             pg__uring_on_recv(u, cqe);
             continue;
         }
-        int fd = (int)(uint32_t)cqe->user_data;
+        int fd = (int)pg__uring_tag_fd(cqe->user_data);
         uint32_t ev = cqe->res < 0 ? PG__IO_READ | PG__IO_WRITE /* the poll failed: the next syscall tells */
                                    : (uint32_t)cqe->res;
         pg__uring_slot *slot = &u->slots[fd];
@@ -596,7 +864,13 @@ int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping)
     /* The common wait, short: no timeout, not nested, nothing but a
      * watcher's completion ends it. */
     if (timeout_ms < 0 && u->enabled && u->nest_fd < 0) {
-        int r = io_uring_submit_and_wait(&u->ring, 1);
+        int r;
+        if (u->sends_queued > 0 && u->min_timeout) {
+            r = pg__uring_enter_batch(u, NULL);
+        } else {
+            u->sends_queued = 0;
+            r = io_uring_submit_and_wait(&u->ring, 1);
+        }
         if (r >= 0 && pg__uring_live(u))
             return 0;
         if (r < 0 && r != -EINTR)
@@ -605,6 +879,18 @@ int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping)
             return 0;
     }
     return pg__uring_wait_long(u, timeout_ms, stopping);
+}
+
+/* A completion a settling run waits for: of a request of an fd closed since
+ * it was cancelled (a poll, a receive, a forgotten send). */
+static bool pg__uring_settles(const pg__uring *u, const struct io_uring_cqe *cqe)
+{
+    if (cqe->user_data == PG__URING_IGNORE || pg__uring_is_live(u, cqe))
+        return false;
+    if (pg__uring_is_send(cqe->user_data))
+        return pg__uring_send_of(cqe->user_data)->settles;
+    size_t fd = pg__uring_tag_fd(cqe->user_data);
+    return fd < u->nslots && u->slots[fd].closing > 0;
 }
 
 /* What is queued, submitted, and the cancelled polls completed: the kernel
@@ -620,9 +906,7 @@ static void pg__uring_settle(pg__uring *u)
     unsigned seen = 0; /* cancelled polls' completions behind a live one */
     for (unsigned i = head; i != tail && seen < u->cancelled; i++) {
         const struct io_uring_cqe *cqe = &u->ring.cq.cqes[i & u->ring.cq.ring_mask];
-        size_t fd = (uint32_t)cqe->user_data & ~PG__URING_RECV_BIT;
-        seen += !pg__uring_is_live(u, cqe) && cqe->user_data != PG__URING_IGNORE && fd < u->nslots
-                && u->slots[fd].closing > 0;
+        seen += pg__uring_settles(u, cqe);
     }
     if (seen >= u->cancelled) {
         if (io_uring_sq_ready(&u->ring) > 0)
@@ -634,6 +918,7 @@ static void pg__uring_settle(pg__uring *u)
     /* Until the ring holds them too; nothing is taken off it. */
     struct __kernel_timespec ts = { 1, 0 };
     struct io_uring_cqe *cqe;
+    u->sends_queued = 0;
     (void)io_uring_submit_and_wait_timeout(&u->ring, &cqe, (tail - head) + (u->cancelled - seen), &ts, NULL);
 }
 
@@ -657,6 +942,7 @@ void pg__uring_flush(pg__uring *u, bool settle)
     uint64_t n = 1;
     ssize_t r;
     PG__RETRY_EINTR(r, read(u->nest_fd, &n, sizeof n));
+    u->sends_queued = 0;
     if (pg__uring_enable(u) == 0 && io_uring_submit_and_get_events(&u->ring) >= 0 && pg__uring_live(u)) {
         n = 1;
         PG__RETRY_EINTR(r, write(u->nest_fd, &n, sizeof n));

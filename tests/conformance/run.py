@@ -292,8 +292,14 @@ def tls_slow_reader(server):
             return True
         return False
 
+    def app_paused():
+        """The protocol's own pause (the TCP connection below TLS may pause first)."""
+        lines = server.trace_lines()
+        below = below_tls(lines)
+        return any(line.split()[1] == "pause_writing" and line.split()[0] not in below for line in lines)
+
     deadline = time.monotonic() + TIMEOUT_S
-    while not any(line.split()[1] == "pause_writing" for line in server.trace_lines()):
+    while not app_paused():
         assert time.monotonic() < deadline, "the server never paused writing"
         if not push():
             time.sleep(0.005)   # the trace is polled, as wait_trace does
