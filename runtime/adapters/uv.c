@@ -15,10 +15,11 @@
  *     UV_EEXIST). The buffer then drains exactly as asyncio's does.
  *   - uv_read_stop() inside the alloc callback makes libuv call a NULL
  *     read_cb: a stop asked for there (get_buffer paused or closed) waits for
- *     the read callback, and what it reads is held.
- *   - libuv cannot stop reading in the middle of a read: bytes the protocol
- *     did not take (it paused), or an EOF or error seen while paused, are
- *     held and given again, from the host's dispatch, after want_read(true). */
+ *     the read callback.
+ *   - libuv cannot stop reading in the middle of a read: what it reads goes
+ *     to pg_stream_received, and the core holds what the protocol does not
+ *     take (it paused), with the EOF or error after it, until it reads
+ *     again. */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -243,7 +244,7 @@ typedef struct pg__uv_stream {
     uv_close_cb user_close_cb;
     void *user_data; /* the handle's data, given back at the end */
     int fd;
-    int refs; /* close callbacks and scheduled deliveries still to come */
+    int refs; /* the core's and the close callbacks still to come */
 
     bool want_read;    /* what the core asked */
     bool reading;      /* uv_read_start is on */
@@ -256,37 +257,12 @@ typedef struct pg__uv_stream {
     int poll_fd;
     uv_poll_t poll;
 
-    /* Read but not taken: held[held_off, held_len), then held_status
-     * (UV_EOF or an error; 0: none). */
-    uint8_t *held;
-    size_t held_off, held_len;
-    int held_status;
-    bool held_reserved; /* a host reservation for its delivery */
-    bool deliver_scheduled;
-
     uv_shutdown_t shutdown_req;
     union {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } own; /* the handle pg_uv_accept made */
 } pg__uv_stream;
-
-static bool pg__uv_holding(const pg__uv_stream *d)
-{
-    return d->held_len > d->held_off || d->held_status != 0;
-}
-
-static void pg__uv_free_held(pg__uv_stream *d)
-{
-    free(d->held);
-    d->held = NULL;
-    d->held_off = d->held_len = 0;
-    d->held_status = 0;
-    if (d->held_reserved) {
-        pg__uv_unreserve(d->host);
-        d->held_reserved = false;
-    }
-}
 
 static void pg__uv_release(pg__uv_stream *d)
 {
@@ -333,83 +309,6 @@ static void pg__uv_stop_reading(pg__uv_stream *d)
     d->reading = false;
 }
 
-/* Keeps what the protocol did not take for after want_read(true). The bytes
- * may sit in the host's shared buffer: copied. */
-static void pg__uv_hold(pg__uv_stream *d, const uint8_t *data, size_t n, int status)
-{
-    if (!d->held_reserved && !d->deliver_scheduled) {
-        if (pg__uv_reserve(d->host) < 0) {
-            pg_stream_fail(d->t, -ENOMEM);
-            return;
-        }
-        d->held_reserved = true;
-    }
-    if (n > 0) {
-        size_t kept = d->held_len - d->held_off;
-        uint8_t *p = malloc(kept + n);
-        if (p == NULL) {
-            pg_stream_fail(d->t, -ENOMEM);
-            return;
-        }
-        if (kept > 0)
-            memcpy(p, d->held + d->held_off, kept);
-        memcpy(p + kept, data, n);
-        free(d->held);
-        d->held = p;
-        d->held_off = 0;
-        d->held_len = kept + n;
-    }
-    if (status != 0 && d->held_status == 0)
-        d->held_status = status;
-}
-
-/* What libuv reported, given to the core only while it wants to read. */
-static void pg__uv_deliver_status(pg__uv_stream *d, int status)
-{
-    if (status == UV_EOF)
-        pg_stream_read_eof(d->t);
-    else
-        pg_stream_fail(d->t, status);
-}
-
-/* From the host's dispatch after want_read(true): the held bytes first, then
- * the held EOF or error, then reading from the socket again. */
-static void pg__uv_deliver(void *arg)
-{
-    pg__uv_stream *d = arg;
-    d->deliver_scheduled = false;
-    if (d->t == NULL) {
-        pg__uv_release(d);
-        return;
-    }
-    while (d->want_read && d->held_len > d->held_off) {
-        size_t n = d->held_len - d->held_off;
-        size_t taken = pg_stream_read(d->t, d->held + d->held_off, n);
-        d->held_off += taken;
-        if (taken < n)
-            break; /* paused again */
-    }
-    if (d->want_read && d->held_len == d->held_off && d->held_status != 0) {
-        int status = d->held_status;
-        pg__uv_free_held(d);
-        pg__uv_deliver_status(d, status);
-    } else if (d->held_len == d->held_off && d->held_status == 0) {
-        pg__uv_free_held(d);
-        if (d->want_read) {
-            int r = pg__uv_start_reading(d);
-            if (r < 0)
-                pg_stream_fail(d->t, r);
-        }
-    } else if (!d->held_reserved) {
-        /* Still holding: the next want_read(true) needs a reservation. */
-        if (pg__uv_reserve(d->host) < 0)
-            pg_stream_fail(d->t, -ENOMEM);
-        else
-            d->held_reserved = true;
-    }
-    pg__uv_release(d);
-}
-
 static void pg__uv_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     pg__uv_stream *d = handle->data;
@@ -446,15 +345,12 @@ static void pg__uv_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
             pg_stream_read_done(d->t, (size_t)nread);
             return;
         }
-        size_t taken = pg_stream_read(d->t, (const uint8_t *)buf->base, (size_t)nread);
-        if (taken < (size_t)nread)
-            pg__uv_hold(d, (const uint8_t *)buf->base + taken, (size_t)nread - taken, 0);
+        /* Into the shared buffer (also when the core did not want this
+         * read): the core holds what the protocol does not take. */
+        pg_stream_received(d->t, (const uint8_t *)buf->base, (size_t)nread, 0);
         return;
     }
-    if (d->want_read && !pg__uv_holding(d))
-        pg__uv_deliver_status(d, (int)nread);
-    else
-        pg__uv_hold(d, NULL, 0, (int)nread); /* asyncio sees it only once reading again */
+    pg_stream_received(d->t, NULL, 0, nread == UV_EOF ? PG_STREAM_END : (int)nread);
 }
 
 static ssize_t pg__uv_writev(void *self, const struct iovec *iov, int iovcnt)
@@ -498,17 +394,7 @@ static int pg__uv_want_read(void *self, bool on)
         d->stop_pending = false; /* paused and resumed inside get_buffer */
         return 0;
     }
-    if (!pg__uv_holding(d))
-        return pg__uv_start_reading(d);
-    if (!d->deliver_scheduled) {
-        /* Not from inside resume_reading(): asyncio reads on a later turn. */
-        assert(d->held_reserved);
-        d->held_reserved = false;
-        d->deliver_scheduled = true;
-        d->refs++;
-        pg__uv_defer(d->host, pg__uv_deliver, d);
-    }
-    return 0;
+    return pg__uv_start_reading(d);
 }
 
 static void pg__uv_on_writable(uv_poll_t *poll, int status, int events)
@@ -565,7 +451,6 @@ static void pg__uv_close(void *self)
     pg__uv_stream *d = self;
     d->t = NULL;
     d->host->drivers--;
-    pg__uv_free_held(d);
     if (d->poll_open) {
         d->refs++;
         uv_close((uv_handle_t *)&d->poll, pg__uv_on_closed);

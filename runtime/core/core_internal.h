@@ -137,6 +137,8 @@ typedef struct pg__linger_driver_ops {
     void (*closing)(void *self, bool drained);
 } pg__linger_driver_ops;
 
+typedef struct pg__held_input pg__held_input;
+
 typedef struct pg__stream {
     /* What a stale handle reads of its block, first (block_pool.c keeps
      * these bytes of a free block intact): */
@@ -168,7 +170,23 @@ typedef struct pg__stream {
      * io_uring send): buffered as far as the watermarks, the write buffer's
      * size and a close's drain are concerned (pg__stream_sending/sent). */
     uint32_t inflight;
+    pg__held_input *held; /* read while the protocol did not read (held_input.c); NULL: none */
 } pg__stream;
+
+/* ---- held input (held_input.c) ----------------------------------------- */
+
+/* What a driver read: n bytes, then status (0, PG_STREAM_END, or -errno).
+ * The protocol gets what it reads now; the rest, and the status after it,
+ * is held for when it reads again (pg_stream_received). */
+void pg__stream_take(pg__stream *s, const uint8_t *data, size_t n, int status);
+/* Reading resumes with input held: its delivery is deferred (once), and
+ * want_read(true) follows it. */
+void pg__held_schedule(pg__stream *s);
+/* The transport is finished: frees what is held (its delivery, if deferred,
+ * frees it instead). */
+void pg__held_free(pg__stream *s);
+/* Asks the driver to read again (stream.c): held input first, if any. */
+void pg__stream_start_reading_now(pg__stream *s);
 
 /* ---- handles and blocks (block_pool.c) ----------------------------------- *
  * A handle (pg_transport *, pg_datagram_transport *, pg_subprocess *) is the block's address

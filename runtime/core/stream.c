@@ -1,7 +1,8 @@
 /* The stream transport's semantics, shared by every stream driver (fd
  * sockets and pipes, libuv streams, the user's own sockets, memory):
  * buffering, watermarks, EOF, close/abort, reading into a buffered
- * protocol's own memory, protocol switching, trace lines. No system call:
+ * protocol's own memory, protocol switching, trace lines, and (held_input.c)
+ * the input a driver read while the protocol did not read. No system call:
  * bytes move through the driver table, deferred calls through the host's.
  *
  * It follows CPython's _SelectorSocketTransport (Lib/asyncio/selector_events.py)
@@ -214,6 +215,8 @@ static void pg__stream_finish(pg__stream *s, int error)
             s->protocol.ops->connection_lost(s->protocol.self, error);
     }
     pg__host_give_wbuf(s->host, s->wbuf, s->wcap);
+    if (s->held != NULL)
+        pg__held_free(s);
     const pg_stream_driver_ops *ops = s->drv_ops;
     void *drv = s->drv;
     s->gen++; /* every handle of this connection is stale from here on */
@@ -246,8 +249,12 @@ static void pg__stream_force_close(pg__stream *s, int error)
 
 /* ---- reading ------------------------------------------------------------ */
 
-static void pg__stream_start_reading_now(pg__stream *s)
+void pg__stream_start_reading_now(pg__stream *s)
 {
+    if (s->held != NULL) {
+        pg__held_schedule(s); /* what was read meanwhile first, from the host */
+        return;
+    }
     int r = pg__want(s, PG__WANT_READ, true);
     if (r < 0)
         pg__stream_force_close(s, r);
@@ -337,7 +344,7 @@ size_t pg_stream_read(pg_transport *t, const uint8_t *data, size_t n)
         size_t room;
         int r = pg_stream_read_buffer(t, n - taken, &buf, &room);
         if (r < 0)
-            return s->state == PG__STREAM_OPEN ? taken : n; /* paused: the driver holds the rest */
+            return s->state == PG__STREAM_OPEN ? taken : n; /* paused: the caller holds the rest */
         if (r == 0) {
             pg__stream_data_received(s, data + taken, n - taken);
             return n;

@@ -3,8 +3,8 @@
  * read/write (pipes) and watches readiness through the loop's epoll set;
  * every rule of the transport is the core's (runtime/core/stream.c). On
  * io_uring a socket's bytes come in completions instead (PG__IO_RECV, no
- * recv of its own); what comes while the protocol does not read is held and
- * delivered from the loop once it reads again.
+ * recv of its own); what comes while the protocol does not read the core
+ * holds (held_input.c) and delivers once it reads again.
  *
  * The core's transport lives inside this driver's block, one of the core's
  * stream blocks (the loop's pool: a closed connection's block serves the
@@ -23,17 +23,6 @@
 /* The fd driver's own flags (PG__STREAM_SOCKET, PG__STREAM_WATCH_READER) are
  * kept in the core's flags, in the bits it leaves to drivers, and the loop is
  * the core's host: the block stays within PG__STREAM_BLOCK bytes. */
-/* Bytes, and the end or an error after them, received while the protocol
- * did not read: delivered from the loop (a reserved call) when it reads again. */
-typedef struct pg__fdheld {
-    uint8_t *data;
-    size_t off, len, cap;
-    int status;    /* after the bytes: 0 none, 1 the end, or -errno */
-    bool reserved; /* a ready-queue reservation for the delivery is held */
-    bool queued;   /* the delivery is in the ready queue */
-    bool closed;   /* the transport ended meanwhile: the delivery frees the block */
-} pg__fdheld;
-
 enum { PG__FD_READ_UNDECIDED, PG__FD_READ_POLL, PG__FD_READ_RECV };
 
 struct pg__fdstream {
@@ -42,7 +31,6 @@ struct pg__fdstream {
     /* On its server's list of connections while it lives (accepted ones). */
     pg__fdstream *next_client;
     pg__fdstream **prev_client;
-    pg__fdheld *held;  /* PG__FD_READ_RECV: what waits for the protocol to read; NULL: nothing */
     uint8_t read_mode; /* PG__FD_READ_*: decided at the first want_read(true) */
 };
 _Static_assert(sizeof(pg__fdstream) <= PG__STREAM_BLOCK, "an fd stream fits in one of the core's blocks");
@@ -117,8 +105,6 @@ static int pg__fd_want(pg__fdstream *f, uint32_t events, bool on)
     return pg__io_stop(pg__fd_loop(f), &f->io, events); /* on failure the fd left the epoll set */
 }
 
-static void pg__fd_deliver_held(void *arg);
-
 static int pg__fd_want_read(void *self, bool on)
 {
     pg__fdstream *f = self;
@@ -135,17 +121,7 @@ static int pg__fd_want_read(void *self, bool on)
         bool plain = f->core.protocol.ops->get_buffer == NULL;
         f->read_mode = socket && plain && pg__loop_can_recv(pg__fd_loop(f)) ? PG__FD_READ_RECV : PG__FD_READ_POLL;
     }
-    if (f->read_mode == PG__FD_READ_POLL)
-        return pg__fd_want(f, PG__IO_READ, on);
-    if (on && f->held != NULL) {
-        if (!f->held->queued) { /* what was held first, from the loop; receiving after it */
-            f->held->queued = true;
-            f->held->reserved = false;
-            pg__loop_call_soon_reserved(pg__fd_loop(f), pg__fd_deliver_held, f);
-        }
-        return 0;
-    }
-    return pg__fd_want(f, PG__IO_RECV, on);
+    return pg__fd_want(f, f->read_mode == PG__FD_READ_POLL ? PG__IO_READ : PG__IO_RECV, on);
 }
 
 static int pg__fd_want_write(void *self, bool on)
@@ -161,15 +137,6 @@ static int pg__fd_ring_want_write(void *self, bool on)
     return 0;
 }
 
-static void pg__fd_free_held(pg__fdstream *f)
-{
-    if (f->held->reserved)
-        pg__loop_unreserve(pg__fd_loop(f));
-    free(f->held->data);
-    free(f->held);
-    f->held = NULL;
-}
-
 static void pg__fd_close(void *self)
 {
     pg__fdstream *f = self;
@@ -180,12 +147,6 @@ static void pg__fd_close(void *self)
         if (f->next_client != NULL)
             f->next_client->prev_client = f->prev_client;
     }
-    if (f->held != NULL && f->held->queued) {
-        f->held->closed = true; /* the queued delivery gives the block back */
-        return;
-    }
-    if (f->held != NULL)
-        pg__fd_free_held(f);
     pg__stream_block_put(f->core.host, &f->core);
 }
 
@@ -326,75 +287,6 @@ static void pg__fd_on_io(pg__io *io, uint32_t events)
 
 /* ---- receiving through io_uring (PG__IO_RECV) ---------------------------- */
 
-/* Keeps what the protocol cannot take now (paused, or reading stopped
- * mid-way): n bytes, then status (0, 1 the end, -errno). */
-static void pg__fd_hold(pg__fdstream *f, const uint8_t *data, size_t n, int status)
-{
-    pg__fdheld *h = f->held;
-    if (h == NULL && (h = f->held = calloc(1, sizeof *h)) == NULL) {
-        pg_stream_fail(&f->core.base, -ENOMEM);
-        return;
-    }
-    if (!h->reserved && !h->queued) { /* the delivery can then never fail to be queued */
-        if (pg__loop_reserve(pg__fd_loop(f)) < 0) {
-            pg_stream_fail(&f->core.base, -ENOMEM);
-            return;
-        }
-        h->reserved = true;
-    }
-    if (n > 0) {
-        if (h->off > 0 && h->off == h->len)
-            h->off = h->len = 0;
-        if (h->len + n > h->cap) {
-            size_t cap = h->cap ? h->cap : 4096;
-            while (cap < h->len + n)
-                cap *= 2;
-            uint8_t *d = realloc(h->data, cap);
-            if (d == NULL) {
-                pg_stream_fail(&f->core.base, -ENOMEM);
-                return;
-            }
-            h->data = d;
-            h->cap = cap;
-        }
-        memcpy(h->data + h->len, data, n);
-        h->len += n;
-    }
-    if (status != 0)
-        h->status = status;
-}
-
-/* The end or an error, as the readiness path reports them. */
-static void pg__fd_deliver_status(pg__fdstream *f, int status)
-{
-    if (status == 1)
-        pg_stream_read_eof(&f->core.base);
-    else
-        pg_stream_fail(&f->core.base, status);
-}
-
-/* n bytes, then status (0, 1 the end, -errno): to the protocol while it
- * reads, held from where it stops reading (paused on the way) on. */
-static void pg__fd_take(pg__fdstream *f, const uint8_t *data, size_t n, int status)
-{
-    pg__stream *s = &f->core;
-    if (s->state != PG__STREAM_OPEN)
-        return; /* the connection is ending: nothing more is read */
-    if (f->held == NULL && pg__stream_reads(s)) {
-        size_t taken = n > 0 ? pg_stream_read(&s->base, data, n) : 0;
-        data += taken;
-        n -= taken;
-        if (n == 0 && status != 0 && pg__stream_reads(s)) {
-            pg__fd_deliver_status(f, status);
-            return;
-        }
-        if (n == 0 && status == 0)
-            return;
-    }
-    if (s->state == PG__STREAM_OPEN)
-        pg__fd_hold(f, data, n, status); /* the protocol reads again later: then, in order */
-}
-
 /* A receive that came full: bulk data, and most likely more is there. The
  * rest is read at once, with one recv after a copy of what came into the
  * loop's buffer, and the protocol gets it all in one delivery, as from the
@@ -403,8 +295,8 @@ static void pg__fd_take(pg__fdstream *f, const uint8_t *data, size_t n, int stat
 static void pg__fd_take_full(pg__fdstream *f, const uint8_t *data, size_t n)
 {
     uint8_t *buf = pg__loop_read_buffer(pg__fd_loop(f));
-    if (f->held != NULL || !pg__stream_reads(&f->core) || buf == NULL) {
-        pg__fd_take(f, data, n, 0);
+    if (f->core.held != NULL || !pg__stream_reads(&f->core) || buf == NULL) {
+        pg__stream_take(&f->core, data, n, 0);
         return;
     }
     memcpy(buf, data, n);
@@ -414,10 +306,10 @@ static void pg__fd_take_full(pg__fdstream *f, const uint8_t *data, size_t n)
     if (more > 0)
         n += (size_t)more;
     else if (more == 0)
-        status = 1;
+        status = PG_STREAM_END;
     else if (errno != EAGAIN && errno != EWOULDBLOCK)
         status = -errno;
-    pg__fd_take(f, buf, n, status);
+    pg__stream_take(&f->core, buf, n, status);
 }
 
 static void pg__fd_on_recv(pg__fdstream *f)
@@ -427,43 +319,7 @@ static void pg__fd_on_recv(pg__fdstream *f)
     if (res == (ssize_t)PG__RECV_BUFFER_SIZE)
         pg__fd_take_full(f, data, (size_t)res);
     else
-        pg__fd_take(f, data, res > 0 ? (size_t)res : 0, res > 0 ? 0 : res == 0 ? 1 : (int)res);
-}
-
-/* From the loop, once the protocol reads again (want_read(true)). */
-static void pg__fd_deliver_held(void *arg)
-{
-    pg__fdstream *f = arg;
-    pg__fdheld *h = f->held;
-    h->queued = false;
-    if (h->closed) {
-        pg__fd_free_held(f);
-        pg__stream_block_put(f->core.host, &f->core);
-        return;
-    }
-    pg__stream *s = &f->core;
-    while (pg__stream_reads(s) && h->off < h->len)
-        h->off += pg_stream_read(&s->base, h->data + h->off, h->len - h->off);
-    if (s->state != PG__STREAM_OPEN)
-        return; /* ending: the driver's close frees what is left */
-    if (!pg__stream_reads(s)) {
-        if (!h->reserved) { /* paused again: the next delivery's call */
-            if (pg__loop_reserve(pg__fd_loop(f)) < 0)
-                pg_stream_fail(&s->base, -ENOMEM);
-            else
-                h->reserved = true;
-        }
-        return;
-    }
-    int status = h->status;
-    pg__fd_free_held(f);
-    if (status != 0) {
-        pg__fd_deliver_status(f, status);
-        return;
-    }
-    int r = pg__fd_want(f, PG__IO_RECV, true);
-    if (r < 0)
-        pg_stream_fail(&s->base, r);
+        pg__stream_take(&f->core, data, res > 0 ? (size_t)res : 0, res > 0 ? 0 : res == 0 ? PG_STREAM_END : (int)res);
 }
 
 /* ---- creation ----------------------------------------------------------- */
@@ -486,7 +342,6 @@ int pg__fdstream_alloc(pg_loop *loop, int fd, unsigned flags, pg__fdstream **out
     pg__io_init(&f->io, fd, socket ? pg__fd_on_socket_io : pg__fd_on_io);
     f->next_client = NULL;
     f->prev_client = NULL;
-    f->held = NULL;
     f->read_mode = PG__FD_READ_UNDECIDED;
     *out = f;
     return 0;

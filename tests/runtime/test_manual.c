@@ -246,6 +246,131 @@ static void test_paused_reading_holds_input(void **state)
     mfix_done(&f);
 }
 
+/* ---- held input: a driver that cannot stop reading (pg_stream_received) - */
+
+static void received(mfix *f, const char *data, int end)
+{
+    pg_stream_received(pg_manual_stream_transport(f->ms), (const uint8_t *)data, strlen(data), end);
+}
+
+/* Bytes and the end that come while paused reach the protocol only once it
+ * reads again, in order, from the host's run (never from inside
+ * resume_reading), and the driver is asked to read again only after them. */
+static void test_received_while_paused_then_end(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, 0);
+    f.r.hooks.data = pause_on_data;
+    received(&f, "ab", 0);
+    assert_false(pg_manual_stream_wants_read(f.ms));
+    received(&f, "cd", 0);
+    received(&f, "", PG_STREAM_END);
+    received(&f, "zz", 0); /* nothing is read after the end */
+    assert_int_equal(pg_manual_host_run(f.mh), 0);
+    assert_string_equal(f.r.log, "made data");
+    f.r.hooks.data = NULL;
+    pg_transport_resume_reading(pg_manual_stream_transport(f.ms));
+    assert_true(pg_transport_is_reading(pg_manual_stream_transport(f.ms)));
+    assert_false(pg_manual_stream_wants_read(f.ms)); /* the held input first */
+    assert_string_equal(f.r.log, "made data");
+    assert_int_equal(pg_manual_host_run(f.mh), 1); /* the delivery */
+    assert_string_equal(f.r.log, "made data eof");
+    assert_int_equal(f.r.data_calls, 2);
+    assert_int_equal(f.r.rx_len, 4);
+    assert_memory_equal(f.r.rx, "abcd", 4);
+    pg_manual_host_run(f.mh);
+    assert_true(pg_manual_stream_closed(f.ms)); /* eof_received said close */
+    assert_string_equal(f.r.log, "made data eof lost:ok");
+    mfix_done(&f);
+}
+
+/* With nothing held, bytes go straight to a reading protocol, and an end or
+ * an error after them straight after them. */
+static void test_received_while_reading(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, 0);
+    received(&f, "ab", 0);
+    assert_string_equal(f.r.log, "made data");
+    received(&f, "cd", -ECONNRESET);
+    assert_string_equal(f.r.log, "made data");
+    assert_int_equal(f.r.rx_len, 4);
+    assert_true(pg_transport_is_closing(pg_manual_stream_transport(f.ms)));
+    pg_manual_host_run(f.mh);
+    assert_string_equal(f.r.log, "made data lost:ECONNRESET");
+    mfix_done(&f);
+}
+
+/* pause_reading then resume_reading inside a callback of the delivery: the
+ * same delivery goes on (once), then the driver reads again. */
+static void pause_resume_on_data(recorder *r, const uint8_t *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    pg_transport_pause_reading(r->transport);
+    pg_transport_resume_reading(r->transport);
+}
+
+static void test_received_resume_inside_delivery(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, 0);
+    pg_transport *t = pg_manual_stream_transport(f.ms);
+    pg_transport_pause_reading(t);
+    received(&f, "abc", 0);
+    pg_transport_resume_reading(t);
+    f.r.hooks.data = pause_resume_on_data;
+    assert_int_equal(pg_manual_host_run(f.mh), 1);
+    assert_int_equal(f.r.rx_len, 3);
+    assert_true(pg_manual_stream_wants_read(f.ms));
+    assert_false(pg_manual_host_pending(f.mh)); /* no second delivery */
+    f.r.hooks.data = NULL;
+    received(&f, "d", 0);
+    assert_int_equal(f.r.rx_len, 4);
+    assert_memory_equal(f.r.rx, "abcd", 4);
+    mfix_done(&f);
+}
+
+/* The transport ends while it holds input: nothing of it is delivered, and
+ * nothing leaks, whether its delivery was deferred or not. */
+static void test_received_close_while_held(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, 0);
+    pg_transport *t = pg_manual_stream_transport(f.ms);
+    pg_transport_pause_reading(t);
+    received(&f, "abc", PG_STREAM_END);
+    pg_transport_close(t);
+    pg_manual_host_run(f.mh);
+    assert_true(pg_manual_stream_closed(f.ms));
+    assert_string_equal(f.r.log, "made lost:ok");
+    mfix_done(&f);
+}
+
+static void test_received_lost_while_delivery_deferred(void **state)
+{
+    (void)state;
+    mfix f;
+    mfix_start(&f, 0);
+    pg_transport *t = pg_manual_stream_transport(f.ms);
+    pg_manual_stream_set_capacity(f.ms, 2);
+    assert_int_equal(pg_transport_write(t, "xyz", 3), 0); /* one byte waits for room */
+    pg_transport_pause_reading(t);
+    received(&f, "abc", 0);
+    pg_transport_resume_reading(t); /* the delivery is deferred */
+    pg_transport_close(t);          /* flushing */
+    pg_manual_stream_consume(f.ms, 2); /* drained: connection_lost at once */
+    assert_true(pg_manual_stream_closed(f.ms));
+    assert_int_equal(pg_manual_host_run(f.mh), 1); /* the delivery, with nobody to deliver to */
+    assert_string_equal(f.r.log, "made lost:ok");
+    assert_int_equal(f.r.rx_len, 0);
+    mfix_done(&f);
+}
+
 /* A buffered protocol with a 3-byte buffer gets the driver's bytes copied,
  * and one that pauses inside buffer_updated leaves the rest to the driver. */
 typedef struct small_buf {
@@ -311,6 +436,40 @@ static void test_buffered_protocol(void **state)
     assert_int_equal(b.gets, 4);
     pg_manual_stream_free(ms); /* still open: aborted, freed once lost */
     pg_manual_host_run(mh);
+    pg_manual_host_free(mh);
+}
+
+/* A buffered protocol that pauses after each buffer it gets: each resume
+ * gives it the next piece, from the host's run, and the error held after
+ * the bytes comes only after the last of them. */
+static void test_received_pause_mid_delivery(void **state)
+{
+    (void)state;
+    pg_manual_host *mh;
+    pg_manual_stream *ms;
+    small_buf b = { .pause_after_first = false };
+    assert_int_equal(pg_manual_host_new(&mh), 0);
+    assert_int_equal(pg_manual_stream_new(pg_manual_host_host(mh), 0, small_buf_factory, &b, &ms), 0);
+    pg_manual_host_run(mh);
+    pg_transport_pause_reading(b.t);
+    pg_stream_received(b.t, (const uint8_t *)"01234567", 8, -ECONNRESET);
+    b.pause_after_first = true;
+    static const size_t got[] = { 3, 6, 8 };
+    for (size_t i = 0; i < 3; i++) {
+        b.updates = 0;
+        pg_transport_resume_reading(b.t);
+        assert_int_equal(pg_manual_host_run(mh), 1);
+        assert_int_equal(b.got_len, got[i]);
+        assert_false(pg_transport_is_closing(b.t)); /* the error waits behind the bytes */
+        assert_false(pg_manual_stream_wants_read(ms));
+    }
+    assert_memory_equal(b.got, "01234567", 8);
+    pg_transport_resume_reading(b.t); /* nothing but the error is left */
+    assert_int_equal(pg_manual_host_run(mh), 1);
+    assert_true(pg_transport_is_closing(b.t));
+    pg_manual_host_run(mh);
+    assert_true(pg_manual_stream_closed(ms));
+    pg_manual_stream_free(ms);
     pg_manual_host_free(mh);
 }
 
@@ -575,6 +734,12 @@ int main(void)
         cmocka_unit_test(test_write_eof_after_drain),
         cmocka_unit_test(test_eof_keep_open),
         cmocka_unit_test(test_paused_reading_holds_input),
+        cmocka_unit_test(test_received_while_paused_then_end),
+        cmocka_unit_test(test_received_while_reading),
+        cmocka_unit_test(test_received_pause_mid_delivery),
+        cmocka_unit_test(test_received_resume_inside_delivery),
+        cmocka_unit_test(test_received_close_while_held),
+        cmocka_unit_test(test_received_lost_while_delivery_deferred),
         cmocka_unit_test(test_buffered_protocol),
         cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_free_before_run),

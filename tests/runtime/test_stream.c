@@ -121,6 +121,27 @@ static void test_bytes_while_paused_come_after_resume(void **state)
     stream_fixture_done(&f);
 }
 
+/* Aborted while it holds what came during a pause (on io_uring), with its
+ * delivery deferred: none of it reaches the protocol, nothing leaks. */
+static void test_abort_while_bytes_held(void **state)
+{
+    (void)state;
+    stream_fixture f;
+    stream_fixture_start(&f, false);
+    assert_int_equal(send(f.sv[1], "one", 3, 0), 3);
+    RUN_UNTIL(f.loop, f.r.data_calls == 1);
+    pg_transport_pause_reading(f.t);
+    assert_int_equal(send(f.sv[1], "two", 3, 0), 3);
+    run_idle(f.loop, 3);
+    assert_int_equal(pg_loop_run_once(f.loop, 10), 0);
+    pg_transport_resume_reading(f.t);
+    pg_transport_abort(f.t);
+    RUN_UNTIL(f.loop, f.r.lost == 1);
+    assert_int_equal(f.r.rx_len, 3);
+    assert_string_equal(f.r.log, "made data lost:ok");
+    stream_fixture_done(&f);
+}
+
 static void test_extra_info(void **state)
 {
     (void)state;
@@ -179,10 +200,10 @@ static void test_transport_size(void **state)
     (void)state;
     /* Idle connections must stay cheap: no buffer, a small block. 176 bytes
      * (it was 128): the server's list of connections (for
-     * pg_server_close_clients) takes two links, what an io_uring receive
-     * brought while the protocol paused reading a pointer and its mode, and
-     * the bytes an io_uring send has in flight a count. The block comes from
-     * the loop's pool with no malloc header. */
+     * pg_server_close_clients) takes two links, the input held while the
+     * protocol paused reading a pointer (the core's), the io_uring receive
+     * path its mode, and the bytes an io_uring send has in flight a count.
+     * The block comes from the loop's pool with no malloc header. */
     print_message("sizeof(stream transport) = %zu\n", pg__stream_sizeof());
     assert_true(pg__stream_sizeof() <= 176);
     assert_true(pg__stream_sizeof() <= PG__STREAM_BLOCK);
@@ -776,6 +797,7 @@ int main(void)
         cmocka_unit_test(test_no_data_before_made),
         cmocka_unit_test(test_pause_reading_in_made),
         cmocka_unit_test(test_bytes_while_paused_come_after_resume),
+        cmocka_unit_test(test_abort_while_bytes_held),
         cmocka_unit_test(test_extra_info),
         cmocka_unit_test(test_adopt_errors),
         cmocka_unit_test(test_transport_size),

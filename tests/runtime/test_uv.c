@@ -26,7 +26,7 @@ static void on_pipe_closed(uv_handle_t *handle)
     f->handle_closed = true;
 }
 
-static void ufix_start(ufix *f, int sndbuf)
+static void ufix_start_with(ufix *f, int sndbuf, pg_protocol_factory factory, void *arg)
 {
     memset(f, 0, sizeof *f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
@@ -38,11 +38,15 @@ static void ufix_start(ufix *f, int sndbuf)
     assert_int_equal(uv_pipe_init(&f->loop, &f->pipe, 0), 0);
     assert_int_equal(uv_pipe_open(&f->pipe, f->sv[0]), 0);
     f->pipe.data = f;
-    assert_int_equal(pg_uv_stream_open(f->host, (uv_stream_t *)&f->pipe, on_pipe_closed, recorder_factory, &f->r, &f->t),
-                     0);
+    assert_int_equal(pg_uv_stream_open(f->host, (uv_stream_t *)&f->pipe, on_pipe_closed, factory, arg, &f->t), 0);
     assert_int_equal(f->r.made, 0); /* connection_made comes from the loop */
     UV_UNTIL(f, f->r.made == 1);
     assert_ptr_equal(f->r.transport, f->t);
+}
+
+static void ufix_start(ufix *f, int sndbuf)
+{
+    ufix_start_with(f, sndbuf, recorder_factory, &f->r);
 }
 
 static void ufix_done(ufix *f)
@@ -135,6 +139,124 @@ static void test_abort_drops_the_buffer(void **state)
     ufix_done(&f);
 }
 
+/* ---- input held while paused ------------------------------------------- */
+
+/* A buffered protocol over the fixture's recorder that can pause inside
+ * get_buffer: libuv reads then all the same, and the core holds it. */
+typedef struct pausing_buf {
+    recorder *r;
+    uint8_t buf[64];
+    bool pause_in_get;
+    int gets;
+} pausing_buf;
+
+static void pb_made(void *self, pg_transport *t)
+{
+    recorder_ops.connection_made(((pausing_buf *)self)->r, t);
+}
+
+static uint8_t *pb_get_buffer(void *self, size_t hint, size_t *len)
+{
+    pausing_buf *b = self;
+    (void)hint;
+    b->gets++;
+    if (b->pause_in_get) {
+        b->pause_in_get = false;
+        pg_transport_pause_reading(b->r->transport);
+    }
+    *len = sizeof b->buf;
+    return b->buf;
+}
+
+static void pb_updated(void *self, size_t n)
+{
+    pausing_buf *b = self;
+    recorder_ops.data_received(b->r, b->buf, n);
+}
+
+static bool pb_eof(void *self)
+{
+    return recorder_ops.eof_received(((pausing_buf *)self)->r);
+}
+
+static void pb_lost(void *self, int error)
+{
+    recorder_ops.connection_lost(((pausing_buf *)self)->r, error);
+}
+
+static const pg_protocol_ops pausing_buf_ops = {
+    .connection_made = pb_made,
+    .get_buffer = pb_get_buffer,
+    .buffer_updated = pb_updated,
+    .eof_received = pb_eof,
+    .connection_lost = pb_lost,
+};
+
+static int pausing_buf_factory(void *arg, pg_protocol *out)
+{
+    out->ops = &pausing_buf_ops;
+    out->self = arg;
+    return 0;
+}
+
+/* Nothing waits in the socket to be read. */
+static bool socket_empty(int fd)
+{
+    char c;
+    return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Turns that never wait: nothing may happen in them. */
+static void uv_idle_turns(ufix *f, int n)
+{
+    for (int i = 0; i < n; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+/* Paused inside get_buffer, so during a read: what libuv read reaches the
+ * protocol only once it resumes, from the host's dispatch, and the EOF after
+ * it; nothing in between. */
+static void test_read_while_paused_is_held(void **state)
+{
+    (void)state;
+    ufix f;
+    pausing_buf b = { .r = &f.r };
+    ufix_start_with(&f, 0, pausing_buf_factory, &b);
+    b.pause_in_get = true;
+    assert_int_equal(send(f.sv[1], "abc", 3, 0), 3);
+    UV_UNTIL(&f, b.gets == 1);
+    assert_true(socket_empty(f.sv[0])); /* libuv read it: the core holds it */
+    assert_int_equal(shutdown(f.sv[1], SHUT_WR), 0);
+    uv_idle_turns(&f, 5);
+    assert_false(pg_transport_is_reading(f.t));
+    assert_string_equal(f.r.log, "made");
+    pg_transport_resume_reading(f.t);
+    assert_string_equal(f.r.log, "made"); /* from the dispatch, not from resume_reading */
+    UV_UNTIL(&f, f.r.lost == 1);
+    assert_int_equal(f.r.rx_len, 3);
+    assert_memory_equal(f.r.rx, "abc", 3);
+    assert_string_equal(f.r.log, "made data eof lost:ok");
+    ufix_done(&f);
+}
+
+/* Closed while it holds input: none of it is delivered, nothing leaks. */
+static void test_close_while_held(void **state)
+{
+    (void)state;
+    ufix f;
+    pausing_buf b = { .r = &f.r };
+    ufix_start_with(&f, 0, pausing_buf_factory, &b);
+    b.pause_in_get = true;
+    assert_int_equal(send(f.sv[1], "abc", 3, 0), 3);
+    UV_UNTIL(&f, b.gets == 1);
+    assert_true(socket_empty(f.sv[0]));
+    pg_transport_resume_reading(f.t); /* the delivery is deferred ... */
+    pg_transport_close(f.t);          /* ... and finds the transport closing */
+    UV_UNTIL(&f, f.r.lost == 1);
+    assert_string_equal(f.r.log, "made lost:ok");
+    ufix_done(&f);
+}
+
 /* ---- timers through the host table -------------------------------------- */
 
 typedef struct tctx {
@@ -198,6 +320,8 @@ int main(void)
         cmocka_unit_test(test_order_and_eof),
         cmocka_unit_test(test_back_pressure_and_close_drains),
         cmocka_unit_test(test_abort_drops_the_buffer),
+        cmocka_unit_test(test_read_while_paused_is_held),
+        cmocka_unit_test(test_close_while_held),
         cmocka_unit_test(test_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

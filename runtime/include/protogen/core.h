@@ -132,8 +132,10 @@ typedef struct pg_stream_driver_ops {
     int (*shutdown_write)(void *self);
     /* Starts or stops reporting readability (pg_stream_read_*) and
      * writability (pg_stream_writable). 0 or a negative errno, which ends the
-     * connection. A driver that cannot stop reading at once must hold what
-     * it reads until want_read(true). */
+     * connection. A driver that cannot stop reading at once (a read already
+     * under way) reports what it still reads with pg_stream_received, and the
+     * core holds it until the protocol reads again; a driver that reports
+     * with pg_stream_read holds what that did not take itself. */
     int (*want_read)(void *self, bool on);
     int (*want_write)(void *self, bool on);
     /* The transport is done (after connection_lost): release the connection.
@@ -172,11 +174,22 @@ void pg_stream_read_done(pg_transport *t, size_t n);
  * buffered protocol gets them copied through get_buffer/buffer_updated.
  * Returns how many were taken: fewer than n only when the protocol paused
  * reading meanwhile; the driver holds the rest and gives it again after
- * want_read(true). Once the transport is closing every byte is "taken"
+ * want_read(true) (pg_stream_received below leaves that to the core). Once the transport is closing every byte is "taken"
  * (dropped: nothing more is read, as in asyncio). */
 size_t pg_stream_read(pg_transport *t, const uint8_t *data, size_t n);
 /* The peer shut its write side down (read returned 0). */
 void pg_stream_read_eof(pg_transport *t);
+/* For a driver that cannot stop reading at once (a completion-based one,
+ * e.g. libuv or io_uring, whose read was under way when want_read(false)
+ * came): n bytes it read (its memory, valid during the call; n may be 0),
+ * then end: 0 (more may come), PG_STREAM_END (the peer's EOF) or a negative
+ * errno (the connection broke). The protocol gets now what it reads now; the
+ * core holds the rest, and the end after it, and delivers them in order from
+ * the host's dispatch (never from inside resume_reading) once the protocol
+ * reads again, and only then asks want_read(true). Dropped once the
+ * transport is closing. */
+#define PG_STREAM_END 1
+void pg_stream_received(pg_transport *t, const uint8_t *data, size_t n, int end);
 /* The driver can take more bytes (after want_write(true)). */
 void pg_stream_writable(pg_transport *t);
 /* The connection broke (error < 0), or the driver ends it (0: as abort). */
