@@ -344,19 +344,21 @@ int pg__transport_driver(const pg_transport *t, const pg_stream_driver_ops *ops,
 /* The trace number of a core stream transport's instance; 0 for others. */
 uint32_t pg__transport_trace_id(const pg_transport *t);
 
+/* The instance's number first: 0 when tracing was off as it was made (most
+ * programs), and read from what the caller has at hand, not a global. */
 #define PG__TRACE(conn, cb)                         \
     do {                                            \
-        if (pg__trace_fd >= 0 && (conn) != 0)       \
+        if ((conn) != 0 && pg__trace_fd >= 0)       \
             pg__trace_write((conn), (cb));          \
     } while (0)
 #define PG__TRACE_SIZE(conn, cb, n)                  \
     do {                                             \
-        if (pg__trace_fd >= 0 && (conn) != 0)        \
+        if ((conn) != 0 && pg__trace_fd >= 0)        \
             pg__trace_write_size((conn), (cb), (n)); \
     } while (0)
 #define PG__TRACE_ERROR(conn, cb, err)                  \
     do {                                                \
-        if (pg__trace_fd >= 0 && (conn) != 0)           \
+        if ((conn) != 0 && pg__trace_fd >= 0)           \
             pg__trace_write_error((conn), (cb), (err)); \
     } while (0)
 
