@@ -25,6 +25,14 @@
 
 #define PG__CONTAINER_OF(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
+/* A function for the rare branch of a per-message one, kept out of it: its
+ * registers and stack are not the hot path's to save (bench/ counts them). */
+#if defined(__GNUC__)
+#define PG__COLD __attribute__((cold, noinline))
+#else
+#define PG__COLD
+#endif
+
 /* Retries a system call while it fails with EINTR; r gets the result. */
 #define PG__RETRY_EINTR(r, call) \
     do {                         \
