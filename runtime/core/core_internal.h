@@ -33,6 +33,13 @@
 #define PG__COLD
 #endif
 
+/* A test the per-message path almost never passes: its branch, not a select. */
+#if defined(__GNUC__)
+#define PG__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define PG__UNLIKELY(x) (x)
+#endif
+
 /* Retries a system call while it fails with EINTR; r gets the result. */
 #define PG__RETRY_EINTR(r, call) \
     do {                         \
@@ -380,11 +387,19 @@ static inline bool pg__stream_reads(const pg__stream *s)
     return s->state == PG__STREAM_OPEN && s->rstate == PG__READ_ACTIVE && !(s->flags & PG_STREAM_WRITE_ONLY);
 }
 
+/* pg__stream_data_received of a traced instance (stream.c). */
+void pg__stream_data_received_traced(pg__stream *s, const uint8_t *data, size_t n);
+
 /* pg_stream_read for a plain protocol (no get_buffer) that the driver saw
- * reading just before its read: what pg_stream_read would do, inline. */
+ * reading just before its read: what pg_stream_read would do, inline. The
+ * protocol's call is the last thing done, in both branches (a tail call:
+ * the caller keeps nothing across it). */
 static inline void pg__stream_data_received(pg__stream *s, const uint8_t *data, size_t n)
 {
-    PG__TRACE_SIZE(s->trace_id, "data_received", n);
+    if (PG__UNLIKELY(s->trace_id != 0)) {
+        pg__stream_data_received_traced(s, data, n);
+        return;
+    }
     if (s->protocol.ops->data_received != NULL)
         s->protocol.ops->data_received(s->protocol.self, data, n);
 }

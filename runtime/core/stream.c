@@ -313,6 +313,13 @@ void pg_stream_read_done(pg_transport *t, size_t n)
         s->protocol.ops->buffer_updated(s->protocol.self, n);
 }
 
+void pg__stream_data_received_traced(pg__stream *s, const uint8_t *data, size_t n)
+{
+    PG__TRACE_SIZE(s->trace_id, "data_received", n);
+    if (s->protocol.ops->data_received != NULL)
+        s->protocol.ops->data_received(s->protocol.self, data, n);
+}
+
 size_t pg_stream_read(pg_transport *t, const uint8_t *data, size_t n)
 {
     pg__stream *s = PG__STREAM(t);

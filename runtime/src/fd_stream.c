@@ -213,23 +213,23 @@ static const pg_stream_driver_ops pg__fd_pipe_ops = {
 
 /* ---- readiness ---------------------------------------------------------- */
 
-/* What a read that brought no bytes says: the end, nothing after all, or an error. */
-static void pg__fd_read_nothing(pg__fdstream *f, ssize_t n)
+/* What a read that brought no bytes says: the end, or an error; or nothing
+ * at all (EAGAIN, EINTR): the fd stays ready, and the loop, which waits on
+ * its level, comes back to it at its next turn. */
+PG__COLD static void pg__fd_read_nothing(pg__io *io, ssize_t n)
 {
+    pg__fdstream *f = PG__CONTAINER_OF(io, pg__fdstream, io); /* the callback's: at hand after the read */
     if (n == 0)
         pg_stream_read_eof(&f->core.base);
-    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         pg_stream_fail(&f->core.base, -errno);
 }
 
 PG__HOT_INLINE static inline ssize_t pg__fd_read(pg__fdstream *f, uint8_t *buf, size_t len, bool socket)
 {
-    ssize_t n;
     if (socket || (f->core.flags & PG__STREAM_SOCKET))
-        PG__RETRY_EINTR(n, recv(f->io.fd, buf, len, 0));
-    else
-        PG__RETRY_EINTR(n, read(f->io.fd, buf, len));
-    return n;
+        return recv(f->io.fd, buf, len, 0);
+    return read(f->io.fd, buf, len);
 }
 
 /* A buffered protocol reads into its own memory (asyncio's
@@ -245,7 +245,7 @@ static void pg__fd_read_buffered(pg__fdstream *f)
     if (n > 0)
         pg_stream_read_done(t, (size_t)n);
     else
-        pg__fd_read_nothing(f, n);
+        pg__fd_read_nothing(&f->io, n);
 }
 
 /* Reads what is ready. Inlined twice: for a connected socket (socket true,
@@ -267,12 +267,12 @@ PG__HOT_INLINE static inline void pg__fd_read_ready(pg__fdstream *f, bool socket
      * only while the transport reads (stream.c), and the loop dispatches only
      * interests that are on. */
     assert(pg__stream_reads(s));
-    uint8_t *buf = pg__fd_loop(f)->read_buf;
-    ssize_t n = pg__fd_read(f, buf, PG__READ_BUFFER_SIZE, socket);
+    ssize_t n = pg__fd_read(f, pg__fd_loop(f)->read_buf, PG__READ_BUFFER_SIZE, socket);
+    /* The buffer's address read again rather than kept across the recv. */
     if (n > 0)
-        pg__stream_data_received(s, buf, (size_t)n); /* it was reading: all taken */
+        pg__stream_data_received(s, pg__fd_loop(f)->read_buf, (size_t)n); /* it was reading: all taken */
     else
-        pg__fd_read_nothing(f, n);
+        pg__fd_read_nothing(&f->io, n);
 }
 
 static void pg__fd_on_recv(pg__fdstream *f);

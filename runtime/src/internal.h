@@ -86,12 +86,6 @@ size_t pg__loop_cancel_queued(pg_loop *loop, pg_callback_fn cb, void *arg);
 #else
 #define PG__HOT_INLINE
 #endif
-/* A test the per-message path almost never passes: its branch, not a select. */
-#if defined(__GNUC__)
-#define PG__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define PG__UNLIKELY(x) (x)
-#endif
 
 /* The loop-owned read buffer (PG__READ_BUFFER_SIZE bytes), allocated on first
  * use; NULL when out of memory. pg__loop_read_buffer (below the loop's
