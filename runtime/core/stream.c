@@ -536,6 +536,18 @@ PG__COLD static int pg__stream_write_rest(pg__stream *s, const void *data, size_
     return pg__stream_buffer_rest(s, &iov, 1, (size_t)n, len - (size_t)n);
 }
 
+/* Every write the fast path leaves (below): out of its way. */
+PG__COLD static int pg__stream_write_slow(pg_transport *t, const void *data, size_t len)
+{
+    pg__stream *s = pg__live(t);
+    if (s == NULL)
+        return 0; /* stale: dropped, as on a lost transport */
+    if (len > 0 && data == NULL)
+        return -EINVAL;
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    return pg__stream_writelines_now(s, &iov, 1);
+}
+
 static int pg__stream_write(pg_transport *t, const void *data, size_t len)
 {
     pg__stream *s = pg__stream_of(t);
@@ -553,11 +565,7 @@ static int pg__stream_write(pg_transport *t, const void *data, size_t len)
             return 0;
         return pg__stream_write_rest(s, iov.iov_base, iov.iov_len, n);
     }
-    if (pg__live(t) == NULL)
-        return 0; /* stale: dropped, as on a lost transport */
-    if (len > 0 && data == NULL)
-        return -EINVAL;
-    return pg__stream_writelines_now(s, &iov, 1);
+    return pg__stream_write_slow(t, data, len);
 }
 
 static int pg__stream_write_eof(pg_transport *t)
