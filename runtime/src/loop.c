@@ -511,18 +511,22 @@ PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms,
     if (n < 0)
         return n;
     loop->nevents = n;
+    /* The common iteration (one socket ready, nothing queued, no timer)
+     * skips the empty queue runs and keeps no count of timers across the
+     * I/O handlers: counted in bench/ per message. */
+    if (!timed) {
+        if (queued > 0)
+            pg__ready_run(loop, queued);
+        pg__backend_dispatch(loop, uring);
+        return 0;
+    }
     /* Due timers join the queue now, behind the earlier callbacks; they run
      * after the I/O handlers, which run directly. (No callback ran since
      * timed was read: the wait runs none.) */
-    size_t timers = 0;
-    if (timed) {
-        loop->now_ms = pg__clock_ms();
-        timers = pg_timer_queue_expire(&loop->timers, loop->now_ms);
-        if (loop->timerfd.fd >= 0)
-            pg__loop_nest_sync(loop); /* for the next timer now */
-    }
-    /* The common iteration (one socket ready, nothing queued) skips the
-     * empty queue runs: counted in bench/ per message. */
+    loop->now_ms = pg__clock_ms();
+    size_t timers = pg_timer_queue_expire(&loop->timers, loop->now_ms);
+    if (loop->timerfd.fd >= 0)
+        pg__loop_nest_sync(loop); /* for the next timer now */
     if (queued > 0)
         pg__ready_run(loop, queued);
     pg__backend_dispatch(loop, uring);
