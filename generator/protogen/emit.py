@@ -106,6 +106,12 @@ def _lifecycle(proto) -> dict:
             r = s.reactions.get(e.name)
             row.append(enum_of[r.targets[0]] if r else f"{P}_INVALID")
         table.append({"state": {"name": s.name}, "next": row})
+    # An event that leaves every state it may come in as it is (a read, flow control) is
+    # checked by a mask of those states instead of the table: one test on the hot path.
+    for e in events:
+        valid = [s for s in machine.states if e["name"] in s.reactions]
+        keeps = valid and all(s.reactions[e["name"]].targets[0] == s.name for s in valid)
+        e["keeps"] = " | ".join(f"(1u << {enum_of[s.name]})" for s in valid) if keeps else "0"
     return {"states": states, "events": events, "table": table}
 
 

@@ -25,6 +25,21 @@
 
 #define PG__CONTAINER_OF(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
+/* A function for the rare branch of a per-message one, kept out of it: its
+ * registers and stack are not the hot path's to save (bench/ counts them). */
+#if defined(__GNUC__)
+#define PG__COLD __attribute__((cold, noinline))
+#else
+#define PG__COLD
+#endif
+
+/* A test the per-message path almost never passes: its branch, not a select. */
+#if defined(__GNUC__)
+#define PG__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define PG__UNLIKELY(x) (x)
+#endif
+
 /* Retries a system call while it fails with EINTR; r gets the result. */
 #define PG__RETRY_EINTR(r, call) \
     do {                         \
@@ -376,19 +391,21 @@ int pg__transport_driver(const pg_transport *t, const pg_stream_driver_ops *ops,
 /* The trace number of a core stream transport's instance; 0 for others. */
 uint32_t pg__transport_trace_id(const pg_transport *t);
 
+/* The instance's number first: 0 when tracing was off as it was made (most
+ * programs), and read from what the caller has at hand, not a global. */
 #define PG__TRACE(conn, cb)                         \
     do {                                            \
-        if (pg__trace_fd >= 0 && (conn) != 0)       \
+        if ((conn) != 0 && pg__trace_fd >= 0)       \
             pg__trace_write((conn), (cb));          \
     } while (0)
 #define PG__TRACE_SIZE(conn, cb, n)                  \
     do {                                             \
-        if (pg__trace_fd >= 0 && (conn) != 0)        \
+        if ((conn) != 0 && pg__trace_fd >= 0)        \
             pg__trace_write_size((conn), (cb), (n)); \
     } while (0)
 #define PG__TRACE_ERROR(conn, cb, err)                  \
     do {                                                \
-        if (pg__trace_fd >= 0 && (conn) != 0)           \
+        if ((conn) != 0 && pg__trace_fd >= 0)           \
             pg__trace_write_error((conn), (cb), (err)); \
     } while (0)
 
@@ -402,11 +419,19 @@ static inline bool pg__stream_reads(const pg__stream *s)
     return s->state == PG__STREAM_OPEN && s->rstate == PG__READ_ACTIVE && !(s->flags & PG_STREAM_WRITE_ONLY);
 }
 
+/* pg__stream_data_received of a traced instance (stream.c). */
+void pg__stream_data_received_traced(pg__stream *s, const uint8_t *data, size_t n);
+
 /* pg_stream_read for a plain protocol (no get_buffer) that the driver saw
- * reading just before its read: what pg_stream_read would do, inline. */
+ * reading just before its read: what pg_stream_read would do, inline. The
+ * protocol's call is the last thing done, in both branches (a tail call:
+ * the caller keeps nothing across it). */
 static inline void pg__stream_data_received(pg__stream *s, const uint8_t *data, size_t n)
 {
-    PG__TRACE_SIZE(s->trace_id, "data_received", n);
+    if (PG__UNLIKELY(s->trace_id != 0)) {
+        pg__stream_data_received_traced(s, data, n);
+        return;
+    }
     if (s->protocol.ops->data_received != NULL)
         s->protocol.ops->data_received(s->protocol.self, data, n);
 }

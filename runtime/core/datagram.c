@@ -223,7 +223,7 @@ static void pg__dgram_deliver(pg__dgram *d, const uint8_t *data, size_t len, con
         pg__dgram_error(d, error);
         return;
     }
-    if (pg__trace_fd >= 0 && d->trace_id != 0)
+    if (d->trace_id != 0 && pg__trace_fd >= 0)
         pg__dgram_trace_received(d, len, addr, addrlen);
     if (d->protocol.ops->datagram_received != NULL)
         d->protocol.ops->datagram_received(d->protocol.self, data, len, addr, addrlen);

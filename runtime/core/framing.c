@@ -293,7 +293,7 @@ static void pg__framer_fail(pg_framer *f, int code, const uint8_t *p, size_t n, 
     pg_protocol_error e = {
         .code = code, .pos = f->pos + off, .reason = reason, .input = p, .input_len = n, .offset = off,
     };
-    if (pg__trace_fd >= 0 && f->trace_id != 0)
+    if (f->trace_id != 0 && pg__trace_fd >= 0)
         pg__trace_write_protocol_error(f->trace_id, code, e.pos);
     bool keep_open = pg__framer_report(f, &e);
     pg__carry_free(f);
@@ -314,7 +314,7 @@ void pg_framer_fail(pg_framer *f, int code, const char *reason)
     f->error = code;
     const pg_message *m = f->current;
     pg_protocol_error e = { .code = code, .pos = m != NULL ? m->pos : f->pos, .reason = reason };
-    if (pg__trace_fd >= 0 && f->trace_id != 0)
+    if (f->trace_id != 0 && pg__trace_fd >= 0)
         pg__trace_write_protocol_error(f->trace_id, code, e.pos);
     bool keep_open = pg__framer_report(f, &e);
     if (!keep_open && f->transport != NULL)

@@ -14,14 +14,14 @@
 void pg_machine_trace_state(const pg_transport *t, const char *from, const char *to)
 {
     uint32_t id = pg__transport_trace_id(t);
-    if (pg__trace_fd >= 0 && id != 0)
+    if (id != 0 && pg__trace_fd >= 0)
         pg__trace_write_text(id, "state", from, to);
 }
 
 void pg_machine_trace_timeout(const pg_transport *t, const char *name)
 {
     uint32_t id = pg__transport_trace_id(t);
-    if (pg__trace_fd >= 0 && id != 0)
+    if (id != 0 && pg__trace_fd >= 0)
         pg__trace_write_text(id, "timeout", name, NULL);
 }
 

@@ -329,6 +329,13 @@ void pg_stream_read_done(pg_transport *t, size_t n)
         s->protocol.ops->buffer_updated(s->protocol.self, n);
 }
 
+void pg__stream_data_received_traced(pg__stream *s, const uint8_t *data, size_t n)
+{
+    PG__TRACE_SIZE(s->trace_id, "data_received", n);
+    if (s->protocol.ops->data_received != NULL)
+        s->protocol.ops->data_received(s->protocol.self, data, n);
+}
+
 size_t pg_stream_read(pg_transport *t, const uint8_t *data, size_t n)
 {
     pg__stream *s = PG__STREAM(t);
@@ -563,6 +570,35 @@ static int pg__stream_writelines(pg_transport *t, const struct iovec *iov, int i
     return s != NULL ? pg__stream_writelines_now(s, iov, iovcnt) : 0; /* stale: dropped */
 }
 
+/* The fast path's write when the driver took part of it (the rest is
+ * buffered), failed, or took it all into flight above the high watermark
+ * (in flight counts as buffered): out of the fast path. */
+PG__COLD static int pg__stream_write_rest(pg__stream *s, const void *data, size_t len, ssize_t n)
+{
+    if (n < 0) {
+        pg__stream_force_close(s, (int)n);
+        return 0;
+    }
+    if ((size_t)n == len) {
+        pg__stream_maybe_pause(s);
+        return 0;
+    }
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    return pg__stream_buffer_rest(s, &iov, 1, (size_t)n, len - (size_t)n);
+}
+
+/* Every write the fast path leaves (below): out of its way. */
+PG__COLD static int pg__stream_write_slow(pg_transport *t, const void *data, size_t len)
+{
+    pg__stream *s = pg__live(t);
+    if (s == NULL)
+        return 0; /* stale: dropped, as on a lost transport */
+    if (len > 0 && data == NULL)
+        return -EINVAL;
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    return pg__stream_writelines_now(s, &iov, 1);
+}
+
 static int pg__stream_write(pg_transport *t, const void *data, size_t len)
 {
     pg__stream *s = pg__stream_of(t);
@@ -574,21 +610,13 @@ static int pg__stream_write(pg_transport *t, const void *data, size_t len)
     if (s->gen == pg__handle_gen(t) && s->state == PG__STREAM_OPEN && s->wstate == PG__WRITE_OPEN
         && s->wlen == s->whead && s->corked == 0 && len > 0 && data != NULL && !(s->flags & PG_STREAM_READ_ONLY)) {
         ssize_t n = s->drv_ops->writev(s->drv, &iov, 1);
-        if (n == (ssize_t)len) {
-            if (s->inflight > s->high)
-                pg__stream_maybe_pause(s); /* in flight counts as buffered */
+        /* iov's fields, not len and data: read back from memory, they need
+         * no registers kept across the call (bench/ counts the saves). */
+        if (n == (ssize_t)iov.iov_len && s->inflight <= s->high)
             return 0;
-        }
-        if (n >= 0)
-            return pg__stream_buffer_rest(s, &iov, 1, (size_t)n, len - (size_t)n);
-        pg__stream_force_close(s, (int)n);
-        return 0;
+        return pg__stream_write_rest(s, iov.iov_base, iov.iov_len, n);
     }
-    if (pg__live(t) == NULL)
-        return 0; /* stale: dropped, as on a lost transport */
-    if (len > 0 && data == NULL)
-        return -EINVAL;
-    return pg__stream_writelines_now(s, &iov, 1);
+    return pg__stream_write_slow(t, data, len);
 }
 
 static int pg__stream_write_eof(pg_transport *t)

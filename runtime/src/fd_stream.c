@@ -105,6 +105,8 @@ static int pg__fd_want(pg__fdstream *f, uint32_t events, bool on)
     return pg__io_stop(pg__fd_loop(f), &f->io, events); /* on failure the fd left the epoll set */
 }
 
+static void pg__fd_on_io(pg__io *io, uint32_t events);
+
 static int pg__fd_want_read(void *self, bool on)
 {
     pg__fdstream *f = self;
@@ -120,6 +122,8 @@ static int pg__fd_want_read(void *self, bool on)
         bool socket = (f->core.flags & (PG__STREAM_SOCKET | PG__STREAM_WRITE_PIPE)) == PG__STREAM_SOCKET;
         bool plain = f->core.protocol.ops->get_buffer == NULL;
         f->read_mode = socket && plain && pg__loop_can_recv(pg__fd_loop(f)) ? PG__FD_READ_RECV : PG__FD_READ_POLL;
+        if (f->read_mode == PG__FD_READ_RECV)
+            f->io.cb = pg__fd_on_io; /* its bytes come in completions: readiness is for writing */
     }
     return pg__fd_want(f, f->read_mode == PG__FD_READ_POLL ? PG__IO_READ : PG__IO_RECV, on);
 }
@@ -201,49 +205,66 @@ static const pg_stream_driver_ops pg__fd_pipe_ops = {
 
 /* ---- readiness ---------------------------------------------------------- */
 
+/* What a read that brought no bytes says: the end, or an error; or nothing
+ * at all (EAGAIN, EINTR): the fd stays ready, and the loop, which waits on
+ * its level, comes back to it at its next turn. */
+PG__COLD static void pg__fd_read_nothing(pg__io *io, ssize_t n)
+{
+    pg__fdstream *f = PG__CONTAINER_OF(io, pg__fdstream, io); /* the callback's: at hand after the read */
+    if (n == 0)
+        pg_stream_read_eof(&f->core.base);
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        pg_stream_fail(&f->core.base, -errno);
+}
+
+PG__HOT_INLINE static inline ssize_t pg__fd_read(pg__fdstream *f, uint8_t *buf, size_t len, bool socket)
+{
+    if (socket || (f->core.flags & PG__STREAM_SOCKET))
+        return recv(f->io.fd, buf, len, 0);
+    return read(f->io.fd, buf, len);
+}
+
+/* A buffered protocol reads into its own memory (asyncio's
+ * _read_ready__get_buffer). */
+static void pg__fd_read_buffered(pg__fdstream *f)
+{
+    pg_transport *t = &f->core.base;
+    uint8_t *buf;
+    size_t len;
+    if (pg_stream_read_buffer(t, PG__READ_BUFFER_SIZE, &buf, &len) < 0)
+        return;
+    ssize_t n = pg__fd_read(f, buf, len, false);
+    if (n > 0)
+        pg_stream_read_done(t, (size_t)n);
+    else
+        pg__fd_read_nothing(&f->io, n);
+}
+
 /* Reads what is ready. Inlined twice: for a connected socket (socket true,
  * never a write pipe), the hot path, with its branches decided at compile
  * time; and for everything else. */
 PG__HOT_INLINE static inline void pg__fd_read_ready(pg__fdstream *f, bool socket)
 {
     pg__stream *s = &f->core;
-    pg_transport *t = &s->base;
     if (!socket && (s->flags & PG__STREAM_WRITE_PIPE)) {
-        pg_stream_read_eof(t); /* a write pipe's reader went away */
+        pg_stream_read_eof(&s->base); /* a write pipe's reader went away */
         return;
     }
-    uint8_t *buf;
-    size_t len;
-    bool buffered = s->protocol.ops->get_buffer != NULL;
-    if (buffered) {
-        if (pg_stream_read_buffer(t, PG__READ_BUFFER_SIZE, &buf, &len) < 0)
-            return;
-    } else {
-        /* The hot path: a plain protocol reads into the loop's buffer. */
-        if (!pg__stream_reads(s))
-            return;
-        len = PG__READ_BUFFER_SIZE;
-        buf = pg__loop_read_buffer(pg__fd_loop(f));
-        if (buf == NULL) {
-            pg_stream_fail(t, -ENOMEM);
-            return;
-        }
+    if (s->protocol.ops->get_buffer != NULL) {
+        pg__fd_read_buffered(f);
+        return;
     }
-    ssize_t n;
-    if (socket || (s->flags & PG__STREAM_SOCKET))
-        PG__RETRY_EINTR(n, recv(f->io.fd, buf, len, 0));
+    /* The hot path: a plain protocol reads into the loop's buffer (there
+     * from the first stream on: pg__fdstream_alloc). The read interest is on
+     * only while the transport reads (stream.c), and the loop dispatches only
+     * interests that are on. */
+    assert(pg__stream_reads(s));
+    ssize_t n = pg__fd_read(f, pg__fd_loop(f)->read_buf, PG__READ_BUFFER_SIZE, socket);
+    /* The buffer's address read again rather than kept across the recv. */
+    if (n > 0)
+        pg__stream_data_received(s, pg__fd_loop(f)->read_buf, (size_t)n); /* it was reading: all taken */
     else
-        PG__RETRY_EINTR(n, read(f->io.fd, buf, len));
-    if (n > 0) {
-        if (buffered)
-            pg_stream_read_done(t, (size_t)n);
-        else
-            pg__stream_data_received(s, buf, (size_t)n); /* it was reading: all taken */
-    } else if (n == 0) {
-        pg_stream_read_eof(t);
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        pg_stream_fail(t, -errno);
-    }
+        pg__fd_read_nothing(&f->io, n);
 }
 
 static void pg__fd_on_recv(pg__fdstream *f);
@@ -257,7 +278,8 @@ static void pg__fd_on_sent(pg__fdstream *f)
     pg__stream_sent(&f->core, len, error);
 }
 
-PG__HOT_INLINE static inline void pg__fd_ready(pg__io *io, uint32_t events, bool socket)
+/* Every fd's events, and a socket's other than readable alone. */
+static void pg__fd_on_io(pg__io *io, uint32_t events)
 {
     pg__fdstream *f = PG__CONTAINER_OF(io, pg__fdstream, io);
     if (events & PG__IO_RECV) {
@@ -269,20 +291,20 @@ PG__HOT_INLINE static inline void pg__fd_ready(pg__io *io, uint32_t events, bool
         return;
     }
     if (events & PG__IO_READ)
-        pg__fd_read_ready(f, socket);
+        pg__fd_read_ready(f, false);
     /* Last: writable may free the transport. */
     if ((events & PG__IO_WRITE) && (f->io.events & PG__IO_WRITE))
         pg_stream_writable(&f->core.base);
 }
 
+/* A connected socket's events by readiness. Readable alone, the event of
+ * every request and reply, is read here with nothing left to do after it. */
 static void pg__fd_on_socket_io(pg__io *io, uint32_t events)
 {
-    pg__fd_ready(io, events, true);
-}
-
-static void pg__fd_on_io(pg__io *io, uint32_t events)
-{
-    pg__fd_ready(io, events, false);
+    if (events == PG__IO_READ)
+        pg__fd_read_ready(PG__CONTAINER_OF(io, pg__fdstream, io), true);
+    else
+        pg__fd_on_io(io, events);
 }
 
 /* ---- receiving through io_uring (PG__IO_RECV) ---------------------------- */
@@ -327,6 +349,8 @@ static void pg__fd_on_recv(pg__fdstream *f)
 int pg__fdstream_alloc(pg_loop *loop, int fd, unsigned flags, pg__fdstream **out)
 {
     assert(fd >= 0 && out != NULL);
+    if (pg__loop_read_buffer(loop) == NULL)
+        return -ENOMEM; /* allocated once, for every read of every stream (pg__fd_read_ready) */
     pg__fdstream *f = (pg__fdstream *)(void *)pg__stream_block_get(pg__loop_host(loop));
     if (f == NULL)
         return -ENOMEM;

@@ -116,10 +116,29 @@ static int pg__backend_set(pg_loop *loop, pg__io *io, uint32_t old_events, uint3
     return epoll_ctl(loop->epfd, op, io->fd, &ev) < 0 ? -errno : 0;
 }
 
-/* Waits for events, retrying on EINTR (unless a stop ends pg_loop_run) with
- * what is left of the timeout. The clock is read only for a finite wait: the
- * common infinite one costs nothing. A stop, whenever it came, has made the
- * wake-up eventfd readable: the wait returns at once (pg_loop_stop). */
+/* An epoll_wait that failed: -errno, or, cut short by a signal (EINTR),
+ * waits again, unless a stop ends pg_loop_run, for what is left of a finite
+ * timeout, counted from loop->now_ms (read just before such a wait:
+ * pg__loop_iterate). A stop, whenever it came, has made the wake-up eventfd
+ * readable: the wait returns at once (pg_loop_stop). */
+static int pg__epoll_wait_failed(pg_loop *loop, int timeout_ms, bool stop_wakes)
+{
+    for (;;) {
+        if (errno != EINTR)
+            return -errno;
+        if (stop_wakes && loop->stopping)
+            return 0;
+        if (timeout_ms > 0) {
+            uint64_t spent = pg__clock_ms() - loop->now_ms;
+            timeout_ms = spent >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent;
+        }
+        int n = epoll_wait(loop->epfd, loop->events, PG__MAX_EVENTS, timeout_ms);
+        if (n >= 0)
+            return n;
+    }
+}
+
+/* Waits for events; the common infinite wait reads no clock. */
 /* uring is PG__ON_URING(loop), a constant where pg_loop_run inlines it. */
 PG__HOT_INLINE static inline int pg__backend_wait(pg_loop *loop, int timeout_ms, bool stop_wakes, bool uring)
 {
@@ -128,19 +147,21 @@ PG__HOT_INLINE static inline int pg__backend_wait(pg_loop *loop, int timeout_ms,
     if (uring)
         return pg__uring_wait(loop->uring, timeout_ms, stop_wakes ? &loop->stopping : NULL);
 #endif
-    uint64_t start = timeout_ms > 0 ? pg__clock_ms() : 0;
-    for (;;) {
-        int n = epoll_wait(loop->epfd, loop->events, PG__MAX_EVENTS, timeout_ms);
-        if (n >= 0)
-            return n;
-        int err = errno;
-        if (err != EINTR || (stop_wakes && loop->stopping))
-            return err == EINTR ? 0 : -err;
-        if (timeout_ms > 0) {
-            uint64_t spent = pg__clock_ms() - start;
-            timeout_ms = spent >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent;
-        }
-    }
+    int n = epoll_wait(loop->epfd, loop->events, PG__MAX_EVENTS, timeout_ms);
+    if (PG__UNLIKELY(n < 0))
+        return pg__epoll_wait_failed(loop, timeout_ms, stop_wakes);
+    return n;
+}
+
+/* A watcher that left the epoll set during a batch: its events there are
+ * turned over to this one, which wants none (pg__backend_forget). */
+static pg__io pg__io_gone = { .fd = -1, .events = 0, .cb = NULL };
+
+/* Errors and hang-ups wake whoever listens; the next syscall tells. */
+static void pg__epoll_error_ready(pg__io *io)
+{
+    if (io->events != 0)
+        io->cb(io, io->events); /* on epoll: PG__IO_READ, PG__IO_WRITE or both */
 }
 
 PG__HOT_INLINE static inline void pg__backend_dispatch(pg_loop *loop, bool uring)
@@ -152,19 +173,18 @@ PG__HOT_INLINE static inline void pg__backend_dispatch(pg_loop *loop, bool uring
         return;
     }
 #endif
-    /* nevents does not change during the batch (no iteration nests); a
-     * watcher that leaves the set clears its entries (pg__backend_forget). */
-    int n = loop->nevents;
-    for (int i = 0; i < n; i++) {
+    /* nevents does not change during the batch (no iteration nests): read
+     * again each turn rather than kept across the callbacks. */
+    for (int i = 0; i < loop->nevents; i++) {
         pg__io *io = loop->events[i].data.ptr;
         uint32_t ev = loop->events[i].events;
-        if (io == NULL)
-            continue; /* its watcher left the epoll set (and may be freed) */
-        /* Errors and hang-ups wake whoever listens; the next syscall tells. */
-        if (ev & (EPOLLERR | EPOLLHUP))
-            ev |= PG__IO_READ | PG__IO_WRITE;
-        /* An earlier callback of this batch may have removed the interest. */
-        ev &= io->events & (PG__IO_READ | PG__IO_WRITE);
+        if (PG__UNLIKELY(ev & (EPOLLERR | EPOLLHUP))) {
+            pg__epoll_error_ready(io);
+            continue;
+        }
+        /* An earlier callback of this batch may have removed the interest
+         * (on epoll, events holds PG__IO_READ and PG__IO_WRITE only). */
+        ev &= io->events;
         if (ev != 0)
             io->cb(io, ev);
     }
@@ -172,13 +192,14 @@ PG__HOT_INLINE static inline void pg__backend_dispatch(pg_loop *loop, bool uring
 }
 
 /* A watcher leaving the epoll set may be freed before the batch that still
- * holds its events is dispatched: forget those events. */
+ * holds its events is dispatched: forget those events (they go to
+ * pg__io_gone, which dispatch then skips without a test of its own). */
 static void pg__backend_forget(pg_loop *loop, const pg__io *io)
 {
     /* io_uring: its completions carry a generation that tells (loop_uring.c). */
     for (int i = 0; i < loop->nevents; i++)
         if (loop->events[i].data.ptr == io)
-            loop->events[i].data.ptr = NULL;
+            loop->events[i].data.ptr = &pg__io_gone;
 }
 
 /* ---- fd watchers -------------------------------------------------------- */
@@ -511,24 +532,30 @@ PG__HOT_INLINE static inline int pg__loop_iterate(pg_loop *loop, int timeout_ms,
             wait = INT_MAX;
         if (timeout_ms < 0 || wait < (uint64_t)timeout_ms)
             timeout_ms = (int)wait;
+    } else if (timeout_ms > 0) {
+        loop->now_ms = pg__clock_ms(); /* where an EINTR'd wait counts from */
     }
 
     int n = pg__backend_wait(loop, timeout_ms < 0 ? -1 : timeout_ms, stop_wakes, uring);
     if (n < 0)
         return n;
     loop->nevents = n;
+    /* The common iteration (one socket ready, nothing queued, no timer)
+     * skips the empty queue runs and keeps no count of timers across the
+     * I/O handlers: counted in bench/ per message. */
+    if (!timed) {
+        if (queued > 0)
+            pg__ready_run(loop, queued);
+        pg__backend_dispatch(loop, uring);
+        return 0;
+    }
     /* Due timers join the queue now, behind the earlier callbacks; they run
      * after the I/O handlers, which run directly. (No callback ran since
      * timed was read: the wait runs none.) */
-    size_t timers = 0;
-    if (timed) {
-        loop->now_ms = pg__clock_ms();
-        timers = pg_timer_queue_expire(&loop->timers, loop->now_ms);
-        if (loop->timerfd.fd >= 0)
-            pg__loop_nest_sync(loop); /* for the next timer now */
-    }
-    /* The common iteration (one socket ready, nothing queued) skips the
-     * empty queue runs: counted in bench/ per message. */
+    loop->now_ms = pg__clock_ms();
+    size_t timers = pg_timer_queue_expire(&loop->timers, loop->now_ms);
+    if (loop->timerfd.fd >= 0)
+        pg__loop_nest_sync(loop); /* for the next timer now */
     if (queued > 0)
         pg__ready_run(loop, queued);
     pg__backend_dispatch(loop, uring);

@@ -43,6 +43,17 @@ static const signed char cat_in__next_state[CAT_IN_NSTATES][CAT_IN_NEVENTS] = {
     /* lost */ { CAT_IN_INVALID, CAT_IN_INVALID, CAT_IN_INVALID, CAT_IN_INVALID, CAT_IN_INVALID, CAT_IN_INVALID },
 };
 
+/* The states an event may come in, one bit each, when it changes none of
+ * them (a read, flow control); 0 when it moves the lifecycle on. */
+static const unsigned cat_in__keeps[CAT_IN_NEVENTS] = {
+    /* connection_made */ 0,
+    /* data_received */ (1u << CAT_IN_OPEN),
+    /* eof_received */ 0,
+    /* connection_lost */ 0,
+    /* pause_writing */ (1u << CAT_IN_OPEN) | (1u << CAT_IN_EOF),
+    /* resume_writing */ (1u << CAT_IN_OPEN) | (1u << CAT_IN_EOF),
+};
+
 struct cat_in_conn {
     pg_transport *transport;
     void *context;
@@ -63,6 +74,13 @@ static struct cat_in_session *cat_in__session(cat_in_conn *conn)
 
 static bool cat_in__advance(cat_in_conn *conn, enum cat_in_event event)
 {
+    /* An event that keeps the state: a test of the state's bit (event is a
+     * constant where this is inlined: the mask folds, no table is read). */
+    if (cat_in__keeps[event] != 0) {
+        bool valid = (cat_in__keeps[event] >> conn->lifecycle) & 1u;
+        assert(valid && "protogen: callback out of order");
+        return valid;
+    }
     signed char next = cat_in__next_state[conn->lifecycle][event];
     assert(next != CAT_IN_INVALID && "protogen: callback out of order");
     if (next == CAT_IN_INVALID)

@@ -43,6 +43,17 @@ static const signed char cat_out__next_state[CAT_OUT_NSTATES][CAT_OUT_NEVENTS] =
     /* lost */ { CAT_OUT_INVALID, CAT_OUT_INVALID, CAT_OUT_INVALID, CAT_OUT_INVALID, CAT_OUT_INVALID, CAT_OUT_INVALID },
 };
 
+/* The states an event may come in, one bit each, when it changes none of
+ * them (a read, flow control); 0 when it moves the lifecycle on. */
+static const unsigned cat_out__keeps[CAT_OUT_NEVENTS] = {
+    /* connection_made */ 0,
+    /* data_received */ (1u << CAT_OUT_OPEN),
+    /* eof_received */ 0,
+    /* connection_lost */ 0,
+    /* pause_writing */ (1u << CAT_OUT_OPEN) | (1u << CAT_OUT_EOF),
+    /* resume_writing */ (1u << CAT_OUT_OPEN) | (1u << CAT_OUT_EOF),
+};
+
 struct cat_out_conn {
     pg_transport *transport;
     void *context;
@@ -63,6 +74,13 @@ static struct cat_out_session *cat_out__session(cat_out_conn *conn)
 
 static bool cat_out__advance(cat_out_conn *conn, enum cat_out_event event)
 {
+    /* An event that keeps the state: a test of the state's bit (event is a
+     * constant where this is inlined: the mask folds, no table is read). */
+    if (cat_out__keeps[event] != 0) {
+        bool valid = (cat_out__keeps[event] >> conn->lifecycle) & 1u;
+        assert(valid && "protogen: callback out of order");
+        return valid;
+    }
     signed char next = cat_out__next_state[conn->lifecycle][event];
     assert(next != CAT_OUT_INVALID && "protogen: callback out of order");
     if (next == CAT_OUT_INVALID)

@@ -43,6 +43,17 @@ static const signed char echo__next_state[ECHO_NSTATES][ECHO_NEVENTS] = {
     /* lost */ { ECHO_INVALID, ECHO_INVALID, ECHO_INVALID, ECHO_INVALID, ECHO_INVALID, ECHO_INVALID },
 };
 
+/* The states an event may come in, one bit each, when it changes none of
+ * them (a read, flow control); 0 when it moves the lifecycle on. */
+static const unsigned echo__keeps[ECHO_NEVENTS] = {
+    /* connection_made */ 0,
+    /* data_received */ (1u << ECHO_OPEN),
+    /* eof_received */ 0,
+    /* connection_lost */ 0,
+    /* pause_writing */ (1u << ECHO_OPEN) | (1u << ECHO_EOF),
+    /* resume_writing */ (1u << ECHO_OPEN) | (1u << ECHO_EOF),
+};
+
 struct echo_conn {
     pg_transport *transport;
     void *context;
@@ -63,6 +74,13 @@ static struct echo_session *echo__session(echo_conn *conn)
 
 static bool echo__advance(echo_conn *conn, enum echo_event event)
 {
+    /* An event that keeps the state: a test of the state's bit (event is a
+     * constant where this is inlined: the mask folds, no table is read). */
+    if (echo__keeps[event] != 0) {
+        bool valid = (echo__keeps[event] >> conn->lifecycle) & 1u;
+        assert(valid && "protogen: callback out of order");
+        return valid;
+    }
     signed char next = echo__next_state[conn->lifecycle][event];
     assert(next != ECHO_INVALID && "protogen: callback out of order");
     if (next == ECHO_INVALID)

@@ -43,6 +43,17 @@ static const signed char echo_client__next_state[ECHO_CLIENT_NSTATES][ECHO_CLIEN
     /* lost */ { ECHO_CLIENT_INVALID, ECHO_CLIENT_INVALID, ECHO_CLIENT_INVALID, ECHO_CLIENT_INVALID, ECHO_CLIENT_INVALID, ECHO_CLIENT_INVALID },
 };
 
+/* The states an event may come in, one bit each, when it changes none of
+ * them (a read, flow control); 0 when it moves the lifecycle on. */
+static const unsigned echo_client__keeps[ECHO_CLIENT_NEVENTS] = {
+    /* connection_made */ 0,
+    /* data_received */ (1u << ECHO_CLIENT_OPEN),
+    /* eof_received */ 0,
+    /* connection_lost */ 0,
+    /* pause_writing */ (1u << ECHO_CLIENT_OPEN) | (1u << ECHO_CLIENT_EOF),
+    /* resume_writing */ (1u << ECHO_CLIENT_OPEN) | (1u << ECHO_CLIENT_EOF),
+};
+
 struct echo_client_conn {
     pg_transport *transport;
     void *context;
@@ -63,6 +74,13 @@ static struct echo_client_session *echo_client__session(echo_client_conn *conn)
 
 static bool echo_client__advance(echo_client_conn *conn, enum echo_client_event event)
 {
+    /* An event that keeps the state: a test of the state's bit (event is a
+     * constant where this is inlined: the mask folds, no table is read). */
+    if (echo_client__keeps[event] != 0) {
+        bool valid = (echo_client__keeps[event] >> conn->lifecycle) & 1u;
+        assert(valid && "protogen: callback out of order");
+        return valid;
+    }
     signed char next = echo_client__next_state[conn->lifecycle][event];
     assert(next != ECHO_CLIENT_INVALID && "protogen: callback out of order");
     if (next == ECHO_CLIENT_INVALID)

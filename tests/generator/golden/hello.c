@@ -43,6 +43,17 @@ static const signed char hello__next_state[HELLO_NSTATES][HELLO_NEVENTS] = {
     /* lost */ { HELLO_INVALID, HELLO_INVALID, HELLO_INVALID, HELLO_INVALID, HELLO_INVALID, HELLO_INVALID },
 };
 
+/* The states an event may come in, one bit each, when it changes none of
+ * them (a read, flow control); 0 when it moves the lifecycle on. */
+static const unsigned hello__keeps[HELLO_NEVENTS] = {
+    /* connection_made */ 0,
+    /* data_received */ (1u << HELLO_OPEN),
+    /* eof_received */ 0,
+    /* connection_lost */ 0,
+    /* pause_writing */ (1u << HELLO_OPEN) | (1u << HELLO_EOF),
+    /* resume_writing */ (1u << HELLO_OPEN) | (1u << HELLO_EOF),
+};
+
 struct hello_conn {
     pg_transport *transport;
     void *context;
@@ -63,6 +74,13 @@ static struct hello_session *hello__session(hello_conn *conn)
 
 static bool hello__advance(hello_conn *conn, enum hello_event event)
 {
+    /* An event that keeps the state: a test of the state's bit (event is a
+     * constant where this is inlined: the mask folds, no table is read). */
+    if (hello__keeps[event] != 0) {
+        bool valid = (hello__keeps[event] >> conn->lifecycle) & 1u;
+        assert(valid && "protogen: callback out of order");
+        return valid;
+    }
     signed char next = hello__next_state[conn->lifecycle][event];
     assert(next != HELLO_INVALID && "protogen: callback out of order");
     if (next == HELLO_INVALID)

@@ -43,6 +43,17 @@ static const signed char hello_client__next_state[HELLO_CLIENT_NSTATES][HELLO_CL
     /* lost */ { HELLO_CLIENT_INVALID, HELLO_CLIENT_INVALID, HELLO_CLIENT_INVALID, HELLO_CLIENT_INVALID, HELLO_CLIENT_INVALID, HELLO_CLIENT_INVALID },
 };
 
+/* The states an event may come in, one bit each, when it changes none of
+ * them (a read, flow control); 0 when it moves the lifecycle on. */
+static const unsigned hello_client__keeps[HELLO_CLIENT_NEVENTS] = {
+    /* connection_made */ 0,
+    /* data_received */ (1u << HELLO_CLIENT_OPEN),
+    /* eof_received */ 0,
+    /* connection_lost */ 0,
+    /* pause_writing */ (1u << HELLO_CLIENT_OPEN) | (1u << HELLO_CLIENT_EOF),
+    /* resume_writing */ (1u << HELLO_CLIENT_OPEN) | (1u << HELLO_CLIENT_EOF),
+};
+
 struct hello_client_conn {
     pg_transport *transport;
     void *context;
@@ -63,6 +74,13 @@ static struct hello_client_session *hello_client__session(hello_client_conn *con
 
 static bool hello_client__advance(hello_client_conn *conn, enum hello_client_event event)
 {
+    /* An event that keeps the state: a test of the state's bit (event is a
+     * constant where this is inlined: the mask folds, no table is read). */
+    if (hello_client__keeps[event] != 0) {
+        bool valid = (hello_client__keeps[event] >> conn->lifecycle) & 1u;
+        assert(valid && "protogen: callback out of order");
+        return valid;
+    }
     signed char next = hello_client__next_state[conn->lifecycle][event];
     assert(next != HELLO_CLIENT_INVALID && "protogen: callback out of order");
     if (next == HELLO_CLIENT_INVALID)

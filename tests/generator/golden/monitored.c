@@ -45,6 +45,18 @@ static const signed char monitored__next_state[MONITORED_NSTATES][MONITORED_NEVE
     /* lost */ { MONITORED_INVALID, MONITORED_INVALID, MONITORED_INVALID, MONITORED_INVALID, MONITORED_INVALID, MONITORED_INVALID, MONITORED_INVALID },
 };
 
+/* The states an event may come in, one bit each, when it changes none of
+ * them (a read, flow control); 0 when it moves the lifecycle on. */
+static const unsigned monitored__keeps[MONITORED_NEVENTS] = {
+    /* connection_made */ 0,
+    /* pipe_data_received */ (1u << MONITORED_RUNNING) | (1u << MONITORED_EXITED),
+    /* pipe_connection_lost */ (1u << MONITORED_RUNNING) | (1u << MONITORED_EXITED),
+    /* process_exited */ 0,
+    /* connection_lost */ 0,
+    /* pause_writing */ (1u << MONITORED_RUNNING) | (1u << MONITORED_EXITED),
+    /* resume_writing */ (1u << MONITORED_RUNNING) | (1u << MONITORED_EXITED),
+};
+
 struct monitored_conn {
     pg_subprocess *transport;
     void *context;
@@ -64,6 +76,13 @@ static struct monitored_session *monitored__session(monitored_conn *conn)
 
 static bool monitored__advance(monitored_conn *conn, enum monitored_event event)
 {
+    /* An event that keeps the state: a test of the state's bit (event is a
+     * constant where this is inlined: the mask folds, no table is read). */
+    if (monitored__keeps[event] != 0) {
+        bool valid = (monitored__keeps[event] >> conn->lifecycle) & 1u;
+        assert(valid && "protogen: callback out of order");
+        return valid;
+    }
     signed char next = monitored__next_state[conn->lifecycle][event];
     assert(next != MONITORED_INVALID && "protogen: callback out of order");
     if (next == MONITORED_INVALID)

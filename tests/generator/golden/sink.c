@@ -44,6 +44,18 @@ static const signed char sink__next_state[SINK_NSTATES][SINK_NEVENTS] = {
     /* lost */ { SINK_INVALID, SINK_INVALID, SINK_INVALID, SINK_INVALID, SINK_INVALID, SINK_INVALID, SINK_INVALID },
 };
 
+/* The states an event may come in, one bit each, when it changes none of
+ * them (a read, flow control); 0 when it moves the lifecycle on. */
+static const unsigned sink__keeps[SINK_NEVENTS] = {
+    /* connection_made */ 0,
+    /* get_buffer */ (1u << SINK_OPEN),
+    /* buffer_updated */ (1u << SINK_OPEN),
+    /* eof_received */ 0,
+    /* connection_lost */ 0,
+    /* pause_writing */ (1u << SINK_OPEN) | (1u << SINK_EOF),
+    /* resume_writing */ (1u << SINK_OPEN) | (1u << SINK_EOF),
+};
+
 struct sink_conn {
     pg_transport *transport;
     void *context;
@@ -64,6 +76,13 @@ static struct sink_session *sink__session(sink_conn *conn)
 
 static bool sink__advance(sink_conn *conn, enum sink_event event)
 {
+    /* An event that keeps the state: a test of the state's bit (event is a
+     * constant where this is inlined: the mask folds, no table is read). */
+    if (sink__keeps[event] != 0) {
+        bool valid = (sink__keeps[event] >> conn->lifecycle) & 1u;
+        assert(valid && "protogen: callback out of order");
+        return valid;
+    }
     signed char next = sink__next_state[conn->lifecycle][event];
     assert(next != SINK_INVALID && "protogen: callback out of order");
     if (next == SINK_INVALID)

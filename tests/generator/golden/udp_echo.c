@@ -41,6 +41,17 @@ static const signed char udp_echo__next_state[UDP_ECHO_NSTATES][UDP_ECHO_NEVENTS
     /* lost */ { UDP_ECHO_INVALID, UDP_ECHO_INVALID, UDP_ECHO_INVALID, UDP_ECHO_INVALID, UDP_ECHO_INVALID, UDP_ECHO_INVALID },
 };
 
+/* The states an event may come in, one bit each, when it changes none of
+ * them (a read, flow control); 0 when it moves the lifecycle on. */
+static const unsigned udp_echo__keeps[UDP_ECHO_NEVENTS] = {
+    /* connection_made */ 0,
+    /* datagram_received */ (1u << UDP_ECHO_OPEN),
+    /* error_received */ (1u << UDP_ECHO_OPEN),
+    /* connection_lost */ 0,
+    /* pause_writing */ (1u << UDP_ECHO_OPEN),
+    /* resume_writing */ (1u << UDP_ECHO_OPEN),
+};
+
 struct udp_echo_conn {
     pg_datagram_transport *transport;
     void *context;
@@ -59,6 +70,13 @@ static struct udp_echo_session *udp_echo__session(udp_echo_conn *conn)
 
 static bool udp_echo__advance(udp_echo_conn *conn, enum udp_echo_event event)
 {
+    /* An event that keeps the state: a test of the state's bit (event is a
+     * constant where this is inlined: the mask folds, no table is read). */
+    if (udp_echo__keeps[event] != 0) {
+        bool valid = (udp_echo__keeps[event] >> conn->lifecycle) & 1u;
+        assert(valid && "protogen: callback out of order");
+        return valid;
+    }
     signed char next = udp_echo__next_state[conn->lifecycle][event];
     assert(next != UDP_ECHO_INVALID && "protogen: callback out of order");
     if (next == UDP_ECHO_INVALID)
