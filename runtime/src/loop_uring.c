@@ -101,6 +101,7 @@ struct pg__uring_sendrec {
     uint32_t off;   /* sent so far (the kernel may send a part) */
     uint32_t len;
     uint32_t cap;
+    uint32_t seq;   /* the dispatch it was submitted in (pg__uring.dispatches) */
     uint8_t data[];
 };
 
@@ -131,6 +132,7 @@ typedef struct pg__uring_slot {
     uint32_t rgen;  /* the receive's generation: changed when the fd closes */
     bool rflight;   /* a receive is in the ring */
     pg__uring_sendrec *send; /* the send in the ring for the watcher; NULL: none */
+    bool slow_sends; /* its last send did not complete by the next iteration (a peer slow to read) */
     uint16_t cancels; /* its requests cancelled whose completion has not come */
     uint16_t closing; /* of those, the ones cancelled before the fd's close (pg__uring_close) */
 } pg__uring_slot;
@@ -158,7 +160,8 @@ struct pg__uring {
     pg__uring_sendrec *sends;
     pg__uring_sendrec *cache[2]; /* small, large */
     unsigned cached[2];
-    unsigned sends_queued;
+    unsigned sends_queued; /* of those, on fds whose sends complete at once */
+    uint32_t dispatches;   /* iterations dispatched: tells a send that completed at once */
     bool min_timeout; /* IORING_FEAT_MIN_TIMEOUT */
     size_t sent_len;
     int sent_res;
@@ -483,7 +486,12 @@ static int pg__uring_send_submit(pg__uring *u, pg__uring_sendrec *q)
         return -ENOMEM;
     io_uring_prep_send(sqe, q->fd, q->data + q->off, q->len - q->off, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)q | PG__URING_SEND_BIT);
-    u->sends_queued++;
+    q->seq = u->dispatches;
+    /* Only sends expected to complete at once make the wait wait for one
+     * more: one stuck behind a slow reader would hold every other
+     * connection's completions up to PG__URING_BATCH_USEC. */
+    if (!u->slots[q->fd].slow_sends)
+        u->sends_queued++;
     return 0;
 }
 
@@ -547,6 +555,7 @@ static void pg__uring_on_send(pg__uring *u, const struct io_uring_cqe *cqe)
     pg__io *io = q->io;
     uint32_t left = q->len - q->off;
     int res = cqe->res == 0 ? -EPIPE : cqe->res; /* nothing went of a send of some: broken */
+    u->slots[q->fd].slow_sends = q->seq + 1 != u->dispatches || (res > 0 && (uint32_t)res < left);
     if (res > 0 && (uint32_t)res < left) {
         q->off += (uint32_t)res;
         u->sent_len = (size_t)res;
@@ -586,6 +595,7 @@ void pg__uring_close(pg__uring *u, pg__io *io)
         slot->rgen++;
         slot->rio = NULL;
     }
+    slot->slow_sends = false; /* the fd's next connection starts afresh */
     pg__uring_sendrec *q = slot->send;
     if (q != NULL && q->io == io) {
         /* Aborted with a send in flight (a close waits for it): cancelled,
@@ -820,6 +830,7 @@ void pg__uring_dispatch(pg__uring *u)
 {
     /* The completions there are now: callbacks that submit (a full queue)
      * may add more, which the next iteration takes. */
+    u->dispatches++;
     unsigned head = *u->ring.cq.khead;
     unsigned n = io_uring_smp_load_acquire(u->ring.cq.ktail) - head;
     if (n > PG__MAX_EVENTS)
