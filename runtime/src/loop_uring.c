@@ -106,12 +106,13 @@ struct pg__uring_sendrec {
 };
 
 /* Records come in two sizes, both kept for reuse (a few of the large): a
- * send takes at most PG__URING_SEND_MAX (the default high watermark: the
- * rest waits in the write buffer for the completion, and the kernel's
- * socket buffer holds what went), so a connection's copy in flight stays
- * within what epoll's send would have left buffered anyway. */
+ * send takes at most PG__URING_SEND_MAX, a read's worth (the loop's read
+ * buffer), so that an echo of bulk data is one send per read; the rest
+ * waits in the write buffer for the completion. (64 KiB sends halved the
+ * streaming rate: a round trip through the ring per 64 KiB.) A connection
+ * stuck behind a slow reader holds up to that much in flight. */
 #define PG__URING_SEND_SMALL 4096u
-#define PG__URING_SEND_MAX ((uint32_t)64 * 1024)
+#define PG__URING_SEND_MAX ((uint32_t)256 * 1024)
 #define PG__URING_SMALL_CACHE 64u
 #define PG__URING_LARGE_CACHE 8u
 /* How long a wait that submitted sends waits for one more completion than
