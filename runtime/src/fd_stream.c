@@ -4,7 +4,9 @@
  * every rule of the transport is the core's (runtime/core/stream.c). On
  * io_uring a socket's bytes come in completions instead (PG__IO_RECV, no
  * recv of its own); what comes while the protocol does not read the core
- * holds (held_input.c) and delivers once it reads again.
+ * holds (held_input.c) and delivers once it reads again. Its writes go
+ * through the ring too (PG__IO_SENT, no send of its own): what is in flight
+ * the core counts as buffered.
  *
  * The core's transport lives inside this driver's block, one of the core's
  * stream blocks (the loop's pool: a closed connection's block serves the
