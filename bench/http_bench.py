@@ -159,7 +159,7 @@ def section(med, servers, runs, duration, requests, threads=1):
            f"`ab -k -c {CLIENTS} -n {requests:,}`, median of {runs} runs, the servers taking turns (each started "
            f"afresh per run), {where}; × = ratio to "
            f"{REFERENCE} (nginx-light, `return 200`, access log off) of the same run. Server CPU = "
-           "utime+stime (/proc/PID/stat, 10 ms ticks) per request, ± half the range of the runs.", "",
+           "time on a CPU (/proc/PID/task/*/schedstat, with its children) per request, ± half the range of the runs.", "",
            "| load | server | req/s | × | server CPU | × |", "|---|---|---:|---:|---:|---:|"]
     for load in LOADS:
         ref = med[(load, REFERENCE)]

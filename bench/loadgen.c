@@ -24,7 +24,7 @@
  *
  * Prints one line of key=value pairs: messages, bytes echoed, seconds, latency
  * percentiles (from the first byte sent to the last byte back), and with --pid
- * the server's CPU time (utime+stime from /proc/PID/stat) over the interval.
+ * the server's CPU time and sleeps over the interval (proc_usage_of).
  * Exit status 0, or 1 when anything failed (errors=N says how many). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +32,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -80,17 +81,34 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* utime + stime of a process, in seconds; -1 when unreadable. */
-static double proc_cpu_seconds(long pid)
+/* What the server spent over the interval, summed over its threads: time on
+ * a CPU (/proc/PID/task/TID/schedstat, nanoseconds; utime + stime from
+ * /proc/PID/stat, 10 ms ticks, where the kernel keeps no schedstat) and its
+ * sleeps (voluntary context switches: a wait that blocked, then a wake-up,
+ * which costs more than the system call itself). Fields are -1 when
+ * unreadable. */
+typedef struct {
+    double cpu_s;
+    long long sleeps;
+} proc_usage;
+
+static bool read_small_file(const char *path, char *text, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(text, 1, size - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    return true;
+}
+
+static double proc_stat_cpu_seconds(long pid)
 {
     char path[64], text[1024];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    if (!read_small_file(path, text, sizeof text))
         return -1;
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
     char *p = strrchr(text, ')'); /* the command name may hold spaces */
     unsigned long long utime, stime;
     /* after ")": state(3) ... utime is field 14, stime 15 */
@@ -98,6 +116,38 @@ static double proc_cpu_seconds(long pid)
         || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
         return -1;
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static proc_usage proc_usage_of(long pid)
+{
+    proc_usage u = { 0, 0 };
+    char path[300], text[4096];
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return (proc_usage){ -1, -1 };
+    bool schedstat = true;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        unsigned long long ns;
+        snprintf(path, sizeof path, "/proc/%ld/task/%s/schedstat", pid, e->d_name);
+        if (schedstat && read_small_file(path, text, sizeof text) && sscanf(text, "%llu", &ns) == 1)
+            u.cpu_s += (double)ns / 1e9;
+        else
+            schedstat = false;
+        snprintf(path, sizeof path, "/proc/%ld/task/%s/status", pid, e->d_name);
+        const char *v = read_small_file(path, text, sizeof text) ? strstr(text, "\nvoluntary_ctxt_switches:") : NULL;
+        if (v != NULL && u.sleeps >= 0)
+            u.sleeps += atoll(v + strlen("\nvoluntary_ctxt_switches:"));
+        else
+            u.sleeps = -1;
+    }
+    closedir(d);
+    if (!schedstat)
+        u.cpu_s = proc_stat_cpu_seconds(pid);
+    return u;
 }
 
 static double self_cpu_seconds(void)
@@ -533,7 +583,8 @@ int main(int argc, char **argv)
 
     if (opt.workload != CHURN)
         open_all(opt.conns);
-    double cpu0 = opt.pid > 0 ? proc_cpu_seconds(opt.pid) : 0, self0 = self_cpu_seconds();
+    proc_usage srv0 = opt.pid > 0 ? proc_usage_of(opt.pid) : (proc_usage){ 0, 0 };
+    double self0 = self_cpu_seconds();
     uint64_t t0 = now_ns();
     deadline = t0 + (uint64_t)(opt.duration * 1e9);
     if (opt.workload != CHURN)
@@ -555,12 +606,14 @@ int main(int argc, char **argv)
         check_hard_deadline("running");
     }
     uint64_t t1 = now_ns();
-    double cpu1 = opt.pid > 0 ? proc_cpu_seconds(opt.pid) : 0, self1 = self_cpu_seconds();
+    proc_usage srv1 = opt.pid > 0 ? proc_usage_of(opt.pid) : (proc_usage){ 0, 0 };
+    double self1 = self_cpu_seconds();
     close_all(opt.conns);
     double secs = (double)(t1 - t0) / 1e9;
-    printf("messages=%lld bytes=%llu seconds=%.6f p50_us=%.2f p99_us=%.2f server_cpu_s=%.3f "
-           "client_cpu_s=%.3f errors=%lld\n",
+    printf("messages=%lld bytes=%llu seconds=%.6f p50_us=%.2f p99_us=%.2f server_cpu_s=%.6f "
+           "server_sleeps=%lld client_cpu_s=%.3f errors=%lld\n",
            done_msgs, echoed_bytes, secs, hist_percentile(0.50) / 1000, hist_percentile(0.99) / 1000,
-           cpu1 - cpu0, self1 - self0, errors);
+           srv1.cpu_s - srv0.cpu_s, srv0.sleeps < 0 || srv1.sleeps < 0 ? -1 : srv1.sleeps - srv0.sleeps,
+           self1 - self0, errors);
     return errors == 0 ? 0 : 1;
 }

@@ -11,8 +11,8 @@ CMD (default build-bench/protogen/examples/resp/resp_server; it gets
 `--host 127.0.0.1 --port 0` and prints "listening on HOST:PORT"), the servers
 taking turns, each started afresh per depth and run, pinned to CPU 1 with
 redis-benchmark on CPU 0. Measured: requests/s (redis-benchmark's) and the
-server's CPU per request, utime+stime from /proc/PID/stat (of the server and
-any children it runs, 10 ms ticks) before and after each test. Reported: the
+server's CPU per request, its time on a CPU (cpu_seconds: the server and any
+children it runs, every thread) before and after each test. Reported: the
 medians of --runs runs and the ratios to redis-server's of the same run.
 run.py calls this as its `resp` part."""
 
@@ -64,16 +64,22 @@ def tree(pid):
 
 
 def cpu_seconds(pid):
-    """utime+stime of pid and its descendants, in seconds."""
+    """Time on a CPU of pid and its descendants, every thread, in seconds: from
+    /proc/P/task/T/schedstat (nanoseconds), or utime+stime (/proc/P/stat, 10 ms
+    ticks) where the kernel keeps no schedstat."""
     total = 0
     for p in tree(pid):
         try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            tasks = os.listdir(f"/proc/{p}/task")
+            total += sum(int(open(f"/proc/{p}/task/{t}/schedstat").read().split()[0]) for t in tasks) / 1e9
         except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / TICK
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15)
+    return total
 
 
 def start(name, cmd):
@@ -146,7 +152,7 @@ def section(med, servers, runs, n):
     out = [f"RESP (issue 11): redis-benchmark -t <test> -n {n:,} -c {CLIENTS} [-P 16], one run per test, "
            f"median of {runs} runs, the servers taking turns (each started afresh per depth and run), pinned to "
            f"CPU {SERVER_CPU} with redis-benchmark on CPU {CLIENT_CPU}; × = ratio to {REFERENCE} "
-           "(--save '' --appendonly no) of the same run. Server CPU = utime+stime (/proc/PID/stat, 10 ms ticks) "
+           "(--save '' --appendonly no) of the same run. Server CPU = time on a CPU (/proc/PID/task/*/schedstat, with its children) "
            "per request, ± half the range of the runs. \"all\": the four tests together (rate: their harmonic "
            "mean). redis-benchmark itself is often the limit on 2 cores: CPU per request is the figure that "
            "shows the server.", "",

@@ -246,6 +246,7 @@ def timed(args, srv):
                     "rate": units / r["seconds"],
                     "p50": r["p50_us"], "p99": r["p99_us"],
                     "cpu": r["server_cpu_s"] * 1e6 / units,
+                    "sleeps": r["server_sleeps"] / r["messages"] if r["server_sleeps"] >= 0 else float("nan"),
                     "client": r["client_cpu_s"] / r["seconds"],
                 })
         print(f"  timed run {run + 1}/{args.runs} done", file=sys.stderr)
@@ -484,7 +485,7 @@ def threads_section(args, thr):
             r = thr[(wname, name)]
             out.append(f"| {wname} | echo_server {name} | {fmt(r['rate'])} {rate_unit} | "
                        f"{ratio(r['rate'], floor['rate'])} | {fmt(r['cpu'])} {cpu_unit} | "
-                       f"{ratio(r['cpu'], floor['cpu'])} | {r['client']:.2f} |")
+                       f"{ratio(r['cpu'], floor['cpu'])} | {r['sleeps']:.2f} | {r['client']:.2f} |")
     return out
 
 
@@ -530,18 +531,20 @@ def report(args, srv, t, mem, c, emb, resp, gen, notes, thr=None, http=None, fr=
 
 def timed_section(args, srv, t):
     out = [f"Timed: median of {args.runs} runs of {args.duration:g} s per workload and server, servers taking "
-            "turns; × = ratio to the hand-written epoll server of the same run. CPU = the server's utime+stime "
-            "(/proc/PID/stat, 10 ms ticks) over the run, per unit, ± half the range of the runs. Load gen = the load generator's own CPU "
+            "turns; × = ratio to the hand-written epoll server of the same run. CPU = the server's time on a CPU "
+            "(/proc/PID/task/*/schedstat) over the run, per unit, ± half the range of the runs. Sleeps = the server's "
+            "waits that blocked (voluntary context switches) per message: each is a wake-up, which costs more than "
+            "a system call. Load gen = the load generator's own CPU "
             "(1.00: it is the bottleneck). MB = 10⁶ bytes echoed.", "",
-            "| workload | server | rate | × | p50 µs | p99 µs | server CPU | × | load gen |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+            "| workload | server | rate | × | p50 µs | p99 µs | server CPU | × | sleeps/msg | load gen |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for wname, _, _, rate_unit, cpu_unit in WORKLOADS:
         floor = t[(wname, FLOOR)]
         for name in srv:
             r = t[(wname, name)]
             out.append(f"| {wname} | {name} | {fmt(r['rate'])} {rate_unit} | {ratio(r['rate'], floor['rate'])} | "
                        f"{r['p50']:.1f} | {r['p99']:.1f} | {fmt(r['cpu'])} {cpu_unit} ±{r['spread'] * 50:.0f}% | "
-                       f"{ratio(r['cpu'], floor['cpu'])} | {r['client']:.2f} |")
+                       f"{ratio(r['cpu'], floor['cpu'])} | {r['sleeps']:.2f} | {r['client']:.2f} |")
     return out
 
 
