@@ -117,10 +117,19 @@ struct pg__uring_sendrec {
 #define PG__URING_LARGE_CACHE 8u
 /* How long a wait that submitted sends waits for one more completion than
  * those sends before it takes what came: the sends' own completions (which
- * mostly come at once) would otherwise end the wait, and a ping-pong would
- * pay a second io_uring_enter per message for them (IORING_FEAT_MIN_TIMEOUT,
+ * mostly come at once) would otherwise end the wait, and each round of
+ * replies would pay a second io_uring_enter for them (IORING_FEAT_MIN_TIMEOUT,
  * Linux 6.12; without it, no batching). */
 #define PG__URING_BATCH_USEC 50u
+/* Only a busy loop batches: one whose last dispatch had two completions or
+ * more besides its sends' and cancels' (many connections, or a stream of data). There
+ * the completion waited for is mostly there already; a quiet loop (one
+ * ping-pong, one connection at a time) sleeps in every wait, and a sleep
+ * under the minimum wait's timer costs more than the system call it saves
+ * (timed, one 64 B ping-pong: 1.3x the server CPU of two calls a message;
+ * connection churn 1.25x; on a virtual machine, where each arming of a
+ * timer exits to the hypervisor). */
+#define PG__URING_BUSY 2u
 #ifndef IORING_FEAT_MIN_TIMEOUT
 #define IORING_FEAT_MIN_TIMEOUT (1U << 15)
 #endif
@@ -164,6 +173,7 @@ struct pg__uring {
     unsigned sends_queued; /* of those, on fds whose sends complete at once */
     uint32_t dispatches;   /* iterations dispatched: tells a send that completed at once */
     bool min_timeout; /* IORING_FEAT_MIN_TIMEOUT */
+    bool busy;        /* the last dispatch had PG__URING_BUSY completions besides its sends' */
     size_t sent_len;
     int sent_res;
 };
@@ -745,8 +755,8 @@ PG__HOT_INLINE static inline bool pg__uring_live(pg__uring *u)
 
 /* Submits what is queued and waits, as io_uring_submit_and_wait_timeout
  * does (ts NULL: no timeout), but for one completion more than the sends
- * it submits, taking what came once PG__URING_BATCH_USEC passed: a
- * ping-pong's reply and the next request then cost one io_uring_enter
+ * it submits, taking what came once PG__URING_BATCH_USEC passed: a busy
+ * loop's replies and the next requests then cost one io_uring_enter
  * (liburing 2.3 has no call for IORING_FEAT_MIN_TIMEOUT: the system call
  * itself, with the SQ tail published as liburing does). */
 static int pg__uring_enter_batch(pg__uring *u, const struct __kernel_timespec *ts)
@@ -773,6 +783,13 @@ static int pg__uring_enter_batch(pg__uring *u, const struct __kernel_timespec *t
     return (int)r;
 }
 
+/* Whether this wait batches: it submits sends that complete at once, the
+ * kernel has the minimum wait, and the loop is busy (PG__URING_BUSY). */
+static bool pg__uring_batches(const pg__uring *u)
+{
+    return u->sends_queued > 0 && u->min_timeout && u->busy;
+}
+
 /* Waits for completions, submitting what is queued in the same call, as the
  * epoll backend waits (EINTR retried with what is left of the timeout,
  * unless *stopping ends the run). */
@@ -794,7 +811,7 @@ static int pg__uring_wait_long(pg__uring *u, int timeout_ms, const atomic_int *s
     int left = timeout_ms;
     for (;;) {
         struct __kernel_timespec ts = { left / 1000, (long long)(left % 1000) * 1000000 };
-        if (left != 0 && u->sends_queued > 0 && u->min_timeout) {
+        if (left != 0 && pg__uring_batches(u)) {
             r = pg__uring_enter_batch(u, left < 0 ? NULL : &ts);
         } else if (left == 0) {
             u->sends_queued = 0;
@@ -837,6 +854,7 @@ void pg__uring_dispatch(pg__uring *u)
     if (n > PG__MAX_EVENTS)
         n = PG__MAX_EVENTS; /* as many as epoll's batch: the rest next iteration (its wait returns at once) */
     unsigned mask = u->ring.cq.ring_mask;
+    unsigned others = 0; /* live completions but sends' */
     for (unsigned i = 0; i < n; i++) {
         const struct io_uring_cqe *cqe = &u->ring.cq.cqes[(head + i) & mask];
         if (!pg__uring_is_live(u, cqe)) {
@@ -847,6 +865,7 @@ void pg__uring_dispatch(pg__uring *u)
             pg__uring_on_send(u, cqe);
             continue;
         }
+        others++;
         if ((uint32_t)cqe->user_data & PG__URING_RECV_BIT) {
             pg__uring_on_recv(u, cqe);
             continue;
@@ -870,6 +889,7 @@ void pg__uring_dispatch(pg__uring *u)
             (void)pg__uring_arm(u, slot, fd, io->events & (PG__IO_READ | PG__IO_WRITE)); /* fails only when a submit does */
     }
     io_uring_smp_store_release(u->ring.cq.khead, head + n);
+    u->busy = others >= PG__URING_BUSY;
 }
 
 int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping)
@@ -878,7 +898,7 @@ int pg__uring_wait(pg__uring *u, int timeout_ms, const atomic_int *stopping)
      * watcher's completion ends it. */
     if (timeout_ms < 0 && u->enabled && u->nest_fd < 0) {
         int r;
-        if (u->sends_queued > 0 && u->min_timeout) {
+        if (pg__uring_batches(u)) {
             r = pg__uring_enter_batch(u, NULL);
         } else {
             u->sends_queued = 0;
