@@ -485,7 +485,7 @@ def threads_section(args, thr):
             r = thr[(wname, name)]
             out.append(f"| {wname} | echo_server {name} | {fmt(r['rate'])} {rate_unit} | "
                        f"{ratio(r['rate'], floor['rate'])} | {fmt(r['cpu'])} {cpu_unit} | "
-                       f"{ratio(r['cpu'], floor['cpu'])} | {r['sleeps']:.2f} | {r['client']:.2f} |")
+                       f"{ratio(r['cpu'], floor['cpu'])} | {r['client']:.2f} |")
     return out
 
 

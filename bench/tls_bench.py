@@ -12,7 +12,7 @@ runs, the servers taking turns:
   - handshakes/s: 16 connections at once, each a full handshake (the client
     verifies the server), one byte echoed, close_notify, close;
   - bulk MB/s: one connection sends M MiB and reads the echo while sending;
-  - the server's CPU time per handshake and per MB (utime+stime, /proc/PID/stat),
+  - the server's CPU time per handshake and per MB (time on a CPU: resp_bench's cpu_seconds),
     the figure that least depends on how the load generator keeps up;
   - memory per idle TLS connection: the server's RSS growth with N handshaken,
     idle connections (Python ssl clients).
@@ -34,6 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import run  # noqa: E402  Proc, start_server, pinning, VmRSS
+sys.path.insert(0, os.path.join(TOP, "tests", "resp"))
+from resp_bench import cpu_seconds  # noqa: E402
 
 ASYNCIO_SERVER = r'''
 import asyncio, signal, ssl, sys
@@ -68,13 +70,6 @@ def servers(args, certs):
         "openssl": [os.path.join(args.build, "openssl_echo"), "--cert", cert, "--key", key],
         "asyncio": [sys.executable, "-c", ASYNCIO_SERVER, cert, key],
     }
-
-
-def cpu_s(pid):
-    """The server's utime+stime so far (/proc/PID/stat, in clock ticks)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def loadgen(args, certs, port, mode):
@@ -127,13 +122,13 @@ def main():
                 # Idle first, on a fresh server: later phases leave freed memory that
                 # idle connections would reuse unseen.
                 results[name]["idle"].append(idle_bytes(proc, certs, args.idle))
-                t0 = cpu_s(proc.server_pid)
+                t0 = cpu_seconds(proc.server_pid)
                 hs = loadgen(args, certs, proc.port, ["handshakes", "--conns", "16", "--seconds", str(args.seconds)])
-                t1 = cpu_s(proc.server_pid)
+                t1 = cpu_seconds(proc.server_pid)
                 results[name]["hs"].append(float(hs[hs.index("per_s") + 1]))
                 results[name]["hs_cpu"].append((t1 - t0) * 1e6 / int(hs[hs.index("handshakes") + 1]))
                 mb = loadgen(args, certs, proc.port, ["bulk", "--mib", str(args.mib)])
-                t2 = cpu_s(proc.server_pid)
+                t2 = cpu_seconds(proc.server_pid)
                 results[name]["mb"].append(float(mb[mb.index("mb_s") + 1]))
                 results[name]["mb_cpu"].append((t2 - t1) * 1e6 / (args.mib * 1.048576))
             finally:
@@ -154,8 +149,8 @@ def main():
               f"| {m['mb']:.0f} | {x(m['mb'], base['mb'])} | {m['mb_cpu']:.0f} | {x(m['mb_cpu'], base['mb_cpu'])} "
               f"| {m['idle']:.0f} | {x(m['idle'], base['idle'])} |")
     print()
-    print("× = ratio to the hand-written OpenSSL server of the same run. CPU = the server's utime+stime over the "
-          "phase (10 ms ticks) per unit; MB = 10^6 bytes echoed. Idle = the server's VmRSS growth per handshaken, idle "
+    print("× = ratio to the hand-written OpenSSL server of the same run. CPU = the server's time on a CPU "
+          "(schedstat) over the phase per unit; MB = 10^6 bytes echoed. Idle = the server's VmRSS growth per handshaken, idle "
           "connection, measured first on a fresh server.")
 
 
