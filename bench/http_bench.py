@@ -10,7 +10,7 @@ it gets `--host 127.0.0.1 --port 0` and prints "listening on HOST:PORT"). Load:
 `wrk -t1 -c50 -dS` and `ab -k -c 50 -n N`. The servers take turns, each
 started afresh per run, pinned to CPU 1 with the load generator on CPU 0.
 Measured: requests/s (the load generator's) and the server's CPU per request,
-utime+stime from /proc/PID/stat (nginx: master and worker) before and after
+time on a CPU (resp_bench.cpu_seconds; nginx: master and worker) before and after
 each load. Reported: the medians of --runs runs and the ratios to nginx's of
 the same run. With --threads N (issue 15's multi-core comparison) http_server
 runs N loops (--threads N) and nginx N workers, and nothing is pinned: the

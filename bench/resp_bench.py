@@ -82,6 +82,20 @@ def cpu_seconds(pid):
     return total
 
 
+def sleeps(pid):
+    """The waits that blocked so far (voluntary context switches) of pid and its
+    descendants, every thread: each is a sleep and a wake-up."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/status") as f:
+                    total += int(f.read().split("\nvoluntary_ctxt_switches:", 1)[1].split()[0])
+        except (FileNotFoundError, IndexError):
+            continue
+    return total
+
+
 def start(name, cmd):
     if name == REFERENCE:
         proc, port = resp_harness.start_redis(preexec_fn=pin(SERVER_CPU))
@@ -90,18 +104,18 @@ def start(name, cmd):
 
 
 def one_test(proc, host, port, test, n, pipeline):
-    """{"rps", "cpu"}: redis-benchmark's rate and the server's CPU µs per request."""
+    """{"rps", "cpu", "sleeps"}: redis-benchmark's rate, the server's CPU µs and sleeps per request."""
     cmd = ["redis-benchmark", "-h", host, "-p", str(port), "-t", test.lower(), "-n", str(n), "-c", str(CLIENTS),
            "-P", str(pipeline), "--csv"]
-    before = cpu_seconds(proc.pid)
+    before, slept = cpu_seconds(proc.pid), sleeps(proc.pid)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, preexec_fn=pin(CLIENT_CPU))
-    after = cpu_seconds(proc.pid)
+    after, slept = cpu_seconds(proc.pid), sleeps(proc.pid) - slept
     if r.returncode != 0 or proc.poll() is not None:
         raise RuntimeError(f"{' '.join(cmd)}: exit {r.returncode}, server {proc.poll()}: {r.stderr[-500:]}")
     rows = [line.split(",") for line in r.stdout.splitlines() if line.startswith(f'"{test}"')]
     if len(rows) != 1 or "WARNING" in r.stderr:
         raise RuntimeError(f"{' '.join(cmd)}: unexpected output: {r.stdout[-500:]} {r.stderr[-500:]}")
-    return {"rps": float(rows[0][1].strip('"')), "cpu": (after - before) * 1e6 / n}
+    return {"rps": float(rows[0][1].strip('"')), "cpu": (after - before) * 1e6 / n, "sleeps": slept / n}
 
 
 def measure(servers, runs, n, log=lambda *_: None):
@@ -128,19 +142,22 @@ def measure(servers, runs, n, log=lambda *_: None):
             parts = [med[(pipeline, t, name)] for t in TESTS]
             med[(pipeline, "all", name)] = {
                 "rps": len(TESTS) / sum(1 / p["rps"] for p in parts),
-                "cpu": statistics.mean(p["cpu"] for p in parts), "spread": max(p["spread"] for p in parts)}
+                "cpu": statistics.mean(p["cpu"] for p in parts), "spread": max(p["spread"] for p in parts),
+                "sleeps": statistics.mean(p["sleeps"] for p in parts)}
     return med
 
 
 def medians(res):
-    """{key: {"rps", "cpu", "spread"}} of {key: [{"rps", "cpu"}, ...]}: the medians of the runs, and the
-    CPU figures' range as a share of their median."""
+    """{key: {"rps", "cpu", "spread"[, "sleeps"]}} of {key: [{"rps", "cpu"[, "sleeps"]}, ...]}: the medians
+    of the runs, and the CPU figures' range as a share of their median."""
     med = {}
     for k, v in res.items():
         cpus = [d["cpu"] for d in v]
         c = statistics.median(cpus)
         med[k] = {"rps": statistics.median(d["rps"] for d in v), "cpu": c,
                   "spread": (max(cpus) - min(cpus)) / c if c else 0.0}
+        if "sleeps" in v[0]:
+            med[k]["sleeps"] = statistics.median(d["sleeps"] for d in v)
     return med
 
 
@@ -153,17 +170,19 @@ def section(med, servers, runs, n):
            f"median of {runs} runs, the servers taking turns (each started afresh per depth and run), pinned to "
            f"CPU {SERVER_CPU} with redis-benchmark on CPU {CLIENT_CPU}; × = ratio to {REFERENCE} "
            "(--save '' --appendonly no) of the same run. Server CPU = time on a CPU (/proc/PID/task/*/schedstat, with its children) "
-           "per request, ± half the range of the runs. \"all\": the four tests together (rate: their harmonic "
+           "per request, ± half the range of the runs. Sleeps = the server's waits that blocked (voluntary context "
+           "switches) per request: each a wake-up. \"all\": the four tests together (rate: their harmonic "
            "mean). redis-benchmark itself is often the limit on 2 cores: CPU per request is the figure that "
            "shows the server.", "",
-           "| -P | test | server | req/s | × | server CPU | × |", "|---:|---|---|---:|---:|---:|---:|"]
+           "| -P | test | server | req/s | × | server CPU | × | sleeps/req |", "|---:|---|---|---:|---:|---:|---:|---:|"]
     for pipeline in PIPELINES:
         for test in TESTS + ["all"]:
             ref = med[(pipeline, test, REFERENCE)]
             for name in servers:
                 r = med[(pipeline, test, name)]
                 out.append(f"| {pipeline} | {test} | {name} | {r['rps']:,.0f} | {ratio(r['rps'], ref['rps'])} | "
-                           f"{r['cpu']:.2f} µs/req ±{r['spread'] * 50:.0f}% | {ratio(r['cpu'], ref['cpu'])} |")
+                           f"{r['cpu']:.2f} µs/req ±{r['spread'] * 50:.0f}% | {ratio(r['cpu'], ref['cpu'])} | "
+                           f"{r['sleeps']:.4f} |")
     return out
 
 
