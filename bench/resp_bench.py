@@ -63,37 +63,45 @@ def tree(pid):
     return out
 
 
+def task_files(pid, name):
+    """{process: [the text of /proc/P/task/T/name for each thread T]} of pid and its
+    descendants; a process without the file (gone, or no schedstat) maps to None."""
+    out = {}
+    for p in tree(pid):
+        try:
+            texts = []
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/{name}") as f:
+                    texts.append(f.read())
+            out[p] = texts
+        except FileNotFoundError:
+            out[p] = None
+    return out
+
+
 def cpu_seconds(pid):
     """Time on a CPU of pid and its descendants, every thread, in seconds: from
     /proc/P/task/T/schedstat (nanoseconds), or utime+stime (/proc/P/stat, 10 ms
     ticks) where the kernel keeps no schedstat."""
     total = 0
-    for p in tree(pid):
+    for p, texts in task_files(pid, "schedstat").items():
+        if texts is not None:
+            total += sum(int(t.split()[0]) for t in texts) / 1e9
+            continue
         try:
-            tasks = os.listdir(f"/proc/{p}/task")
-            total += sum(int(open(f"/proc/{p}/task/{t}/schedstat").read().split()[0]) for t in tasks) / 1e9
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
         except FileNotFoundError:
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except FileNotFoundError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15)
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15)
     return total
 
 
 def sleeps(pid):
     """The waits that blocked so far (voluntary context switches) of pid and its
     descendants, every thread: each is a sleep and a wake-up."""
-    total = 0
-    for p in tree(pid):
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/status") as f:
-                    total += int(f.read().split("\nvoluntary_ctxt_switches:", 1)[1].split()[0])
-        except (FileNotFoundError, IndexError):
-            continue
-    return total
+    return sum(int(t.split("\nvoluntary_ctxt_switches:", 1)[1].split()[0])
+               for texts in task_files(pid, "status").values() if texts is not None for t in texts)
 
 
 def start(name, cmd):

@@ -122,13 +122,13 @@ struct pg__uring_sendrec {
  * Linux 6.12; without it, no batching). */
 #define PG__URING_BATCH_USEC 50u
 /* Only a busy loop batches: one whose last dispatch had two completions or
- * more besides its sends' and cancels' (many connections, or a stream of data). There
- * the completion waited for is mostly there already; a quiet loop (one
- * ping-pong, one connection at a time) sleeps in every wait, and a sleep
- * under the minimum wait's timer costs more than the system call it saves
- * (timed, one 64 B ping-pong: 1.3x the server CPU of two calls a message;
- * connection churn 1.25x; on a virtual machine, where each arming of a
- * timer exits to the hypervisor). */
+ * more besides its sends' and cancels' (many connections, or a stream of
+ * data). There the completion waited for is mostly there already; a quiet
+ * loop (one ping-pong, one connection at a time) sleeps in every wait, and a
+ * sleep under the minimum wait's timer costs more than the system call it
+ * saves (timed, one 64 B ping-pong: 1.15-1.2x the server CPU of two calls a
+ * message; connection churn 1.2x; on a virtual machine, where arming a timer
+ * may exit to the hypervisor: bench/README.md). */
 #define PG__URING_BUSY 2u
 #ifndef IORING_FEAT_MIN_TIMEOUT
 #define IORING_FEAT_MIN_TIMEOUT (1U << 15)
@@ -173,7 +173,7 @@ struct pg__uring {
     unsigned sends_queued; /* of those, on fds whose sends complete at once */
     uint32_t dispatches;   /* iterations dispatched: tells a send that completed at once */
     bool min_timeout; /* IORING_FEAT_MIN_TIMEOUT */
-    bool busy;        /* the last dispatch had PG__URING_BUSY completions besides its sends' */
+    bool busy;        /* the last dispatch had PG__URING_BUSY completions besides sends' and cancels' */
     size_t sent_len;
     int sent_res;
 };
@@ -854,7 +854,7 @@ void pg__uring_dispatch(pg__uring *u)
     if (n > PG__MAX_EVENTS)
         n = PG__MAX_EVENTS; /* as many as epoll's batch: the rest next iteration (its wait returns at once) */
     unsigned mask = u->ring.cq.ring_mask;
-    unsigned others = 0; /* live completions but sends' */
+    unsigned others = 0; /* completions but sends' and cancels' (PG__URING_BUSY) */
     for (unsigned i = 0; i < n; i++) {
         const struct io_uring_cqe *cqe = &u->ring.cq.cqes[(head + i) & mask];
         if (!pg__uring_is_live(u, cqe)) {
