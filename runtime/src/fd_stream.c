@@ -74,17 +74,27 @@ static ssize_t pg__fd_socket_writev(void *self, const struct iovec *iov, int iov
     return pg__fd_result(n);
 }
 
-/* Sockets on io_uring: a copy goes into the ring, submitted with the
- * iteration's wait; the core counts it as buffered until its completion
- * (PG__IO_SENT, pg__fd_on_sent), and while it is in flight this takes
- * nothing (0). */
+/* Sockets on io_uring: a quiet loop sends at once (pg__loop_sends_now),
+ * and what that leaves, or all of it in a busy loop, goes as a copy into
+ * the ring, submitted with the iteration's wait; the core counts that as
+ * buffered until its completion (PG__IO_SENT, pg__fd_on_sent), and while
+ * it is in flight this takes nothing (0). */
 static ssize_t pg__fd_ring_writev(void *self, const struct iovec *iov, int iovcnt)
 {
     pg__fdstream *f = self;
-    ssize_t n = pg__loop_send(pg__fd_loop(f), &f->io, iov, iovcnt);
+    ssize_t sent = 0;
+    if (pg__loop_sends_now(pg__fd_loop(f), &f->io)) {
+        sent = pg__fd_socket_writev(self, iov, iovcnt);
+        size_t len = 0;
+        for (int i = 0; i < iovcnt; i++)
+            len += iov[i].iov_len;
+        if (sent < 0 || (size_t)sent == len)
+            return sent;
+    }
+    ssize_t n = pg__loop_send(pg__fd_loop(f), &f->io, iov, iovcnt, (size_t)sent);
     if (n > 0)
         pg__stream_sending(&f->core, (size_t)n);
-    return n;
+    return n < 0 ? n : n + sent; /* an error after a part went: the connection is broken */
 }
 
 /* Pipes: writev with SIGPIPE held off. */

@@ -71,11 +71,16 @@ bool pg__loop_can_recv(pg_loop *loop);
 ssize_t pg__loop_recv_result(const pg_loop *loop, const uint8_t **data);
 /* True when the loop's backend sends through completions (io_uring). */
 bool pg__loop_can_send(const pg_loop *loop);
-/* io_uring: a copy of what can go of iov[0..iovcnt) is sent through the ring
- * for io's fd, submitted with the iteration's wait (at once when the loop
- * does not run): the bytes taken, 0 while the fd's last send is still in
- * flight, or -errno. io's callback gets PG__IO_SENT when it completed. */
-ssize_t pg__loop_send(pg_loop *loop, pg__io *io, const struct iovec *iov, int iovcnt);
+/* io_uring: whether io's next write is a send system call of its own
+ * (a quiet loop, nothing of the fd's in flight) rather than one through the
+ * ring; what that call leaves goes through the ring (pg__loop_send). */
+bool pg__loop_sends_now(const pg_loop *loop, const pg__io *io);
+/* io_uring: a copy of what can go of iov[0..iovcnt), past its first skip
+ * bytes, is sent through the ring for io's fd, submitted with the
+ * iteration's wait (at once when the loop does not run): the bytes taken, 0
+ * while the fd's last send is still in flight, or -errno. io's callback
+ * gets PG__IO_SENT when it completed. */
+ssize_t pg__loop_send(pg_loop *loop, pg__io *io, const struct iovec *iov, int iovcnt, size_t skip);
 /* In a PG__IO_SENT callback: 0 or -errno, and the bytes of the send. */
 int pg__loop_send_result(const pg_loop *loop, size_t *len);
 
@@ -133,7 +138,8 @@ void pg__uring_dispatch(pg__uring *u);
 bool pg__uring_can_recv(pg__uring *u);
 void pg__uring_close(pg__uring *u, pg__io *io);
 ssize_t pg__uring_recv_result(const pg__uring *u, const uint8_t **data);
-ssize_t pg__uring_send(pg__uring *u, pg__io *io, const struct iovec *iov, int iovcnt);
+bool pg__uring_sends_now(const pg__uring *u, const pg__io *io);
+ssize_t pg__uring_send(pg__uring *u, pg__io *io, const struct iovec *iov, int iovcnt, size_t skip);
 int pg__uring_send_result(const pg__uring *u, size_t *len);
 /* Submits what is queued; settle (the loop hands control back: a run
  * returns): also waits for its cancelled polls to complete, so that the

@@ -284,15 +284,25 @@ bool pg__loop_can_send(const pg_loop *loop)
     return PG__ON_URING(loop);
 }
 
-ssize_t pg__loop_send(pg_loop *loop, pg__io *io, const struct iovec *iov, int iovcnt)
+bool pg__loop_sends_now(const pg_loop *loop, const pg__io *io)
 {
 #ifdef PROTOGEN_HAVE_URING
-    ssize_t n = pg__uring_send(loop->uring, io, iov, iovcnt);
+    return pg__uring_sends_now(loop->uring, io);
+#else
+    (void)loop, (void)io;
+    return true;
+#endif
+}
+
+ssize_t pg__loop_send(pg_loop *loop, pg__io *io, const struct iovec *iov, int iovcnt, size_t skip)
+{
+#ifdef PROTOGEN_HAVE_URING
+    ssize_t n = pg__uring_send(loop->uring, io, iov, iovcnt, skip);
     if (n > 0 && !loop->running)
         pg__uring_flush(loop->uring, false); /* a write from outside the loop goes now */
     return n;
 #else
-    (void)loop, (void)io, (void)iov, (void)iovcnt;
+    (void)loop, (void)io, (void)iov, (void)iovcnt, (void)skip;
     return -ENOSYS;
 #endif
 }

@@ -506,7 +506,23 @@ static int pg__uring_send_submit(pg__uring *u, pg__uring_sendrec *q)
     return 0;
 }
 
-ssize_t pg__uring_send(pg__uring *u, pg__io *io, const struct iovec *iov, int iovcnt)
+/* A quiet loop (not PG__URING_BUSY) sends with a system call of its own,
+ * as epoll's writes do, unless a send of the fd's is in flight (order) or
+ * its peer reads slowly. Through the ring the same send costs as much: its
+ * completion ends the next wait at once, and only the wait after sleeps;
+ * and it costs a copy and a loop iteration to take that completion (timed,
+ * one 64 B ping-pong: bench/README.md). */
+bool pg__uring_sends_now(const pg__uring *u, const pg__io *io)
+{
+    if (u->busy)
+        return false;
+    if ((size_t)io->fd >= u->nslots)
+        return true;
+    const pg__uring_slot *slot = &u->slots[io->fd];
+    return slot->send == NULL && !slot->slow_sends;
+}
+
+ssize_t pg__uring_send(pg__uring *u, pg__io *io, const struct iovec *iov, int iovcnt, size_t skip)
 {
     pg__uring_slot *slot = (size_t)io->fd < u->nslots ? &u->slots[io->fd] : NULL;
     int r = slot != NULL ? 0 : pg__uring_slot_of(u, io->fd, &slot);
@@ -515,8 +531,9 @@ ssize_t pg__uring_send(pg__uring *u, pg__io *io, const struct iovec *iov, int io
     if (slot->send != NULL)
         return 0; /* one at a time: the rest waits for its completion */
     size_t len = 0;
-    for (int i = 0; i < iovcnt && len < PG__URING_SEND_MAX; i++)
+    for (int i = 0; i < iovcnt && len < skip + PG__URING_SEND_MAX; i++)
         len += iov[i].iov_len;
+    len = len < skip ? 0 : len - skip;
     if (len > PG__URING_SEND_MAX)
         len = PG__URING_SEND_MAX;
     if (len == 0)
@@ -526,9 +543,16 @@ ssize_t pg__uring_send(pg__uring *u, pg__io *io, const struct iovec *iov, int io
         return -ENOMEM;
     size_t copied = 0;
     for (int i = 0; copied < len; i++) {
-        size_t k = iov[i].iov_len < len - copied ? iov[i].iov_len : len - copied;
-        if (k > 0) /* an empty entry may have no base */
-            memcpy(q->data + copied, iov[i].iov_base, k);
+        size_t k = iov[i].iov_len;
+        if (skip >= k) { /* an empty entry (which may have no base) too */
+            skip -= k;
+            continue;
+        }
+        k -= skip;
+        if (k > len - copied)
+            k = len - copied;
+        memcpy(q->data + copied, (const uint8_t *)iov[i].iov_base + skip, k);
+        skip = 0;
         copied += k;
     }
     q->io = io;
