@@ -637,6 +637,29 @@ static void test_bytes_in_flight_count_as_buffered(void **state)
     stream_fixture_done(&f);
 }
 
+/* A large write in pieces: a quiet loop's send takes what the kernel does,
+ * on io_uring the ring's send the next part (cut inside an entry), the
+ * write buffer the rest; the peer gets every byte once, in order. */
+static void test_large_writelines_arrive_whole_in_order(void **state)
+{
+    (void)state;
+    stream_fixture f;
+    stream_fixture_start(&f, false);
+    static uint8_t data[1100 * 1024];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7 + i / 251);
+    struct iovec iov[4] = { { data, 100 * 1024 }, { NULL, 0 }, { data + 100 * 1024, 300 * 1024 },
+                            { data + 400 * 1024, 700 * 1024 } };
+    assert_int_equal(pg_transport_writelines(f.t, iov, 4), 0);
+    uint8_t *got = malloc(sizeof data + 1);
+    size_t total = 0;
+    RUN_UNTIL(f.loop, (total += drain_socket(f.sv[1], got + total, sizeof data + 1 - total, NULL),
+                       total == sizeof data && pg_transport_get_write_buffer_size(f.t) == 0));
+    assert_memory_equal(got, data, sizeof data);
+    free(got);
+    stream_fixture_done(&f);
+}
+
 /* abort() with a send stuck in flight (the peer reads nothing): the peer
  * sees the connection close once connection_lost ran, without the loop
  * running again, and what was in flight is released (ASan and valgrind
@@ -831,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_writelines_flow_control),
         cmocka_unit_test(test_write_outside_the_loop_goes_at_once),
         cmocka_unit_test(test_bytes_in_flight_count_as_buffered),
+        cmocka_unit_test(test_large_writelines_arrive_whole_in_order),
         cmocka_unit_test(test_abort_with_a_send_in_flight_closes),
         cmocka_unit_test(test_write_error_is_fatal),
         cmocka_unit_test(test_peer_closed_with_unread_data_resets),
