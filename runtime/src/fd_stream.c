@@ -350,6 +350,12 @@ static void pg__fd_on_recv(pg__fdstream *f)
 {
     const uint8_t *data;
     ssize_t res = pg__loop_recv_result(pg__fd_loop(f), &data);
+    pg__stream *s = &f->core;
+    if (res > 0 && res < (ssize_t)PG__RECV_BUFFER_SIZE && s->held == NULL && pg__stream_reads(s)
+        && s->protocol.ops->get_buffer == NULL) {
+        pg__stream_data_received(s, data, (size_t)res); /* the hot path, as pg__fd_read_ready's */
+        return;
+    }
     if (res == (ssize_t)PG__RECV_BUFFER_SIZE)
         pg__fd_take_full(f, data, (size_t)res);
     else
