@@ -561,6 +561,18 @@ static void test_writelines(void **state)
     stream_fixture_done(&f);
 }
 
+/* Runs the loop, draining the peer, until the n bytes written after the
+ * prefill came, and checks them (nothing more may come). */
+static void drain_past_prefill(stream_fixture *f, const char *want, size_t n)
+{
+    uint8_t *all = malloc(f->prefill + n + 2);
+    size_t total = 0;
+    RUN_UNTIL(f->loop, (total += drain_socket(f->sv[1], all + total, f->prefill + n + 2 - total, NULL),
+                        total == f->prefill + n));
+    assert_memory_equal(all + f->prefill, want, n);
+    free(all);
+}
+
 static void test_writelines_flow_control(void **state)
 {
     (void)state;
@@ -574,12 +586,7 @@ static void test_writelines_flow_control(void **state)
     assert_int_equal(f.r.pauses, 1);
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 6);
 
-    uint8_t *all = malloc(f.prefill + 8);
-    size_t total = 0;
-    RUN_UNTIL(f.loop, (total += drain_socket(f.sv[1], all + total, f.prefill + 8 - total, NULL),
-                       total == f.prefill + 6));
-    assert_memory_equal(all + f.prefill, "abcdef", 6);
-    free(all);
+    drain_past_prefill(&f, "abcdef", 6);
     RUN_UNTIL(f.loop, f.r.resumes == 1);
     assert_string_equal(f.r.log, "made pause resume");
     stream_fixture_done(&f);
@@ -626,12 +633,7 @@ static void test_bytes_in_flight_count_as_buffered(void **state)
     assert_int_equal(pg_transport_write(f.t, "0123456789", 10), 0);
     assert_int_equal(pg_transport_get_write_buffer_size(f.t), 10);
     assert_int_equal(f.r.pauses, 1);
-    uint8_t *all = malloc(f.prefill + 16);
-    size_t total = 0;
-    RUN_UNTIL(f.loop, (total += drain_socket(f.sv[1], all + total, f.prefill + 16 - total, NULL),
-                       total == f.prefill + 10));
-    assert_memory_equal(all + f.prefill, "0123456789", 10);
-    free(all);
+    drain_past_prefill(&f, "0123456789", 10);
     RUN_UNTIL(f.loop, pg_transport_get_write_buffer_size(f.t) == 0 && f.r.resumes == 1);
     assert_string_equal(f.r.log, "made pause resume");
     stream_fixture_done(&f);
